@@ -1,0 +1,234 @@
+"""The one configuration tree of the project, with every key documented.
+
+Key names follow the experiment files of the original HRNetV2 segmentation code and of the
+offset-vector thesis code, so that those files load unchanged.  Sizes given as two numbers
+(``TRAIN.IMAGE_SIZE``, ``TEST.IMAGE_SIZE``) are ``[width, height]``, as in the original.
+
+Keys marked "no effect" are accepted so that published files load; nothing reads them.
+"""
+from yacs.config import CfgNode as CN
+
+_C = CN()
+
+# Folder under which every run writes ``<OUTPUT_DIR>/<dataset>/<config name>/``.
+_C.OUTPUT_DIR = "output"
+# Folder for TensorBoard events, laid out like OUTPUT_DIR (``<LOG_DIR>/<dataset>/<config name>/``).
+_C.LOG_DIR = "log"
+# No effect: the number of processes comes from the launcher (torchrun / torch.distributed.launch).
+_C.GPUS = (0,)
+# DataLoader worker processes per training/evaluation process (0 = load in the main process).
+_C.WORKERS = 4
+# Write one log line every PRINT_FREQ training iterations.
+_C.PRINT_FREQ = 20
+# Resume from ``checkpoint.pth.tar`` in the output folder when it exists (same as TRAIN.RESUME).
+_C.AUTO_RESUME = False
+# Pin host memory in the DataLoaders (only used when training on CUDA).
+_C.PIN_MEMORY = True
+# No effect: the process rank comes from the launcher's environment.
+_C.RANK = 0
+
+_C.CUDNN = CN()
+# torch.backends.cudnn.benchmark: autotune convolution algorithms for fixed input sizes.
+_C.CUDNN.BENCHMARK = True
+# torch.backends.cudnn.deterministic: deterministic convolution algorithms (slower).
+_C.CUDNN.DETERMINISTIC = False
+# torch.backends.cudnn.enabled.
+_C.CUDNN.ENABLED = True
+
+_C.MODEL = CN()
+# Network: "seg_hrnet" (HRNetV2 baseline) or "branched_seg_hrnet" (offset-vector network).
+_C.MODEL.NAME = "seg_hrnet"
+# Weights that initialise the network (ImageNet HRNet classification file, an official HRNetV2
+# segmentation checkpoint, a thesis checkpoint or one of ours); "" = random initialisation.
+_C.MODEL.PRETRAINED = ""
+# Weights for the duplicated offset-path stages (renamed stage4 -> stage4_2, ...);
+# "" = take them from MODEL.PRETRAINED.
+_C.MODEL.OFFSET_PRETRAINED = ""
+# Train only the duplicated offset-path stages and offset_layer; the rest is frozen and kept in
+# eval mode so its batch-norm statistics do not drift.
+_C.MODEL.FREEZED_PAR = False
+# align_corners of every bilinear resize of features and logits (the reference experiments use False).
+_C.MODEL.ALIGN_CORNERS = False
+# No effect: the original's number of auxiliary outputs (one here; the offset network's outputs are
+# named fields of SegOutput).
+_C.MODEL.NUM_OUTPUTS = 1
+
+
+def _stage(num_modules, num_branches, block, num_blocks, num_channels):
+    stage = CN()
+    # Number of HighResolutionModules stacked in this stage.
+    stage.NUM_MODULES = num_modules
+    # Number of parallel resolution branches (1/4, 1/8, 1/16, 1/32).
+    stage.NUM_BRANCHES = num_branches
+    # Residual block: "BASIC" (two 3x3 convs) or "BOTTLENECK" (1x1-3x3-1x1, expansion 4).
+    stage.BLOCK = block
+    # Blocks per branch in each module.
+    stage.NUM_BLOCKS = num_blocks
+    # Width of each branch (before the block expansion).
+    stage.NUM_CHANNELS = num_channels
+    # How the module fuses its branches; only "SUM" exists.
+    stage.FUSE_METHOD = "SUM"
+    return stage
+
+
+# Architecture of the network.  Defaults are HRNetV2-W48; experiment files spell out every stage.
+_C.MODEL.EXTRA = CN()
+# Kernel size of the last classifier convolution (1 or 3).
+_C.MODEL.EXTRA.FINAL_CONV_KERNEL = 1
+# No effect: read by the thesis configs, the seed prediction has no convolution of its own.
+_C.MODEL.EXTRA.FINAL_CONV_SEED = 1
+_C.MODEL.EXTRA.STAGE1 = _stage(1, 1, "BOTTLENECK", [4], [64])
+_C.MODEL.EXTRA.STAGE2 = _stage(1, 2, "BASIC", [4, 4], [48, 96])
+_C.MODEL.EXTRA.STAGE3 = _stage(4, 3, "BASIC", [4, 4, 4], [48, 96, 192])
+_C.MODEL.EXTRA.STAGE4 = _stage(3, 4, "BASIC", [4, 4, 4, 4], [48, 96, 192, 384])
+# Offset path: its own copies of the stages from OFFSET_BRANCH on (STAGE<k>_2 for k >= OFFSET_BRANCH).
+_C.MODEL.EXTRA.STAGE2_2 = _stage(1, 2, "BASIC", [4, 4], [48, 96])
+_C.MODEL.EXTRA.STAGE3_2 = _stage(3, 3, "BASIC", [4, 4, 4], [48, 96, 192])
+_C.MODEL.EXTRA.STAGE4_2 = _stage(2, 4, "BASIC", [4, 4, 4, 4], [48, 96, 192, 384])
+# First stage that the offset path duplicates: 2, 3 or 4 (all published configs use 4).
+_C.MODEL.EXTRA.OFFSET_BRANCH = 4
+# Largest offset, in normalised grid units (2 = the whole width): o = tanh(raw) * OFFSET_THRESHOLD.
+_C.MODEL.EXTRA.OFFSET_THRESHOLD = 0.5
+# Extra refinement passes that follow offset chains: o <- o + o(p + o), N times (0 = none).
+_C.MODEL.EXTRA.ITERATIVE_REFINEMENT = 0
+# True: seeds gather and fuse logits.  False: they gather and fuse class probabilities, and the
+# network returns the logarithm of the fused probabilities so every consumer still sees logits.
+_C.MODEL.EXTRA.LOGITS = True
+# Confidence mode of the thesis configs: 0 and 1 both fuse with the learned confidence map F.
+_C.MODEL.EXTRA.CONFIDENCE = 1
+# align_corners of the seed sampling grid (grid_sample); True matches the offset units above.
+_C.MODEL.EXTRA.GRID_ALIGN_CORNERS = True
+
+_C.LOSS = CN()
+# Online hard example mining cross-entropy instead of plain cross-entropy.
+_C.LOSS.USE_OHEM = False
+# OHEM keeps pixels whose true-class probability is below max(OHEMTHRES, k-th smallest probability).
+_C.LOSS.OHEMTHRES = 0.9
+# OHEM keeps at least this many pixels per process batch.
+_C.LOSS.OHEMKEEP = 100000
+# Weight classes with the dataset's class weights (Cityscapes / ACDC table).
+_C.LOSS.CLASS_BALANCE = True
+# No effect: the original's weights of auxiliary outputs (see LOSS.TERM_WEIGHTS).
+_C.LOSS.BALANCE_WEIGHTS = [1.0]
+# Weights of the offset network's loss terms: CE(S_i), CE(S_s), CE(S_f), confidence.
+_C.LOSS.TERM_WEIGHTS = [0.5, 0.5, 1.0, 1.0]
+# Confidence loss: "reference" (ignored pixels count as class 0, sum / (H*W)) or "masked"
+# (pixels or seeds on ignored labels left out, mean over the rest).
+_C.LOSS.CONFIDENCE_MODE = "reference"
+
+_C.DATASET = CN()
+# Folder that holds one sub-folder per dataset (``<ROOT>/cityscapes``, ``<ROOT>/acdc``) and ``list/``.
+_C.DATASET.ROOT = "data/"
+# Dataset name: "cityscapes" or "acdc".
+_C.DATASET.DATASET = "cityscapes"
+# Number of classes predicted (19 trainIds for Cityscapes and ACDC).
+_C.DATASET.NUM_CLASSES = 19
+# Training list, relative to DATASET.ROOT.
+_C.DATASET.TRAIN_SET = "list/cityscapes/train.lst"
+# Training list of the second phase (TRAIN.EXTRA_EPOCH); "" = no second phase.
+_C.DATASET.EXTRA_TRAIN_SET = ""
+# Evaluation list, relative to DATASET.ROOT (a test list without labels gives predictions only).
+_C.DATASET.TEST_SET = "list/cityscapes/val.lst"
+# ACDC conditions to use (any of fog, night, rain, snow); empty = all four.
+_C.DATASET.CONDITIONS = []
+
+_C.TRAIN = CN()
+# No effect: the original's layer-freezing keys (see MODEL.FREEZED_PAR).
+_C.TRAIN.FREEZE_LAYERS = ""
+_C.TRAIN.FREEZE_EPOCHS = -1
+_C.TRAIN.NONBACKBONE_KEYWORDS = []
+_C.TRAIN.NONBACKBONE_MULT = 10
+# Training crop [width, height].
+_C.TRAIN.IMAGE_SIZE = [1024, 512]
+# Long side of an image at scale 1 before random scaling.
+_C.TRAIN.BASE_SIZE = 2048
+# Downsample the training crop by this factor after cropping (1 = no downsampling).
+_C.TRAIN.DOWNSAMPLERATE = 1
+# Random horizontal flip with probability 0.5.
+_C.TRAIN.FLIP = True
+# Random scaling 0.5 + randint(0, SCALE_FACTOR) / 10 of BASE_SIZE.
+_C.TRAIN.MULTI_SCALE = True
+_C.TRAIN.SCALE_FACTOR = 16
+# No effect: the original's brightness augmentation and step schedule keys.
+_C.TRAIN.RANDOM_BRIGHTNESS = False
+_C.TRAIN.RANDOM_BRIGHTNESS_SHIFT_VALUE = 10
+_C.TRAIN.LR_FACTOR = 0.1
+_C.TRAIN.LR_STEP = [90, 110]
+# Base learning rate of the poly schedule lr = LR * (1 - it / max_it) ** 0.9.
+_C.TRAIN.LR = 0.01
+# Base learning rate of the second phase (EXTRA_EPOCH).
+_C.TRAIN.EXTRA_LR = 0.001
+# Optimiser: "sgd" (the reference) or "adamw".
+_C.TRAIN.OPTIMIZER = "sgd"
+_C.TRAIN.MOMENTUM = 0.9
+# Weight decay.
+_C.TRAIN.WD = 0.0005
+_C.TRAIN.NESTEROV = False
+# Label value excluded from losses and metrics.
+_C.TRAIN.IGNORE_LABEL = 255
+# First and last (exclusive) epoch of the main phase.
+_C.TRAIN.BEGIN_EPOCH = 0
+_C.TRAIN.END_EPOCH = 484
+# Epochs of the second phase on DATASET.EXTRA_TRAIN_SET with TRAIN.EXTRA_LR (0 = none).
+_C.TRAIN.EXTRA_EPOCH = 0
+# Continue from ``checkpoint.pth.tar`` in the output folder when it exists.
+_C.TRAIN.RESUME = False
+# Images per process per iteration.
+_C.TRAIN.BATCH_SIZE_PER_GPU = 32
+# Shuffle the training set each epoch.
+_C.TRAIN.SHUFFLE = True
+# Use only the first NUM_SAMPLES training images (0 = all).
+_C.TRAIN.NUM_SAMPLES = 0
+# bf16 autocast for the forward pass on CUDA (losses and softmax stay fp32); no effect on CPU
+# training.  fp32 (False) reproduces the reference exactly.
+_C.TRAIN.AMP = False
+# Keep activations in channels_last memory format (faster convolutions on tensor cores).
+_C.TRAIN.CHANNELS_LAST = False
+# Compile the network with torch.compile.
+_C.TRAIN.COMPILE = False
+# Validate every EVAL_INTERVAL epochs (and after the last one); 0 = only after the last one.
+_C.TRAIN.EVAL_INTERVAL = 1
+# Also write checkpoint.pth.tar every CHECKPOINT_INTERVAL iterations (0 = only at epoch ends).
+_C.TRAIN.CHECKPOINT_INTERVAL = 0
+# Seed of python, numpy and torch random generators (and of each worker); -1 = not seeded.
+_C.TRAIN.SEED = 304
+# Stop with an error after this many consecutive non-finite losses (each one skips its step).
+_C.TRAIN.MAX_NONFINITE = 5
+
+_C.TEST = CN()
+# Sliding-window size [width, height] for scales above 1.
+_C.TEST.IMAGE_SIZE = [2048, 1024]
+# Long side of an image at scale 1.
+_C.TEST.BASE_SIZE = 2048
+# Images per process per evaluation step (validation during training).
+_C.TEST.BATCH_SIZE_PER_GPU = 32
+# Use only the first NUM_SAMPLES evaluation images (0 = all).
+_C.TEST.NUM_SAMPLES = 0
+# Weights evaluated by tools/test.py and tools/infer.py; "" = <output folder>/final_state.pth.
+_C.TEST.MODEL_FILE = ""
+# Average the prediction of the mirrored image.
+_C.TEST.FLIP_TEST = False
+# Evaluate at every scale of SCALE_LIST (False = scale 1 only).
+_C.TEST.MULTI_SCALE = False
+# Scales of multi-scale testing.
+_C.TEST.SCALE_LIST = [1.0]
+# No effect: the original's choice of auxiliary output (SegOutput.final is evaluated).
+_C.TEST.OUTPUT_INDEX = -1
+# No effect: kept so published files load.
+_C.TEST.CENTER_CROP_TEST = False
+# Write S_i, S_s, S_f, confidence and offset images of every evaluated image.
+_C.TEST.VISUALIZATION = False
+# Sliding-window stride as a fraction of the window (1.0 = the reference, no overlap).
+_C.TEST.STRIDE_RATIO = 1.0
+# How windows and scales are added: "exp_logits" (the reference) or "softmax".
+_C.TEST.ACCUMULATE = "exp_logits"
+# Write label-id and colour predictions under <output folder>/predictions (also --save-pred).
+_C.TEST.SAVE_PRED = False
+
+# No effect: the original's debug switches.
+_C.DEBUG = CN()
+_C.DEBUG.DEBUG = False
+_C.DEBUG.SAVE_BATCH_IMAGES_GT = False
+_C.DEBUG.SAVE_BATCH_IMAGES_PRED = False
+_C.DEBUG.SAVE_HEATMAPS_GT = False
+_C.DEBUG.SAVE_HEATMAPS_PRED = False

@@ -1,0 +1,52 @@
+"""Networks: ``build_model(cfg)`` and the output type ``SegOutput``."""
+import logging
+
+from .branched_seg_hrnet import BranchedSegHRNet
+from .hrnet import StageSpec
+from .output import SegOutput
+from .seg_hrnet import SegHRNet
+
+__all__ = ["build_model", "SegOutput", "SegHRNet", "BranchedSegHRNet", "StageSpec"]
+
+logger = logging.getLogger(__name__)
+
+
+def _main_stages(extra):
+    return [StageSpec.from_config(extra[f"STAGE{k}"]) for k in range(1, 5)]
+
+
+def _build_seg_hrnet(cfg):
+    return SegHRNet(_main_stages(cfg.MODEL.EXTRA), cfg.DATASET.NUM_CLASSES,
+                    cfg.MODEL.EXTRA.FINAL_CONV_KERNEL, cfg.MODEL.ALIGN_CORNERS)
+
+
+def _build_branched_seg_hrnet(cfg):
+    extra = cfg.MODEL.EXTRA
+    offset_stages = {k: StageSpec.from_config(extra[f"STAGE{k}_2"]) for k in range(2, 5)}
+    return BranchedSegHRNet(
+        _main_stages(extra), offset_stages, cfg.DATASET.NUM_CLASSES,
+        final_conv_kernel=extra.FINAL_CONV_KERNEL, align_corners=cfg.MODEL.ALIGN_CORNERS,
+        offset_branch=extra.OFFSET_BRANCH, offset_threshold=extra.OFFSET_THRESHOLD,
+        iterative_refinement=extra.ITERATIVE_REFINEMENT, logits=extra.LOGITS,
+        grid_align_corners=extra.GRID_ALIGN_CORNERS, freeze_shared=cfg.MODEL.FREEZED_PAR)
+
+
+_MODELS = {
+    "seg_hrnet": _build_seg_hrnet,
+    "branched_seg_hrnet": _build_branched_seg_hrnet,
+}
+
+
+def build_model(cfg, load_pretrained=True):
+    """The network named by MODEL.NAME, initialised from MODEL.PRETRAINED / OFFSET_PRETRAINED.
+
+    ``load_pretrained=False`` skips those files (evaluation loads TEST.MODEL_FILE instead).
+    """
+    name = cfg.MODEL.NAME
+    if name not in _MODELS:
+        raise KeyError(f"unknown MODEL.NAME {name!r}; valid names: {sorted(_MODELS)}")
+    model = _MODELS[name](cfg)
+    if load_pretrained and (cfg.MODEL.PRETRAINED or cfg.MODEL.OFFSET_PRETRAINED):
+        from ..utils.checkpoint import load_pretrained as _load
+        _load(model, cfg.MODEL.PRETRAINED, cfg.MODEL.OFFSET_PRETRAINED)
+    return model

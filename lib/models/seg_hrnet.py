@@ -1,0 +1,23 @@
+"""HRNetV2 segmentation network (MODEL.NAME ``seg_hrnet``)."""
+from typing import Sequence
+
+from .hrnet import HRNetTrunk, StageSpec, concat_branches, head
+from .output import SegOutput
+
+
+class SegHRNet(HRNetTrunk):
+    """HRNetV2: the four branches concatenated at 1/4 resolution, then ``last_layer``.
+
+    Input B x 3 x H x W (normalised RGB); output ``SegOutput(logits)`` with logits
+    B x num_classes x H/4 x W/4.  State-dict keys and shapes equal the official model's.
+    """
+
+    def __init__(self, stages: Sequence[StageSpec], num_classes: int, final_conv_kernel: int = 1,
+                 align_corners: bool = False):
+        super().__init__(stages, align_corners)
+        self.last_layer = head(self.head_channels, num_classes, final_conv_kernel)
+        self.init_weights()
+
+    def forward(self, x):
+        feats = concat_branches(self.forward_features(x), self.align_corners)
+        return SegOutput(self.last_layer(feats))
