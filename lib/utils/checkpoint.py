@@ -1,0 +1,187 @@
+"""Reading and writing weights.
+
+Foreign formats recognised from their keys (never from a flag):
+- ImageNet HRNet classification files: trunk keys plus ``incre_modules``, ``downsamp_modules``,
+  ``final_layer`` and ``classifier`` (classification only, dropped).
+- Official HRNetV2 segmentation checkpoints: keys prefixed ``model.`` (the training wrapper),
+  optionally ``module.`` (DataParallel), with the criterion's ``loss.*`` tensors (dropped).
+- Thesis checkpoints: like the official ones plus ``transition3_2``, ``stage4_2``, ``offset_layer``
+  and a top-level coordinate-grid tensor (a key without a dot whose last dimension is 2; dropped,
+  the grid is recomputed).
+- Our own: ``checkpoint.pth.tar`` (a dict with ``model``), ``best.pth`` / ``final_state.pth``.
+
+Every load logs what each top-level module received and raises ``CheckpointError`` on a shape
+mismatch, on a key the model does not have, or when nothing in the file matches the model.
+"""
+import logging
+import os
+from collections import OrderedDict
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+_WRAPPER_PREFIXES = ("module.", "model.")
+_CLASSIFICATION_ONLY = ("incre_modules.", "downsamp_modules.", "final_layer.", "classifier.")
+_SHOW = 5
+
+
+class CheckpointError(RuntimeError):
+    """A weight file that does not fit the model; the message names the file and the keys."""
+
+
+def read_state_dict(path):
+    """The tensors of a weight file as a flat dict, wrapper prefixes and non-model keys removed."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"weight file not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for corrupt or foreign pickles
+        raise CheckpointError(f"cannot read weight file {path}: {e}") from e
+    for key in ("model", "state_dict"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
+        raise CheckpointError(f"{path} holds no state dict of tensors")
+    return strip_wrappers(obj)
+
+
+def strip_wrappers(state):
+    """Drop the training wrapper's ``loss.*`` tensors and the ``module.`` / ``model.`` prefixes
+    that every remaining key shares."""
+    state = OrderedDict((k, v) for k, v in state.items() if not _is_loss_key(k))
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _WRAPPER_PREFIXES:
+            if state and all(k.startswith(prefix) for k in state):
+                state = OrderedDict((k[len(prefix):], v) for k, v in state.items())
+                changed = True
+    return state
+
+
+def _is_loss_key(key):
+    while key.startswith(_WRAPPER_PREFIXES):
+        key = key.split(".", 1)[1]
+    return key.startswith("loss.")
+
+
+def _drop_foreign(state, model_keys, source):
+    kept, dropped = OrderedDict(), []
+    for k, v in state.items():
+        thesis_grid = "." not in k and k not in model_keys and v.dim() >= 1 and v.shape[-1] == 2
+        if k.startswith(_CLASSIFICATION_ONLY) or thesis_grid:
+            dropped.append(k)
+        else:
+            kept[k] = v
+    if dropped:
+        logger.info("%s: ignored %d tensors that belong to no segmentation model (%s...)",
+                    source, len(dropped), ", ".join(dropped[:3]))
+    return kept
+
+
+def offset_path_weights(state, sources, model_keys):
+    """Weights for the duplicated offset-path modules.
+
+    ``sources`` maps the copy's prefix to the original's (``stage4_2.`` -> ``stage4.``).  Keys the
+    file has under the copy's own prefix are taken as they are; otherwise the original's are
+    renamed.  Modules beyond the copy's depth (``stage4.2`` when stage4_2 has two) are dropped.
+    """
+    out = OrderedDict()
+    for copy, original in sources.items():
+        own = {k: v for k, v in state.items() if k.startswith(copy)}
+        if own:
+            out.update(own)
+            continue
+        for k, v in state.items():
+            if k.startswith(original):
+                renamed = copy + k[len(original):]
+                if renamed in model_keys:
+                    out[renamed] = v
+    return out
+
+
+def load_state_dict(model, state, source, require_all=True):
+    """Load ``state`` into ``model`` after checking every key and shape; report per module.
+
+    ``require_all=False`` allows missing model keys (initialisation from a partial file).
+    """
+    target = model.state_dict()
+    state = _drop_foreign(state, target, source)
+    unexpected = [k for k in state if k not in target]
+    if unexpected:
+        raise CheckpointError(f"{source}: {len(unexpected)} keys the model does not have, "
+                              f"first: {unexpected[:_SHOW]}")
+    mismatched = [f"{k}: file {tuple(v.shape)} vs model {tuple(target[k].shape)}"
+                  for k, v in state.items() if v.shape != target[k].shape]
+    if mismatched:
+        raise CheckpointError(f"{source}: {len(mismatched)} tensors of the wrong shape "
+                              f"(does the config match the weights?), first: {mismatched[:_SHOW]}")
+    if not state:
+        raise CheckpointError(f"{source}: no tensor in the file matches the model")
+    missing = [k for k in target if k not in state]
+    if missing and require_all:
+        raise CheckpointError(f"{source}: {len(missing)} model tensors missing from the file, "
+                              f"first: {missing[:_SHOW]}")
+    model.load_state_dict(state, strict=False)
+    logger.info("loaded %s: %s", source, _report(target, state))
+    return missing
+
+
+def _report(target, state):
+    total, got = OrderedDict(), OrderedDict()
+    for k in target:
+        top = k.split(".")[0]
+        total[top] = total.get(top, 0) + 1
+        got[top] = got.get(top, 0) + (k in state)
+    return ", ".join(f"{m} {got[m]}/{total[m]}" for m in total)
+
+
+def load_pretrained(model, path, offset_path=""):
+    """Initialise ``model`` from MODEL.PRETRAINED and, for the offset network, MODEL.OFFSET_PRETRAINED.
+
+    Missing tensors (new heads) keep their initialisation; the duplicated offset-path stages come
+    from ``offset_path`` (or ``path`` when empty) through the renaming rules.
+    """
+    model_keys = model.state_dict().keys()
+    state = read_state_dict(path) if path else OrderedDict()
+    sources = model.offset_path_sources() if hasattr(model, "offset_path_sources") else {}
+    if sources:
+        offset_state = read_state_dict(offset_path) if offset_path else state
+        copies = tuple(sources)
+        state = OrderedDict((k, v) for k, v in state.items() if not k.startswith(copies))
+        state.update(offset_path_weights(offset_state, sources, model_keys))
+        if offset_path and "offset_layer.0.weight" in offset_state:
+            state.update((k, v) for k, v in offset_state.items() if k.startswith("offset_layer."))
+    source = " + ".join(p for p in (path, offset_path) if p)
+    return load_state_dict(model, state, source, require_all=False)
+
+
+def unwrap_model(model):
+    """The network inside DistributedDataParallel and torch.compile wrappers."""
+    while True:
+        if hasattr(model, "module"):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def model_state(model):
+    """The state dict of the bare network (no ``module.`` / ``_orig_mod.`` prefixes)."""
+    return unwrap_model(model).state_dict()
+
+
+def atomic_save(obj, path):
+    """Write ``obj`` to a temporary file beside ``path``, flush it to disk, then rename it."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+

@@ -1,0 +1,148 @@
+import ast
+import glob
+import logging
+import os
+import re
+
+import pytest
+
+from lib.config import ConfigError, get_cfg, load_cfg
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXPERIMENTS = sorted(glob.glob(os.path.join(ROOT, "experiments", "**", "*.yaml"), recursive=True))
+
+
+def _write(tmp_path, text, name="exp.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[os.path.relpath(p, ROOT) for p in EXPERIMENTS])
+def test_every_experiment_file_loads(path):
+    cfg = load_cfg(path)
+    assert cfg.is_frozen()
+    assert cfg.MODEL.NAME in ("seg_hrnet", "branched_seg_hrnet")
+
+
+def test_experiment_files_exist_for_every_width_and_both_networks():
+    names = {os.path.basename(p) for p in EXPERIMENTS}
+    for width in ("w18_small_v1", "w18_small_v2", "w18", "w32", "w48"):
+        for batch in (8, 12):
+            assert f"seg_hrnet_{width}_train_512x1024_sgd_lr1e-2_wd5e-4_bs_{batch}_epoch484.yaml" \
+                in names
+
+
+def test_main_recipe_is_the_offset_network_with_ohem():
+    cfg = load_cfg(os.path.join(
+        ROOT, "experiments/cityscapes/seg_hrnet_w48_train_512x1024_sgd_lr1e-2_wd5e-4_bs_8_epoch484.yaml"))
+    assert cfg.MODEL.NAME == "branched_seg_hrnet"
+    assert cfg.MODEL.EXTRA.OFFSET_BRANCH == 4 and cfg.MODEL.EXTRA.OFFSET_THRESHOLD == 0.5
+    assert cfg.MODEL.EXTRA.STAGE4_2.NUM_MODULES == 2
+    assert cfg.LOSS.USE_OHEM and cfg.LOSS.OHEMTHRES == 0.9 and cfg.LOSS.OHEMKEEP == 131072
+    assert cfg.TRAIN.BATCH_SIZE_PER_GPU == 2 and cfg.TRAIN.END_EPOCH == 484
+    assert cfg.MODEL.PRETRAINED.endswith("hrnetv2_w48_imagenet_pretrained.pth")
+    assert cfg.MODEL.OFFSET_PRETRAINED == ""  # the same ImageNet file initialises both paths
+
+
+def _default_key_lines():
+    """Map each config key path to its assignment line number in default.py."""
+    path = os.path.join(ROOT, "lib", "config", "default.py")
+    source = open(path).read()
+    return path, source.splitlines()
+
+
+def test_every_default_key_is_documented():
+    path, lines = _default_key_lines()
+    assignment = re.compile(r"^\s*(_C(\.\w+)+|stage\.\w+)\s*=")
+    undocumented = []
+    for i, line in enumerate(lines):
+        if not assignment.match(line) or "CN()" in line or "_stage(" in line:
+            continue
+        j = i - 1  # walk up the block of assignments this line belongs to
+        while j >= 0 and lines[j].strip() and not lines[j].lstrip().startswith("#"):
+            j -= 1
+        if j < 0 or not lines[j].lstrip().startswith("#"):
+            undocumented.append(line.strip())
+    assert not undocumented, f"keys without a comment above them in {path}: {undocumented}"
+    ast.parse("\n".join(lines))
+
+
+def test_every_leaf_key_is_assigned_in_default_py():
+    _, lines = _default_key_lines()
+    text = "\n".join(lines)
+
+    def leaves(node, prefix=""):
+        for k, v in node.items():
+            if isinstance(v, type(node)):
+                yield from leaves(v, prefix + k + ".")
+            else:
+                yield prefix + k
+
+    for key in leaves(get_cfg()):
+        leaf = key.split(".")[-1]
+        assert re.search(rf"\.{leaf}\s*=", text), key
+
+
+def test_original_typo_num_ranches_is_accepted_with_a_warning(tmp_path, caplog):
+    path = _write(tmp_path, "MODEL:\n  EXTRA:\n    STAGE1:\n      NUM_RANCHES: 1\n")
+    with caplog.at_level(logging.WARNING):
+        cfg = load_cfg(path)
+    assert cfg.MODEL.EXTRA.STAGE1.NUM_BRANCHES == 1
+    assert "NUM_RANCHES" in caplog.text
+
+
+@pytest.mark.parametrize("text, key, hint", [
+    ("MODEL:\n  EXTRA:\n    OFFSET_TRESHOLD: 0.3\n", "MODEL.EXTRA.OFFSET_TRESHOLD", "OFFSET_THRESHOLD"),
+    ("TRAIN:\n  BATCH_SIZE_PER_GP: 2\n", "TRAIN.BATCH_SIZE_PER_GP", "BATCH_SIZE_PER_GPU"),
+    ("DATASETS:\n  ROOT: x\n", "DATASETS", "DATASET"),
+])
+def test_misspelt_key_names_the_key_and_the_nearest_valid_one(tmp_path, text, key, hint):
+    with pytest.raises(ConfigError) as err:
+        load_cfg(_write(tmp_path, text))
+    assert key in str(err.value) and hint in str(err.value)
+
+
+def test_wrong_type_names_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="TRAIN.IMAGE_SIZE"):
+        load_cfg(_write(tmp_path, "TRAIN:\n  IMAGE_SIZE: wide\n"))
+
+
+def test_invalid_choice_names_the_key():
+    with pytest.raises(ConfigError, match="MODEL.NAME"):
+        load_cfg(None, ["MODEL.NAME", "unet"])
+
+
+def test_command_line_overrides_parse_like_the_original_test_command():
+    cfg = load_cfg(None, ["TEST.SCALE_LIST", "0.5,0.75,1.0,1.25,1.5,1.75", "TEST.FLIP_TEST", "True",
+                          "TEST.MODEL_FILE", "a.pth"])
+    assert cfg.TEST.SCALE_LIST == [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+    assert cfg.TEST.FLIP_TEST is True and cfg.TEST.MODEL_FILE == "a.pth"
+    assert load_cfg(None, ["TEST.SCALE_LIST", "1"]).TEST.SCALE_LIST == [1.0]
+
+
+def test_unknown_override_is_an_error_with_a_suggestion():
+    with pytest.raises(ConfigError, match="did you mean FLIP_TEST"):
+        load_cfg(None, ["TEST.FLIP_TST", "True"])
+
+
+def test_odd_override_list_is_an_error():
+    with pytest.raises(ConfigError, match="KEY VALUE"):
+        load_cfg(None, ["TEST.FLIP_TEST"])
+
+
+def test_original_gpus_tuple_loads_and_missing_file_is_named(tmp_path):
+    assert load_cfg(_write(tmp_path, "GPUS: (0,1,2,3)\n")).GPUS == (0, 1, 2, 3)
+    with pytest.raises(ConfigError, match="nope.yaml"):
+        load_cfg(str(tmp_path / "nope.yaml"))
+
+
+def test_get_cfg_returns_an_independent_copy():
+    a = get_cfg()
+    a.TRAIN.LR = 123.0
+    assert get_cfg().TRAIN.LR != 123.0
+
+
+def test_stage_list_lengths_are_checked_against_num_branches(tmp_path):
+    with pytest.raises(ConfigError, match="STAGE2.NUM_CHANNELS"):
+        load_cfg(_write(tmp_path, "MODEL:\n  EXTRA:\n    STAGE2:\n      NUM_CHANNELS: [48]\n"))

@@ -1,0 +1,128 @@
+"""Loading official, thesis and our own weight files."""
+import logging
+from collections import OrderedDict
+
+import pytest
+import torch
+
+from lib.models import build_model
+from lib.utils.checkpoint import CheckpointError, load_state_dict, read_state_dict
+
+CLASSIFICATION_ONLY = {
+    "incre_modules.0.0.conv1.weight": (32, 8, 1, 1),
+    "downsamp_modules.0.0.weight": (64, 32, 3, 3),
+    "final_layer.0.weight": (2048, 1024, 1, 1),
+    "classifier.weight": (1000, 2048),
+    "classifier.bias": (1000,),
+}
+
+
+def _imagenet_file(tmp_path, cfg, name="imagenet.pth", seed=1):
+    """An HRNet classification state dict: trunk keys, no segmentation head, classifier extras."""
+    torch.manual_seed(seed)
+    trunk = build_model(cfg, load_pretrained=False)
+    state = OrderedDict((k, torch.randn_like(v.float()).to(v.dtype) if v.dtype.is_floating_point
+                         else v) for k, v in trunk.state_dict().items()
+                        if k.split(".")[0] not in {"last_layer", "offset_layer"} and "_2." not in k)
+    state.update((k, torch.randn(s)) for k, s in CLASSIFICATION_ONLY.items())
+    path = tmp_path / name
+    torch.save(state, path)
+    return str(path), state
+
+
+def _offset_cfg(make_tiny_cfg, pretrained="", offset_pretrained="", stage4_modules=2):
+    cfg = make_tiny_cfg(stage4_modules=stage4_modules)
+    cfg.MODEL.PRETRAINED, cfg.MODEL.OFFSET_PRETRAINED = pretrained, offset_pretrained
+    return cfg
+
+
+def test_imagenet_file_fills_every_trunk_tensor_and_both_copies_of_the_duplicated_stages(
+        tmp_path, make_tiny_cfg, caplog):
+    path, state = _imagenet_file(tmp_path, make_tiny_cfg(name="seg_hrnet", stage4_modules=2))
+    torch.manual_seed(0)
+    fresh = build_model(_offset_cfg(make_tiny_cfg), load_pretrained=False).state_dict()
+    torch.manual_seed(0)
+    with caplog.at_level(logging.INFO):
+        model = build_model(_offset_cfg(make_tiny_cfg, pretrained=path))
+    sd = model.state_dict()
+    trunk_keys = [k for k in state if k not in CLASSIFICATION_ONLY]
+    for k in trunk_keys:
+        assert torch.equal(sd[k], state[k]), k
+    # stage4 has two modules, stage4_2 one: module 0 is copied, module 1 (surplus) is dropped.
+    copied = [k for k in sd if k.startswith(("stage4_2.", "transition3_2."))]
+    assert copied
+    for k in copied:
+        original = k.replace("stage4_2.", "stage4.").replace("transition3_2.", "transition3.")
+        assert torch.equal(sd[k], state[original]), k
+    for k in sd:
+        if k.startswith(("last_layer.", "offset_layer.")):
+            assert torch.equal(sd[k], fresh[k]), k  # heads keep their initialisation
+    assert "layer1" in caplog.text and "stage4_2" in caplog.text  # per-module report
+
+
+def test_separate_offset_file_initialises_only_the_duplicated_stages(tmp_path, make_tiny_cfg):
+    main_path, main = _imagenet_file(tmp_path, make_tiny_cfg(name="seg_hrnet", stage4_modules=2))
+    side_path, side = _imagenet_file(tmp_path, make_tiny_cfg(name="seg_hrnet", stage4_modules=2),
+                                     name="side.pth", seed=7)
+    sd = build_model(_offset_cfg(make_tiny_cfg, main_path, side_path)).state_dict()
+    assert torch.equal(sd["stage4.0.branches.0.0.conv1.weight"],
+                       main["stage4.0.branches.0.0.conv1.weight"])
+    assert torch.equal(sd["stage4_2.0.branches.0.0.conv1.weight"],
+                       side["stage4.0.branches.0.0.conv1.weight"])
+    assert not torch.equal(main["stage4.0.branches.0.0.conv1.weight"],
+                           side["stage4.0.branches.0.0.conv1.weight"])
+
+
+@pytest.mark.parametrize("wrap", ["model.", "module.model.", "module."])
+def test_wrapped_segmentation_checkpoints_load_completely(tmp_path, make_tiny_cfg, wrap):
+    source = build_model(make_tiny_cfg(), load_pretrained=False)
+    state = {wrap + k: v for k, v in source.state_dict().items()}
+    state[wrap.replace("model.", "") + "loss.criterion.weight"] = torch.ones(5)
+    # The thesis model kept its coordinate grid (batch x h x w x 2) in the state.
+    state[wrap + "grid"] = torch.zeros(2, 8, 16, 2)
+    path = tmp_path / "ckpt.pth"
+    torch.save({"state_dict": state, "epoch": 3}, path)
+    target = build_model(make_tiny_cfg(), load_pretrained=False)
+    missing = load_state_dict(target, read_state_dict(str(path)), str(path))
+    assert missing == []
+    for k, v in source.state_dict().items():
+        assert torch.equal(target.state_dict()[k], v)
+
+
+def test_wrong_shape_raises_with_the_key_and_the_file(tmp_path, make_tiny_cfg):
+    path, state = _imagenet_file(tmp_path, make_tiny_cfg(name="seg_hrnet"))
+    state["layer1.0.conv1.weight"] = torch.zeros(3, 3, 1, 1)
+    torch.save(state, path)
+    with pytest.raises(CheckpointError) as err:
+        build_model(_offset_cfg(make_tiny_cfg, pretrained=path, stage4_modules=1))
+    assert "layer1.0.conv1.weight" in str(err.value) and path in str(err.value)
+
+
+def test_unexpected_key_raises(tmp_path, make_tiny_cfg):
+    path = tmp_path / "odd.pth"
+    torch.save({"conv1.weight": torch.zeros(64, 3, 3, 3), "head.fc.weight": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match="head.fc.weight"):
+        build_model(_offset_cfg(make_tiny_cfg, pretrained=str(path)))
+
+
+def test_file_that_matches_nothing_raises(tmp_path, make_tiny_cfg):
+    path = tmp_path / "empty.pth"
+    torch.save({"classifier.weight": torch.zeros(2, 2)}, path)
+    with pytest.raises(CheckpointError, match="no tensor"):
+        build_model(_offset_cfg(make_tiny_cfg, pretrained=str(path)))
+
+
+def test_missing_or_corrupt_file_is_named(tmp_path, make_tiny_cfg):
+    with pytest.raises(CheckpointError, match="nowhere.pth"):
+        build_model(_offset_cfg(make_tiny_cfg, pretrained=str(tmp_path / "nowhere.pth")))
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="bad.pth"):
+        read_state_dict(str(bad))
+
+
+def test_full_load_requires_every_tensor(tmp_path, make_tiny_cfg):
+    path, _ = _imagenet_file(tmp_path, make_tiny_cfg(name="seg_hrnet"))
+    model = build_model(make_tiny_cfg(name="seg_hrnet"), load_pretrained=False)
+    with pytest.raises(CheckpointError, match="last_layer"):
+        load_state_dict(model, read_state_dict(path), path, require_all=True)
