@@ -208,9 +208,9 @@ _C.TEST.NUM_SAMPLES = 0
 _C.TEST.MODEL_FILE = ""
 # Average the prediction of the mirrored image.
 _C.TEST.FLIP_TEST = False
-# Evaluate at every scale of SCALE_LIST (False = scale 1 only).
+# No effect: as in the reference, TEST.SCALE_LIST alone decides the evaluation scales.
 _C.TEST.MULTI_SCALE = False
-# Scales of multi-scale testing.
+# Scales of multi-scale testing ([1.0] = single scale); on the command line "0.5,0.75,1.0".
 _C.TEST.SCALE_LIST = [1.0]
 # No effect: the original's choice of auxiliary output (SegOutput.final is evaluated).
 _C.TEST.OUTPUT_INDEX = -1
