@@ -1,0 +1,156 @@
+import os, sys  # noqa: E401, I001  (repository root on sys.path for tools/x.py and -m tools.x)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+__doc__ = """Write ``<out>/<dataset>/{train,val,trainval,test}.lst`` from the dataset folders.
+
+    python tools/make_lists.py --dataset cityscapes --root data
+    python tools/make_lists.py --dataset acdc --root data --conditions fog night
+
+Paths in the lists are relative to ``<root>/<dataset>/``; train, val and trainval lines are
+``image<TAB>label``, test lines only ``image`` (Cityscapes test labels are dummies, ACDC has none).
+Lines are sorted.  A label without an image, or a train/val image without a label, is an error
+that lists the files.  A split without a folder is skipped with a note.
+"""
+import argparse
+import glob
+
+from lib.datasets.acdc import CONDITIONS
+from lib.datasets.base_dataset import DatasetError
+
+SPLITS = ("train", "val", "test")
+_LABELLED = ("train", "val")
+_MAX_LISTED = 20
+
+
+def _relative_files(data_dir, pattern):
+    """Sorted paths (relative to ``data_dir``, with /) of the files matching ``pattern``."""
+    paths = glob.glob(os.path.join(data_dir, pattern))
+    return sorted(os.path.relpath(p, data_dir).replace(os.sep, "/") for p in paths
+                  if os.path.isfile(p))
+
+
+def _pair(images, labels, image_key, label_key, split, need_labels):
+    """Match images and labels by key; the (image, label or None) pairs and the problems found."""
+    by_key = {label_key(path): path for path in labels}
+    image_keys = {image_key(path) for path in images}
+    problems = [f"{split}: label without an image: {path}"
+                for key, path in sorted(by_key.items()) if key not in image_keys]
+    pairs = []
+    for path in images:
+        label = by_key.get(image_key(path))
+        if need_labels and label is None:
+            problems.append(f"{split}: image without a label: {path}")
+        pairs.append((path, label if need_labels else None))
+    return pairs, problems
+
+
+def _strip(suffix):
+    def key(path):
+        parts = path.split("/")
+        return tuple(parts[2:-1]) + (parts[-1][:-len(suffix)],)
+    return key
+
+
+def scan_cityscapes(data_dir):
+    """{split: [(image, label or None)]} of the Cityscapes split folders that exist."""
+    found, problems = {}, []
+    for split in SPLITS:
+        image_dir = os.path.join(data_dir, "leftImg8bit", split)
+        label_dir = os.path.join(data_dir, "gtFine", split)
+        if not os.path.isdir(image_dir) and not os.path.isdir(label_dir):
+            print(f"note: cityscapes {split}: no folder {image_dir}, split skipped")
+            continue
+        images = _relative_files(data_dir, f"leftImg8bit/{split}/*/*_leftImg8bit.png")
+        labels = _relative_files(data_dir, f"gtFine/{split}/*/*_gtFine_labelIds.png")
+        pairs, bad = _pair(images, labels, _strip("_leftImg8bit.png"),
+                           _strip("_gtFine_labelIds.png"), split, split in _LABELLED)
+        found[split], problems = pairs, problems + bad
+    return found, problems
+
+
+def scan_acdc(data_dir, conditions=CONDITIONS):
+    """{split: [(image, label or None)]} over the selected conditions; ``*_ref`` folders unused."""
+    found, problems = {}, []
+    for split in SPLITS:
+        present = False
+        for condition in conditions:
+            image_dir = os.path.join(data_dir, "rgb_anon", condition, split)
+            label_dir = os.path.join(data_dir, "gt", condition, split)
+            if not os.path.isdir(image_dir) and not os.path.isdir(label_dir):
+                print(f"note: acdc {condition}/{split}: no folder {image_dir}, skipped")
+                continue
+            present = True
+            images = _relative_files(data_dir, f"rgb_anon/{condition}/{split}/*/*_rgb_anon.png")
+            labels = _relative_files(data_dir, f"gt/{condition}/{split}/*/*_gt_labelIds.png")
+            images = [p for p in images if not p.split("/")[3].endswith("_ref")]
+            labels = [p for p in labels if not p.split("/")[3].endswith("_ref")]
+            pairs, bad = _pair(images, labels, _strip("_rgb_anon.png"),
+                               _strip("_gt_labelIds.png"), f"{condition}/{split}",
+                               split in _LABELLED)
+            found.setdefault(split, []).extend(pairs)
+            problems += bad
+        if present:
+            found[split].sort()
+    return found, problems
+
+
+def write_list(path, pairs):
+    """Write ``image<TAB>label`` (or ``image``) lines, sorted by image path."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        for image, label in sorted(pairs):
+            f.write(f"{image}\t{label}\n" if label is not None else f"{image}\n")
+
+
+def make_lists(root, dataset, conditions=None, out=None):
+    """Scan ``<root>/<dataset>/`` and write ``<out>/<dataset>/*.lst`` (``out`` = ``<root>/list``).
+
+    Returns {list name: number of lines}.  Raises DatasetError when a label has no image, a
+    train/val image has no label, or no image is found at all.
+    """
+    data_dir = os.path.join(root, dataset)
+    if not os.path.isdir(data_dir):
+        raise DatasetError(f"dataset folder not found: {data_dir}")
+    if dataset == "cityscapes":
+        if conditions:
+            raise DatasetError("--conditions applies to acdc only")
+        found, problems = scan_cityscapes(data_dir)
+    elif dataset == "acdc":
+        conditions = list(conditions or CONDITIONS)
+        unknown = sorted(set(conditions) - set(CONDITIONS))
+        if unknown:
+            raise DatasetError(f"unknown ACDC condition(s) {unknown}; valid: {list(CONDITIONS)}")
+        found, problems = scan_acdc(data_dir, conditions)
+    else:
+        raise DatasetError(f"unknown dataset {dataset!r}; valid names: ['acdc', 'cityscapes']")
+    if problems:
+        listed = "\n".join(problems[:_MAX_LISTED])
+        more = len(problems) - _MAX_LISTED
+        raise DatasetError(f"{data_dir}: {len(problems)} unmatched file(s):\n{listed}"
+                           + (f"\n... and {more} more" if more > 0 else ""))
+    if not any(found.values()):
+        raise DatasetError(f"no images found under {data_dir}")
+    if "train" in found and "val" in found:
+        found["trainval"] = found["train"] + found["val"]
+    out_dir = os.path.join(out if out is not None else os.path.join(root, "list"), dataset)
+    counts = {}
+    for name, pairs in found.items():
+        path = os.path.join(out_dir, f"{name}.lst")
+        write_list(path, pairs)
+        counts[name] = len(pairs)
+        print(f"{path}: {len(pairs)} images")
+    return counts
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True, choices=["cityscapes", "acdc"])
+    parser.add_argument("--root", default="data", help="folder holding <dataset>/ (DATASET.ROOT)")
+    parser.add_argument("--conditions", nargs="+", choices=CONDITIONS,
+                        help="ACDC conditions to list (default: all four)")
+    parser.add_argument("--out", help="list folder (default: <root>/list)")
+    args = parser.parse_args(argv)
+    make_lists(args.root, args.dataset, args.conditions, args.out)
+
+
+if __name__ == "__main__":
+    main()
