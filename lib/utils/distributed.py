@@ -67,6 +67,16 @@ def all_reduce_mean(tensor):
     return tensor
 
 
+def all_equal(values):
+    """Collective: True when the tensor ``values`` is the same on every rank."""
+    if not is_initialized():
+        return True
+    high, low = values.clone(), values.clone()
+    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    dist.all_reduce(low, op=dist.ReduceOp.MIN)
+    return bool(torch.equal(high, low))
+
+
 def broadcast_object(obj, src=0):
     """Collective: ``obj`` of rank ``src`` on every rank."""
     if not is_initialized():

@@ -1,0 +1,33 @@
+"""Running the tools from tests: paths of the quick-start experiments and small overrides."""
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OFFSET_CFG = os.path.join(ROOT, "experiments", "synthetic",
+                          "seg_hrnet_tiny_offset_128x256_sgd_lr2e-2_bs_8_epoch30.yaml")
+BASELINE_CFG = OFFSET_CFG.replace("tiny_offset", "tiny_baseline")
+
+
+def run_tool(args, env=None, timeout=600, check=True):
+    """Run ``python <args>`` from the repository root; returns the CompletedProcess."""
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    full_env.update(env or {})
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def small_opts(data_root, out, epochs=2, **extra):
+    """Overrides that shrink the quick-start experiment to seconds."""
+    opts = {
+        "DATASET.ROOT": data_root, "OUTPUT_DIR": os.path.join(out, "output"),
+        "LOG_DIR": os.path.join(out, "log"), "WORKERS": 0, "PRINT_FREQ": 2,
+        "TRAIN.IMAGE_SIZE": "[64,32]", "TRAIN.BASE_SIZE": 128, "TRAIN.BATCH_SIZE_PER_GPU": 2,
+        "TRAIN.END_EPOCH": epochs, "TRAIN.EVAL_INTERVAL": 1, "LOSS.OHEMKEEP": 1000,
+        "TEST.IMAGE_SIZE": "[64,32]", "TEST.BASE_SIZE": 128, "TEST.BATCH_SIZE_PER_GPU": 2,
+    }
+    opts.update(extra)
+    return [str(x) for kv in opts.items() for x in kv]

@@ -1,0 +1,187 @@
+"""tools/train.py end to end on the synthetic data: one process, two processes, resume, NaN guard."""
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from lib.config import load_cfg
+from lib.core.function import NonFiniteLossError, Phase, PolySchedule
+from lib.utils.run import RunError
+from tests.tools.helpers import OFFSET_CFG, ROOT, run_tool, small_opts
+
+NAME = os.path.splitext(os.path.basename(OFFSET_CFG))[0]
+
+
+def _folder(out):
+    return os.path.join(out, "output", "cityscapes", NAME)
+
+
+def _weights(path):
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    return obj.get("model", obj)
+
+
+def test_poly_schedule_continues_across_phases_and_from_any_iteration():
+    schedule = PolySchedule([Phase("main", 0.01, 2, 5), Phase("extra", 0.001, 1, 4)])
+    assert schedule.total_iters == 14
+    assert schedule.lr(0) == 0.01
+    assert schedule.lr(3) == pytest.approx(0.01 * (1 - 3 / 10) ** 0.9)
+    assert schedule.lr(10) == 0.001  # the second phase restarts at its own base rate
+    assert schedule.lr(12) == pytest.approx(0.001 * (1 - 2 / 4) ** 0.9)
+    assert schedule.locate(7) == (0, 1, 2) and schedule.locate(11) == (1, 0, 1)
+    assert schedule.locate(14) == (2, 0, 0)
+
+
+def test_single_process_run_writes_every_output(trained_run):
+    _, _, folder = trained_run
+    for name in ("config.yaml", "checkpoint.pth.tar", "best.pth", "final_state.pth"):
+        assert os.path.isfile(os.path.join(folder, name)), name
+    log = open(glob.glob(os.path.join(folder, "train_*.log"))[0]).read()
+    assert "parameters" in log and "GFLOPs" in log and "mIoU" in log and "lr" in log
+    events = glob.glob(os.path.join(os.path.dirname(folder).replace("output", "log"), "*", "events*"))
+    assert events
+    assert load_cfg(os.path.join(folder, "config.yaml")).MODEL.NAME == "branched_seg_hrnet"
+    ckpt = torch.load(os.path.join(folder, "checkpoint.pth.tar"), map_location="cpu",
+                      weights_only=True)
+    assert {"model", "optimizer", "iteration", "best_mIoU", "rng", "config"} <= set(ckpt)
+    assert not any(k.startswith("module.") for k in ckpt["model"])
+
+
+def _kill_after_checkpoint(args, folder, env):
+    """Start training, SIGKILL it once a mid-run checkpoint exists; returns the iteration."""
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    ckpt = os.path.join(folder, "checkpoint.pth.tar")
+    deadline = time.time() + 300
+    while not os.path.exists(ckpt) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not os.path.exists(os.path.join(folder, "final_state.pth"))
+    return torch.load(ckpt, map_location="cpu", weights_only=True)["iteration"]
+
+
+def test_resume_after_sigkill_ends_with_the_same_weights(synthetic_root, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    extra = {"TRAIN.CHECKPOINT_INTERVAL": 3, "TRAIN.END_EPOCH": 3, "TRAIN.EVAL_INTERVAL": 0}
+    straight = str(tmp_path / "straight")
+    run_tool(["tools/train.py", "--cfg", OFFSET_CFG, *small_opts(synthetic_root, straight, **extra)])
+    broken = str(tmp_path / "broken")
+    args = ["tools/train.py", "--cfg", OFFSET_CFG, *small_opts(synthetic_root, broken, **extra)]
+    killed_at = _kill_after_checkpoint(args, _folder(broken), env)
+    assert 0 < killed_at < 12
+    resumed = run_tool(args + ["TRAIN.RESUME", "True"])
+    assert "resumed from" in resumed.stdout and f"iteration {killed_at}" in resumed.stdout
+    a = _weights(os.path.join(_folder(straight), "final_state.pth"))
+    b = _weights(os.path.join(_folder(broken), "final_state.pth"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k].double(), b[k].double(), atol=1e-6, rtol=0), k
+    # The learning rate continued the poly curve: the saved optimiser holds the last step's lr.
+    ckpt = torch.load(os.path.join(_folder(broken), "checkpoint.pth.tar"), map_location="cpu",
+                      weights_only=True)
+    assert ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.02 * (1 - 11 / 12) ** 0.9)
+
+
+def _trainer(synthetic_root, out, **extra):
+    from tools import train
+
+    cfg = load_cfg(OFFSET_CFG, small_opts(synthetic_root, out, **extra))
+    return train.Trainer(cfg, OFFSET_CFG, torch.device("cpu"), rank=0, world_size=1)
+
+
+class _NaNAt:
+    """Wraps a criterion and makes its loss NaN at the given calls."""
+
+    def __init__(self, criterion, calls):
+        self.criterion, self.calls, self.count = criterion, set(calls), 0
+
+    def __call__(self, output, target):
+        terms = self.criterion(output, target)
+        self.count += 1
+        if self.count in self.calls:
+            terms["seg"] = terms["seg"] * float("nan")
+        return terms
+
+
+def test_nan_loss_skips_the_step_and_never_reaches_the_checkpoint(synthetic_root, tmp_path,
+                                                                   caplog):
+    trainer = _trainer(synthetic_root, str(tmp_path), **{"TRAIN.END_EPOCH": 1})
+    trainer.criterion = _NaNAt(trainer.criterion, calls={2})
+    real_step = trainer.optimizer.step
+    steps = []
+
+    def counting_step(*a, **k):
+        steps.append(trainer.state.iteration)
+        return real_step(*a, **k)
+
+    trainer.optimizer.step = counting_step
+    assert trainer.fit()
+    assert 1 not in steps and 0 in steps and 2 in steps  # iteration 1 (the second call) skipped
+    assert "non-finite loss" in caplog.text
+    ckpt = torch.load(os.path.join(trainer.output_dir, "checkpoint.pth.tar"), map_location="cpu",
+                      weights_only=True)
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+def test_repeated_nan_losses_stop_the_run_with_a_clear_error(synthetic_root, tmp_path):
+    trainer = _trainer(synthetic_root, str(tmp_path), **{"TRAIN.MAX_NONFINITE": 2})
+    trainer.criterion = _NaNAt(trainer.criterion, calls={1, 2, 3})
+    with pytest.raises(NonFiniteLossError, match="TRAIN.MAX_NONFINITE"):
+        trainer.fit()
+    assert not os.path.exists(os.path.join(trainer.output_dir, "checkpoint.pth.tar"))
+
+
+def test_batch_larger_than_the_data_is_a_clear_error(synthetic_root, tmp_path):
+    with pytest.raises(RunError, match="BATCH_SIZE_PER_GPU"):
+        _trainer(synthetic_root, str(tmp_path), **{"TRAIN.BATCH_SIZE_PER_GPU": 64})
+
+
+def test_missing_pretrained_file_is_named(synthetic_root, tmp_path):
+    from lib.utils.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="no_such_weights.pth"):
+        _trainer(synthetic_root, str(tmp_path), **{"MODEL.PRETRAINED": "no_such_weights.pth"})
+
+
+def test_unwritable_output_folder_is_named(synthetic_root, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    from tools import train
+
+    cfg = load_cfg(OFFSET_CFG, small_opts(synthetic_root, str(tmp_path)) +
+                   ["OUTPUT_DIR", str(blocker / "sub")])
+    with pytest.raises(RunError, match="OUTPUT_DIR"):
+        train.Trainer(cfg, OFFSET_CFG, torch.device("cpu"), rank=0, world_size=1)
+
+
+@pytest.mark.parametrize("launcher", ["torch.distributed.launch", "torchrun"])
+def test_two_process_gloo_training_keeps_ranks_identical_and_only_rank0_writes(
+        synthetic_root, tmp_path, launcher):
+    out = str(tmp_path)
+    train_args = ["tools/train.py", "--cfg", OFFSET_CFG, *small_opts(synthetic_root, out, epochs=1)]
+    dist_args = ["--nproc_per_node=2", "--master_port", str(29500 + os.getpid() % 1000 +
+                                                           (7 if launcher == "torchrun" else 0))]
+    env = {"OMP_NUM_THREADS": "1"}
+    if launcher == "torchrun":
+        exe = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+        cmd = ([exe] if exe else [sys.executable, "-m", "torch.distributed.run"]) + dist_args
+        full_env = dict(os.environ, PYTHONUNBUFFERED="1", **env)
+        proc = subprocess.run(cmd + train_args, cwd=ROOT, env=full_env, capture_output=True,
+                              text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    else:
+        env["PYTHONWARNINGS"] = "ignore"
+        proc = run_tool(["-m", "torch.distributed.launch", *dist_args, *train_args], env=env)
+    assert "final weights identical on all 2 ranks" in proc.stdout
+    folder = _folder(out)
+    assert len(glob.glob(os.path.join(folder, "train_*.log"))) == 1
+    assert os.path.isfile(os.path.join(folder, "final_state.pth"))
+    assert len(glob.glob(os.path.join(out, "log", "cityscapes", NAME, "events*"))) == 1
