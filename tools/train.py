@@ -46,8 +46,8 @@ def parse_args(argv=None):
     # sets LOCAL_RANK, which is what is used.
     parser.add_argument("--local_rank", "--local-rank", type=int, default=None,
                         help=argparse.SUPPRESS)
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides")
-    return parser.parse_args(argv)
+    parser.add_argument("opts", nargs="*", help="KEY VALUE overrides of the config")
+    return parser.parse_intermixed_args(argv)
 
 
 def count_flops(model, crop_hw, device):

@@ -1,12 +1,14 @@
 """Networks: ``build_model(cfg)`` and the output type ``SegOutput``."""
 import logging
+import os
 
 from .branched_seg_hrnet import BranchedSegHRNet
 from .hrnet import StageSpec
 from .output import SegOutput
 from .seg_hrnet import SegHRNet
 
-__all__ = ["build_model", "SegOutput", "SegHRNet", "BranchedSegHRNet", "StageSpec"]
+__all__ = ["build_model", "build_eval_model", "SegOutput", "SegHRNet", "BranchedSegHRNet",
+           "StageSpec"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,3 +52,25 @@ def build_model(cfg, load_pretrained=True):
         from ..utils.checkpoint import load_pretrained as _load
         _load(model, cfg.MODEL.PRETRAINED, cfg.MODEL.OFFSET_PRETRAINED)
     return model
+
+
+def build_eval_model(cfg, model_file, device):
+    """The network with every tensor from ``model_file``, in eval mode on ``device``.
+
+    MODEL.PRETRAINED is not read (the file holds all weights); TRAIN.CHANNELS_LAST and
+    TRAIN.COMPILE apply as in training.
+    """
+    import torch
+
+    from ..utils.checkpoint import CheckpointError, load_state_dict, read_state_dict
+
+    if not model_file:
+        raise CheckpointError("TEST.MODEL_FILE is empty: give the weights to evaluate")
+    if not os.path.isfile(model_file):
+        raise CheckpointError(f"TEST.MODEL_FILE {model_file} does not exist")
+    model = build_model(cfg, load_pretrained=False)
+    load_state_dict(model, read_state_dict(model_file), model_file, require_all=True)
+    model = model.to(device).eval()
+    if cfg.TRAIN.CHANNELS_LAST:
+        model = model.to(memory_format=torch.channels_last)
+    return torch.compile(model) if cfg.TRAIN.COMPILE else model
