@@ -15,6 +15,7 @@ import argparse
 import logging
 
 import cv2
+import numpy as np
 import torch
 
 from lib.config import load_cfg
@@ -35,6 +36,8 @@ def parse_args(argv=None):
     parser.add_argument("--cfg", required=True, help="experiment YAML file")
     parser.add_argument("--input", required=True, help="an image or a folder of images")
     parser.add_argument("--output", required=True, help="folder for the pictures")
+    parser.add_argument("--montage", action="store_true",
+                        help="also write <stem>_montage.png: image, S_i, offsets, confidence, S_f")
     parser.add_argument("opts", nargs="*", help="KEY VALUE overrides of the config")
     return parser.parse_intermixed_args(argv)
 
@@ -50,6 +53,21 @@ def find_images(path):
     if not found:
         raise FileNotFoundError(f"--input {path} holds no image ({', '.join(IMAGE_SUFFIXES)})")
     return found
+
+
+def montage(rgb, panels, gap=4):
+    """The image and the network's maps side by side, two rows, on white."""
+    names = ["logits", "offsets", "confidence", "fused"]
+    tiles = [rgb] + [panels[n] for n in names if n in panels]
+    h = max(t.shape[0] for t in tiles)
+    w = max(t.shape[1] for t in tiles)
+    cols = (len(tiles) + 1) // 2
+    canvas = np.full((2 * h + gap, cols * w + (cols - 1) * gap, 3), 255, dtype=np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        y, x = r * (h + gap), c * (w + gap)
+        canvas[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
+    return canvas
 
 
 def main(argv=None):
@@ -73,11 +91,12 @@ def main(argv=None):
         save_png(os.path.join(args.output, f"{stem}_overlay.png"), overlay(rgb, color))
         with torch.no_grad():
             output = model(image)
+        panels = prediction_panels(rgb, output, palette, align_corners=cfg.MODEL.ALIGN_CORNERS)
         for panel in ("confidence", "offsets"):
-            picture = prediction_panels(rgb, output, palette,
-                                        align_corners=cfg.MODEL.ALIGN_CORNERS).get(panel)
-            if picture is not None:
-                save_png(os.path.join(args.output, f"{stem}_{panel}.png"), picture)
+            if panel in panels:
+                save_png(os.path.join(args.output, f"{stem}_{panel}.png"), panels[panel])
+        if args.montage:
+            save_png(os.path.join(args.output, f"{stem}_montage.png"), montage(rgb, panels))
         logger.info("%s -> %s", path, os.path.join(args.output, stem + "_*.png"))
     logger.info("wrote pictures of %d images to %s", len(paths), os.path.abspath(args.output))
 

@@ -19,7 +19,6 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from lib.config import load_cfg
 from lib.core.inference import InferenceSettings, predict
 from lib.core.metrics import SegEvaluator, format_table, json_safe
 from lib.datasets import build_dataset
@@ -27,7 +26,7 @@ from lib.datasets.base_dataset import MEAN, STD
 from lib.models import build_eval_model
 from lib.utils import distributed as dist
 from lib.utils.logger import create_writer, setup_logging
-from lib.utils.run import amp_dtype, configure_cudnn, make_writable_dir, run_dirs, select_device
+from lib.utils.run import amp_dtype, configure_cudnn, init_process, make_writable_dir, run_dirs
 from lib.utils.visualize import colorize, denormalize, prediction_panels, save_png
 
 logger = logging.getLogger("test")
@@ -101,12 +100,7 @@ def evaluate(model, dataset, device, settings, num_classes, ignore_label, on_ima
 
 def main(argv=None):
     args = parse_args(argv)
-    rank, local_rank, _ = dist.launcher_env()
-    if args.local_rank is not None and "LOCAL_RANK" not in os.environ:
-        local_rank = args.local_rank
-    cfg = load_cfg(args.cfg, args.opts)
-    device = select_device(local_rank)
-    dist.init_distributed(device.type)
+    cfg, device, rank, _ = init_process(args.cfg, args.opts, args.local_rank)
     try:
         output_dir, log_dir = run_dirs(cfg, args.cfg)
         make_writable_dir(output_dir, "OUTPUT_DIR")

@@ -18,10 +18,17 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Subset
 
-from lib.config import load_cfg
 from lib.core.criterion import build_criterion
-from lib.core.function import (Phase, PolySchedule, StepSettings, TrainState, build_optimizer,
-                               is_finite_model, train_one_epoch, validate)
+from lib.core.function import (
+    Phase,
+    PolySchedule,
+    StepSettings,
+    TrainState,
+    build_optimizer,
+    is_finite_model,
+    train_one_epoch,
+    validate,
+)
 from lib.core.metrics import format_table
 from lib.datasets import build_dataset, seed_worker
 from lib.datasets.base_dataset import MEAN, STD
@@ -30,8 +37,15 @@ from lib.models import build_model
 from lib.utils import distributed as dist
 from lib.utils.checkpoint import atomic_save, model_state, unwrap_model
 from lib.utils.logger import create_writer, setup_logging
-from lib.utils.run import (RunError, amp_dtype, configure_cudnn, make_writable_dir, run_dirs,
-                           seed_everything, select_device)
+from lib.utils.run import (
+    RunError,
+    amp_dtype,
+    configure_cudnn,
+    init_process,
+    make_writable_dir,
+    run_dirs,
+    seed_everything,
+)
 from lib.utils.visualize import denormalize, prediction_panels
 
 logger = logging.getLogger("train")
@@ -266,12 +280,7 @@ class Trainer:
 
 def main(argv=None):
     args = parse_args(argv)
-    rank, local_rank, world_size = dist.launcher_env()
-    if args.local_rank is not None and "LOCAL_RANK" not in os.environ:
-        local_rank = args.local_rank
-    cfg = load_cfg(args.cfg, args.opts)
-    device = select_device(local_rank)
-    dist.init_distributed(device.type)
+    cfg, device, rank, world_size = init_process(args.cfg, args.opts, args.local_rank)
     try:
         trainer = Trainer(cfg, args.cfg, device, rank, world_size)
         signal.signal(signal.SIGTERM, lambda *_: setattr(trainer.state, "stop_requested", True))

@@ -1,8 +1,8 @@
 """Training and validation loops, the optimiser and the poly learning-rate schedule."""
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, List, Optional
 
 import torch
 
@@ -50,7 +50,7 @@ class PolySchedule:
     same curve from its saved iteration.
     """
 
-    def __init__(self, phases: List[Phase], power=0.9):
+    def __init__(self, phases: list[Phase], power=0.9):
         self.phases, self.power = phases, power
 
     @property
@@ -88,7 +88,7 @@ class TrainState:
 class StepSettings:
     """How each training step runs."""
 
-    amp_dtype: Optional[torch.dtype] = None
+    amp_dtype: torch.dtype | None = None
     channels_last: bool = False
     print_freq: int = 20
     max_nonfinite: int = 5
@@ -116,7 +116,7 @@ def _check_buffers_finite(model):
 
 def train_one_epoch(model, criterion, optimizer, loader, device, schedule: PolySchedule,
                     state: TrainState, settings: StepSettings, writer=None,
-                    save_checkpoint: Optional[Callable[[], None]] = None, epoch_label=""):
+                    save_checkpoint: Callable[[], None] | None = None, epoch_label=""):
     """One pass over ``loader`` (which may start mid-epoch when resuming).
 
     Every step: poly lr, forward (autocast when set), criterion terms, backward, and the optimiser

@@ -5,10 +5,9 @@ copies of the later stages (``transition{k-1}_2``, ``stage{k}_2``) ends in ``off
 predicts a 2-D offset field and a confidence map.  The class logits S_i are sampled at each pixel's
 seed p + o(p) to give S_s, and fused with S_i by the confidence: S_f = (1 - F) S_i + F S_s.
 """
-from typing import Dict, Sequence
+from collections.abc import Sequence
 
 import torch
-import torch.nn as nn
 
 from . import seed
 from .hrnet import StageSpec, concat_branches, head, make_stage, make_transition
@@ -32,7 +31,7 @@ class BranchedSegHRNet(SegHRNet):
         freeze_shared: train only the offset path; the rest stays frozen and in eval mode.
     """
 
-    def __init__(self, stages: Sequence[StageSpec], offset_stages: Dict[int, StageSpec],
+    def __init__(self, stages: Sequence[StageSpec], offset_stages: dict[int, StageSpec],
                  num_classes: int, final_conv_kernel: int = 1, align_corners: bool = False,
                  offset_branch: int = 4, offset_threshold: float = 0.5,
                  iterative_refinement: int = 0, logits: bool = True,
@@ -59,7 +58,7 @@ class BranchedSegHRNet(SegHRNet):
             for module in self.shared_modules():
                 module.requires_grad_(False)
 
-    def offset_path_sources(self) -> Dict[str, str]:
+    def offset_path_sources(self) -> dict[str, str]:
         """Prefix of each duplicated module -> prefix of the main-path module it copies."""
         names = {}
         for k in range(self.offset_branch, 5):

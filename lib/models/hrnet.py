@@ -6,8 +6,8 @@ ImageNet classification files load without renaming.
 
 Shapes: the stem maps B x 3 x H x W to B x 64 x H/4 x W/4; branch k of a stage runs at H/2^(k+2).
 """
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -32,7 +32,7 @@ class StageSpec:
                    tuple(node.NUM_CHANNELS))
 
     @property
-    def out_channels(self) -> List[int]:
+    def out_channels(self) -> list[int]:
         return [c * BLOCKS[self.block].expansion for c in self.num_channels]
 
 
@@ -146,7 +146,7 @@ class HighResolutionModule(nn.Module):
             fuse_layers.append(nn.ModuleList(row))
         return nn.ModuleList(fuse_layers)
 
-    def forward(self, x: List[torch.Tensor]) -> List[torch.Tensor]:
+    def forward(self, x: list[torch.Tensor]) -> list[torch.Tensor]:
         x = [branch(xi) for branch, xi in zip(self.branches, x)]
         if self.fuse_layers is None:
             return x
@@ -170,7 +170,7 @@ def make_transition(pre_channels, cur_channels):
 
     Entry i is None when branch i passes through unchanged.
     """
-    layers: List[Optional[nn.Module]] = []
+    layers: list[nn.Module | None] = []
     for i, cur in enumerate(cur_channels):
         if i < len(pre_channels):
             if cur != pre_channels[i]:
@@ -202,7 +202,7 @@ def make_stage(spec: StageSpec, in_channels, align_corners=False):
     return nn.Sequential(*modules)
 
 
-def run_transition(transition: nn.ModuleList, y_list: List[torch.Tensor]) -> List[torch.Tensor]:
+def run_transition(transition: nn.ModuleList, y_list: list[torch.Tensor]) -> list[torch.Tensor]:
     """Apply a transition: kept branches pass through, new ones start from the last branch."""
     out = []
     for i, layer in enumerate(transition):
@@ -211,7 +211,7 @@ def run_transition(transition: nn.ModuleList, y_list: List[torch.Tensor]) -> Lis
     return out
 
 
-def concat_branches(y_list: List[torch.Tensor], align_corners=False) -> torch.Tensor:
+def concat_branches(y_list: list[torch.Tensor], align_corners=False) -> torch.Tensor:
     """Upsample every branch to branch 0 and concatenate: B x sum(C_i) x H/4 x W/4."""
     size = y_list[0].shape[-2:]
     ups = [y_list[0]] + [F.interpolate(y, size=size, mode="bilinear", align_corners=align_corners)

@@ -1,5 +1,5 @@
 """The output type shared by both networks."""
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 
@@ -18,10 +18,10 @@ class SegOutput(NamedTuple):
     """
 
     logits: torch.Tensor
-    offsets: Optional[torch.Tensor] = None
-    seed_logits: Optional[torch.Tensor] = None
-    fused_logits: Optional[torch.Tensor] = None
-    confidence: Optional[torch.Tensor] = None
+    offsets: torch.Tensor | None = None
+    seed_logits: torch.Tensor | None = None
+    fused_logits: torch.Tensor | None = None
+    confidence: torch.Tensor | None = None
 
     @property
     def final(self) -> torch.Tensor:

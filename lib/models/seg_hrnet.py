@@ -1,5 +1,5 @@
 """HRNetV2 segmentation network (MODEL.NAME ``seg_hrnet``)."""
-from typing import Sequence
+from collections.abc import Sequence
 
 from .hrnet import HRNetTrunk, StageSpec, concat_branches, head
 from .output import SegOutput

@@ -6,7 +6,25 @@ import random
 import numpy as np
 import torch
 
+from ..config import load_cfg
+from . import distributed as dist
+
 logger = logging.getLogger(__name__)
+
+
+def init_process(cfg_path, opts, local_rank_arg=None):
+    """``(cfg, device, rank, world_size)`` of this process, in the launcher's process group.
+
+    The ranks come from the launcher's environment; ``local_rank_arg`` (``--local-rank`` of
+    torch.distributed.launch) is used only when LOCAL_RANK is not set.
+    """
+    rank, local_rank, world_size = dist.launcher_env()
+    if local_rank_arg is not None and "LOCAL_RANK" not in os.environ:
+        local_rank = local_rank_arg
+    cfg = load_cfg(cfg_path, opts)
+    device = select_device(local_rank)
+    dist.init_distributed(device.type)
+    return cfg, device, rank, world_size
 
 
 class RunError(RuntimeError):

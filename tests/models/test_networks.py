@@ -70,7 +70,8 @@ def test_w48_offset_network_has_the_thesis_size_and_keys(w48_baseline, branch, m
     assert tuple(sd["offset_layer.3.weight"].shape) == (3, 720, 1, 1)
     assert not list(model.buffers(recurse=False))  # no coordinate grid in the state
     if branch == 4:
-        assert "stage4_2.1.fuse_layers.3.0.2.0.weight" in sd and "stage4_2.2.branches.0.0.conv1.weight" not in sd
+        assert "stage4_2.1.fuse_layers.3.0.2.0.weight" in sd
+        assert "stage4_2.2.branches.0.0.conv1.weight" not in sd
         model.eval()
         with torch.no_grad():
             out = model(torch.randn(1, 3, 64, 128))

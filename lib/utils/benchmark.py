@@ -1,0 +1,146 @@
+"""Timing, memory, FLOP and table helpers of ``tools/benchmark.py``.
+
+Conventions:
+- Times are measured with ``time.perf_counter`` around each call, after ``sync()`` on both sides
+  (``torch.cuda.synchronize`` on CUDA), and reported in milliseconds.
+- FLOPs come from ``torch.utils.flop_counter.FlopCounterMode``: it counts matrix products and
+  convolutions (forward and backward) as 2 x multiply-accumulates; element-wise ops, batch norm,
+  interpolation, grid_sample and reductions count 0.  Achieved FLOP/s = counted FLOPs / time.
+- Peak FLOP/s of known GPUs are dense (no sparsity) figures of NVIDIA's data sheets.
+"""
+import gc
+import re
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+__all__ = ["Timing", "PEAK_TFLOPS", "PEAK_SOURCE", "peak_tflops", "precision_of", "time_calls",
+           "count_flops", "peak_memory_mb", "reset_memory", "ShapeRecorder", "markdown_table"]
+
+# (device-name pattern, dense TFLOP/s per precision); the first match wins, so specific names
+# come before general ones.  H200 has the H100 SXM tensor cores (same clocks, more memory).
+PEAK_TFLOPS = (
+    (r"H100.*(PCIe|NVL)", {"bf16": 756.0, "tf32": 378.0, "fp32": 51.2}),
+    (r"H200|H100", {"bf16": 989.4, "tf32": 494.7, "fp32": 66.9}),
+    (r"A100", {"bf16": 312.0, "tf32": 156.0, "fp32": 19.5}),
+    (r"\bL4\b", {"bf16": 121.0, "tf32": 60.0, "fp32": 30.3}),
+)
+PEAK_SOURCE = "NVIDIA data sheet, dense"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Summary of per-call times, milliseconds: mean, median and 90th percentile (nearest rank)."""
+
+    mean: float
+    median: float
+    p90: float
+
+    @classmethod
+    def of(cls, seconds):
+        ms = sorted(s * 1e3 for s in seconds)
+        if not ms:
+            raise ValueError("no timed calls")
+        p90 = ms[max(0, -(-9 * len(ms) // 10) - 1)]
+        return cls(statistics.fmean(ms), statistics.median(ms), p90)
+
+
+def precision_of(device, amp):
+    """Arithmetic the convolutions run in: "bf16" under autocast; for fp32 on CUDA "tf32" when
+    cuDNN may use TF32 (PyTorch's default for convolutions, which dominate these networks)."""
+    if amp:
+        return "bf16"
+    if device.type == "cuda" and torch.backends.cudnn.allow_tf32:
+        return "tf32"
+    return "fp32"
+
+
+def peak_tflops(device_name, precision, override=None):
+    """``(peak TFLOP/s or None, where it comes from)`` for ``device_name`` in ``precision``.
+
+    ``override`` (the user's ``--peak-tflops``) wins; then the first matching row of
+    ``PEAK_TFLOPS``; otherwise the peak is unknown.
+    """
+    if override is not None:
+        return float(override), "--peak-tflops"
+    for pattern, peaks in PEAK_TFLOPS:
+        if re.search(pattern, device_name) and precision in peaks:
+            return peaks[precision], f"{PEAK_SOURCE} {precision} ({pattern!r})"
+    return None, "unknown (give --peak-tflops)"
+
+
+def time_calls(fn, iters, warmup, sync):
+    """Call ``fn()`` ``warmup`` times untimed, then ``iters`` times; per-call seconds."""
+    for _ in range(warmup):
+        fn()
+    sync()
+    seconds = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        fn()
+        sync()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def count_flops(fn):
+    """FLOPs of one call of ``fn()`` (matmul/conv as 2 x MACs, see the module docstring)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def peak_memory_mb(device):
+    """``(MB, what it is)``: CUDA peak allocated since the last reset, or on the CPU the process's
+    peak resident set size (``getrusage``), a high-water mark since the process started."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20, "CUDA max allocated"
+    # ru_maxrss is in kilobytes on Linux and in bytes on macOS.
+    scale = 2 ** 20 if sys.platform == "darwin" else 2 ** 10
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / scale, "process peak RSS since start"
+
+
+def reset_memory(device):
+    """Free what earlier runs left (the caller drops its references first); reset CUDA peaks."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+class ShapeRecorder(nn.Module):
+    """Calls ``model`` unchanged and appends the shape of every input to ``shapes``.
+
+    Wrapping a network in it during one inference run gives the exact list of forward inputs
+    that the run performs, without restating the inference logic.
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.shapes = []
+
+    def forward(self, x):
+        self.shapes.append(tuple(x.shape))
+        return self.model(x)
+
+
+def markdown_table(headers, rows):
+    """A Markdown table with columns padded to equal width; cells are strings."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells):
+        return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
