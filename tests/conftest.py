@@ -1,5 +1,6 @@
 """Fixtures shared by the whole suite: tiny network configurations."""
 import pytest
+import torch
 
 from lib.config import get_cfg
 
@@ -21,6 +22,17 @@ def tiny_cfg(name="branched_seg_hrnet", offset_branch=4, stage4_modules=1, num_c
             stage.NUM_CHANNELS = widths[:k]
     extra.STAGE4.NUM_MODULES = stage4_modules
     return cfg
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """In-process work uses one thread, as the tools started by the tests do (OMP_NUM_THREADS=1):
+    the same kernels give the same logits, and two threads on two shared cores are many times
+    slower while a tool runs beside them."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ class PredictionWriter:
         self.output_dir, self.dataset = output_dir, dataset
         self.save_pred, self.visualize = save_pred, visualize
         self.align_corners, self.writer = align_corners, writer
-        self.to_label_id = torch.as_tensor(dataset.train_id_to_label, dtype=torch.uint8)
+        self.to_label_id = torch.tensor(dataset.train_id_to_label, dtype=torch.uint8)
 
     def __call__(self, index, name, image, pred, model):
         if self.save_pred:
@@ -76,13 +76,13 @@ class PredictionWriter:
             raise OSError(f"could not write {path}")
 
 
-def evaluate(model, dataset, device, settings, num_classes, ignore_label, on_image=None):
+def evaluate(model, dataset, device, settings, num_classes, ignore_label, workers, on_image=None):
     """Predict this rank's exact shard of ``dataset``; returns the reduced SegEvaluator or None.
 
     Collective when labels exist: the confusion matrices are all-reduced.
     """
     shard = Subset(dataset, dist.shard_indices(len(dataset)))
-    loader = DataLoader(shard, batch_size=1, shuffle=False, num_workers=2 if len(shard) > 1 else 0)
+    loader = DataLoader(shard, batch_size=1, shuffle=False, num_workers=min(workers, len(shard)))
     evaluator = SegEvaluator(num_classes, ignore_label=ignore_label, device=device) \
         if dataset.has_labels else None
     show = dist.is_main_process() and sys.stderr.isatty()
@@ -119,7 +119,7 @@ def main(argv=None):
             on_image = PredictionWriter(output_dir, dataset, args.save_pred or cfg.TEST.SAVE_PRED,
                                         cfg.TEST.VISUALIZATION, cfg.MODEL.ALIGN_CORNERS, writer)
         evaluator = evaluate(model, dataset, device, settings, cfg.DATASET.NUM_CLASSES,
-                             cfg.TRAIN.IGNORE_LABEL, on_image)
+                             cfg.TRAIN.IGNORE_LABEL, cfg.WORKERS, on_image)
         if rank == 0:
             if evaluator is None:
                 logger.info("%s has no labels: predictions written, no metrics", cfg.DATASET.TEST_SET)
@@ -127,7 +127,8 @@ def main(argv=None):
                 results = evaluator.results(dataset.class_names)
                 results.update(model_file=model_file, test_set=cfg.DATASET.TEST_SET,
                                scales=list(settings.scales), flip=settings.flip,
-                               num_images=len(dataset))
+                               num_images=len(dataset),
+                               confusion_matrix=evaluator.overall.cpu().tolist())
                 with open(os.path.join(output_dir, "results.json"), "w") as f:
                     json.dump(json_safe(results), f, indent=2)
                 logger.info("results:\n%s", format_table(results))

@@ -1,0 +1,95 @@
+"""tools/infer.py end to end: pictures of one image of an unseen size, of a folder, and errors."""
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from lib.config import load_cfg
+from lib.core.inference import InferenceSettings, predict
+from lib.datasets.base_dataset import normalize
+from lib.models import build_eval_model
+from lib.utils.run import amp_dtype
+from tests.tools.helpers import OFFSET_CFG, run_tool, small_opts
+from tests.tools.test_test_tool import (
+    PALETTE,
+    spread_last_layer,
+)
+
+PICTURES = ("color", "overlay", "confidence", "offsets")
+
+
+@pytest.fixture(scope="module")
+def opts(synthetic_root, trained_run, tmp_path_factory):
+    """Overrides with TEST.MODEL_FILE: the trained network with a last layer that predicts
+    several classes (``spread_last_layer``), so that the colours are checked for more than one."""
+    _, _, folder = trained_run
+    opts = small_opts(synthetic_root, str(tmp_path_factory.mktemp("infer")))
+    weights = spread_last_layer(load_cfg(OFFSET_CFG, opts),
+                                os.path.join(folder, "final_state.pth"),
+                                tmp_path_factory.mktemp("spread") / "spread.pth")
+    return opts + ["TEST.MODEL_FILE", weights]
+
+
+@pytest.fixture(scope="module")
+def inputs(synthetic_root, tmp_path_factory):
+    """A folder with a 70 x 150 image (resized from a synthetic one), a 64 x 128 test image and
+    a text file."""
+    folder = tmp_path_factory.mktemp("inputs")
+    source = os.path.join(synthetic_root, "cityscapes", "leftImg8bit")
+    val = sorted(os.listdir(os.path.join(source, "val", "synthvale")))[0]
+    image = cv2.imread(os.path.join(source, "val", "synthvale", val), cv2.IMREAD_COLOR)
+    assert cv2.imwrite(str(folder / "wide.png"), cv2.resize(image, (150, 70)))
+    test_dir = os.path.join(source, "test", "synthburg")
+    test = cv2.imread(os.path.join(test_dir, sorted(os.listdir(test_dir))[0]), cv2.IMREAD_COLOR)
+    assert cv2.imwrite(str(folder / "street.png"), test)
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def _infer(opts, source, output, check=True):
+    return run_tool(["tools/infer.py", "--cfg", OFFSET_CFG, "--input", str(source),
+                     "--output", str(output), *opts], check=check)
+
+
+def _expected_prediction(opts, path):
+    cfg = load_cfg(OFFSET_CFG, opts)
+    model = build_eval_model(cfg, cfg.TEST.MODEL_FILE, torch.device("cpu"))
+    image = torch.from_numpy(normalize(cv2.imread(path, cv2.IMREAD_COLOR)))[None]
+    settings = InferenceSettings.from_config(cfg, amp_dtype(cfg.TRAIN.AMP))
+    return predict(model, image, settings).argmax(dim=1)[0].numpy()
+
+
+def test_image_of_another_size_gives_four_pictures_at_its_size(opts, inputs, tmp_path):
+    path = str(inputs / "wide.png")
+    _infer(opts, path, tmp_path)
+    pictures = {name: cv2.imread(str(tmp_path / f"wide_{name}.png"), cv2.IMREAD_COLOR)[..., ::-1]
+                for name in PICTURES}
+    rgb = cv2.imread(path, cv2.IMREAD_COLOR)[..., ::-1]
+    assert rgb.shape == (70, 150, 3)
+    for name in ("color", "overlay", "offsets"):
+        assert pictures[name].shape == rgb.shape, name
+    assert pictures["confidence"].shape[0] == 70 and pictures["confidence"].shape[1] > 150
+    expected = _expected_prediction(opts, path)
+    assert len(np.unique(expected)) >= 2, "the test needs several predicted classes"
+    np.testing.assert_array_equal(pictures["color"], PALETTE[expected])
+    blend = (rgb.astype(np.float64) + PALETTE[expected]) / 2
+    assert np.abs(pictures["overlay"] - blend).max() <= 1.0
+
+
+def test_folder_gives_pictures_of_every_image_in_it(opts, inputs, tmp_path):
+    proc = _infer(opts, inputs, tmp_path)
+    expected = {f"{stem}_{name}.png" for stem in ("wide", "street") for name in PICTURES}
+    assert set(os.listdir(tmp_path)) == expected
+    street = cv2.imread(str(tmp_path / "street_color.png"), cv2.IMREAD_COLOR)
+    assert street.shape == (64, 128, 3)
+    assert "2 images" in proc.stdout + proc.stderr
+
+
+def test_missing_input_is_named(opts, tmp_path):
+    missing = tmp_path / "no_such_images"
+    proc = _infer(opts, missing, tmp_path / "out", check=False)
+    assert proc.returncode != 0
+    assert str(missing) in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "out").exists()

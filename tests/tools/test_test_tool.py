@@ -1,0 +1,300 @@
+"""tools/test.py end to end on the synthetic data: metrics, prediction files, unlabelled sets,
+two processes, visualisations and errors."""
+import json
+import os
+import re
+import socket
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from lib.config import load_cfg
+from lib.core.inference import InferenceSettings, predict
+from lib.datasets import build_dataset
+from lib.models import build_eval_model
+from lib.utils.run import amp_dtype
+from tests.tools.helpers import BASELINE_CFG, OFFSET_CFG, run_tool, small_opts
+
+NAME = os.path.splitext(os.path.basename(OFFSET_CFG))[0]
+MULTI_SCALE = ["TEST.SCALE_LIST", "0.5,0.75,1.0,1.25,1.5,1.75", "TEST.FLIP_TEST", "True"]
+IMAGE_SUFFIX = "_leftImg8bit.png"
+PANELS = ("logits", "seed", "fused", "confidence", "offsets", "overlay")
+
+# Written out here rather than imported, so that the tests do not check lib.datasets against
+# itself: the 19 evaluated Cityscapes classes in trainId order, their label ids and colours (RGB).
+CLASS_NAMES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light",
+               "traffic sign", "vegetation", "terrain", "sky", "person", "rider", "car", "truck",
+               "bus", "train", "motorcycle", "bicycle")
+LABEL_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
+PALETTE = np.array([
+    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
+    (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
+    (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
+    (0, 80, 100), (0, 0, 230), (119, 11, 32)], dtype=np.uint8)
+TO_TRAIN_ID = np.full(256, 255, dtype=np.int64)
+TO_TRAIN_ID[list(LABEL_IDS)] = np.arange(len(LABEL_IDS))
+
+
+def spread_last_layer(cfg, model_file, out_file, seed=0):
+    """Write ``model_file`` with a new last 1x1 conv that sends the standardised features of the
+    DATASET.TEST_SET images along random class directions; returns ``out_file``.
+
+    The one-epoch network predicts one class everywhere, which cannot show a label-id or colour
+    table that is wrong for the other classes; these weights predict several classes per image.
+    """
+    model = build_eval_model(cfg, model_file, torch.device("cpu"))
+    dataset = build_dataset(cfg, "test")
+    features = []
+    hook = model.last_layer[3].register_forward_hook(
+        lambda module, inputs, output: features.append(inputs[0]))
+    with torch.no_grad():
+        for i in range(len(dataset)):
+            model(dataset[i][0][None])
+    hook.remove()
+    pixels = torch.cat([f.transpose(0, 1).flatten(1) for f in features], dim=1)  # C x pixels
+    mean, std = pixels.mean(dim=1), pixels.std(dim=1).clamp_min(1e-6)
+    generator = torch.Generator().manual_seed(seed)
+    weight = torch.randn(cfg.DATASET.NUM_CLASSES, len(mean), generator=generator) * 0.3 / std
+    state = model.state_dict()
+    state["last_layer.3.weight"] = weight[:, :, None, None]
+    state["last_layer.3.bias"] = -(weight @ mean)
+    torch.save(state, out_file)
+    return str(out_file)
+
+
+@pytest.fixture(scope="module")
+def spread_weights(synthetic_root, trained_run, tmp_path_factory):
+    _, _, folder = trained_run
+    cfg = load_cfg(OFFSET_CFG, small_opts(synthetic_root, str(tmp_path_factory.mktemp("cfg"))))
+    return spread_last_layer(cfg, os.path.join(folder, "final_state.pth"),
+                             tmp_path_factory.mktemp("spread") / "spread.pth")
+
+
+@pytest.fixture(scope="module")
+def evaluation(synthetic_root, spread_weights, tmp_path_factory):
+    """One multi-scale, flipped evaluation of the validation list with --save-pred and
+    TEST.VISUALIZATION: the process, its output folder and its overrides."""
+    out = str(tmp_path_factory.mktemp("evaluation"))
+    opts = small_opts(synthetic_root, out) + MULTI_SCALE + [
+        "TEST.MODEL_FILE", spread_weights, "TEST.VISUALIZATION", "True"]
+    proc = run_tool(["tools/test.py", "--cfg", OFFSET_CFG, "--save-pred", *opts])
+    return SimpleNamespace(proc=proc, out=out, opts=opts,
+                           folder=os.path.join(out, "output", "cityscapes", NAME))
+
+
+def _read_results(folder):
+    with open(os.path.join(folder, "results.json")) as f:
+        return json.load(f)
+
+
+def _list_items(root, list_name):
+    """(stem, image path, label path or None) of each line of a list under ``root``."""
+    items = []
+    with open(os.path.join(root, "list", "cityscapes", list_name)) as f:
+        for line in f:
+            fields = line.split()
+            if fields:
+                stem = os.path.basename(fields[0])[:-len(IMAGE_SUFFIX)]
+                label = os.path.join(root, "cityscapes", fields[1]) if len(fields) == 2 else None
+                items.append((stem, os.path.join(root, "cityscapes", fields[0]), label))
+    return items
+
+
+def _printed_table(stdout):
+    """{row name: printed value} of the table that follows the "results:" log line."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.endswith("results:"))
+    rows = {}
+    for line in lines[start + 1:]:
+        if " INFO " in line:
+            break
+        match = re.match(r"^(\S.*?)\s{2,}(\S+)$", line)
+        if match and match.group(1) != "class":
+            rows[match.group(1)] = match.group(2)
+    return rows
+
+
+def _same_to_printed_precision(printed, value):
+    if value is None:
+        return printed == "-"
+    return printed != "-" and abs(float(printed) - 100.0 * value) <= 0.005 + 1e-9
+
+
+def test_multi_scale_flip_results_json_matches_the_printed_table(evaluation):
+    results = _read_results(evaluation.folder)
+    assert {"mIoU", "pixel_acc", "mean_acc", "IoU"} <= set(results)
+    assert list(results["IoU"]) == list(CLASS_NAMES)
+    assert results["scales"] == [0.5, 0.75, 1.0, 1.25, 1.5, 1.75] and results["flip"] is True
+    assert results["num_images"] == 4
+    defined = [v for v in results["IoU"].values() if v is not None]
+    assert results["mIoU"] == pytest.approx(sum(defined) / len(defined), abs=1e-12)
+    printed = _printed_table(evaluation.proc.stdout)
+    assert set(printed) == set(CLASS_NAMES) | {"mIoU", "pixel acc", "mean acc"}
+    for name in CLASS_NAMES:
+        assert _same_to_printed_precision(printed[name], results["IoU"][name]), name
+    for row, key in (("mIoU", "mIoU"), ("pixel acc", "pixel_acc"), ("mean acc", "mean_acc")):
+        assert _same_to_printed_precision(printed[row], results[key]), row
+    assert f"output folder: {os.path.abspath(evaluation.folder)}" in evaluation.proc.stdout
+
+
+def _numpy_metrics(pairs):
+    """IoU list (None where the union is empty), mIoU, pixel and mean accuracy of
+    (predicted label ids, ground-truth label ids) pairs, counted with NumPy."""
+    conf = np.zeros((len(LABEL_IDS), len(LABEL_IDS)), dtype=np.int64)
+    for pred_ids, gt_ids in pairs:
+        pred, gt = TO_TRAIN_ID[pred_ids].ravel(), TO_TRAIN_ID[gt_ids].ravel()
+        keep = gt != 255
+        np.add.at(conf, (gt[keep], pred[keep]), 1)
+    tp, gt_count = np.diag(conf), conf.sum(axis=1)
+    union = gt_count + conf.sum(axis=0) - tp
+    iou = [float(t / u) if u else None for t, u in zip(tp, union, strict=True)]
+    return {"IoU": iou, "mIoU": float(np.mean(tp[union > 0] / union[union > 0])),
+            "pixel_acc": float(tp.sum() / conf.sum()),
+            "mean_acc": float(np.mean(tp[gt_count > 0] / gt_count[gt_count > 0]))}
+
+
+def test_results_json_agrees_with_a_numpy_count_of_the_saved_predictions(evaluation,
+                                                                         synthetic_root):
+    pairs = []
+    for stem, _, label in _list_items(synthetic_root, "val.lst"):
+        pred = cv2.imread(os.path.join(evaluation.folder, "predictions", "labelIds",
+                                       f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+        assert set(np.unique(pred).tolist()) <= set(LABEL_IDS), stem
+        pairs.append((pred, cv2.imread(label, cv2.IMREAD_UNCHANGED)))
+    expected = _numpy_metrics(pairs)
+    results = _read_results(evaluation.folder)
+    for name, value in zip(CLASS_NAMES, expected["IoU"], strict=True):
+        assert results["IoU"][name] == (None if value is None else pytest.approx(value)), name
+    for key in ("mIoU", "pixel_acc", "mean_acc"):
+        assert results[key] == pytest.approx(expected[key], abs=1e-12), key
+
+
+def test_save_pred_writes_label_ids_and_colours_of_the_predicted_train_ids(evaluation):
+    cfg = load_cfg(OFFSET_CFG, evaluation.opts)
+    model = build_eval_model(cfg, cfg.TEST.MODEL_FILE, torch.device("cpu"))
+    dataset = build_dataset(cfg, "test")
+    settings = InferenceSettings.from_config(cfg, amp_dtype(cfg.TRAIN.AMP))
+    predictions = os.path.join(evaluation.folder, "predictions")
+    classes_seen = set()
+    for index in range(len(dataset)):
+        image, _, _, stem = dataset[index]
+        expected = predict(model, image[None], settings).argmax(dim=1)[0].numpy()
+        classes_seen.update(np.unique(expected).tolist())
+        ids = cv2.imread(os.path.join(predictions, "labelIds", f"{stem}.png"),
+                         cv2.IMREAD_UNCHANGED)
+        assert ids.dtype == np.uint8 and ids.shape == expected.shape, stem
+        assert set(np.unique(ids).tolist()) <= set(LABEL_IDS), stem
+        np.testing.assert_array_equal(dataset.label_to_train_id[ids], expected, err_msg=stem)
+        color = cv2.imread(os.path.join(predictions, "color", f"{stem}.png"), cv2.IMREAD_COLOR)
+        np.testing.assert_array_equal(color[..., ::-1], PALETTE[expected], err_msg=stem)
+    assert len(classes_seen) >= 3, f"the test needs several predicted classes: {classes_seen}"
+
+
+def test_visualization_writes_every_panel_of_every_image(evaluation, synthetic_root):
+    for stem, _, _ in _list_items(synthetic_root, "val.lst"):
+        for panel in PANELS:
+            picture = cv2.imread(os.path.join(evaluation.folder, "visualizations",
+                                              f"{stem}_{panel}.png"), cv2.IMREAD_COLOR)
+            assert picture is not None, f"{stem}_{panel}.png"
+            assert picture.shape[0] == 64, f"{stem}_{panel}.png"
+            if panel == "confidence":  # carries its colour bar on the right
+                assert picture.shape[1] > 128
+            else:
+                assert picture.shape[1] == 128, f"{stem}_{panel}.png"
+    log_dir = os.path.join(evaluation.out, "log", "cityscapes", NAME)
+    assert any(f.startswith("events") for f in os.listdir(log_dir))
+
+
+def test_unlabelled_test_set_writes_predictions_and_no_metrics(synthetic_root, trained_run,
+                                                               tmp_path):
+    _, _, trained = trained_run
+    opts = small_opts(synthetic_root, str(tmp_path)) + [
+        "DATASET.TEST_SET", "list/cityscapes/test.lst",
+        "TEST.MODEL_FILE", os.path.join(trained, "final_state.pth")]
+    proc = run_tool(["tools/test.py", "--cfg", OFFSET_CFG, "--save-pred", *opts])
+    folder = os.path.join(str(tmp_path), "output", "cityscapes", NAME)
+    items = _list_items(synthetic_root, "test.lst")
+    assert len(items) == 2 and all(label is None for _, _, label in items)
+    for stem, image_path, _ in items:
+        ids = cv2.imread(os.path.join(folder, "predictions", "labelIds", f"{stem}.png"),
+                         cv2.IMREAD_UNCHANGED)
+        assert ids.shape == cv2.imread(image_path).shape[:2]
+        assert set(np.unique(ids).tolist()) <= set(LABEL_IDS)
+        assert os.path.isfile(os.path.join(folder, "predictions", "color", f"{stem}.png"))
+    assert not os.path.exists(os.path.join(folder, "results.json"))
+    assert "no metrics" in proc.stdout and "mIoU" not in proc.stdout
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_gloo_evaluation_gives_the_one_process_metrics_and_predictions(
+        evaluation, synthetic_root, spread_weights, tmp_path):
+    opts = small_opts(synthetic_root, str(tmp_path)) + MULTI_SCALE + [
+        "TEST.MODEL_FILE", spread_weights]
+    run_tool(["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port",
+              str(_free_port()), "tools/test.py", "--cfg", OFFSET_CFG, "--save-pred", *opts],
+             env={"OMP_NUM_THREADS": "1"}, timeout=300)
+    folder = os.path.join(str(tmp_path), "output", "cityscapes", NAME)
+    one, two = _read_results(evaluation.folder), _read_results(folder)
+    for key in ("IoU", "mIoU", "pixel_acc", "mean_acc", "num_images", "confusion_matrix"):
+        assert two[key] == one[key], key
+    # Each image counted once: the matrix holds every labelled pixel of the set exactly once.
+    labelled = sum(int(np.isin(cv2.imread(label, cv2.IMREAD_UNCHANGED), LABEL_IDS).sum())
+                   for _, _, label in _list_items(synthetic_root, "val.lst"))
+    assert np.sum(one["confusion_matrix"]) == labelled
+    # Each rank wrote its own shard: together they hold every image, predicted as one process does.
+    for stem, _, _ in _list_items(synthetic_root, "val.lst"):
+        got, want = (cv2.imread(os.path.join(f, "predictions", "labelIds", f"{stem}.png"),
+                                cv2.IMREAD_UNCHANGED) for f in (folder, evaluation.folder))
+        assert got is not None, stem
+        np.testing.assert_array_equal(got, want, err_msg=stem)
+
+
+def _named_keys(message):
+    return set(re.findall(r"'([\w.]+?)(?::[^']*)?'", message))
+
+
+@pytest.mark.parametrize("cfg_path, extra", [
+    (BASELINE_CFG, []),
+    (OFFSET_CFG, ["MODEL.EXTRA.STAGE4.NUM_CHANNELS", "[16,32,64,96]",
+                  "MODEL.EXTRA.STAGE4_2.NUM_CHANNELS", "[16,32,64,96]"]),
+], ids=["baseline_config", "narrower_stage4"])
+def test_checkpoint_that_does_not_fit_the_config_names_the_file_and_a_key(
+        synthetic_root, trained_run, tmp_path, cfg_path, extra):
+    _, _, trained = trained_run
+    model_file = os.path.join(trained, "final_state.pth")
+    opts = small_opts(synthetic_root, str(tmp_path)) + ["TEST.MODEL_FILE", model_file, *extra]
+    proc = run_tool(["tools/test.py", "--cfg", cfg_path, *opts], check=False)
+    assert proc.returncode != 0
+    error = proc.stderr.strip().splitlines()[-1]
+    assert model_file in error
+    file_keys = torch.load(model_file, map_location="cpu", weights_only=True).keys()
+    assert _named_keys(error) & set(file_keys), error
+
+
+def test_missing_model_file_is_named(synthetic_root, tmp_path):
+    missing = str(tmp_path / "no_such_weights.pth")
+    opts = small_opts(synthetic_root, str(tmp_path)) + ["TEST.MODEL_FILE", missing]
+    proc = run_tool(["tools/test.py", "--cfg", OFFSET_CFG, *opts], check=False)
+    assert proc.returncode != 0
+    assert missing in proc.stderr.strip().splitlines()[-1]
+
+
+def test_empty_list_file_is_named(synthetic_root, trained_run, tmp_path):
+    _, _, trained = trained_run
+    empty = tmp_path / "empty.lst"
+    empty.write_text("\n")
+    opts = small_opts(synthetic_root, str(tmp_path)) + [
+        "TEST.MODEL_FILE", os.path.join(trained, "final_state.pth"),
+        "DATASET.TEST_SET", str(empty)]  # an absolute list path is taken as it is
+    proc = run_tool(["tools/test.py", "--cfg", OFFSET_CFG, *opts], check=False)
+    assert proc.returncode != 0
+    error = proc.stderr.strip().splitlines()[-1]
+    assert str(empty) in error and "empty" in error
