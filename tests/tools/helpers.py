@@ -5,7 +5,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OFFSET_CFG = os.path.join(ROOT, "experiments", "synthetic",
-                          "seg_hrnet_tiny_offset_128x256_sgd_lr2e-2_bs_8_epoch30.yaml")
+                          "seg_hrnet_tiny_offset_64x128_sgd_lr2e-2_bs_8_epoch40.yaml")
 BASELINE_CFG = OFFSET_CFG.replace("tiny_offset", "tiny_baseline")
 
 
