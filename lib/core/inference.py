@@ -89,10 +89,12 @@ def forward_logits(model, images: torch.Tensor, *, flip: bool = False,
     batch = torch.cat((images, images.flip(-1))) if flip else images
     with autocast(images.device, amp_dtype):
         logits = model(batch).final
-    logits = _resize(logits.float(), (height, width), align_corners)
+    logits = logits.float()
     if flip:
+        # Averaging before the resize is exact (a bilinear resize commutes with mirroring) and
+        # resizes half as much.
         logits = 0.5 * (logits[:n] + logits[n:].flip(-1))
-    return logits
+    return _resize(logits, (height, width), align_corners)
 
 
 def to_scores(logits: torch.Tensor, accumulate: str) -> torch.Tensor:

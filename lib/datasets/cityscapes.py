@@ -59,11 +59,13 @@ class CityscapesTables:
     palette = PALETTE
     label_to_train_id = LABEL_TO_TRAIN_ID
     train_id_to_label = TRAIN_ID_TO_LABEL
+    # The loss weights as plain numbers, readable from the class without building a dataset.
+    class_weight_table = CLASS_WEIGHTS
 
     @property
     def class_weights(self):
         """float32 tensor of the 19 class weights (a new tensor on each access)."""
-        return torch.tensor(CLASS_WEIGHTS, dtype=torch.float32)
+        return torch.tensor(self.class_weight_table, dtype=torch.float32)
 
 
 class Cityscapes(CityscapesTables, BaseDataset):

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 
 __all__ = ["Timing", "PEAK_TFLOPS", "PEAK_SOURCE", "peak_tflops", "precision_of", "time_calls",
+           "time_interleaved",
            "count_flops", "peak_memory_mb", "reset_memory", "ShapeRecorder", "markdown_table"]
 
 # (device-name pattern, dense TFLOP/s per precision); the first match wins, so specific names
@@ -76,15 +77,23 @@ def peak_tflops(device_name, precision, override=None):
 
 def time_calls(fn, iters, warmup, sync):
     """Call ``fn()`` ``warmup`` times untimed, then ``iters`` times; per-call seconds."""
+    return time_interleaved([fn], iters, warmup, sync)[0]
+
+
+def time_interleaved(fns, iters, warmup, sync):
+    """``time_calls`` of several functions called in turn within each iteration, so that all of
+    them meet the same load of a shared machine; one list of per-call seconds per function."""
     for _ in range(warmup):
-        fn()
+        for fn in fns:
+            fn()
     sync()
-    seconds = []
+    seconds = [[] for _ in fns]
     for _ in range(iters):
-        start = time.perf_counter()
-        fn()
-        sync()
-        seconds.append(time.perf_counter() - start)
+        for fn, times in zip(fns, seconds, strict=True):
+            start = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - start)
     return seconds
 
 

@@ -1,0 +1,186 @@
+"""tools/benchmark.py on the tiny quick-start network: every mode prints every figure."""
+import json
+import statistics
+
+import pytest
+import torch
+import torch.nn as nn
+
+from lib.config import load_cfg
+from lib.models import build_model
+from lib.utils.benchmark import Timing, count_flops, markdown_table, peak_tflops
+from tests.tools.helpers import OFFSET_CFG
+from tools import benchmark
+
+SMALL = ["--iters", "2", "--warmup", "1", "TRAIN.BATCH_SIZE_PER_GPU", "2",
+         "TRAIN.IMAGE_SIZE", "[64,32]", "TEST.IMAGE_SIZE", "[64,32]", "TEST.BASE_SIZE", "64",
+         "LOSS.OHEMKEEP", "1000"]
+MODEL_COLUMNS = ["variant", "images/s", "ms/iter mean", "median", "p90", "peak mem MB",
+                 "TFLOP/s", "% of peak"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Other test runs may share the cores; one thread keeps the small runs quick."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def run(capsys, *args):
+    assert benchmark.main(["--cfg", OFFSET_CFG, *SMALL, *args]) == 0
+    return capsys.readouterr().out
+
+
+def table(out):
+    """The printed Markdown table as a list of {column: cell} rows."""
+    lines = [line for line in out.splitlines() if line.startswith("|")]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    assert set(lines[1]) <= set("|-:"), "second table line is not a Markdown rule"
+    return [dict(zip(cells[0], row, strict=True)) for row in cells[2:]]
+
+
+def header_value(out, key):
+    return next(line.split(":", 1)[1].strip() for line in out.splitlines()
+                if line.startswith(key + ":"))
+
+
+def test_train_mode_prints_header_and_every_figure(capsys):
+    out = run(capsys, "--mode", "train")
+    for key in ("device", "versions", "config", "model", "batch", "command"):
+        assert header_value(out, key)
+    assert "torch " + torch.__version__ in header_value(out, "versions")
+    assert "Python" in header_value(out, "versions") and "cuDNN" in header_value(out, "versions")
+    params = sum(p.numel() for p in build_model(load_cfg(OFFSET_CFG)).parameters())
+    assert header_value(out, "model") == f"branched_seg_hrnet, {params:,} parameters"
+    assert header_value(out, "batch").startswith("2 images per training step, 32x64")
+    assert header_value(out, "command").startswith("python tools/benchmark.py --cfg ")
+    [row] = table(out)
+    assert list(row)[:len(MODEL_COLUMNS)] == MODEL_COLUMNS
+    assert row["variant"] == "fp32" and row["speed vs fp32"] == "1.00x"
+    for column in ("images/s", "ms/iter mean", "median", "p90", "peak mem MB", "TFLOP/s"):
+        assert float(row[column]) > 0, column
+    assert row["% of peak"] == "n/a"  # no peak is known for a CPU
+    assert "GFLOP" in out and "process peak RSS" in out and "unknown (give --peak-tflops)" in out
+
+
+def test_infer_mode_prints_latency_percentiles_for_one_image(capsys):
+    out = run(capsys, "--mode", "infer")
+    assert header_value(out, "batch").startswith("1 image per forward_logits call, 32x64")
+    [row] = table(out)
+    assert float(row["median"]) <= float(row["p90"])
+    assert float(row["images/s"]) == pytest.approx(1e3 / float(row["ms/iter mean"]), rel=0.05)
+    assert float(row["TFLOP/s"]) > 0
+
+
+def test_eval_mode_replays_the_procedures_forwards_and_prints_the_ratio(capsys, tmp_path):
+    path = tmp_path / "eval.json"
+    out = run(capsys, "--mode", "eval", "--json", str(path), "TEST.SCALE_LIST", "0.5,1.0,1.5",
+              "TEST.FLIP_TEST", "True")
+    [row] = table(out)
+    assert float(row["proc/fwd"]) > 0 and float(row["forwards ms"]) > 0
+    figures = json.loads(path.read_text())["rows"][0]
+    # 32x64 image, base size 64: scale 0.5 -> 16x32 whole, 1.0 -> 32x64 whole, 1.5 -> 48x96 in
+    # 2 x 2 windows of 32x64, one batch of 4; flip doubles every batch.
+    assert figures["forward_shapes"] == [[2, 3, 16, 32], [2, 3, 32, 64], [8, 3, 32, 64]]
+    each = zip(figures["procedure_ms_each"], figures["forwards_ms_each"], strict=True)
+    assert figures["procedure_over_forwards"] == pytest.approx(
+        statistics.median(p / f for p, f in each))
+    assert figures["ms_median"] == pytest.approx(statistics.median(figures["procedure_ms_each"]))
+    assert row["proc/fwd"] == f"{figures['procedure_over_forwards']:.3f}"
+    assert "forwards per image: 3" in out
+
+
+def test_two_variants_print_two_rows_with_the_speed_ratio(capsys):
+    out = run(capsys, "--mode", "infer", "--variants", "fp32,bf16")
+    rows = table(out)
+    assert [r["variant"] for r in rows] == ["fp32", "bf16"]
+    assert rows[0]["speed vs fp32"] == "1.00x"
+    ratio = float(rows[0]["ms/iter mean"]) / float(rows[1]["ms/iter mean"])
+    assert float(rows[1]["speed vs fp32"].rstrip("x")) == pytest.approx(ratio, rel=0.1, abs=0.02)
+
+
+def test_json_holds_the_printed_numbers_and_the_given_peak(capsys, tmp_path):
+    path = tmp_path / "train.json"
+    out = run(capsys, "--mode", "train", "--json", str(path), "--peak-tflops", "0.5")
+    data = json.loads(path.read_text())
+    [printed] = table(out)
+    [row] = data["rows"]
+    assert data["mode"] == "train" and data["batch"] == 2 and data["image_hw"] == [32, 64]
+    assert printed["images/s"] == f"{row['images_per_s']:.2f}"
+    assert printed["ms/iter mean"] == f"{row['ms_mean']:.1f}"
+    assert printed["median"] == f"{row['ms_median']:.1f}"
+    assert printed["peak mem MB"] == f"{row['peak_mem_mb']:.0f}"
+    assert printed["TFLOP/s"] == f"{row['tflops']:.4f}"
+    assert row["tflops"] == pytest.approx(data["flops_per_iter"] / (row["ms_mean"] / 1e3) / 1e12)
+    assert row["peak_tflops"] == 0.5 and row["pct_of_peak"] == pytest.approx(200 * row["tflops"])
+    assert printed["% of peak"] == f"{row['pct_of_peak']:.2f}"
+    assert data["header"]["command"] in out
+
+
+def test_train_flops_count_the_backward_pass(capsys, tmp_path):
+    train, infer = tmp_path / "train.json", tmp_path / "infer.json"
+    run(capsys, "--mode", "train", "--json", str(train))
+    run(capsys, "--mode", "infer", "--batch", "2", "--size", "32", "64", "--json", str(infer))
+    ratio = json.loads(train.read_text())["flops_per_iter"] / \
+        json.loads(infer.read_text())["flops_per_iter"]
+    # Backward of a conv costs two forwards (input and weight gradients), minus the input
+    # gradient of the first convolution.
+    assert 2.5 < ratio <= 3.0
+
+
+def test_flop_counter_counts_a_convolution_as_two_flops_per_multiply_accumulate():
+    conv = nn.Conv2d(3, 4, 3, padding=1, bias=False)
+    assert count_flops(lambda: conv(torch.zeros(1, 3, 8, 8))) == 2 * (4 * 3 * 3 * 3) * 8 * 8
+
+
+def test_data_mode_reports_the_training_loaders_throughput(capsys, synthetic_root):
+    out = run(capsys, "--mode", "data", "--iters", "5", "DATASET.ROOT", synthetic_root,
+              "WORKERS", "0", "TRAIN.BASE_SIZE", "128")
+    [row] = table(out)
+    assert row["loader"] == "train loader, 0 workers"
+    assert float(row["samples/s"]) > 0 and float(row["ms/batch mean"]) > 0
+    assert "8 samples" in header_value(out, "dataset")
+
+
+def test_data_mode_without_data_says_how_to_make_it_and_fails(capsys, tmp_path):
+    code = benchmark.main(["--cfg", OFFSET_CFG, "--mode", "data",
+                           "DATASET.ROOT", str(tmp_path / "none")])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "tools/make_synthetic_dataset.py" in err and "--size 1024 2048" in err
+
+
+@pytest.mark.parametrize("args, listed", [
+    (["--mode", "fly"], "'train', 'infer', 'eval', 'data'"),
+    (["--variants", "fp32,fp64"], "fp32, fp32_cl, bf16, bf16_cl, bf16_cl_compile"),
+    (["--iters", "0"], "must be >= 1"),
+])
+def test_invalid_arguments_are_rejected_with_the_valid_choices(capsys, args, listed):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.parse_args(["--cfg", OFFSET_CFG, *args])
+    assert exit_info.value.code == 2
+    assert listed in capsys.readouterr().err
+
+
+def test_peak_table_matches_device_names_and_the_override_wins():
+    assert peak_tflops("NVIDIA H200", "bf16")[0] == 989.4
+    assert peak_tflops("NVIDIA H100 80GB HBM3", "tf32")[0] == 494.7
+    assert peak_tflops("NVIDIA H100 PCIe", "bf16")[0] == 756.0
+    assert peak_tflops("NVIDIA A100-SXM4-80GB", "fp32")[0] == 19.5
+    assert peak_tflops("NVIDIA L40S", "bf16")[0] is None  # "L4" must not match L40S
+    assert peak_tflops("CPU AMD EPYC", "fp32") == (None, "unknown (give --peak-tflops)")
+    assert peak_tflops("NVIDIA H200", "bf16", override=100) == (100.0, "--peak-tflops")
+
+
+def test_timing_gives_mean_median_and_nearest_rank_p90_in_ms():
+    timing = Timing.of([0.010, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.007, 0.008, 0.009])
+    assert timing.mean == pytest.approx(5.5)
+    assert timing.median == pytest.approx(5.5)
+    assert timing.p90 == pytest.approx(9.0)
+
+
+def test_markdown_table_pads_columns_and_right_aligns():
+    assert markdown_table(["a", "bb"], [["1", "2"], ["333", "4"]]).splitlines() == [
+        "|   a | bb |", "|----:|---:|", "|   1 |  2 |", "| 333 |  4 |"]

@@ -1,0 +1,466 @@
+"""Throughput, latency, peak memory and FLOP utilisation of the configured network.
+
+    python tools/benchmark.py --cfg <yaml> [--mode train|infer|eval|data] [--iters N] [--warmup W]
+        [--variants fp32,bf16,bf16_cl,bf16_cl_compile] [--batch B] [--size H W]
+        [--device cpu|cuda] [--peak-tflops T] [--json PATH] [KEY VALUE ...]
+
+Modes:
+  train  one training step per iteration on random images and labels (0..K-1, about 10% ignore
+         label) of TRAIN.IMAGE_SIZE, TRAIN.BATCH_SIZE_PER_GPU per step: forward (under autocast for
+         bf16 variants), the configured criterion (OHEM, class weights of the dataset), backward,
+         optimiser step.
+  infer  ``forward_logits`` (network + resize of the logits to the input) of a batch of 1 at
+         TEST.IMAGE_SIZE, eval mode.
+  eval   the reference procedure ``predict`` (TEST.SCALE_LIST, TEST.FLIP_TEST, sliding windows)
+         per image of TEST.IMAGE_SIZE, e.g.
+         ``TEST.SCALE_LIST 0.5,0.75,1.0,1.25,1.5,1.75 TEST.FLIP_TEST True``.  The forward inputs of
+         one ``predict`` run are recorded and replayed as bare ``model(x)`` calls, alternating
+         with ``predict`` in every iteration; the table gives procedure time / sum of those
+         forwards (median of the per-iteration ratios): the cost of everything around the
+         network (resizing, windows, flip, accumulation).
+  data   samples/s of the training DataLoader of tools/train.py (WORKERS, TrainSampler,
+         seed_worker, pinned memory on CUDA) on DATASET.ROOT.
+
+``--size H W`` replaces the image size of train/infer/eval, ``--batch`` the batch of train/infer.
+Variants (train/infer/eval): fp32, fp32_cl (channels_last), bf16 (autocast), bf16_cl,
+bf16_cl_compile (+ torch.compile); default fp32 on the CPU and fp32,bf16,bf16_cl,bf16_cl_compile
+on CUDA.  Every variant builds the network afresh from the same seed without pretrained weights.
+
+FLOPs are counted once (first variant, before compiling) by torch.utils.flop_counter, which counts
+matrix products and convolutions as 2 x multiply-accumulates and nothing else.  The peak FLOP/s
+comes from --peak-tflops, else from a table of known GPUs (lib/utils/benchmark.py), else it is
+unknown and "% of peak" reads n/a.  On the CPU the memory column is the process's peak resident
+set size since it started (not reset between variants); on CUDA it is max_memory_allocated.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+import json
+import platform
+import shlex
+import statistics
+from dataclasses import dataclass
+
+import torch
+
+from lib.config import load_cfg
+from lib.core.criterion import build_criterion
+from lib.core.function import build_optimizer
+from lib.core.inference import InferenceSettings, forward_logits, predict
+from lib.datasets import DatasetError, build_dataset, dataset_class
+from lib.models import build_model
+from lib.utils.benchmark import (
+    ShapeRecorder,
+    Timing,
+    count_flops,
+    markdown_table,
+    peak_memory_mb,
+    peak_tflops,
+    precision_of,
+    reset_memory,
+    time_calls,
+    time_interleaved,
+)
+from lib.utils.run import amp_dtype, autocast, configure_cudnn, select_device
+from tools.train import train_loader
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    amp: bool
+    channels_last: bool
+    compile: bool
+
+
+VARIANTS = {v.name: v for v in (
+    Variant("fp32", False, False, False),
+    Variant("fp32_cl", False, True, False),
+    Variant("bf16", True, False, False),
+    Variant("bf16_cl", True, True, False),
+    Variant("bf16_cl_compile", True, True, True),
+)}
+DEFAULT_VARIANTS = {"cpu": "fp32", "cuda": "fp32,bf16,bf16_cl,bf16_cl_compile"}
+MODES = ("train", "infer", "eval", "data")
+# Share of random training labels set to the ignore label.
+IGNORED_SHARE = 0.1
+
+
+def _variant_names(text):
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown variant(s) {unknown or [text]}; valid: "
+                                         f"{', '.join(VARIANTS)}")
+    return names
+
+
+def _int_at_least(minimum):
+    def integer(text):
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return integer
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cfg", required=True, help="experiment YAML file")
+    parser.add_argument("--mode", choices=MODES, default="train")
+    parser.add_argument("--iters", type=_int_at_least(1), default=10, help="timed iterations")
+    parser.add_argument("--warmup", type=_int_at_least(0), default=3,
+                        help="untimed iterations before them")
+    parser.add_argument("--variants", type=_variant_names, default=None,
+                        help=f"comma-separated subset of {', '.join(VARIANTS)}")
+    parser.add_argument("--batch", type=_int_at_least(1), default=None,
+                        help="images per iteration (train: TRAIN.BATCH_SIZE_PER_GPU, infer: 1)")
+    parser.add_argument("--size", type=_int_at_least(1), nargs=2, metavar=("H", "W"),
+                        default=None, help="image size (train: TRAIN.IMAGE_SIZE, infer/eval: "
+                                           "TEST.IMAGE_SIZE)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="peak TFLOP/s of the device for the %% of peak column")
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
+    parser.add_argument("opts", nargs="*", help="KEY VALUE overrides of the config")
+    return parser.parse_intermixed_args(argv)
+
+
+def pick_device(choice):
+    if choice == "cpu":
+        return torch.device("cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: CUDA is not available")
+    return select_device(0)
+
+
+def device_name(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f
+                         if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"CPU {model} ({torch.get_num_threads()} torch threads)"
+
+
+def versions():
+    try:
+        import torchvision
+        vision = torchvision.__version__
+    except ImportError:
+        vision = "not installed"
+    return (f"torch {torch.__version__}, torchvision {vision}, "
+            f"cuDNN {torch.backends.cudnn.version()}, Python {platform.python_version()}")
+
+
+def class_weights(cfg):
+    """The dataset's class weights when LOSS.CLASS_BALANCE is on, else None."""
+    if not cfg.LOSS.CLASS_BALANCE:
+        return None
+    return torch.tensor(dataset_class(cfg.DATASET.DATASET).class_weight_table)
+
+
+def prepare(model, variant):
+    if variant.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return torch.compile(model) if variant.compile else model
+
+
+def random_images(batch, hw, device, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 3, *hw, generator=g).to(device)
+
+
+def random_labels(batch, hw, num_classes, ignore_label, device, seed):
+    g = torch.Generator().manual_seed(seed + 1)
+    labels = torch.randint(0, num_classes, (batch, *hw), generator=g)
+    ignored = torch.rand(batch, *hw, generator=g) < IGNORED_SHARE
+    return labels.masked_fill(ignored, ignore_label).to(device)
+
+
+class Bench:
+    """What every variant of a run shares: config, device, sizes, iterations, FLOPs."""
+
+    def __init__(self, cfg, args, device):
+        self.cfg, self.args, self.device = cfg, args, device
+        self.seed = max(cfg.TRAIN.SEED, 0)
+        self.flops = self.parameters = None
+        self.sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" \
+            else (lambda: None)
+        if args.mode == "train":
+            width, height = cfg.TRAIN.IMAGE_SIZE
+            self.batch = args.batch or cfg.TRAIN.BATCH_SIZE_PER_GPU
+        else:
+            width, height = cfg.TEST.IMAGE_SIZE
+            self.batch = 1 if args.mode == "eval" else (args.batch or 1)
+        self.hw = tuple(args.size) if args.size else (int(height), int(width))
+
+    def network(self, training):
+        """The configured network, randomly initialised from the run's seed, on the device."""
+        torch.manual_seed(self.seed)
+        model = build_model(self.cfg, load_pretrained=False).to(self.device).train(training)
+        self.parameters = sum(p.numel() for p in model.parameters())
+        return model
+
+    def timed(self, fn):
+        return Timing.of(time_calls(fn, self.args.iters, self.args.warmup, self.sync))
+
+    def count_once(self, fn):
+        if self.flops is None:
+            self.flops = count_flops(fn)
+
+    def train(self, variant):
+        """The step of ``train_one_epoch`` on one fixed random batch, without its learning-rate
+        schedule, finiteness check and logging."""
+        cfg, device = self.cfg, self.device
+        model = self.network(training=True)
+        criterion = build_criterion(cfg, class_weights(cfg)).to(device)
+        optimizer = build_optimizer(model, cfg.TRAIN.OPTIMIZER, cfg.TRAIN.LR, cfg.TRAIN.MOMENTUM,
+                                    cfg.TRAIN.WD, cfg.TRAIN.NESTEROV)
+        images = random_images(self.batch, self.hw, device, self.seed)
+        labels = random_labels(self.batch, self.hw, cfg.DATASET.NUM_CLASSES,
+                               cfg.TRAIN.IGNORE_LABEL, device, self.seed)
+        if variant.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        dtype = amp_dtype(variant.amp)
+
+        def step(net):
+            with autocast(device, dtype):
+                output = net(images)
+            loss = sum(criterion(output, labels).values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        self.count_once(lambda: step(model))
+        net = prepare(model, variant)
+        return {"timing": self.timed(lambda: step(net))}
+
+    def infer(self, variant):
+        """``forward_logits`` of a fixed random batch (network and resize to the input)."""
+        model = self.network(training=False)
+        images = random_images(self.batch, self.hw, self.device, self.seed)
+        align_corners, dtype = self.cfg.MODEL.ALIGN_CORNERS, amp_dtype(variant.amp)
+
+        def run(net):
+            forward_logits(net, images, align_corners=align_corners, amp_dtype=dtype)
+
+        self.count_once(lambda: run(model))
+        net = prepare(model, variant)
+        return {"timing": self.timed(lambda: run(net))}
+
+    def eval(self, variant):
+        """``predict`` of one random image, then the same network inputs as bare forwards."""
+        model = self.network(training=False)
+        image = random_images(1, self.hw, self.device, self.seed)
+        dtype = amp_dtype(variant.amp)
+        settings = InferenceSettings.from_config(self.cfg, dtype)
+        self.count_once(lambda: predict(model, image, settings))
+        net = prepare(model, variant)
+        recorder = ShapeRecorder(net)
+        predict(recorder, image, settings)
+        inputs = [random_images(s[0], s[2:], self.device, self.seed) for s in recorder.shapes]
+
+        def bare_forwards():
+            with torch.inference_mode(), autocast(self.device, dtype):
+                for x in inputs:
+                    net(x)
+
+        procedure, forwards = time_interleaved([lambda: predict(net, image, settings),
+                                                bare_forwards], self.args.iters,
+                                               self.args.warmup, self.sync)
+        ratios = [p / f for p, f in zip(procedure, forwards, strict=True)]
+        return {"timing": Timing.of(procedure), "forwards": Timing.of(forwards),
+                "procedure_over_forwards": statistics.median(ratios),
+                "procedure_ms_each": [1e3 * t for t in procedure],
+                "forwards_ms_each": [1e3 * t for t in forwards],
+                "forward_shapes": [list(s) for s in recorder.shapes]}
+
+
+def variant_row(bench, variant):
+    reset_memory(bench.device)
+    result = getattr(bench, bench.args.mode)(variant)
+    memory, memory_kind = peak_memory_mb(bench.device)
+    timing = result.pop("timing")
+    row = {"variant": variant.name, "precision": precision_of(bench.device, variant.amp),
+           "images_per_s": bench.batch / (timing.mean / 1e3), "ms_mean": timing.mean,
+           "ms_median": timing.median, "ms_p90": timing.p90, "peak_mem_mb": memory,
+           "memory": memory_kind, "tflops": bench.flops / (timing.mean / 1e3) / 1e12}
+    if "forwards" in result:
+        forwards = result.pop("forwards")
+        row.update(forwards_ms_mean=forwards.mean, forwards_ms_median=forwards.median, **result)
+    if variant.compile:
+        torch._dynamo.reset()
+    return row
+
+
+def add_peaks(rows, name, override):
+    for row in rows:
+        peak, source = peak_tflops(name, row["precision"], override)
+        row.update(peak_tflops=peak, peak_source=source,
+                   pct_of_peak=None if peak is None else 100 * row["tflops"] / peak,
+                   speedup=rows[0]["ms_mean"] / row["ms_mean"])
+
+
+def _pct(value):
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def model_table(rows, mode):
+    first = rows[0]["variant"]
+    headers = ["variant", "images/s", "ms/iter mean", "median", "p90", "peak mem MB", "TFLOP/s",
+               "% of peak", f"speed vs {first}"]
+    if mode == "eval":
+        headers += ["forwards ms", "proc/fwd"]
+    lines = []
+    for r in rows:
+        cells = [r["variant"], f"{r['images_per_s']:.2f}", f"{r['ms_mean']:.1f}",
+                 f"{r['ms_median']:.1f}", f"{r['ms_p90']:.1f}", f"{r['peak_mem_mb']:.0f}",
+                 f"{r['tflops']:.4f}", _pct(r["pct_of_peak"]), f"{r['speedup']:.2f}x"]
+        if mode == "eval":
+            cells += [f"{r['forwards_ms_median']:.1f}", f"{r['procedure_over_forwards']:.3f}"]
+        lines.append(cells)
+    return markdown_table(headers, lines)
+
+
+def model_header(cfg, args, bench, name):
+    what = {"train": "per training step", "infer": "per forward_logits call",
+            "eval": "per predict call"}[args.mode]
+    images = f"{bench.batch} image{'' if bench.batch == 1 else 's'}"
+    header = {
+        "device": name, "versions": versions(), "config": args.cfg,
+        "model": f"{cfg.MODEL.NAME}, {bench.parameters:,} parameters",
+        "batch": f"{images} {what}, {bench.hw[0]}x{bench.hw[1]} (H x W)",
+        "iterations": f"{args.warmup} warm-up + {args.iters} timed",
+        "cudnn.benchmark": str(torch.backends.cudnn.benchmark),
+    }
+    if args.mode == "eval":
+        test = cfg.TEST
+        header["procedure"] = (f"scales {list(test.SCALE_LIST)}, flip {test.FLIP_TEST}, base "
+                               f"size {test.BASE_SIZE}, window {list(test.IMAGE_SIZE)} [w, h], "
+                               f"stride ratio {test.STRIDE_RATIO}")
+    return header
+
+
+def model_notes(rows, flops, mode):
+    notes = [f"FLOPs per iteration: {flops / 1e9:.3f} GFLOP (torch.utils.flop_counter: "
+             f"matmul/conv as 2 x MACs, other ops not counted); TFLOP/s = FLOPs / mean time",
+             f"peak mem: {rows[0]['memory']} (MB)"]
+    notes += [f"peak assumed for {r['variant']} ({r['precision']}): "
+              f"{'unknown' if r['peak_tflops'] is None else r['peak_tflops']} TFLOP/s, "
+              f"source: {r['peak_source']}" for r in rows]
+    if mode == "eval":
+        notes.append(f"forwards per image: {len(rows[0]['forward_shapes'])}, input shapes "
+                     f"{rows[0]['forward_shapes']}; each timed iteration runs predict, then those "
+                     f"inputs as bare forwards; proc/fwd = median over iterations of the ratio")
+    return notes
+
+
+def run_model_modes(cfg, args, device):
+    """``(header, table, notes, figures)`` of the train, infer or eval benchmark."""
+    bench = Bench(cfg, args, device)
+    name = device_name(device)
+    variants = args.variants or DEFAULT_VARIANTS[device.type].split(",")
+    rows = [variant_row(bench, VARIANTS[variant]) for variant in variants]
+    add_peaks(rows, name, args.peak_tflops)
+    figures = {"parameters": bench.parameters, "batch": bench.batch, "image_hw": list(bench.hw),
+               "flops_per_iter": bench.flops, "rows": rows}
+    return (model_header(cfg, args, bench, name), model_table(rows, args.mode),
+            model_notes(rows, bench.flops, args.mode), figures)
+
+
+def missing_data_message(cfg):
+    root = cfg.DATASET.ROOT
+    return (f"no training data for the data benchmark: DATASET.ROOT {root} must hold "
+            f"{cfg.DATASET.DATASET}/ and {cfg.DATASET.TRAIN_SET}.  Make a synthetic set with\n"
+            f"  python tools/make_synthetic_dataset.py --root {root} --dataset "
+            f"{cfg.DATASET.DATASET} --train 20 --val 2 --test 0 --size 1024 2048 --seed 0\n"
+            f"or point DATASET.ROOT at the real data (see data/README.md).")
+
+
+def endless_batches(loader, sampler):
+    """Batches of the training loader, epoch after epoch, as the trainer sets the epochs."""
+    epoch = 0
+    while True:
+        sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def run_data_mode(cfg, args, device):
+    """``(header, table, notes, figures)`` of the training DataLoader benchmark."""
+    dataset = build_dataset(cfg, "train")
+    loader, sampler = train_loader(dataset, cfg, 0, 1, device)
+    batches = endless_batches(loader, sampler)
+    timing = Timing.of(time_calls(lambda: next(batches), args.iters, args.warmup, lambda: None))
+    batches.close()
+    memory, memory_kind = peak_memory_mb(torch.device("cpu"))
+    batch, (width, height) = cfg.TRAIN.BATCH_SIZE_PER_GPU, cfg.TRAIN.IMAGE_SIZE
+    header = {
+        "device": device_name(device), "versions": versions(), "config": args.cfg,
+        "dataset": f"{cfg.DATASET.DATASET}, {len(dataset)} samples of {dataset.list_file}",
+        "batch": f"{batch} crops of {height}x{width} (H x W) per batch",
+        "loader": f"{cfg.WORKERS} workers, pin_memory {loader.pin_memory}",
+        "iterations": f"{args.warmup} warm-up + {args.iters} timed batches",
+    }
+    row = {"variant": f"train loader, {cfg.WORKERS} workers",
+           "samples_per_s": batch / (timing.mean / 1e3), "ms_mean": timing.mean,
+           "ms_median": timing.median, "ms_p90": timing.p90, "peak_mem_mb": memory,
+           "memory": f"{memory_kind}, main process"}
+    table = markdown_table(
+        ["loader", "samples/s", "ms/batch mean", "median", "p90", "peak mem MB"],
+        [[row["variant"], f"{row['samples_per_s']:.2f}", f"{row['ms_mean']:.1f}",
+          f"{row['ms_median']:.1f}", f"{row['ms_p90']:.1f}", f"{row['peak_mem_mb']:.0f}"]])
+    notes = [f"peak mem: {row['memory']} (MB); ms/batch = time waiting for the next batch"]
+    figures = {"batch": batch, "image_hw": [int(height), int(width)], "workers": cfg.WORKERS,
+               "samples": len(dataset), "rows": [row]}
+    return header, table, notes, figures
+
+
+def report(mode, header, table, notes, figures, json_path):
+    print(f"## tools/benchmark.py --mode {mode}")
+    for key, value in header.items():
+        print(f"{key + ':':<18}{value}")
+    print()
+    print(table)
+    print()
+    for note in notes:
+        print(note)
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"mode": mode, "header": header, **figures}, f, indent=2)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    cfg = load_cfg(args.cfg, args.opts)
+    device = pick_device(args.device)
+    configure_cudnn(cfg.CUDNN)
+    command = "python " + shlex.join(["tools/benchmark.py", *argv])
+    if args.mode == "data":
+        if not os.path.isfile(os.path.join(cfg.DATASET.ROOT, cfg.DATASET.TRAIN_SET)):
+            print(missing_data_message(cfg), file=sys.stderr)
+            return 2
+        try:
+            header, table, notes, figures = run_data_mode(cfg, args, device)
+        except DatasetError as e:
+            print(f"{e}\n{missing_data_message(cfg)}", file=sys.stderr)
+            return 2
+    else:
+        header, table, notes, figures = run_model_modes(cfg, args, device)
+    header["command"] = command
+    report(args.mode, header, table, notes, figures, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
