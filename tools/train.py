@@ -17,6 +17,7 @@ import signal
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Subset
+from tqdm import tqdm
 
 from lib.core.criterion import build_criterion
 from lib.core.function import (
@@ -252,7 +253,10 @@ class Trainer:
                     break
                 sampler.set_epoch(epochs_before + epoch, start_batch=batch)
                 label = f"{phase.name} epoch {epoch + 1}/{phase.epochs}"
-                finished = train_one_epoch(self.model, self.criterion, self.optimizer, loader,
+                # A progress bar only where a person watches: rank 0 on a terminal.
+                batches = tqdm(loader, desc=label, leave=False,
+                               disable=self.rank != 0 or not sys.stderr.isatty())
+                finished = train_one_epoch(self.model, self.criterion, self.optimizer, batches,
                                            self.device, self.schedule, self.state, self.settings,
                                            self.writer, self.save_checkpoint, label)
                 if not finished:

@@ -185,3 +185,45 @@ def test_two_process_gloo_training_keeps_ranks_identical_and_only_rank0_writes(
     assert len(glob.glob(os.path.join(folder, "train_*.log"))) == 1
     assert os.path.isfile(os.path.join(folder, "final_state.pth"))
     assert len(glob.glob(os.path.join(out, "log", "cityscapes", NAME, "events*"))) == 1
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(synthetic_root, tmp_path):
+    out = str(tmp_path)
+    args = ["tools/train.py", "--cfg", OFFSET_CFG,
+            *small_opts(synthetic_root, out, epochs=50, **{"TRAIN.EVAL_INTERVAL": 0})]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:  # wait until training is under way
+        if " it 4 " in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, rest
+    assert "stop requested" in rest
+    ckpt = torch.load(os.path.join(_folder(out), "checkpoint.pth.tar"), map_location="cpu",
+                      weights_only=True)
+    assert 4 <= ckpt["iteration"] < 50 * 4
+    assert not os.path.exists(os.path.join(_folder(out), "final_state.pth"))
+
+
+def test_extra_phase_trains_on_its_own_list_with_its_own_schedule(synthetic_root, tmp_path):
+    trainer = _trainer(synthetic_root, str(tmp_path), **{
+        "TRAIN.END_EPOCH": 1, "TRAIN.EXTRA_EPOCH": 2, "TRAIN.EXTRA_LR": 0.001,
+        "DATASET.EXTRA_TRAIN_SET": "list/cityscapes/trainval.lst", "TRAIN.EVAL_INTERVAL": 0})
+    main_iters = len(trainer.loader)
+    extra_iters = len(trainer.phase_loaders[1][0])
+    assert extra_iters > main_iters  # trainval (12 images) is longer than train (8)
+    lrs = []
+    real_step = trainer.optimizer.step
+
+    def recording_step(*a, **k):
+        lrs.append(trainer.optimizer.param_groups[0]["lr"])
+        return real_step(*a, **k)
+
+    trainer.optimizer.step = recording_step
+    assert trainer.fit()
+    assert len(lrs) == main_iters + 2 * extra_iters
+    expected = [0.02 * (1 - i / main_iters) ** 0.9 for i in range(main_iters)]
+    expected += [0.001 * (1 - i / (2 * extra_iters)) ** 0.9 for i in range(2 * extra_iters)]
+    assert lrs == pytest.approx(expected)
