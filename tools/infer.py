@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from lib.config import load_cfg
-from lib.core.inference import InferenceSettings, predict
+from lib.core.inference import InferenceSettings, predict, rescale
 from lib.datasets import dataset_class
 from lib.datasets.base_dataset import normalize, read_image
 from lib.models import build_eval_model
@@ -89,8 +89,8 @@ def main(argv=None):
         color = colorize(pred, palette)
         save_png(os.path.join(args.output, f"{stem}_color.png"), color)
         save_png(os.path.join(args.output, f"{stem}_overlay.png"), overlay(rgb, color))
-        with torch.no_grad():
-            output = model(image)
+        with torch.no_grad():  # the maps at scale 1, where the network sees the image size it knows
+            output = model(rescale(image, cfg.TEST.BASE_SIZE))
         panels = prediction_panels(rgb, output, palette, align_corners=cfg.MODEL.ALIGN_CORNERS)
         for panel in ("confidence", "offsets"):
             if panel in panels:

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from lib.core.inference import InferenceSettings, predict
+from lib.core.inference import InferenceSettings, predict, rescale
 from lib.core.metrics import SegEvaluator, format_table, json_safe
 from lib.datasets import build_dataset
 from lib.datasets.base_dataset import MEAN, STD
@@ -46,8 +46,9 @@ def parse_args(argv=None):
 class PredictionWriter:
     """Writes predictions/labelIds, predictions/color and visualizations/ under the output folder."""
 
-    def __init__(self, output_dir, dataset, save_pred, visualize, align_corners, writer=None):
-        self.output_dir, self.dataset = output_dir, dataset
+    def __init__(self, output_dir, dataset, save_pred, visualize, align_corners, base_size,
+                 writer=None):
+        self.output_dir, self.dataset, self.base_size = output_dir, dataset, base_size
         self.save_pred, self.visualize = save_pred, visualize
         self.align_corners, self.writer = align_corners, writer
         self.to_label_id = torch.tensor(dataset.train_id_to_label, dtype=torch.uint8)
@@ -59,8 +60,8 @@ class PredictionWriter:
             save_png(os.path.join(self.output_dir, "predictions", "color", f"{name}.png"),
                      colorize(pred.cpu(), self.dataset.palette))
         if self.visualize:
-            with torch.no_grad():
-                output = model(image)
+            with torch.no_grad():  # the maps at scale 1
+                output = model(rescale(image, self.base_size))
             rgb = denormalize(image[0].cpu(), MEAN, STD)
             for panel, picture in prediction_panels(rgb, output, self.dataset.palette,
                                                     align_corners=self.align_corners).items():
@@ -107,6 +108,9 @@ def main(argv=None):
         setup_logging(output_dir, rank, "test")
         configure_cudnn(cfg.CUDNN)
         model_file = cfg.TEST.MODEL_FILE or os.path.join(output_dir, "final_state.pth")
+        if not cfg.TEST.MODEL_FILE and not os.path.isfile(model_file):
+            raise FileNotFoundError(f"TEST.MODEL_FILE is not set and the run's {model_file} does "
+                                    f"not exist: train first or give TEST.MODEL_FILE")
         model = build_eval_model(cfg, model_file, device)
         dataset = build_dataset(cfg, "test")
         settings = InferenceSettings.from_config(cfg, amp_dtype(cfg.TRAIN.AMP))
@@ -117,7 +121,8 @@ def main(argv=None):
         on_image = None
         if args.save_pred or cfg.TEST.SAVE_PRED or cfg.TEST.VISUALIZATION:
             on_image = PredictionWriter(output_dir, dataset, args.save_pred or cfg.TEST.SAVE_PRED,
-                                        cfg.TEST.VISUALIZATION, cfg.MODEL.ALIGN_CORNERS, writer)
+                                        cfg.TEST.VISUALIZATION, cfg.MODEL.ALIGN_CORNERS,
+                                        cfg.TEST.BASE_SIZE, writer)
         evaluator = evaluate(model, dataset, device, settings, cfg.DATASET.NUM_CLASSES,
                              cfg.TRAIN.IGNORE_LABEL, cfg.WORKERS, on_image)
         if rank == 0:

@@ -36,6 +36,7 @@ from lib.datasets.base_dataset import MEAN, STD
 from lib.datasets.sampler import TrainSampler
 from lib.models import build_model
 from lib.utils import distributed as dist
+from lib.utils.benchmark import count_flops
 from lib.utils.checkpoint import atomic_save, model_state, unwrap_model
 from lib.utils.logger import create_writer, setup_logging
 from lib.utils.run import (
@@ -65,17 +66,14 @@ def parse_args(argv=None):
     return parser.parse_intermixed_args(argv)
 
 
-def count_flops(model, crop_hw, device):
-    """Forward FLOPs of one image at the training crop (torch.utils.flop_counter)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
+def forward_flops(model, crop_hw, device):
+    """Forward FLOPs of one image at the training crop, counted in eval mode."""
     was_training = model.training
     model.eval()
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(torch.zeros(1, 3, *crop_hw, device=device))
+    with torch.no_grad():
+        flops = count_flops(lambda: model(torch.zeros(1, 3, *crop_hw, device=device)))
     model.train(was_training)
-    return counter.get_total_flops()
+    return flops
 
 
 def rng_states():
@@ -83,7 +81,7 @@ def rng_states():
     return {"python": random.getstate(), "numpy": (np_state[0], torch.from_numpy(np_state[1]),
                                                    *np_state[2:]),
             "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+            "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
 
 
 def restore_rng_states(states):
@@ -91,8 +89,8 @@ def restore_rng_states(states):
     name, keys, *rest = states["numpy"]
     np.random.set_state((name, keys.numpy(), *rest))
     torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+    if states["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(states["cuda"])  # the current device only
 
 
 def train_loader(dataset, cfg, rank, world_size, device):
@@ -111,7 +109,8 @@ def train_loader(dataset, cfg, rank, world_size, device):
 def val_loader(dataset, cfg, device):
     shard = Subset(dataset, dist.shard_indices(len(dataset)))
     return DataLoader(shard, batch_size=cfg.TEST.BATCH_SIZE_PER_GPU, shuffle=False,
-                      num_workers=cfg.WORKERS, pin_memory=cfg.PIN_MEMORY and device.type == "cuda")
+                      num_workers=cfg.WORKERS, pin_memory=cfg.PIN_MEMORY and device.type == "cuda",
+                      worker_init_fn=seed_worker)
 
 
 class Trainer:
@@ -120,10 +119,12 @@ class Trainer:
     def __init__(self, cfg, cfg_path, device, rank, world_size):
         self.cfg, self.device, self.rank, self.world_size = cfg, device, rank, world_size
         self.output_dir, log_dir = run_dirs(cfg, cfg_path)
-        make_writable_dir(self.output_dir, "OUTPUT_DIR")
+        if rank == 0:
+            make_writable_dir(self.output_dir, "OUTPUT_DIR")
+            make_writable_dir(log_dir, "LOG_DIR")
+        dist.barrier()
         setup_logging(self.output_dir, rank, "train")
         if rank == 0:
-            make_writable_dir(log_dir, "LOG_DIR")
             with open(os.path.join(self.output_dir, "config.yaml"), "w") as f:
                 f.write(cfg.dump())
             logger.info("config (also in %s):\n%s", os.path.join(self.output_dir, "config.yaml"),
@@ -151,7 +152,7 @@ class Trainer:
         crop_hw = (cfg.TRAIN.IMAGE_SIZE[1], cfg.TRAIN.IMAGE_SIZE[0])
         logger.info("%s: %.2fM parameters, %.1f GFLOPs per %dx%d image (forward)", cfg.MODEL.NAME,
                     sum(p.numel() for p in model.parameters()) / 1e6,
-                    count_flops(model, crop_hw, device) / 1e9, *crop_hw)
+                    forward_flops(model, crop_hw, device) / 1e9, *crop_hw)
         if world_size > 1 and device.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         if cfg.TRAIN.CHANNELS_LAST:
@@ -171,15 +172,15 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------
     def save_checkpoint(self):
+        """Collective (the finiteness check): every rank calls it, rank 0 writes."""
+        if not is_finite_model(unwrap_model(self.model), self.device):
+            raise RuntimeError("the model holds non-finite values; no checkpoint written")
         if self.rank != 0:
             return
-        if not is_finite_model(unwrap_model(self.model)):
-            raise RuntimeError("the model holds non-finite values; no checkpoint written")
         atomic_save({
             "model": model_state(self.model),
             "optimizer": self.optimizer.state_dict(),
             "iteration": self.state.iteration,
-            "epoch": self.schedule.locate(self.state.iteration)[1],
             "iters_per_epoch": [p.iters_per_epoch for p in self.schedule.phases],
             "best_mIoU": self.state.best_miou,
             "rng": rng_states(),
@@ -206,7 +207,9 @@ class Trainer:
     # -- validation ------------------------------------------------------------------------
     def validate(self):
         cfg = self.cfg
-        ev = validate(self.model, self.val_loader, self.device, cfg.DATASET.NUM_CLASSES,
+        # The bare network: evaluation needs no gradient synchronisation, and a rank with an
+        # empty shard must not be left out of a collective inside the DDP wrapper.
+        ev = validate(unwrap_model(self.model), self.val_loader, self.device, cfg.DATASET.NUM_CLASSES,
                       cfg.TRAIN.IGNORE_LABEL, cfg.MODEL.ALIGN_CORNERS, self.settings.amp_dtype,
                       condition_of=self.val_set.condition, on_first_batch=self.image_summary)
         results = ev.results(self.val_set.class_names)
@@ -273,6 +276,10 @@ class Trainer:
                             atomic_save(model_state(self.model),
                                         os.path.join(self.output_dir, "best.pth"))
                 self.save_checkpoint()
+                if self.state.stop_agreed:
+                    logger.info("stop requested: checkpoint saved at iteration %d, exiting",
+                                self.state.iteration)
+                    return False
             epochs_before += phase.epochs
         self.check_replicas()
         if self.rank == 0:

@@ -7,6 +7,7 @@ misspelt key names itself and the nearest valid one, and known misspellings of p
 import difflib
 import logging
 import os
+from ast import literal_eval
 
 import yaml
 from yacs.config import CfgNode
@@ -85,6 +86,8 @@ def _check_keys(loaded, node, prefix, source):
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: {full} must be a mapping of keys, got {value!r}")
             value = _check_keys(value, node[key], full + ".", source)
+        else:
+            value = _coerce(node[key], value)
         checked[key] = value
     return checked
 
@@ -112,14 +115,43 @@ def _merge(cfg, other, source):
 
 
 def _merge_override(cfg, key, value):
-    # Lists written without brackets on the command line ("0.5,0.75,1.0") parse as tuples, and a
-    # single number ("TEST.SCALE_LIST 1.0") as a number; both are accepted for number lists.
-    if key in _LIST_KEYS_OF_NUMBERS and isinstance(value, str):
-        value = "[" + value.strip("[]()") + "]"
+    node, leaf = _parent(cfg, key)
+    value = _coerce(node[leaf], _decode(value))
     try:
         cfg.merge_from_list([key, value])
     except (ValueError, KeyError, AssertionError) as e:
         raise ConfigError(f"override {key} {value}: {e}") from None
+
+
+def _decode(value):
+    """A command-line value as a Python literal when it is one ("0.5", "[64,32]", "True")."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
+
+
+def _coerce(default, value):
+    """Accept the spellings people use for a key of ``default``'s type.
+
+    A whole number for a float key ("TEST.STRIDE_RATIO 1"); for a list key, a bare list
+    ("0.5,0.75", "fog,night", "[night]") or a single value ("TEST.SCALE_LIST 1").
+    """
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(default, str) and isinstance(value, (int, float)):
+        return str(value)  # a file name that happens to look like a number
+    if isinstance(default, list):
+        if isinstance(value, tuple):
+            return list(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return [value]
+        if isinstance(value, str):
+            items = (v.strip().strip("'\"") for v in value.strip("[]()").split(","))
+            return [_decode(v) for v in items if v]
+    return value
 
 
 def _normalise(cfg):

@@ -105,7 +105,7 @@ _C.LOSS.USE_OHEM = False
 # OHEM keeps pixels whose true-class probability is below max(OHEMTHRES, k-th smallest probability).
 _C.LOSS.OHEMTHRES = 0.9
 # OHEM keeps at least this many pixels per process batch.
-_C.LOSS.OHEMKEEP = 100000
+_C.LOSS.OHEMKEEP = 131072
 # Weight classes with the dataset's class weights (Cityscapes / ACDC table).
 _C.LOSS.CLASS_BALANCE = True
 # No effect: the original's weights of auxiliary outputs (see LOSS.TERM_WEIGHTS).
@@ -179,8 +179,9 @@ _C.TRAIN.BATCH_SIZE_PER_GPU = 32
 _C.TRAIN.SHUFFLE = True
 # Use only the first NUM_SAMPLES training images (0 = all).
 _C.TRAIN.NUM_SAMPLES = 0
-# bf16 autocast for the forward pass on CUDA (losses and softmax stay fp32); no effect on CPU
-# training.  fp32 (False) reproduces the reference exactly.
+# bf16 autocast of the network's forward passes in training, validation, tools/test.py and
+# tools/infer.py, on CUDA and on the CPU (losses and softmax stay fp32).  False (fp32) reproduces
+# the reference exactly.
 _C.TRAIN.AMP = False
 # Keep activations in channels_last memory format (faster convolutions on tensor cores).
 _C.TRAIN.CHANNELS_LAST = False
@@ -218,6 +219,9 @@ _C.TEST.OUTPUT_INDEX = -1
 _C.TEST.CENTER_CROP_TEST = False
 # Write S_i, S_s, S_f, confidence and offset images of every evaluated image.
 _C.TEST.VISUALIZATION = False
+# Sliding windows per network forward (twice as many images with flipping); raise it for speed
+# when the GPU memory allows (the reference runs one window at a time).
+_C.TEST.WINDOW_BATCH = 1
 # Sliding-window stride as a fraction of the window (1.0 = the reference, no overlap).
 _C.TEST.STRIDE_RATIO = 1.0
 # How windows and scales are added: "exp_logits" (the reference) or "softmax".

@@ -81,7 +81,8 @@ class TrainState:
     iteration: int = 0
     best_miou: float = 0.0
     nonfinite_in_a_row: int = 0
-    stop_requested: bool = False
+    stop_requested: bool = False  # this rank received SIGTERM
+    stop_agreed: bool = False  # every rank has seen a stop request (all-reduced)
 
 
 @dataclass(frozen=True)
@@ -106,12 +107,13 @@ def _memory_mb(device):
     return 0.0
 
 
-def _check_buffers_finite(model):
+def _check_buffers_finite(model, device):
+    """Collective: raise on every rank when any rank's batch-norm statistics went non-finite."""
     bad = [n for n, b in model.named_buffers() if b.is_floating_point() and not torch.isfinite(b).all()]
-    if bad:
+    if dist.all_reduce_sum(torch.tensor([float(len(bad))], device=device)).item():
         raise NonFiniteLossError(f"non-finite batch-norm statistics after a non-finite step "
-                                 f"(first: {bad[:3]}); resume from the last checkpoint with a "
-                                 f"lower TRAIN.LR")
+                                 f"(on this rank: {bad[:3]}); resume from the last checkpoint "
+                                 f"with a lower TRAIN.LR")
 
 
 def train_one_epoch(model, criterion, optimizer, loader, device, schedule: PolySchedule,
@@ -123,7 +125,8 @@ def train_one_epoch(model, criterion, optimizer, loader, device, schedule: PolyS
     step unless the loss is non-finite on any rank.  The finiteness and the stop request
     (SIGTERM) travel in one small all-reduce, the only synchronisation of a step; loss terms are
     accumulated on the device and read every ``print_freq`` iterations.
-    Returns False when a stop was requested (a checkpoint has been saved), else True.
+    Returns False when a stop was requested within the epoch (a checkpoint has been saved); a
+    stop at the last step ends the epoch normally and sets ``state.stop_agreed``.
     """
     model.train()
     sums, count, window = None, 0, 0
@@ -152,7 +155,7 @@ def train_one_epoch(model, criterion, optimizer, loader, device, schedule: PolyS
             logger.warning("iteration %d: non-finite loss (%s); optimiser step skipped (%d in a row)",
                            state.iteration, {k: float(v.detach()) for k, v in terms.items()},
                            state.nonfinite_in_a_row)
-            _check_buffers_finite(model)
+            _check_buffers_finite(model, device)
             if state.nonfinite_in_a_row >= settings.max_nonfinite:
                 raise NonFiniteLossError(
                     f"{state.nonfinite_in_a_row} non-finite losses in a row at iteration "
@@ -174,11 +177,15 @@ def train_one_epoch(model, criterion, optimizer, loader, device, schedule: PolyS
                           images.shape[0], device, schedule, state, writer)
             sums, count, window = None, 0, 0
             tic, data_time = time.perf_counter(), 0.0
-        if save_checkpoint and (stop or (settings.checkpoint_interval and
-                                         state.iteration % settings.checkpoint_interval == 0)):
-            save_checkpoint()
         if stop:
-            return False
+            state.stop_agreed = True
+            if step < len(loader):  # at the last step the epoch ends normally, with validation
+                if save_checkpoint:
+                    save_checkpoint()
+                return False
+        elif save_checkpoint and settings.checkpoint_interval and \
+                state.iteration % settings.checkpoint_interval == 0:
+            save_checkpoint()
         data_tic = time.perf_counter()
     return True
 
@@ -214,8 +221,8 @@ def validate(model, loader, device, num_classes, ignore_label, align_corners, am
     for i, (images, labels, _, names) in enumerate(loader):
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
-        with autocast(device, amp_dtype):
-            logits = forward_logits(model, images, flip=False, align_corners=align_corners)
+        logits = forward_logits(model, images, flip=False, align_corners=align_corners,
+                                amp_dtype=amp_dtype)
         if on_first_batch is not None and i == 0:
             on_first_batch(images)
         preds = logits.argmax(dim=1)
@@ -228,8 +235,8 @@ def validate(model, loader, device, num_classes, ignore_label, align_corners, am
     return evaluator
 
 
-def is_finite_model(model):
-    """True when every floating-point parameter and buffer is finite."""
-    return all(torch.isfinite(t).all() for t in list(model.parameters()) + list(model.buffers())
-               if t.is_floating_point())
-
+def is_finite_model(model, device):
+    """Collective: True when every floating-point parameter and buffer is finite on every rank."""
+    local = all(torch.isfinite(t).all() for t in list(model.parameters()) + list(model.buffers())
+                if t.is_floating_point())
+    return not dist.all_reduce_sum(torch.tensor([float(not local)], device=device)).item()

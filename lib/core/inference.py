@@ -22,10 +22,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..datasets.base_dataset import scaled_size
 from ..utils.run import autocast
 
 __all__ = ["InferenceSettings", "ACCUMULATE_MODES", "forward_logits", "to_scores",
-           "window_boxes", "sliding_window", "scaled_size", "multi_scale_inference", "predict"]
+           "window_boxes", "sliding_window", "scaled_size", "rescale", "multi_scale_inference",
+           "predict"]
 
 
 ACCUMULATE_MODES = ("exp_logits", "softmax")
@@ -42,7 +44,7 @@ class InferenceSettings:
     stride_ratio:  window stride as a fraction of the window (TEST.STRIDE_RATIO, reference 1.0).
     accumulate:    "exp_logits" or "softmax" (TEST.ACCUMULATE).
     align_corners: of the bilinear resizes of logits and scores (MODEL.ALIGN_CORNERS).
-    batch_size:    windows per network forward (twice as many images with flip).
+    batch_size:    windows per network forward, twice as many images with flip (TEST.WINDOW_BATCH).
     amp_dtype:     autocast dtype of the forwards, or None for fp32.
     """
 
@@ -64,6 +66,7 @@ class InferenceSettings:
         scales = tuple(float(s) for s in test.SCALE_LIST)
         width, height = (int(v) for v in test.IMAGE_SIZE)
         return cls(scales=scales, base_size=int(test.BASE_SIZE), window_hw=(height, width),
+                   batch_size=int(test.WINDOW_BATCH),
                    flip=bool(test.FLIP_TEST), stride_ratio=float(test.STRIDE_RATIO),
                    accumulate=test.ACCUMULATE, align_corners=bool(cfg.MODEL.ALIGN_CORNERS),
                    amp_dtype=amp_dtype)
@@ -169,11 +172,10 @@ def sliding_window(model, image: torch.Tensor, window_hw: tuple[int, int], *,
     return total / count
 
 
-def scaled_size(height: int, width: int, long_side: int) -> tuple[int, int]:
-    """(h, w) with the long side ``long_side`` and the other rounded as the reference rounds it."""
-    if height > width:
-        return long_side, int(width * long_side / height + 0.5)
-    return int(height * long_side / width + 0.5), long_side
+def rescale(image: torch.Tensor, long_side: int) -> torch.Tensor:
+    """``image`` (N x 3 x H x W) resized bilinearly so that its long side is ``long_side`` pixels,
+    the other side rounded as the reference rounds it (``scaled_size``)."""
+    return _resize(image, scaled_size(*image.shape[-2:], long_side), align_corners=False)
 
 
 @torch.inference_mode()
@@ -193,8 +195,7 @@ def multi_scale_inference(model, image: torch.Tensor, *, scales: tuple[float, ..
     height, width = image.shape[-2:]
     total = None
     for scale in scales:
-        size = scaled_size(height, width, int(base_size * scale + 0.5))
-        scaled = _resize(image, size, align_corners=False)
+        scaled = rescale(image, int(base_size * scale + 0.5))
         if scale <= 1.0:
             logits = forward_logits(model, scaled, flip=flip, align_corners=align_corners,
                                     amp_dtype=amp_dtype)

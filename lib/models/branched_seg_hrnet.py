@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 
 from . import seed
-from .hrnet import StageSpec, concat_branches, head, make_stage, make_transition
+from .hrnet import StageSpec, concat_branches, head, init_weights, make_stage, make_transition
 from .output import SegOutput
 from .seg_hrnet import SegHRNet
 
@@ -52,7 +52,9 @@ class BranchedSegHRNet(SegHRNet):
             pre = spec.out_channels
         self.offset_layer = head(sum(pre), 3)
         self._grids = {}
-        self.init_weights()
+        for name in self.offset_path_sources():
+            init_weights(getattr(self, name.rstrip(".")))
+        init_weights(self.offset_layer)
         self.freeze_shared = freeze_shared
         if freeze_shared:
             for module in self.shared_modules():
@@ -80,9 +82,13 @@ class BranchedSegHRNet(SegHRNet):
 
     def _base_grid(self, h, w, ref):
         # Not a buffer: it depends on the map size, not on the weights, and must not be saved.
-        key = (h, w, ref.device, ref.dtype, torch.is_inference_mode_enabled())
+        if torch.compiler.is_compiling():
+            return seed.base_grid(h, w, device=ref.device, dtype=ref.dtype)  # a graph constant
+        key = (h, w, ref.device, ref.dtype)
         if key not in self._grids:
-            self._grids[key] = seed.base_grid(h, w, device=ref.device, dtype=ref.dtype)
+            # A normal tensor even when made during evaluation, so training can use it too.
+            with torch.inference_mode(False):
+                self._grids[key] = seed.base_grid(h, w, device=ref.device, dtype=ref.dtype)
         return self._grids[key]
 
     def forward(self, x):

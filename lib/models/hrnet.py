@@ -275,11 +275,13 @@ class HRNetTrunk(nn.Module):
     def forward_features(self, x):
         return self.run_stages(self.stem(x), 2, 4)
 
-    def init_weights(self):
-        """Official initialisation: conv weights N(0, 0.001^2), BN weight 1 and bias 0."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, std=0.001)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
+
+def init_weights(module):
+    """Official initialisation: conv weights N(0, 0.001^2), BN weight 1 and bias 0 (conv biases
+    keep PyTorch's default)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.normal_(m.weight, std=0.001)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)

@@ -1,7 +1,7 @@
 """HRNetV2 segmentation network (MODEL.NAME ``seg_hrnet``)."""
 from collections.abc import Sequence
 
-from .hrnet import HRNetTrunk, StageSpec, concat_branches, head
+from .hrnet import HRNetTrunk, StageSpec, concat_branches, head, init_weights
 from .output import SegOutput
 
 
@@ -16,7 +16,7 @@ class SegHRNet(HRNetTrunk):
                  align_corners: bool = False):
         super().__init__(stages, align_corners)
         self.last_layer = head(self.head_channels, num_classes, final_conv_kernel)
-        self.init_weights()
+        init_weights(self)
 
     def forward(self, x):
         feats = concat_branches(self.forward_features(x), self.align_corners)

@@ -175,13 +175,24 @@ def model_state(model):
 
 
 def atomic_save(obj, path):
-    """Write ``obj`` to a temporary file beside ``path``, flush it to disk, then rename it."""
+    """Write ``obj`` to a temporary file beside ``path``, flush it to disk, then rename it.
+
+    A crash at any point leaves either the previous file or the new one, never a partial file.
+    """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # make the rename itself durable
+    finally:
+        os.close(fd)

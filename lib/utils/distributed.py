@@ -59,14 +59,6 @@ def all_reduce_sum(tensor):
     return tensor
 
 
-def all_reduce_mean(tensor):
-    """Collective: average ``tensor`` over ranks in place and return it."""
-    if is_initialized():
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-        tensor /= get_world_size()
-    return tensor
-
-
 def all_equal(values):
     """Collective: True when the tensor ``values`` is the same on every rank."""
     if not is_initialized():
@@ -75,15 +67,6 @@ def all_equal(values):
     dist.all_reduce(high, op=dist.ReduceOp.MAX)
     dist.all_reduce(low, op=dist.ReduceOp.MIN)
     return bool(torch.equal(high, low))
-
-
-def broadcast_object(obj, src=0):
-    """Collective: ``obj`` of rank ``src`` on every rank."""
-    if not is_initialized():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
 
 
 def shard_indices(num_items, rank=None, world_size=None):

@@ -146,3 +146,22 @@ def test_get_cfg_returns_an_independent_copy():
 def test_stage_list_lengths_are_checked_against_num_branches(tmp_path):
     with pytest.raises(ConfigError, match="STAGE2.NUM_CHANNELS"):
         load_cfg(_write(tmp_path, "MODEL:\n  EXTRA:\n    STAGE2:\n      NUM_CHANNELS: [48]\n"))
+
+
+def test_list_and_number_overrides_accept_the_usual_spellings():
+    cfg = load_cfg(None, ["DATASET.CONDITIONS", "[night]", "TEST.STRIDE_RATIO", "1",
+                          "TRAIN.IMAGE_SIZE", "[64,32]", "TEST.MODEL_FILE", "weights/1.pth"])
+    assert cfg.DATASET.CONDITIONS == ["night"]
+    assert cfg.TEST.STRIDE_RATIO == 1.0 and isinstance(cfg.TEST.STRIDE_RATIO, float)
+    assert cfg.TRAIN.IMAGE_SIZE == [64, 32] and cfg.TEST.MODEL_FILE == "weights/1.pth"
+    assert load_cfg(None, ["DATASET.CONDITIONS", "fog,night"]).DATASET.CONDITIONS == ["fog", "night"]
+    assert load_cfg(None, ["DATASET.CONDITIONS", "['rain']"]).DATASET.CONDITIONS == ["rain"]
+
+
+def test_whole_numbers_are_accepted_for_float_keys_in_yaml(tmp_path):
+    cfg = load_cfg(_write(tmp_path, "TRAIN:\n  LR: 1\nTEST:\n  STRIDE_RATIO: 1\n"))
+    assert cfg.TRAIN.LR == 1.0 and isinstance(cfg.TRAIN.LR, float) and cfg.TEST.STRIDE_RATIO == 1.0
+
+
+def test_ohem_default_keeps_131072_pixels_as_the_reference():
+    assert get_cfg().LOSS.OHEMKEEP == 131072

@@ -305,7 +305,7 @@ def test_settings_from_config_translate_test_keys(make_tiny_cfg):
     settings = InferenceSettings.from_config(cfg)
     assert settings == InferenceSettings(scales=(0.5, 1.5), base_size=64, window_hw=(32, 48),
                                          flip=True, stride_ratio=1.0, accumulate="softmax",
-                                         align_corners=False)
+                                         align_corners=False, batch_size=1)
     x = image(40, 64)
     torch.testing.assert_close(
         predict(Pointwise(), x, settings),

@@ -146,3 +146,12 @@ def test_unknown_model_name_lists_the_valid_ones():
     cfg.MODEL.NAME = "unet"
     with pytest.raises(KeyError, match="branched_seg_hrnet"):
         build_model(cfg)
+
+
+def test_a_grid_made_during_inference_serves_training_afterwards(make_tiny_cfg):
+    model = build_model(make_tiny_cfg())
+    with torch.inference_mode():
+        model.eval()(torch.randn(1, 3, 32, 64))
+    assert len(model._grids) == 1
+    _total(model.train()(torch.randn(2, 3, 32, 64))).backward()  # same map size: cached grid
+    assert model.offset_layer[3].weight.grad is not None

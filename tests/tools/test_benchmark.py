@@ -77,12 +77,12 @@ def test_infer_mode_prints_latency_percentiles_for_one_image(capsys):
 def test_eval_mode_replays_the_procedures_forwards_and_prints_the_ratio(capsys, tmp_path):
     path = tmp_path / "eval.json"
     out = run(capsys, "--mode", "eval", "--json", str(path), "TEST.SCALE_LIST", "0.5,1.0,1.5",
-              "TEST.FLIP_TEST", "True")
+              "TEST.FLIP_TEST", "True", "TEST.WINDOW_BATCH", "4")
     [row] = table(out)
     assert float(row["proc/fwd"]) > 0 and float(row["forwards ms"]) > 0
     figures = json.loads(path.read_text())["rows"][0]
     # 32x64 image, base size 64: scale 0.5 -> 16x32 whole, 1.0 -> 32x64 whole, 1.5 -> 48x96 in
-    # 2 x 2 windows of 32x64, one batch of 4; flip doubles every batch.
+    # 2 x 2 windows of 32x64, one batch of TEST.WINDOW_BATCH 4; flip doubles every batch.
     assert figures["forward_shapes"] == [[2, 3, 16, 32], [2, 3, 32, 64], [8, 3, 32, 64]]
     each = zip(figures["procedure_ms_each"], figures["forwards_ms_each"], strict=True)
     assert figures["procedure_over_forwards"] == pytest.approx(
