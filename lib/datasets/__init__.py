@@ -3,7 +3,6 @@
 The config is read here only; the dataset classes take typed arguments.
 """
 import random
-import signal
 
 import cv2
 import numpy as np
@@ -72,11 +71,8 @@ def seed_worker(worker_id):
 
     The seed is ``torch.initial_seed()``, which the DataLoader sets per worker from its own
     generator, so a loader given ``generator=torch.Generator().manual_seed(s)`` reproduces its
-    batches.  Also turns OpenCV's own threads off inside the worker and makes it ignore SIGTERM.
+    batches.  Also turns OpenCV's own threads off inside the worker.
     """
-    # A cluster's pre-emption signal goes to every process of the job; the main process saves a
-    # checkpoint on SIGTERM and needs its workers alive until then.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     seed = torch.initial_seed()
     random.seed(seed)
     np.random.seed(seed % 2**32)

@@ -18,7 +18,8 @@ def synthetic_root(tmp_path_factory):
 def trained_run(synthetic_root, tmp_path_factory):
     """(config path, overrides, output folder) of a finished one-epoch run of the offset network."""
     out = str(tmp_path_factory.mktemp("trained"))
-    opts = small_opts(synthetic_root, out, epochs=1)
-    run_tool(["tools/train.py", "--cfg", OFFSET_CFG, *opts])
+    # With loader workers (persistent for training): the run must also exit cleanly with them.
+    opts = small_opts(synthetic_root, out, epochs=1, WORKERS=1)
+    run_tool(["tools/train.py", "--cfg", OFFSET_CFG, *opts], timeout=180)
     folder = os.path.join(out, "output", "cityscapes", os.path.splitext(os.path.basename(OFFSET_CFG))[0])
     return OFFSET_CFG, opts, folder
