@@ -109,6 +109,12 @@ def to_scores(logits: torch.Tensor, accumulate: str) -> torch.Tensor:
     raise ValueError(f"accumulate must be one of {list(ACCUMULATE_MODES)}, got {accumulate!r}")
 
 
+def _own_scores(logits: torch.Tensor, accumulate: str) -> torch.Tensor:
+    """``to_scores`` of logits from ``forward_logits``, exponentiated in place to save a full-size
+    buffer: they are a fresh tensor for any network that does not return a view of its input."""
+    return logits.exp_() if accumulate == "exp_logits" else to_scores(logits, accumulate)
+
+
 def _spans(size: int, window: int, stride_ratio: float) -> list[tuple[int, int]]:
     stride = max(int(window * stride_ratio), 1)
     # The reference's count ceil((size - window) / stride) + 1 drops to 0 or below when the image
@@ -163,13 +169,13 @@ def sliding_window(model, image: torch.Tensor, window_hw: tuple[int, int], *,
         crops = torch.cat([image[:, :, h0:h1, w0:w1] for h0, h1, w0, w1 in chunk])
         logits = forward_logits(model, crops, flip=flip, align_corners=align_corners,
                                 amp_dtype=amp_dtype)
-        scores = to_scores(logits, accumulate)
+        scores = _own_scores(logits, accumulate)
         if total is None:
             total = scores.new_zeros(1, scores.shape[1], height, width)
         for window_scores, (h0, h1, w0, w1) in zip(scores, chunk, strict=True):
             total[0, :, h0:h1, w0:w1] += window_scores
             count[0, :, h0:h1, w0:w1] += 1
-    return total / count
+    return total.div_(count)
 
 
 def rescale(image: torch.Tensor, long_side: int) -> torch.Tensor:
@@ -199,14 +205,14 @@ def multi_scale_inference(model, image: torch.Tensor, *, scales: tuple[float, ..
         if scale <= 1.0:
             logits = forward_logits(model, scaled, flip=flip, align_corners=align_corners,
                                     amp_dtype=amp_dtype)
-            scores = to_scores(logits, accumulate)
+            scores = _own_scores(logits, accumulate)
         else:
             scores = sliding_window(model, scaled, window_hw, stride_ratio=stride_ratio,
                                     flip=flip, accumulate=accumulate,
                                     align_corners=align_corners, batch_size=batch_size,
                                     amp_dtype=amp_dtype)
         scores = _resize(scores, (height, width), align_corners)
-        total = scores if total is None else total + scores
+        total = scores if total is None else total.add_(scores)
     return total
 
 
