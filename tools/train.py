@@ -211,7 +211,8 @@ class Trainer:
         # empty shard must not be left out of a collective inside the DDP wrapper.
         ev = validate(unwrap_model(self.model), self.val_loader, self.device, cfg.DATASET.NUM_CLASSES,
                       cfg.TRAIN.IGNORE_LABEL, cfg.MODEL.ALIGN_CORNERS, self.settings.amp_dtype,
-                      condition_of=self.val_set.condition, on_first_batch=self.image_summary)
+                      condition_of=self.val_set.condition if self.val_set.conditions else None,
+                      on_first_batch=self.image_summary)
         results = ev.results(self.val_set.class_names)
         logger.info("validation at iteration %d:\n%s", self.state.iteration,
                     format_table(results, self.val_set.class_names))
