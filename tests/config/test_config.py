@@ -165,3 +165,43 @@ def test_whole_numbers_are_accepted_for_float_keys_in_yaml(tmp_path):
 
 def test_ohem_default_keeps_131072_pixels_as_the_reference():
     assert get_cfg().LOSS.OHEMKEEP == 131072
+
+
+THESIS_STYLE = """\
+GPUS: (0,1,2,3,4)
+WORKERS: 5
+DATASET:
+  TEST_SET: 'list/cityscapes/val.lst'
+  TRAIN_SET: 'list/cityscapes/trainval.lst'
+MODEL:
+  NAME: branched_seg_hrnet
+  NUM_OUTPUTS: 2
+  FREEZED_PAR: false
+  PRETRAINED: "pretrained_models/hrnetv2_w48_imagenet_pretrained.pth"
+  OFFSET_PRETRAINED: 'pretrained_models/hrnetv2_w48_imagenet_pretrained.pth'
+  EXTRA:
+    FINAL_CONV_KERNEL: 1
+    FINAL_CONV_SEED: 1
+    OFFSET_THRESHOLD: 0.2
+    CONFIDENCE: 0
+    ITERATIVE_REFINEMENT: 0
+    LOGITS: true
+    STAGE1: {NUM_MODULES: 1, NUM_RANCHES: 1, BLOCK: BOTTLENECK, NUM_BLOCKS: [4],
+             NUM_CHANNELS: [64], FUSE_METHOD: SUM}
+    OFFSET_BRANCH: 4
+    STAGE3_2: {NUM_MODULES: 3, NUM_BRANCHES: 3, BLOCK: BASIC, NUM_BLOCKS: [4, 4, 4],
+               NUM_CHANNELS: [48, 96, 192], FUSE_METHOD: SUM}
+LOSS:
+  OHEMKEEP: 131072
+  BALANCE_WEIGHTS: [0.4, 1]
+TEST:
+  VISUALIZATION: true
+  MULTI_SCALE: false
+"""
+
+
+def test_a_thesis_style_experiment_file_loads_unchanged(tmp_path):
+    cfg = load_cfg(_write(tmp_path, THESIS_STYLE))
+    assert cfg.MODEL.EXTRA.OFFSET_THRESHOLD == 0.2 and cfg.MODEL.EXTRA.CONFIDENCE == 0
+    assert cfg.MODEL.EXTRA.STAGE3_2.NUM_MODULES == 3 and cfg.LOSS.BALANCE_WEIGHTS == [0.4, 1.0]
+    assert cfg.GPUS == (0, 1, 2, 3, 4) and cfg.TEST.VISUALIZATION is True
