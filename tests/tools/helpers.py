@@ -1,5 +1,6 @@
 """Running the tools from tests: paths of the quick-start experiments and small overrides."""
 import os
+import socket
 import subprocess
 import sys
 
@@ -31,3 +32,10 @@ def small_opts(data_root, out, epochs=2, **extra):
     }
     opts.update(extra)
     return [str(x) for kv in opts.items() for x in kv]
+
+
+def free_port():
+    """A TCP port on the loopback that nothing listens on now (for the launcher's master port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

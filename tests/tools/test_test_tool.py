@@ -3,7 +3,6 @@ two processes, visualisations and errors."""
 import json
 import os
 import re
-import socket
 from types import SimpleNamespace
 
 import cv2
@@ -16,7 +15,7 @@ from lib.core.inference import InferenceSettings, predict
 from lib.datasets import build_dataset
 from lib.models import build_eval_model
 from lib.utils.run import amp_dtype
-from tests.tools.helpers import BASELINE_CFG, OFFSET_CFG, run_tool, small_opts
+from tests.tools.helpers import BASELINE_CFG, OFFSET_CFG, free_port, run_tool, small_opts
 
 NAME = os.path.splitext(os.path.basename(OFFSET_CFG))[0]
 MULTI_SCALE = ["TEST.SCALE_LIST", "0.5,0.75,1.0,1.25,1.5,1.75", "TEST.FLIP_TEST", "True"]
@@ -228,18 +227,12 @@ def test_unlabelled_test_set_writes_predictions_and_no_metrics(synthetic_root, t
     assert "no metrics" in proc.stdout and "mIoU" not in proc.stdout
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_process_gloo_evaluation_gives_the_one_process_metrics_and_predictions(
         evaluation, synthetic_root, spread_weights, tmp_path):
     opts = small_opts(synthetic_root, str(tmp_path)) + MULTI_SCALE + [
         "TEST.MODEL_FILE", spread_weights]
     run_tool(["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port",
-              str(_free_port()), "tools/test.py", "--cfg", OFFSET_CFG, "--save-pred", *opts],
+              str(free_port()), "tools/test.py", "--cfg", OFFSET_CFG, "--save-pred", *opts],
              env={"OMP_NUM_THREADS": "1"}, timeout=300)
     folder = os.path.join(str(tmp_path), "output", "cityscapes", NAME)
     one, two = _read_results(evaluation.folder), _read_results(folder)

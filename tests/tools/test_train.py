@@ -13,7 +13,7 @@ import torch
 from lib.config import load_cfg
 from lib.core.function import NonFiniteLossError, Phase, PolySchedule
 from lib.utils.run import RunError
-from tests.tools.helpers import OFFSET_CFG, ROOT, run_tool, small_opts
+from tests.tools.helpers import OFFSET_CFG, ROOT, free_port, run_tool, small_opts
 
 NAME = os.path.splitext(os.path.basename(OFFSET_CFG))[0]
 
@@ -167,8 +167,7 @@ def test_two_process_gloo_training_keeps_ranks_identical_and_only_rank0_writes(
         synthetic_root, tmp_path, launcher):
     out = str(tmp_path)
     train_args = ["tools/train.py", "--cfg", OFFSET_CFG, *small_opts(synthetic_root, out, epochs=1)]
-    dist_args = ["--nproc_per_node=2", "--master_port", str(29500 + os.getpid() % 1000 +
-                                                           (7 if launcher == "torchrun" else 0))]
+    dist_args = ["--nproc_per_node=2", "--master_port", str(free_port())]
     env = {"OMP_NUM_THREADS": "1"}
     if launcher == "torchrun":
         exe = shutil.which("torchrun", path=os.path.dirname(sys.executable))
