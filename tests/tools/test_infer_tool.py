@@ -93,3 +93,18 @@ def test_missing_input_is_named(opts, tmp_path):
     assert proc.returncode != 0
     assert str(missing) in proc.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "out").exists()
+
+
+def test_montage_puts_the_image_and_the_four_maps_on_two_rows(opts, inputs, tmp_path):
+    path = str(inputs / "street.png")
+    _infer(opts + ["--montage"], path, tmp_path)
+    montage = cv2.imread(str(tmp_path / "street_montage.png"), cv2.IMREAD_COLOR)
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    h, w = image.shape[:2]
+    confidence = cv2.imread(str(tmp_path / "street_confidence.png"), cv2.IMREAD_COLOR)
+    # Tiles as wide as the widest one (the confidence map with its colour bar), 4-pixel gaps.
+    tile_w = confidence.shape[1]
+    assert montage.shape == (2 * h + 4, 3 * tile_w + 2 * 4, 3)
+    np.testing.assert_array_equal(montage[:h, :w], image)  # the input, top left
+    np.testing.assert_array_equal(montage[h + 4:, :tile_w], confidence)  # first tile, 2nd row
+    assert (montage[h + 4:, 2 * (tile_w + 4):] == 255).all()  # five tiles: the sixth is blank
