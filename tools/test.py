@@ -14,7 +14,6 @@ import argparse
 import json
 import logging
 
-import cv2
 import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
@@ -55,10 +54,11 @@ class PredictionWriter:
 
     def __call__(self, index, name, image, pred, model):
         if self.save_pred:
-            ids = self.to_label_id[pred.cpu().long()].numpy()
-            self._write(f"predictions/labelIds/{name}.png", ids)
+            pred = pred.cpu()
+            ids = self.to_label_id[pred.long()].numpy()
+            save_png(os.path.join(self.output_dir, "predictions", "labelIds", f"{name}.png"), ids)
             save_png(os.path.join(self.output_dir, "predictions", "color", f"{name}.png"),
-                     colorize(pred.cpu(), self.dataset.palette))
+                     colorize(pred, self.dataset.palette))
         if self.visualize:
             with torch.no_grad():  # the maps at scale 1
                 output = model(rescale(image, self.base_size))
@@ -69,12 +69,6 @@ class PredictionWriter:
                          picture)
                 if self.writer is not None:
                     self.writer.add_image(f"{name}/{panel}", picture, index, dataformats="HWC")
-
-    def _write(self, rel_path, gray):
-        path = os.path.join(self.output_dir, rel_path)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        if not cv2.imwrite(path, gray):
-            raise OSError(f"could not write {path}")
 
 
 def evaluate(model, dataset, device, settings, num_classes, ignore_label, workers, on_image=None):

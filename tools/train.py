@@ -26,7 +26,7 @@ from lib.core.function import (
     StepSettings,
     TrainState,
     build_optimizer,
-    is_finite_model,
+    nonfinite_tensors,
     train_one_epoch,
     validate,
 )
@@ -135,9 +135,8 @@ class Trainer:
 
         self.train_set = build_dataset(cfg, "train")
         self.val_set = build_dataset(cfg, "val")
-        self.loader, self.sampler = train_loader(self.train_set, cfg, rank, world_size, device)
         self.val_loader = val_loader(self.val_set, cfg, device)
-        self.phase_loaders = [(self.loader, self.sampler)]
+        self.phase_loaders = [train_loader(self.train_set, cfg, rank, world_size, device)]
         phases = [Phase("main", cfg.TRAIN.LR, cfg.TRAIN.END_EPOCH, len(self.loader))]
         if cfg.TRAIN.EXTRA_EPOCH > 0:
             if not cfg.DATASET.EXTRA_TRAIN_SET:
@@ -170,11 +169,19 @@ class Trainer:
                                      cfg.PRINT_FREQ, cfg.TRAIN.MAX_NONFINITE,
                                      cfg.TRAIN.CHECKPOINT_INTERVAL)
 
+    @property
+    def loader(self):
+        """The training loader of the main phase."""
+        return self.phase_loaders[0][0]
+
     # -- checkpoints -----------------------------------------------------------------------
     def save_checkpoint(self):
         """Collective (the finiteness check): every rank calls it, rank 0 writes."""
-        if not is_finite_model(unwrap_model(self.model), self.device):
-            raise RuntimeError("the model holds non-finite values; no checkpoint written")
+        model = unwrap_model(self.model)
+        bad = nonfinite_tensors([*model.named_parameters(), *model.named_buffers()])
+        if dist.any_rank(bool(bad), self.device):
+            raise RuntimeError(f"the model holds non-finite values (on this rank: {bad[:3]}); "
+                               f"no checkpoint written")
         if self.rank != 0:
             return
         atomic_save({
@@ -226,13 +233,23 @@ class Trainer:
     def image_summary(self, images):
         if self.writer is None:
             return
-        with torch.no_grad():
-            output = unwrap_model(self.model)(images[:1])
+        output = unwrap_model(self.model)(images[:1])  # called inside validate(): no gradients
         panels = prediction_panels(denormalize(images[0].cpu(), MEAN, STD), output,
                                    self.val_set.palette,
                                    align_corners=self.cfg.MODEL.ALIGN_CORNERS)
         for name, rgb in panels.items():
             self.writer.add_image(f"val/{name}", rgb, self.state.iteration, dataformats="HWC")
+
+    def end_epoch(self, epoch, last):
+        """Validation when it is due (best.pth when it improves), then the checkpoint."""
+        interval = self.cfg.TRAIN.EVAL_INTERVAL
+        if last or (interval > 0 and (epoch + 1) % interval == 0):
+            miou = self.validate()
+            if miou > self.state.best_miou:
+                self.state.best_miou = miou
+                if self.rank == 0:
+                    atomic_save(model_state(self.model), os.path.join(self.output_dir, "best.pth"))
+        self.save_checkpoint()
 
     def check_replicas(self):
         """Collective: fail loudly if the ranks' weights have drifted apart."""
@@ -247,7 +264,6 @@ class Trainer:
     # -- the run ---------------------------------------------------------------------------
     def fit(self):
         self.resume()
-        cfg = self.cfg
         epochs_before = 0
         for index, (phase, (loader, sampler)) in enumerate(zip(self.schedule.phases,
                                                                self.phase_loaders)):
@@ -263,20 +279,9 @@ class Trainer:
                 finished = train_one_epoch(self.model, self.criterion, self.optimizer, batches,
                                            self.device, self.schedule, self.state, self.settings,
                                            self.writer, self.save_checkpoint, label)
-                if not finished:
-                    logger.info("stop requested: checkpoint saved at iteration %d, exiting",
-                                self.state.iteration)
-                    return False
-                last = epoch + 1 == phase.epochs and index + 1 == len(self.schedule.phases)
-                interval = cfg.TRAIN.EVAL_INTERVAL
-                if last or (interval > 0 and (epoch + 1) % interval == 0):
-                    miou = self.validate()
-                    if miou > self.state.best_miou:
-                        self.state.best_miou = miou
-                        if self.rank == 0:
-                            atomic_save(model_state(self.model),
-                                        os.path.join(self.output_dir, "best.pth"))
-                self.save_checkpoint()
+                if finished:
+                    last = epoch + 1 == phase.epochs and index + 1 == len(self.schedule.phases)
+                    self.end_epoch(epoch, last)
                 if self.state.stop_agreed:
                     logger.info("stop requested: checkpoint saved at iteration %d, exiting",
                                 self.state.iteration)

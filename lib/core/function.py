@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ..utils import distributed as dist
+from ..utils.benchmark import peak_memory_mb
 from ..utils.run import autocast
 from .inference import forward_logits
 from .metrics import SegEvaluator
@@ -67,11 +68,12 @@ class PolySchedule:
         return len(self.phases), 0, 0
 
     def lr(self, iteration):
-        for phase in self.phases:
-            if iteration < phase.iters:
-                return phase.base_lr * (1 - iteration / phase.iters) ** self.power
-            iteration -= phase.iters
-        return 0.0
+        index, epoch, batch = self.locate(iteration)
+        if index == len(self.phases):
+            return 0.0
+        phase = self.phases[index]
+        done = epoch * phase.iters_per_epoch + batch
+        return phase.base_lr * (1 - done / phase.iters) ** self.power
 
 
 @dataclass
@@ -101,19 +103,9 @@ def _set_lr(optimizer, lr):
         group["lr"] = lr
 
 
-def _memory_mb(device):
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20
-    return 0.0
-
-
-def _check_buffers_finite(model, device):
-    """Collective: raise on every rank when any rank's batch-norm statistics went non-finite."""
-    bad = [n for n, b in model.named_buffers() if b.is_floating_point() and not torch.isfinite(b).all()]
-    if dist.all_reduce_sum(torch.tensor([float(len(bad))], device=device)).item():
-        raise NonFiniteLossError(f"non-finite batch-norm statistics after a non-finite step "
-                                 f"(on this rank: {bad[:3]}); resume from the last checkpoint "
-                                 f"with a lower TRAIN.LR")
+def nonfinite_tensors(named_tensors):
+    """Names of the floating-point tensors that hold a NaN or an infinity (this rank only)."""
+    return [n for n, t in named_tensors if t.is_floating_point() and not torch.isfinite(t).all()]
 
 
 def train_one_epoch(model, criterion, optimizer, loader, device, schedule: PolySchedule,
@@ -125,8 +117,8 @@ def train_one_epoch(model, criterion, optimizer, loader, device, schedule: PolyS
     step unless the loss is non-finite on any rank.  The finiteness and the stop request
     (SIGTERM) travel in one small all-reduce, the only synchronisation of a step; loss terms are
     accumulated on the device and read every ``print_freq`` iterations.
-    Returns False when a stop was requested within the epoch (a checkpoint has been saved); a
-    stop at the last step ends the epoch normally and sets ``state.stop_agreed``.
+    Returns True when the epoch ran to its end.  A stop request sets ``state.stop_agreed``; before
+    the last step it also saves a checkpoint and returns False at once.
     """
     model.train()
     sums, count, window = None, 0, 0
@@ -155,7 +147,11 @@ def train_one_epoch(model, criterion, optimizer, loader, device, schedule: PolyS
             logger.warning("iteration %d: non-finite loss (%s); optimiser step skipped (%d in a row)",
                            state.iteration, {k: float(v.detach()) for k, v in terms.items()},
                            state.nonfinite_in_a_row)
-            _check_buffers_finite(model, device)
+            bad = nonfinite_tensors(model.named_buffers())
+            if dist.any_rank(bool(bad), device):
+                raise NonFiniteLossError(f"non-finite batch-norm statistics after a non-finite "
+                                         f"step (on this rank: {bad[:3]}); resume from the last "
+                                         f"checkpoint with a lower TRAIN.LR")
             if state.nonfinite_in_a_row >= settings.max_nonfinite:
                 raise NonFiniteLossError(
                     f"{state.nonfinite_in_a_row} non-finite losses in a row at iteration "
@@ -199,7 +195,7 @@ def _log_progress(names, means, lr, per_iter, data_per_iter, where, batch_size, 
         else f"{remaining / 86400:.1f} days"
     logger.info("%s it %d %s lr %.6f time/it %.3fs data %.3fs %.1f img/s mem %.0fMB eta %s",
                 where, state.iteration, terms, lr, per_iter, data_per_iter, images_per_s,
-                _memory_mb(device), eta)
+                peak_memory_mb(device)[0], eta)
     if writer is not None:
         for name, value in zip(names, means):
             writer.add_scalar(f"train/{name}", value, state.iteration)
@@ -233,10 +229,3 @@ def validate(model, loader, device, num_classes, ignore_label, align_corners, am
                 evaluator.update(pred, label, group=condition_of(name))
     evaluator.reduce()
     return evaluator
-
-
-def is_finite_model(model, device):
-    """Collective: True when every floating-point parameter and buffer is finite on every rank."""
-    local = all(torch.isfinite(t).all() for t in list(model.parameters()) + list(model.buffers())
-                if t.is_floating_point())
-    return not dist.all_reduce_sum(torch.tensor([float(not local)], device=device)).item()

@@ -59,6 +59,11 @@ def all_reduce_sum(tensor):
     return tensor
 
 
+def any_rank(flag, device):
+    """Collective: True when ``flag`` is true on at least one rank."""
+    return bool(all_reduce_sum(torch.tensor([float(flag)], device=device)).item())
+
+
 def all_equal(values):
     """Collective: True when the tensor ``values`` is the same on every rank."""
     if not is_initialized():
