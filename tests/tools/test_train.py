@@ -226,3 +226,28 @@ def test_extra_phase_trains_on_its_own_list_with_its_own_schedule(synthetic_root
     expected = [0.02 * (1 - i / main_iters) ** 0.9 for i in range(main_iters)]
     expected += [0.001 * (1 - i / (2 * extra_iters)) ** 0.9 for i in range(2 * extra_iters)]
     assert lrs == pytest.approx(expected)
+
+
+def test_a_stop_at_the_last_step_of_an_epoch_still_validates_and_checkpoints(
+        synthetic_root, tmp_path, caplog):
+    trainer = _trainer(synthetic_root, str(tmp_path), **{"TRAIN.END_EPOCH": 3,
+                                                         "TRAIN.EVAL_INTERVAL": 1})
+    per_epoch = len(trainer.loader)
+    criterion = trainer.criterion
+    calls = []
+
+    def stop_at_epoch_end(output, target):
+        calls.append(1)
+        if len(calls) == per_epoch:  # as if SIGTERM arrived during the last step of epoch 1
+            trainer.state.stop_requested = True
+        return criterion(output, target)
+
+    trainer.criterion = stop_at_epoch_end
+    assert trainer.fit() is False
+    assert len(calls) == per_epoch
+    assert f"validation at iteration {per_epoch}" in caplog.text
+    ckpt = torch.load(os.path.join(trainer.output_dir, "checkpoint.pth.tar"), map_location="cpu",
+                      weights_only=True)
+    assert ckpt["iteration"] == per_epoch
+    assert os.path.isfile(os.path.join(trainer.output_dir, "best.pth"))
+    assert not os.path.exists(os.path.join(trainer.output_dir, "final_state.pth"))
