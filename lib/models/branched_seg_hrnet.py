@@ -102,8 +102,10 @@ class BranchedSegHRNet(SegHRNet):
         side = self.run_stages(y_list, self.offset_branch, 4, suffix="_2")
         logits = self.last_layer(concat_branches(main, self.align_corners))
         raw = self.offset_layer(concat_branches(side, self.align_corners)).float()
-        offsets = torch.tanh(raw[:, :2]) * self.offset_threshold
-        confidence = torch.sigmoid(raw[:, 2:3])
+        # A diverged offset head gives NaN offsets; the seeds are sampled at 0 offsets instead
+        # and the NaN goes into the confidence, so the loss is non-finite for the guard to see.
+        offsets, nan_carry = seed.finite_offsets(torch.tanh(raw[:, :2]) * self.offset_threshold)
+        confidence = torch.sigmoid(raw[:, 2:3]) + nan_carry
 
         grid = self._base_grid(*offsets.shape[-2:], offsets)
         offsets = seed.refine_offsets(offsets, grid, self.iterative_refinement,
