@@ -6,8 +6,8 @@ merges the file and then the command-line overrides in one walk each, so that
 - a misspelt key names itself and the nearest valid one;
 - the spellings people use are accepted: a whole number for a float key, a bare list for a list
   key ("0.5,0.75", "fog,night", "[night]", or one value), a number for a file name;
-- published experiment files load unchanged: :data:`_PUBLISHED_SPELLINGS` translates what they
-  spell differently (``NUM_RANCHES``), with a warning;
+- published experiment files load unchanged: the rules of :data:`_PUBLISHED_FILE_RULES`
+  translate what they say differently (``NUM_RANCHES``, with a warning);
 
 and then checks the values (choices come from the builders' own name tables).
 """
@@ -40,7 +40,7 @@ def load_cfg(path=None, opts=()):
     sources = [(path, _read(path))] if path else []
     sources.append(("command line", _overrides(opts)))
     for source, raw in sources:
-        for rule in _PUBLISHED_SPELLINGS:
+        for rule in _PUBLISHED_FILE_RULES:
             rule(raw, source)
         _merge(cfg, raw, "", source)
     _validate(cfg)
@@ -93,10 +93,11 @@ def _rename_num_ranches(raw, source, prefix=""):
             _rename_num_ranches(value, source, f"{prefix}{key}.")
 
 
-# How published files spell things that this tree spells otherwise.  Each rule takes the raw
-# mapping of one source (the file, then the command line) and its name, and rewrites the mapping
-# in place before it is merged; every rule of this kind belongs here.
-_PUBLISHED_SPELLINGS = (_rename_num_ranches,)
+# Rules for what published experiment files (HRNet, HRNet-OCR, the thesis) say differently from
+# this tree.  Each rule takes the raw mapping of one source (the file, then the command line) and
+# the source's name, and rewrites the mapping in place before it is merged; a rule may look at
+# several keys of the mapping at once.  Every rule of this kind belongs in this table.
+_PUBLISHED_FILE_RULES = (_rename_num_ranches,)
 
 
 def _merge(node, raw, prefix, source):
