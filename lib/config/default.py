@@ -216,7 +216,8 @@ _C.TRAIN.COMPILE = False
 _C.TRAIN.EVAL_INTERVAL = 1
 # Also write checkpoint.pth.tar every CHECKPOINT_INTERVAL iterations (0 = only at epoch ends).
 _C.TRAIN.CHECKPOINT_INTERVAL = 0
-# Seed of python, numpy and torch random generators (and of each worker); -1 = not seeded.
+# Seed of python, numpy and torch random generators and of the training transform (the draws for
+# item (index, epoch) are a function of (SEED, epoch, index)); -1 = not seeded.
 _C.TRAIN.SEED = 304
 # Stop with an error after this many consecutive non-finite losses (each one skips its step).
 _C.TRAIN.MAX_NONFINITE = 5
