@@ -116,7 +116,7 @@ def _merge(node, raw, prefix, source):
             raise ConfigError(f"{source}: {full} is a value ({node[key]!r}), not a mapping of keys")
         else:
             value = _as_type_of(node[key], value, full, source)
-            try:
+            try:  # yacs' rule of its own merges: the same type, list <-> tuple, or None
                 node[key] = _check_and_coerce_cfg_value_type(value, node[key], key, full)
             except ValueError as e:
                 raise ConfigError(f"{source}: {e}") from None
