@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..datasets.base_dataset import scaled_size
+from ..utils.geometry import scaled_size
 from ..utils.run import autocast
 
 __all__ = ["InferenceSettings", "ACCUMULATE_MODES", "forward_logits", "to_scores",

@@ -1,19 +1,18 @@
-"""Datasets: ``build_dataset(cfg, split, list_path=None)`` and ``seed_worker`` for DataLoaders.
+"""Datasets: ``build_dataset(cfg, split, list_path=None)`` and ``init_worker`` for DataLoaders.
 
 The config is read here only; the dataset classes take typed arguments.
 """
-import random
-
 import cv2
-import numpy as np
-import torch
 
 from .acdc import ACDC, CONDITIONS
-from .base_dataset import SPLITS, BaseDataset, DatasetError
+from .base_dataset import SPLITS, BaseDataset
 from .cityscapes import Cityscapes
+from .files import DatasetError
+from .transforms import TrainTransform
 
-__all__ = ["build_dataset", "dataset_class", "seed_worker", "BaseDataset", "Cityscapes", "ACDC",
-           "CONDITIONS", "DatasetError", "SPLITS"]
+__all__ = ["build_dataset", "build_train_transform", "dataset_class", "init_worker", "seed_worker",
+           "BaseDataset", "Cityscapes", "ACDC", "CONDITIONS", "DatasetError", "SPLITS",
+           "TrainTransform"]
 
 _DATASETS = {"cityscapes": Cityscapes, "acdc": ACDC}
 
@@ -50,11 +49,7 @@ def build_dataset(cfg, split, list_path=None):
         list_path = cfg.DATASET.TRAIN_SET if split == "train" else cfg.DATASET.TEST_SET
     kwargs = {"ignore_label": cfg.TRAIN.IGNORE_LABEL}
     if split == "train":
-        width, height = cfg.TRAIN.IMAGE_SIZE
-        kwargs.update(base_size=cfg.TRAIN.BASE_SIZE, crop_size=(height, width),
-                      scale_factor=cfg.TRAIN.SCALE_FACTOR, flip=cfg.TRAIN.FLIP,
-                      multi_scale=cfg.TRAIN.MULTI_SCALE, downsample_rate=cfg.TRAIN.DOWNSAMPLERATE,
-                      num_samples=cfg.TRAIN.NUM_SAMPLES,
+        kwargs.update(transform=build_train_transform(cfg), num_samples=cfg.TRAIN.NUM_SAMPLES,
                       seed=cfg.TRAIN.SEED if cfg.TRAIN.SEED >= 0 else None)
     else:
         kwargs.update(num_samples=cfg.TEST.NUM_SAMPLES)
@@ -66,28 +61,26 @@ def build_dataset(cfg, split, list_path=None):
     return cls(cfg.DATASET.ROOT, list_path, split, **kwargs)
 
 
-def seed_worker(worker_id):
-    """DataLoader ``worker_init_fn``: seed python, numpy and the dataset's Generator per worker.
+def build_train_transform(cfg):
+    """The reference training transform of TRAIN.* (IMAGE_SIZE is (w, h), the crop (h, w))."""
+    width, height = cfg.TRAIN.IMAGE_SIZE
+    return TrainTransform(base_size=cfg.TRAIN.BASE_SIZE, crop_size=(height, width),
+                          scale_factor=cfg.TRAIN.SCALE_FACTOR, flip=cfg.TRAIN.FLIP,
+                          multi_scale=cfg.TRAIN.MULTI_SCALE,
+                          downsample_rate=cfg.TRAIN.DOWNSAMPLERATE,
+                          ignore_label=cfg.TRAIN.IGNORE_LABEL)
 
-    The seed is ``torch.initial_seed()``, which the DataLoader sets per worker from its own
-    generator, so a loader given ``generator=torch.Generator().manual_seed(s)`` reproduces its
-    batches.  Also turns OpenCV's own threads off inside the worker.
+
+def init_worker(worker_id):
+    """DataLoader ``worker_init_fn``: turn OpenCV's own threads off inside the worker.
+
+    The workers' processes already share the cores; OpenCV threads on top of them oversubscribe.
+    Seeding needs nothing here: a training item's random draws are a function of its
+    ``(index, epoch)`` key and TRAIN.SEED (see :class:`BaseDataset`), and the DataLoader seeds
+    ``random``, numpy and torch in each worker itself.
     """
-    seed = torch.initial_seed()
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
     cv2.setNumThreads(0)
-    info = torch.utils.data.get_worker_info()
-    if info is not None:
-        _reseed(info.dataset, seed)
 
 
-def _reseed(dataset, seed):
-    """Reseed ``dataset``, also inside Subset (``.dataset``) and ConcatDataset (``.datasets``)."""
-    if hasattr(dataset, "reseed"):
-        dataset.reseed(seed)
-    elif hasattr(dataset, "datasets"):
-        for i, part in enumerate(dataset.datasets):
-            _reseed(part, seed + i)
-    elif hasattr(dataset, "dataset"):
-        _reseed(dataset.dataset, seed)
+# The former name, kept for the entry points that pass it to their DataLoaders.
+seed_worker = init_worker

@@ -9,8 +9,9 @@ with conditions fog, night, rain and snow.  The normal-condition reference image
 in ``_ref``) are never used.  Labels are Cityscapes label ids; the class tables are those of
 :mod:`lib.datasets.cityscapes`.
 """
-from .base_dataset import BaseDataset, DatasetError
+from .base_dataset import BaseDataset
 from .cityscapes import CityscapesTables
+from .files import DatasetError
 
 __all__ = ["ACDC", "CONDITIONS", "path_condition"]
 

@@ -6,7 +6,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from lib.config import load_cfg
-from lib.datasets import ACDC, Cityscapes, DatasetError, build_dataset, dataset_class, seed_worker
+from lib.datasets import ACDC, Cityscapes, DatasetError, build_dataset, dataset_class, init_worker
+from lib.datasets.base_dataset import PLAIN_INDEX_EPOCH
 
 from .conftest import dataset_cfg
 
@@ -19,22 +20,18 @@ def train_cfg(root, **overrides):
     return dataset_cfg(root, **settings)
 
 
-def batches(dataset, seed):
-    loader = DataLoader(dataset, batch_size=2, shuffle=False, num_workers=2,
-                        worker_init_fn=seed_worker, generator=torch.Generator().manual_seed(seed))
-    return [(image.clone(), label.clone(), size.clone(), list(names))
-            for image, label, size, names in loader]
-
-
-def test_dataloader_with_two_workers_repeats_its_batches_for_the_same_generator_seed(
+def test_a_plain_index_is_the_fixed_epoch_key_in_any_worker_and_seeds_only_by_train_seed(
         synthetic_root):
     dataset = build_dataset(train_cfg(synthetic_root), "train")
-    first, again, other = batches(dataset, 5), batches(dataset, 5), batches(dataset, 6)
-    assert len(first) == 2
-    for a, b in zip(first, again, strict=True):
-        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[3] == b[3]
-    # shuffle is off: only the reseeded augmentation can make the batches differ
-    assert any(not torch.equal(a[0], c[0]) for a, c in zip(first, other, strict=True))
+    keyed = [dataset[(i, PLAIN_INDEX_EPOCH)] for i in range(len(dataset))]
+    loader = DataLoader(dataset, batch_size=2, num_workers=2, worker_init_fn=init_worker,
+                        generator=torch.Generator().manual_seed(5))
+    for b, (image, label, _, names) in enumerate(loader):
+        for j in range(2):
+            assert torch.equal(image[j], keyed[2 * b + j][0])
+            assert torch.equal(label[j], keyed[2 * b + j][1]) and names[j] == keyed[2 * b + j][3]
+    reseeded = build_dataset(train_cfg(synthetic_root, **{"TRAIN.SEED": 7}), "train")
+    assert any(not torch.equal(reseeded[i][0], keyed[i][0]) for i in range(len(dataset)))
 
 
 def test_index_epoch_keys_give_the_same_samples_in_any_order_and_with_any_worker_count(
@@ -44,7 +41,7 @@ def test_index_epoch_keys_give_the_same_samples_in_any_order_and_with_any_worker
     results = []
     for workers in (0, 2):
         loader = DataLoader(dataset, sampler=keys, batch_size=2, num_workers=workers,
-                            worker_init_fn=seed_worker)
+                            worker_init_fn=init_worker)
         results.append([(image, label) for image, label, _, _ in loader])
     for (image_a, label_a), (image_b, label_b) in zip(*results, strict=True):
         assert torch.equal(image_a, image_b) and torch.equal(label_a, label_b)

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from lib.datasets import build_dataset
-from lib.datasets.base_dataset import random_scaled_crop
+from lib.datasets import Cityscapes, DatasetError, TrainTransform, build_dataset
+from lib.datasets.transforms import random_scaled_crop
 
 from .conftest import DESIGN_TRAIN_IDS, dataset_cfg, make_cityscapes_tree, unnormalize
 
@@ -50,8 +50,8 @@ def train_set(root, **overrides):
 def test_image_and_label_stay_aligned_under_random_scale_crop_and_flip(blocks_root):
     dataset = train_set(blocks_root)
     checked = 0
-    for _ in range(30):
-        image, label, size, name = dataset[0]
+    for epoch in range(30):
+        image, label, size, name = dataset[(0, epoch)]
         label = label.numpy()
         rgb = unnormalize(image)
         inside = uniform_interior(label)
@@ -63,8 +63,8 @@ def test_image_and_label_stay_aligned_under_random_scale_crop_and_flip(blocks_ro
 
 def test_training_crop_has_exactly_the_configured_size(blocks_root):
     dataset = train_set(blocks_root, **{"TRAIN.IMAGE_SIZE": [70, 30]})
-    for _ in range(20):
-        image, label, _, _ = dataset[0]
+    for epoch in range(20):
+        image, label, _, _ = dataset[(0, epoch)]
         assert image.shape == (3, 30, 70) and image.dtype == torch.float32
         assert label.shape == (30, 70) and label.dtype == torch.int64
 
@@ -77,8 +77,8 @@ def test_padding_writes_ignore_label_and_black_and_the_scaled_size_follows_the_r
     expected = {(int(32 * (64 * (0.5 + k / 10) + 0.5) / 64 + 0.5), int(64 * (0.5 + k / 10) + 0.5))
                 for k in range(17)}
     seen = set()
-    for _ in range(40):
-        image, label, _, _ = dataset[0]
+    for epoch in range(40):
+        image, label, _, _ = dataset[(0, epoch)]
         label = label.numpy()
         valid = label != 255
         h, w = valid.any(1).sum(), valid.any(0).sum()
@@ -92,8 +92,8 @@ def test_both_flipped_and_unflipped_samples_occur_and_flip_moves_image_with_labe
     dataset = train_set(blocks_root, **{"TRAIN.MULTI_SCALE": False})
     original, _, train_ids = blocks_sample()
     outcomes = set()
-    for _ in range(20):
-        image, label, _, _ = dataset[0]
+    for epoch in range(20):
+        image, label, _, _ = dataset[(0, epoch)]
         flipped = np.array_equal(label.numpy(), train_ids[:, ::-1])
         assert flipped or np.array_equal(label.numpy(), train_ids)
         reference = original[:, ::-1, ::-1] if flipped else original[:, :, ::-1]
@@ -112,9 +112,9 @@ def test_without_multi_scale_the_training_sample_is_the_whole_image_as_in_the_re
 def test_downsample_rate_resizes_the_label_by_nearest_after_cropping(blocks_root):
     full = train_set(blocks_root)
     half = train_set(blocks_root, **{"TRAIN.DOWNSAMPLERATE": 2})
-    for _ in range(5):
-        image_full, label_full, _, _ = full[0]
-        image_half, label_half, _, _ = half[0]
+    for epoch in range(5):
+        image_full, label_full, _, _ = full[(0, epoch)]
+        image_half, label_half, _, _ = half[(0, epoch)]
         assert image_half.shape == (3, 48, 96) and label_half.shape == (24, 48)
         assert torch.equal(image_full, image_half)
         assert torch.equal(label_half, label_full[::2, ::2])
@@ -160,3 +160,31 @@ def test_scaled_crop_equals_resizing_the_whole_image_then_padding_and_cropping(s
         np.testing.assert_array_equal(out_label, ref_label[y:y + crop[0], x:x + crop[1]])
         diff = np.abs(out_image.astype(int) - ref_image[y:y + crop[0], x:x + crop[1]].astype(int))
         assert diff.max() <= 1, (shape, k)
+
+
+def test_a_dataset_can_add_a_step_before_the_reference_transform(blocks_root):
+    dataset = train_set(blocks_root, **{"TRAIN.MULTI_SCALE": False, "TRAIN.FLIP": False})
+    reference = dataset.train_transform
+
+    def halve_first(image, label, rng):
+        half = (image.shape[1] // 2, image.shape[0] // 2)
+        return reference(cv2.resize(image, half, interpolation=cv2.INTER_NEAREST),
+                         cv2.resize(label, half, interpolation=cv2.INTER_NEAREST), rng)
+
+    dataset.train_transform = halve_first
+    image, label, size, _ = dataset[(0, 3)]
+    original, _, train_ids = blocks_sample()
+    assert image.shape == (3, 32, 64) and size.tolist() == [64, 128]
+    np.testing.assert_array_equal(label.numpy(), train_ids[::2, ::2])
+    np.testing.assert_allclose(unnormalize(image), original[::2, ::2, ::-1], atol=1e-3)
+
+
+def test_the_training_transform_names_the_setting_at_fault(blocks_root):
+    with pytest.raises(DatasetError, match=r"crop_size .*\(0, 5\)"):
+        TrainTransform(crop_size=(0, 5))
+    with pytest.raises(DatasetError, match="downsample_rate 0"):
+        TrainTransform(downsample_rate=0)
+    with pytest.raises(DatasetError, match="pads with label 250 but ignore_label is 255"):
+        Cityscapes(str(blocks_root), "list/cityscapes/train.lst", "train",
+                   transform=TrainTransform(ignore_label=250))
+    assert TrainTransform(crop_size=[8.0, 4]).crop_size == (8, 4)

@@ -1,0 +1,122 @@
+"""Reading a dataset's files: list files, PNG integrity checks, image and label decoding.
+
+Every problem raises :class:`DatasetError` naming the file and, for files from a list, the list
+file and line (callers pass ``where = "<list>:<line>: "``).  Nothing is skipped silently.
+"""
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+__all__ = ["DatasetError", "ListEntry", "read_list", "check_listed_files", "read_image",
+           "read_label"]
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Every complete PNG ends with an empty IEND chunk: length 0, type, CRC.  OpenCV can decode a cut
+# file partially, so its end is checked before decoding.
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+# Missing files listed in one error message; the rest are counted.
+_MAX_LISTED = 10
+
+
+class DatasetError(ValueError):
+    """A dataset file, list or argument that cannot be used; the message names the culprit."""
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """One line of a list file: paths relative to the dataset folder, 1-based line number."""
+
+    image: str
+    label: str | None
+    line: int
+
+
+def read_list(list_file):
+    """The entries of ``list_file``; blank lines are ignored, every other line is a sample.
+
+    A line holds ``image label`` (tab or spaces) or only ``image``.  Raises DatasetError for a
+    missing or empty file, a line with more than two fields, and a list that mixes ``image label``
+    lines with ``image`` lines (naming the first odd line).
+    """
+    if not os.path.isfile(list_file):
+        raise DatasetError(f"list file not found: {list_file}")
+    entries = []
+    with open(list_file) as f:
+        for number, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) > 2:
+                raise DatasetError(f"{list_file}:{number}: expected 'image label' or 'image', "
+                                   f"got {len(fields)} fields: {line.strip()!r}")
+            entries.append(ListEntry(fields[0], fields[1] if len(fields) == 2 else None, number))
+    if not entries:
+        raise DatasetError(f"list file is empty: {list_file}")
+    first = entries[0]
+    for entry in entries:
+        if (entry.label is None) != (first.label is None):
+            raise DatasetError(
+                f"{list_file}:{entry.line}: {_columns(entry)} but line {first.line} has "
+                f"{_columns(first)}; a list holds 'image label' on every line or only 'image'")
+    return entries
+
+
+def _columns(entry):
+    return "1 column (image)" if entry.label is None else "2 columns (image label)"
+
+
+def check_listed_files(entries, data_dir, list_file):
+    """Raise one DatasetError listing every file of ``entries`` missing under ``data_dir``."""
+    missing = []
+    for entry in entries:
+        for what, rel in (("image", entry.image), ("label", entry.label)):
+            if rel is not None and not os.path.isfile(os.path.join(data_dir, rel)):
+                missing.append(f"{list_file}:{entry.line}: {what} not found: "
+                               f"{os.path.join(data_dir, rel)}")
+    if missing:
+        more = len(missing) - _MAX_LISTED
+        listed = "\n".join(missing[:_MAX_LISTED])
+        listed += f"\n... and {more} more" if more > 0 else ""
+        raise DatasetError(f"{len(missing)} file(s) of {list_file} not found:\n{listed}")
+
+
+def _check_file(path, what, where):
+    if not os.path.isfile(path):
+        raise DatasetError(f"{where}{what} not found: {path}")
+    if not path.lower().endswith(".png"):
+        return
+    with open(path, "rb") as f:
+        head = f.read(len(_PNG_SIGNATURE))
+        f.seek(max(os.fstat(f.fileno()).st_size - len(_PNG_END), 0))
+        tail = f.read()
+    if head != _PNG_SIGNATURE:
+        raise DatasetError(f"{where}{what} is not a PNG file (bad signature): {path}")
+    if tail != _PNG_END:
+        raise DatasetError(f"{where}{what} is truncated or damaged (no IEND chunk at the end of "
+                           f"the PNG): {path}")
+
+
+def read_image(path, where=""):
+    """BGR uint8 (H, W, 3) image, read with ``cv2.imread(path, cv2.IMREAD_COLOR)``.
+
+    ``where`` prefixes error messages (``"<list>:<line>: "``).
+    """
+    _check_file(path, "image", where)
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise DatasetError(f"{where}cannot decode image: {path}")
+    return image
+
+
+def read_label(path, label_to_train_id, where=""):
+    """uint8 (H, W) trainIds: a single-channel 8-bit label-id PNG mapped by the 256-entry LUT."""
+    _check_file(path, "label", where)
+    label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if label is None:
+        raise DatasetError(f"{where}cannot decode label: {path}")
+    if label.ndim != 2 or label.dtype != np.uint8:
+        raise DatasetError(f"{where}label must be a single-channel 8-bit image of label ids, got "
+                           f"shape {label.shape} and dtype {label.dtype}: {path}")
+    return cv2.LUT(label, label_to_train_id)

@@ -1,0 +1,119 @@
+"""The reference training transform and the normalisation of every split.
+
+Images are BGR uint8 (H, W, 3) as OpenCV reads them, labels uint8 (H, W) trainIds, until
+:func:`normalize` turns an image into the float32 (3, H, W) RGB tensor data the networks take.
+Random draws come from a numpy Generator passed in, so a sample is a function of its seed.
+"""
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..utils.geometry import scaled_size
+from .files import DatasetError
+
+__all__ = ["MEAN", "STD", "normalize", "random_scaled_crop", "TrainTransform"]
+
+# ImageNet statistics of RGB values in [0, 1].
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def normalize(image, mean=MEAN, std=STD):
+    """float32 (3, H, W) RGB ``(x / 255 - mean) / std`` from a BGR uint8 (H, W, 3) image."""
+    h, w = image.shape[:2]
+    out = np.empty((3, h, w), dtype=np.float32)
+    for c in range(3):  # RGB channel c is BGR channel 2 - c
+        np.multiply(image[:, :, 2 - c], np.float32(1.0 / (255.0 * std[c])), out=out[c])
+        out[c] -= np.float32(mean[c] / std[c])
+    return out
+
+
+def random_scaled_crop(image, label, long_size, crop_size, ignore_label, rng):
+    """Resize to ``scaled_size(h, w, long_size)``, pad to the crop and take a random crop.
+
+    The same sample as the reference, which resizes the whole image (cv2.resize, bilinear image,
+    nearest label), pads the bottom/right to at least ``crop_size`` (h, w) with 0 / ``ignore_label``
+    and crops at offsets drawn uniformly from [0, padded - crop] (x first, then y, from the numpy
+    Generator ``rng``).  Only the crop window is interpolated: the label with cv2.resize's
+    nearest-neighbour rule (bit-identical), the image with cv2.warpAffine on cv2.resize's
+    pixel-centre mapping, which differs from resizing the whole image by at most one grey level
+    (the two functions round bilinear weights differently) and costs a fraction of it.
+    """
+    crop_h, crop_w = crop_size
+    h, w = label.shape
+    new_h, new_w = scaled_size(h, w, long_size)
+    x = int(rng.integers(0, max(new_w - crop_w, 0) + 1))
+    y = int(rng.integers(0, max(new_h - crop_h, 0) + 1))
+    win_h, win_w = min(crop_h, new_h - y), min(crop_w, new_w - x)
+    if (new_h, new_w) == (h, w):
+        image = image[y:y + win_h, x:x + win_w]
+        label = label[y:y + win_h, x:x + win_w]
+    else:
+        sx, sy = w / new_w, h / new_h
+        # dst (i, j) of the window samples src ((x + j + 0.5) * sx - 0.5, (y + i + 0.5) * sy - 0.5)
+        m = np.array([[sx, 0.0, (x + 0.5) * sx - 0.5], [0.0, sy, (y + 0.5) * sy - 0.5]])
+        image = cv2.warpAffine(image, m, (win_w, win_h),
+                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_REPLICATE)
+        # cv2.resize INTER_NEAREST: src = min(floor(dst * (1 / (new / old))), old - 1)
+        rows = np.minimum(np.floor(np.arange(y, y + win_h) * (1.0 / (new_h / h))), h - 1)
+        cols = np.minimum(np.floor(np.arange(x, x + win_w) * (1.0 / (new_w / w))), w - 1)
+        label = label.take(rows.astype(np.intp), axis=0).take(cols.astype(np.intp), axis=1)
+    pad_h, pad_w = crop_h - win_h, crop_w - win_w
+    if pad_h or pad_w:
+        image = cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        label = cv2.copyMakeBorder(label, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT,
+                                   value=(ignore_label,))
+    return image, label
+
+
+@dataclass(frozen=True)
+class TrainTransform:
+    """The reference training transform: random scale and crop, flip, label downsampling.
+
+    ``transform(image, label, rng)`` takes a BGR uint8 (H, W, 3) image and its uint8 (H, W)
+    trainIds and returns both transformed (the image still BGR uint8; the dataset normalises it).
+    It draws from the numpy Generator ``rng`` in this order: scale, crop x, crop y, flip.  A
+    dataset that needs a step before it (e.g. a resize of the short side) wraps or subclasses it.
+
+    Fields:
+        base_size: long side of an image at scale 1, pixels.
+        crop_size: crop (h, w), pixels.
+        scale_factor: the scales are ``0.5 + k / 10`` for k = 0..scale_factor.
+        flip: horizontal flip with probability 0.5.
+        multi_scale: random scaling and cropping.  As in the reference, without it a sample is
+            the whole image, neither resized nor cropped.
+        downsample_rate: the label is resized by ``1 / downsample_rate`` (nearest).
+        ignore_label: label written into the padding.
+    """
+
+    base_size: int = 2048
+    crop_size: tuple[int, int] = (512, 1024)
+    scale_factor: int = 16
+    flip: bool = True
+    multi_scale: bool = True
+    downsample_rate: float = 1
+    ignore_label: int = 255
+
+    def __post_init__(self):
+        if len(self.crop_size) != 2 or min(self.crop_size) <= 0:
+            raise DatasetError(f"crop_size must be (h, w) with positive sizes, got "
+                               f"{self.crop_size}")
+        if self.downsample_rate <= 0 or self.scale_factor < 0 or self.base_size <= 0:
+            raise DatasetError(f"invalid transform settings: base_size {self.base_size}, "
+                               f"scale_factor {self.scale_factor}, downsample_rate "
+                               f"{self.downsample_rate}")
+        object.__setattr__(self, "crop_size", (int(self.crop_size[0]), int(self.crop_size[1])))
+
+    def __call__(self, image, label, rng):
+        if self.multi_scale:
+            scale = 0.5 + int(rng.integers(0, self.scale_factor + 1)) / 10.0
+            image, label = random_scaled_crop(image, label, int(self.base_size * scale + 0.5),
+                                              self.crop_size, self.ignore_label, rng)
+        if self.flip and rng.integers(0, 2):
+            image, label = cv2.flip(image, 1), cv2.flip(label, 1)
+        if self.downsample_rate != 1:
+            rate = 1.0 / self.downsample_rate
+            label = cv2.resize(label, None, fx=rate, fy=rate, interpolation=cv2.INTER_NEAREST)
+        return image, label
