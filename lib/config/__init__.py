@@ -13,6 +13,7 @@ import yaml
 from yacs.config import CfgNode
 
 from .default import _C
+from .published import resolve_published
 
 __all__ = ["get_cfg", "load_cfg", "ConfigError"]
 
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 _KNOWN_MISSPELLINGS = {"NUM_RANCHES": "NUM_BRANCHES"}
 
 _CHOICES = {
-    "MODEL.NAME": ("seg_hrnet", "branched_seg_hrnet"),
+    "MODEL.NAME": ("seg_hrnet", "branched_seg_hrnet", "seg_hrnet_ocr", "branched_seg_hrnet_ocr"),
     "DATASET.DATASET": ("cityscapes", "acdc"),
     "LOSS.CONFIDENCE_MODE": ("reference", "masked"),
     "TEST.ACCUMULATE": ("exp_logits", "softmax"),
@@ -51,6 +52,7 @@ def load_cfg(path=None, opts=()):
             loaded = yaml.safe_load(f) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+        loaded = resolve_published(loaded, path)
         loaded = _check_keys(loaded, cfg, prefix="", source=path)
         _merge(cfg, CfgNode(loaded), source=path)
     opts = list(opts)
