@@ -5,7 +5,8 @@ Every loss takes maps at the network's resolution (B x C x h x w) and a label ma
 fp32.  Nothing in a forward pass reads a value back to the host: selections and "no valid pixel"
 cases are tensor operations, so a training step stays asynchronous.
 
-``OffsetSegLoss`` returns named, weighted terms; their sum is the loss to minimise.
+``OffsetSegLoss`` returns named, weighted terms; their sum is the loss to minimise.  It serves
+the one-head networks (``SegOutput``) and the two-head OCR networks (``OCROutput``).
 """
 from collections.abc import Sequence
 
@@ -13,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..models.output import SegOutput
+from ..models.output import OCROutput, SegOutput
 from ..models.seed import base_grid
 
 __all__ = ["CrossEntropy", "OhemCrossEntropy", "ConfidenceLoss", "OffsetSegLoss",
@@ -185,51 +186,81 @@ class ConfidenceLoss(nn.Module):
         return (bce * used).sum() / used.sum().clamp_min(1.0)
 
 
+_TERMS = (("seg", "logits"), ("seed", "seed_logits"), ("fused", "fused_logits"))
+
+
 class OffsetSegLoss(nn.Module):
     """The training loss as named, weighted terms; the loss is ``sum(terms.values())``.
 
-    forward(output: SegOutput, target B x H x W) -> dict:
+    forward(output: SegOutput or OCROutput, target B x H x W) -> dict.  With (w_i, w_s, w_f, w_c)
+    = ``term_weights``:
 
     - offset network: {"seg": w_i L(S_i), "seed": w_s L(S_s), "fused": w_f L(S_f),
-      "confidence": w_c L_conf(F, o)}, with (w_i, w_s, w_f, w_c) = ``term_weights``;
-    - baseline (``output.offsets is None``): {"seg": L(S_i)}, unweighted.
+      "confidence": w_c L_conf(F, o)};
+    - baseline (``output.offsets is None``): {"seg": L(S_i)}, unweighted;
+    - OCR networks: each of those terms is a pair over the two heads, weighted by
+      ``balance_weights`` (b_r, b_o): "seg_regions" = w_i b_r L_r(S_i of the soft regions) and
+      "seg_ocr" = w_i b_o L(S_i of the OCR head), and so on for "seed_*" and "fused_*"; one
+      "confidence" term (one offset field).  Plain HRNet-OCR: {"seg_regions", "seg_ocr"} with
+      b_r and b_o only.
 
     With MODEL.EXTRA.LOGITS false the network returns log-probabilities in seed_logits and
     fused_logits; softmax(log p) = p, so they are valid logits for ``seg_loss`` as they are.
 
     Args:
-        seg_loss: CrossEntropy or OhemCrossEntropy, applied to S_i, S_s and S_f.
+        seg_loss: CrossEntropy or OhemCrossEntropy, applied to S_i, S_s and S_f (of the OCR head).
         confidence_loss: ConfidenceLoss.
         term_weights: weights of S_i, S_s, S_f and the confidence term (LOSS.TERM_WEIGHTS).
+        region_loss: the loss of the soft-region head; default ``seg_loss``.  HRNet-OCR mines
+            hard pixels in its last output only, so with OHEM the regions take plain
+            cross-entropy (the reference averaged it over all pixels, ignored ones as zeros;
+            here over the labelled ones).
+        balance_weights: (b_r, b_o) of the two OCR heads (LOSS.BALANCE_WEIGHTS).
     """
 
     def __init__(self, seg_loss: nn.Module, confidence_loss: nn.Module,
-                 term_weights: Sequence[float] = (0.5, 0.5, 1.0, 1.0)):
+                 term_weights: Sequence[float] = (0.5, 0.5, 1.0, 1.0),
+                 region_loss: nn.Module | None = None,
+                 balance_weights: Sequence[float] = (0.4, 1.0)):
         super().__init__()
         if len(term_weights) != 4:
             raise ValueError("term_weights needs 4 values (S_i, S_s, S_f, confidence), "
                              f"got {list(term_weights)}")
         self.seg_loss = seg_loss
         self.confidence_loss = confidence_loss
+        self.region_loss = seg_loss if region_loss is None else region_loss
         self.term_weights = tuple(float(w) for w in term_weights)
+        self.balance_weights = tuple(float(w) for w in balance_weights)
 
-    def forward(self, output: SegOutput, target) -> dict[str, torch.Tensor]:
-        if output.offsets is None:
-            return {"seg": self.seg_loss(output.logits, target)}
-        w_seg, w_seed, w_fused, w_conf = self.term_weights
-        return {
-            "seg": w_seg * self.seg_loss(output.logits, target),
-            "seed": w_seed * self.seg_loss(output.seed_logits, target),
-            "fused": w_fused * self.seg_loss(output.fused_logits, target),
-            "confidence": w_conf * self.confidence_loss(output.confidence, output.offsets,
-                                                        target),
-        }
+    def _heads(self, output):
+        """(name suffix, balance weight, loss, SegOutput) of each head of ``output``."""
+        if not isinstance(output, OCROutput):
+            return [("", 1.0, self.seg_loss, output)]
+        if len(self.balance_weights) != 2:
+            raise ValueError("LOSS.BALANCE_WEIGHTS needs 2 weights (soft regions, OCR) for the "
+                             f"OCR networks, got {list(self.balance_weights)}")
+        b_regions, b_ocr = self.balance_weights
+        return [("_regions", b_regions, self.region_loss, output.regions()),
+                ("_ocr", b_ocr, self.seg_loss, output.ocr())]
+
+    def forward(self, output: SegOutput | OCROutput, target) -> dict[str, torch.Tensor]:
+        with_offsets = output.offsets is not None
+        term_weights = self.term_weights[:3] if with_offsets else (1.0,)
+        terms = {}
+        for (term, field), weight in zip(_TERMS, term_weights):
+            for suffix, balance, loss, head in self._heads(output):
+                terms[term + suffix] = weight * balance * loss(getattr(head, field), target)
+        if with_offsets:
+            terms["confidence"] = self.term_weights[3] * self.confidence_loss(
+                output.confidence, output.offsets, target)
+        return terms
 
 
 def build_criterion(cfg, class_weights=None):
-    """The ``OffsetSegLoss`` that the config describes (it serves both networks).
+    """The ``OffsetSegLoss`` that the config describes (it serves every network).
 
-    Reads LOSS.USE_OHEM, OHEMTHRES, OHEMKEEP, CLASS_BALANCE, TERM_WEIGHTS, CONFIDENCE_MODE,
+    Reads LOSS.USE_OHEM, OHEMTHRES, OHEMKEEP, CLASS_BALANCE, TERM_WEIGHTS, BALANCE_WEIGHTS,
+    CONFIDENCE_MODE,
     TRAIN.IGNORE_LABEL, MODEL.ALIGN_CORNERS and DATASET.NUM_CLASSES.  ``class_weights`` (K floats,
     from the dataset) are used only when LOSS.CLASS_BALANCE is true, and must then be given.
     """
@@ -244,13 +275,14 @@ def build_criterion(cfg, class_weights=None):
                              f"{cfg.DATASET.NUM_CLASSES}")
     ignore_label = cfg.TRAIN.IGNORE_LABEL
     align_corners = cfg.MODEL.ALIGN_CORNERS
+    cross_entropy = CrossEntropy(ignore_label=ignore_label, weight=weight,
+                                 align_corners=align_corners)
+    seg_loss = cross_entropy
     if cfg.LOSS.USE_OHEM:
         seg_loss = OhemCrossEntropy(ignore_label=ignore_label, thresh=cfg.LOSS.OHEMTHRES,
                                     min_kept=cfg.LOSS.OHEMKEEP, weight=weight,
                                     align_corners=align_corners)
-    else:
-        seg_loss = CrossEntropy(ignore_label=ignore_label, weight=weight,
-                                align_corners=align_corners)
     confidence_loss = ConfidenceLoss(mode=cfg.LOSS.CONFIDENCE_MODE, ignore_label=ignore_label,
                                      align_corners=align_corners)
-    return OffsetSegLoss(seg_loss, confidence_loss, term_weights=cfg.LOSS.TERM_WEIGHTS)
+    return OffsetSegLoss(seg_loss, confidence_loss, term_weights=cfg.LOSS.TERM_WEIGHTS,
+                         region_loss=cross_entropy, balance_weights=cfg.LOSS.BALANCE_WEIGHTS)
