@@ -24,7 +24,7 @@ _KNOWN_MISSPELLINGS = {"NUM_RANCHES": "NUM_BRANCHES"}
 
 _CHOICES = {
     "MODEL.NAME": ("seg_hrnet", "branched_seg_hrnet", "seg_hrnet_ocr", "branched_seg_hrnet_ocr"),
-    "DATASET.DATASET": ("cityscapes", "acdc"),
+    "DATASET.DATASET": ("cityscapes", "acdc", "ade20k"),
     "LOSS.CONFIDENCE_MODE": ("reference", "masked"),
     "TEST.ACCUMULATE": ("exp_logits", "softmax"),
     "TRAIN.OPTIMIZER": ("sgd", "adamw"),

@@ -142,7 +142,7 @@ _C.LOSS.CONFIDENCE_MODE = "reference"
 _C.DATASET = CN()
 # Folder that holds one sub-folder per dataset (``<ROOT>/cityscapes``, ``<ROOT>/acdc``) and ``list/``.
 _C.DATASET.ROOT = "data/"
-# Dataset name: "cityscapes" or "acdc".
+# Dataset name: "cityscapes", "acdc" or "ade20k".
 _C.DATASET.DATASET = "cityscapes"
 # Number of classes predicted (19 trainIds for Cityscapes and ACDC).
 _C.DATASET.NUM_CLASSES = 19
