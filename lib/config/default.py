@@ -50,8 +50,9 @@ _C.MODEL.OFFSET_PRETRAINED = ""
 # Also take the offset head (offset_layer / aux_head_offset) from MODEL.OFFSET_PRETRAINED when that
 # file has one.  False = the reference: only the duplicated stages, the head starts fresh.
 _C.MODEL.OFFSET_PRETRAINED_HEAD = False
-# Train only the duplicated offset-path stages and offset_layer; the rest is frozen and kept in
-# eval mode so its batch-norm statistics do not drift.
+# Train only the duplicated offset-path stages and the offset head (offset_layer /
+# aux_head_offset); the rest is frozen and kept in eval mode so its batch-norm statistics do not
+# drift.
 _C.MODEL.FREEZED_PAR = False
 # align_corners of every bilinear resize of features and logits (the HRNetV2 reference experiments
 # use False, the HRNet-OCR and OVeNet-OCR ones True).
@@ -95,7 +96,8 @@ def _stage(num_modules, num_branches, block, num_blocks, num_channels):
 
 # Architecture of the network.  Defaults are HRNetV2-W48; experiment files spell out every stage.
 _C.MODEL.EXTRA = CN()
-# Kernel size of the last classifier convolution (1 or 3).
+# Kernel size of the last classifier convolution (1 or 3) of seg_hrnet / branched_seg_hrnet; the
+# OCR networks' classifiers are 1x1, as published.
 _C.MODEL.EXTRA.FINAL_CONV_KERNEL = 1
 # No effect: read by the thesis configs, the seed prediction has no convolution of its own.
 _C.MODEL.EXTRA.FINAL_CONV_SEED = 1
@@ -133,7 +135,8 @@ _C.LOSS.CLASS_BALANCE = True
 # Weights of the two heads of the OCR networks, [soft regions, OCR], applied inside each of S_i,
 # S_s, S_f (the published [0.4, 1]); the one-head networks do not read it.
 _C.LOSS.BALANCE_WEIGHTS = [0.4, 1.0]
-# Weights of the offset network's loss terms: CE(S_i), CE(S_s), CE(S_f), confidence.
+# Weights of the offset network's loss terms: CE(S_i), CE(S_s), CE(S_f), confidence (for the OCR
+# networks each CE term is the LOSS.BALANCE_WEIGHTS pair over the two heads).
 _C.LOSS.TERM_WEIGHTS = [0.5, 0.5, 1.0, 1.0]
 # Confidence loss: "reference" (ignored pixels count as class 0, sum / (H*W)) or "masked"
 # (pixels or seeds on ignored labels left out, mean over the rest).
