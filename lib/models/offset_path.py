@@ -52,7 +52,7 @@ class OffsetPath:
         (the thesis) instead of PyTorch's default (OVeNet-OCR, like every OCR head)."""
         if settings.offset_branch not in (2, 3, 4):
             raise ValueError(f"offset_branch must be 2, 3 or 4, got {settings.offset_branch}")
-        self.offset = settings
+        self.offset_settings = settings
         pre = self.stage_channels[settings.offset_branch - 1]
         for k in range(settings.offset_branch, 5):
             spec = offset_stages[k]
@@ -72,7 +72,7 @@ class OffsetPath:
     def offset_path_sources(self) -> dict[str, str]:
         """Prefix of each duplicated module -> prefix of the main-path module it copies."""
         names = {}
-        for k in range(self.offset.offset_branch, 5):
+        for k in range(self.offset_settings.offset_branch, 5):
             names[f"transition{k - 1}_2."] = f"transition{k - 1}."
             names[f"stage{k}_2."] = f"stage{k}."
         return names
@@ -84,14 +84,14 @@ class OffsetPath:
 
     def train(self, mode: bool = True):
         super().train(mode)
-        if self.offset.freeze_shared:
+        if self.offset_settings.freeze_shared:
             for module in self.shared_modules():
                 module.train(False)
         return self
 
     def path_features(self, x):
         """Concatenated features of the main path and of the offset path, both B x C x H/4 x W/4."""
-        first = self.offset.offset_branch
+        first = self.offset_settings.offset_branch
         y_list = self.stem(x)
         if first > 2:
             y_list = self.run_stages(y_list, 2, first - 1)
@@ -118,21 +118,21 @@ class OffsetPath:
         maps: B x K x h x w logits.  Returns (o B x 2 x h x w, F B x 1 x h x w, [(S_s, S_f)]).
         With ``logits`` false S_s and S_f are log-probabilities.  All maps share one sampling.
         """
+        settings = self.offset_settings
         raw = head_output.float()
-        offsets = torch.tanh(raw[:, :2]) * self.offset.offset_threshold
+        offsets = torch.tanh(raw[:, :2]) * settings.offset_threshold
         confidence = torch.sigmoid(raw[:, 2:3])
         grid = self._base_grid(*offsets.shape[-2:], offsets)
-        offsets = seed.refine_offsets(offsets, grid, self.offset.iterative_refinement,
-                                      self.offset.grid_align_corners)
+        offsets = seed.refine_offsets(offsets, grid, settings.iterative_refinement,
+                                      settings.grid_align_corners)
         seed_grid = seed.offsets_to_grid(offsets, grid)
         # Seeds are gathered in fp32 even under autocast: a bf16 grid is off by up to a pixel.
-        values = [m.float() if self.offset.logits else m.float().softmax(dim=1) for m in maps]
-        seeds = seed.gather_seeds(torch.cat(values, dim=1), seed_grid,
-                                  self.offset.grid_align_corners)
+        values = [m.float() if settings.logits else m.float().softmax(dim=1) for m in maps]
+        seeds = seed.gather_seeds(torch.cat(values, dim=1), seed_grid, settings.grid_align_corners)
         pairs = []
         for value, sampled in zip(values, seeds.split([v.shape[1] for v in values], dim=1)):
             fused = seed.fuse(value, sampled, confidence)
-            pairs.append((sampled, fused) if self.offset.logits else (_log(sampled), _log(fused)))
+            pairs.append((sampled, fused) if settings.logits else (_log(sampled), _log(fused)))
         return offsets, confidence, pairs
 
 
