@@ -1,4 +1,4 @@
-"""Networks: ``build_model(cfg)`` and the output type ``SegOutput``."""
+"""Networks: ``build_model(cfg)`` and the output types ``SegOutput`` and ``OCROutput``."""
 import logging
 import os
 
