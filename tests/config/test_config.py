@@ -22,7 +22,7 @@ def _write(tmp_path, text, name="exp.yaml"):
 def test_every_experiment_file_loads(path):
     cfg = load_cfg(path)
     assert cfg.is_frozen()
-    assert cfg.MODEL.NAME in ("seg_hrnet", "branched_seg_hrnet")
+    assert cfg.MODEL.NAME in ("seg_hrnet", "branched_seg_hrnet", "seg_hrnet_ocr", "branched_seg_hrnet_ocr")
 
 
 def test_experiment_files_exist_for_every_width_and_both_networks():
