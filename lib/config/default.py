@@ -135,6 +135,10 @@ _C.LOSS.CLASS_BALANCE = True
 # Weights of the two heads of the OCR networks, [soft regions, OCR], applied inside each of S_i,
 # S_s, S_f (the published [0.4, 1]); the one-head networks do not read it.
 _C.LOSS.BALANCE_WEIGHTS = [0.4, 1.0]
+# With OHEM, how the OCR networks average the soft-region cross-entropy: "all_pixels" (the
+# reference: over every pixel, unlabelled ones counting as zeros) or "labelled" (over labelled
+# pixels, as every other cross-entropy here).  Without OHEM both heads use the labelled mean.
+_C.LOSS.REGION_MEAN = "all_pixels"
 # Weights of the offset network's loss terms: CE(S_i), CE(S_s), CE(S_f), confidence (for the OCR
 # networks each CE term is the LOSS.BALANCE_WEIGHTS pair over the two heads).
 _C.LOSS.TERM_WEIGHTS = [0.5, 0.5, 1.0, 1.0]

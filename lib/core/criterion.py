@@ -21,6 +21,7 @@ __all__ = ["CrossEntropy", "OhemCrossEntropy", "ConfidenceLoss", "OffsetSegLoss"
            "build_criterion"]
 
 _CONFIDENCE_MODES = ("reference", "masked")
+_REGION_MEANS = ("all_pixels", "labelled")
 # Keeps -log(F) and -log(1 - F) finite at F = 0 and 1 (the reference constant).
 _LOG_EPS = 1e-7
 
@@ -42,19 +43,22 @@ class CrossEntropy(nn.Module):
     forward(logits B x K x h x w, target B x H x W int64) -> scalar.  The logits are resized
     bilinearly to H x W.  The result is sum_p w_{y_p} l_p / sum_p w_{y_p} over pixels with
     y_p != ignore_label (what ``F.cross_entropy(reduction="mean")`` computes), and exactly zero,
-    still connected to the graph, when no pixel is labelled.
+    still connected to the graph, when no pixel is labelled.  With ``over_all_pixels`` the same
+    sum is divided by B * H * W instead, ignored pixels counting as zeros.
 
     Args:
         ignore_label: label value left out.
         weight: K class weights (trainId order) or None.
         align_corners: of the bilinear resize (MODEL.ALIGN_CORNERS).
+        over_all_pixels: divide by the number of pixels (HRNet-OCR's soft-region term with OHEM).
     """
 
     def __init__(self, ignore_label: int = 255, weight: torch.Tensor | None = None,
-                 align_corners: bool = False):
+                 align_corners: bool = False, over_all_pixels: bool = False):
         super().__init__()
         self.ignore_label = ignore_label
         self.align_corners = align_corners
+        self.over_all_pixels = over_all_pixels
         self.register_buffer("weight", _as_buffer(weight), persistent=False)
 
     def forward(self, logits, target):
@@ -62,6 +66,8 @@ class CrossEntropy(nn.Module):
         weight = None if self.weight is None else self.weight.to(logits.device)
         total = F.cross_entropy(logits, target, weight=weight, ignore_index=self.ignore_label,
                                 reduction="sum")
+        if self.over_all_pixels:
+            return total / target.numel()
         valid = target != self.ignore_label
         if weight is None:
             norm = valid.sum().to(total.dtype)
@@ -212,9 +218,8 @@ class OffsetSegLoss(nn.Module):
         confidence_loss: ConfidenceLoss.
         term_weights: weights of S_i, S_s, S_f and the confidence term (LOSS.TERM_WEIGHTS).
         region_loss: the loss of the soft-region head; default ``seg_loss``.  HRNet-OCR mines
-            hard pixels in its last output only, so with OHEM the regions take plain
-            cross-entropy (the reference averaged it over all pixels, ignored ones as zeros;
-            here over the labelled ones).
+            hard pixels in its last output only: with OHEM the regions take plain cross-entropy
+            (see ``build_criterion``).
         balance_weights: (b_r, b_o) of the two OCR heads (LOSS.BALANCE_WEIGHTS).
     """
 
@@ -259,8 +264,12 @@ class OffsetSegLoss(nn.Module):
 def build_criterion(cfg, class_weights=None):
     """The ``OffsetSegLoss`` that the config describes (it serves every network).
 
+    With OHEM, the soft regions of the OCR networks take cross-entropy averaged as
+    LOSS.REGION_MEAN says ("all_pixels", the reference, or "labelled"); without OHEM they take
+    the same cross-entropy as the OCR head.
+
     Reads LOSS.USE_OHEM, OHEMTHRES, OHEMKEEP, CLASS_BALANCE, TERM_WEIGHTS, BALANCE_WEIGHTS,
-    CONFIDENCE_MODE,
+    REGION_MEAN, CONFIDENCE_MODE,
     TRAIN.IGNORE_LABEL, MODEL.ALIGN_CORNERS and DATASET.NUM_CLASSES.  ``class_weights`` (K floats,
     from the dataset) are used only when LOSS.CLASS_BALANCE is true, and must then be given.
     """
@@ -277,12 +286,18 @@ def build_criterion(cfg, class_weights=None):
     align_corners = cfg.MODEL.ALIGN_CORNERS
     cross_entropy = CrossEntropy(ignore_label=ignore_label, weight=weight,
                                  align_corners=align_corners)
-    seg_loss = cross_entropy
+    seg_loss = region_loss = cross_entropy
     if cfg.LOSS.USE_OHEM:
         seg_loss = OhemCrossEntropy(ignore_label=ignore_label, thresh=cfg.LOSS.OHEMTHRES,
                                     min_kept=cfg.LOSS.OHEMKEEP, weight=weight,
                                     align_corners=align_corners)
+        if cfg.LOSS.REGION_MEAN not in _REGION_MEANS:
+            raise ValueError(f"LOSS.REGION_MEAN must be one of {list(_REGION_MEANS)}, "
+                             f"got {cfg.LOSS.REGION_MEAN!r}")
+        region_loss = CrossEntropy(ignore_label=ignore_label, weight=weight,
+                                   align_corners=align_corners,
+                                   over_all_pixels=cfg.LOSS.REGION_MEAN == "all_pixels")
     confidence_loss = ConfidenceLoss(mode=cfg.LOSS.CONFIDENCE_MODE, ignore_label=ignore_label,
                                      align_corners=align_corners)
     return OffsetSegLoss(seg_loss, confidence_loss, term_weights=cfg.LOSS.TERM_WEIGHTS,
-                         region_loss=cross_entropy, balance_weights=cfg.LOSS.BALANCE_WEIGHTS)
+                         region_loss=region_loss, balance_weights=cfg.LOSS.BALANCE_WEIGHTS)

@@ -348,22 +348,39 @@ def test_ocr_terms_are_balance_weighted_pairs_inside_the_term_weights():
     assert terms["confidence"].item() == pytest.approx(expected_conf.item(), rel=1e-6)
 
 
-def test_plain_hrnet_ocr_loss_is_the_balance_weighted_pair_with_ohem_on_the_ocr_head_only():
+@pytest.mark.parametrize("region_mean", ["all_pixels", "labelled"])
+def test_plain_hrnet_ocr_loss_is_the_balance_weighted_pair_with_ohem_on_the_ocr_head_only(
+        region_mean):
+    cfg = get_cfg()
+    cfg.DATASET.NUM_CLASSES = 4
+    cfg.LOSS.USE_OHEM = True
+    cfg.LOSS.OHEMTHRES, cfg.LOSS.OHEMKEEP = 0.7, 20
+    cfg.LOSS.REGION_MEAN = region_mean
+    weight = [0.5, 1.0, 1.5, 2.0]
+    output = ocr_output(offsets=False)
+    _, target = random_case(13, h=8, w=8)
+    terms = build_criterion(cfg, class_weights=torch.tensor(weight))(output, target)
+    assert list(terms) == ["seg_regions", "seg_ocr"]
+    up = [F.interpolate(m, size=(8, 8), mode="bilinear", align_corners=False)
+          for m in (output.region_logits, output.logits)]
+    if region_mean == "labelled":
+        regions = np_cross_entropy(up[0], target, weight)
+    else:  # the reference: weighted per-pixel losses averaged over every pixel, ignored as 0
+        losses, _, _, valid = np_pixel_terms(up[0], target, weight)
+        regions = losses[valid].sum() / target.numel()
+    assert terms["seg_regions"].item() == pytest.approx(0.4 * regions, rel=1e-5)
+    ohem, _ = np_ohem(up[1], target, 0.7, 20, weight)
+    assert terms["seg_ocr"].item() == pytest.approx(ohem, rel=1e-5)
+
+
+def test_unknown_region_mean_is_named():
     cfg = get_cfg()
     cfg.DATASET.NUM_CLASSES = 4
     cfg.LOSS.CLASS_BALANCE = False
     cfg.LOSS.USE_OHEM = True
-    cfg.LOSS.OHEMTHRES, cfg.LOSS.OHEMKEEP = 0.7, 20
-    output = ocr_output(offsets=False)
-    _, target = random_case(13, h=8, w=8)
-    terms = build_criterion(cfg)(output, target)
-    assert list(terms) == ["seg_regions", "seg_ocr"]
-    up = [F.interpolate(m, size=(8, 8), mode="bilinear", align_corners=False)
-          for m in (output.region_logits, output.logits)]
-    assert terms["seg_regions"].item() == pytest.approx(0.4 * np_cross_entropy(up[0], target),
-                                                        rel=1e-5)
-    ohem, _ = np_ohem(up[1], target, 0.7, 20)
-    assert terms["seg_ocr"].item() == pytest.approx(ohem, rel=1e-5)
+    cfg.LOSS.REGION_MEAN = "mean"
+    with pytest.raises(ValueError, match="LOSS.REGION_MEAN"):
+        build_criterion(cfg)
 
 
 def test_zero_offsets_give_equal_seed_and_initial_terms_for_both_heads(make_tiny_cfg):
