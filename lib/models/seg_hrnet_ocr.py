@@ -43,7 +43,8 @@ class BranchedSegHRNetOCR(OffsetPath, SegHRNetOCR):
     soft-region logits and the OCR logits, and fuse both.
 
     Input B x 3 x H x W; output ``OCROutput`` with every field set, all at H/4 x W/4;
-    ``.final`` is the fused OCR prediction.
+    ``.final`` is the fused OCR prediction.  With MODEL.EXTRA.LOGITS false both heads gather and
+    fuse probabilities (the OVeNet code converted the OCR head only).
 
     Args:
         stages: STAGE1..STAGE4 of the main path.
