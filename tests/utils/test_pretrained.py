@@ -264,3 +264,27 @@ def test_offset_head_of_an_offset_checkpoint_is_taken_only_behind_the_key(
         assert torch.equal(sd[k], expected), k
     assert (f"{head} taken from offset_layer" if take
             else f"{head} left at its initialisation") in caplog.text
+
+
+def test_ovenet_acdc_fine_tuning_hrnet_ocr_weights_plus_imagenet_offset_path(tmp_path,
+                                                                             make_tiny_cfg):
+    # The OVeNet ACDC recipe: MODEL.PRETRAINED an HRNet-OCR checkpoint, MODEL.OFFSET_PRETRAINED
+    # the ImageNet file, MODEL.FREEZED_PAR true.
+    ocr = build_model(_ocr_cfg(make_tiny_cfg, name="seg_hrnet_ocr", stage4_modules=2),
+                      load_pretrained=False)
+    ocr_path = tmp_path / "acdc_hrnet_ocr.pth"
+    torch.save({"model." + k: v for k, v in ocr.state_dict().items()}, ocr_path)
+    imagenet_path, imagenet = _imagenet_file(tmp_path, make_tiny_cfg(name="seg_hrnet",
+                                                                     stage4_modules=2))
+    cfg = _ocr_cfg(make_tiny_cfg, stage4_modules=2)
+    cfg.MODEL.PRETRAINED, cfg.MODEL.OFFSET_PRETRAINED = str(ocr_path), imagenet_path
+    cfg.MODEL.FREEZED_PAR = True
+    torch.manual_seed(0)
+    fresh = build_model(cfg, load_pretrained=False).state_dict()
+    torch.manual_seed(0)
+    sd = build_model(cfg).state_dict()
+    for k, v in ocr.state_dict().items():
+        assert torch.equal(sd[k], v), k
+    assert torch.equal(sd["stage4_2.0.branches.0.0.conv1.weight"],
+                       imagenet["stage4.0.branches.0.0.conv1.weight"])
+    assert torch.equal(sd["aux_head_offset.3.weight"], fresh["aux_head_offset.3.weight"])
