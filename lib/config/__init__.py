@@ -19,6 +19,7 @@ import yaml
 from yacs.config import CfgNode, _check_and_coerce_cfg_value_type
 
 from .default import _C
+from .published import resolve_published
 
 __all__ = ["get_cfg", "load_cfg", "ConfigError"]
 
@@ -37,7 +38,7 @@ def get_cfg():
 def load_cfg(path=None, opts=()):
     """Defaults, then the YAML file at ``path``, then ``opts`` (``[KEY, VALUE, ...]``); checked, frozen."""
     cfg = get_cfg()
-    sources = [(path, _read(path))] if path else []
+    sources = [(path, resolve_published(_read(path), path))] if path else []
     sources.append(("command line", _overrides(opts)))
     for source, raw in sources:
         for rule in _PUBLISHED_FILE_RULES:
@@ -162,7 +163,7 @@ def _choices():
     from ..core.function import OPTIMIZERS
     from ..core.inference import ACCUMULATE_MODES
     from ..models import _MODELS
-    from ..models.branched_seg_hrnet import OFFSET_BRANCHES
+    from ..models.offset_path import OFFSET_BRANCHES
     return {"MODEL.NAME": tuple(_MODELS), "LOSS.CONFIDENCE_MODE": _CONFIDENCE_MODES,
             "TEST.ACCUMULATE": ACCUMULATE_MODES, "TRAIN.OPTIMIZER": OPTIMIZERS,
             "MODEL.EXTRA.OFFSET_BRANCH": OFFSET_BRANCHES}

@@ -38,7 +38,10 @@ _C.CUDNN.ENABLED = True
 
 # The network and its initialisation.
 _C.MODEL = CN()
-# Network: "seg_hrnet" (HRNetV2 baseline) or "branched_seg_hrnet" (offset-vector network).
+# Network: "seg_hrnet" (HRNetV2), "branched_seg_hrnet" (offset-vector HRNetV2), "seg_hrnet_ocr"
+# (HRNetV2 + OCR) or "branched_seg_hrnet_ocr" (offset-vector HRNet-OCR, OVeNet's main network).
+# Published files that say "seg_hrnet_ocr" and also set MODEL.EXTRA.OFFSET_BRANCH or STAGE4_2 (the
+# OVeNet repository's) build "branched_seg_hrnet_ocr" (see lib/config/published.py).
 _C.MODEL.NAME = "seg_hrnet"
 # Weights that initialise the network (ImageNet HRNet classification file, an official HRNetV2
 # segmentation checkpoint, a thesis checkpoint or one of ours); "" = random initialisation.
@@ -46,14 +49,34 @@ _C.MODEL.PRETRAINED = ""
 # Weights for the duplicated offset-path stages (renamed stage4 -> stage4_2, ...);
 # "" = take them from MODEL.PRETRAINED.
 _C.MODEL.OFFSET_PRETRAINED = ""
-# Train only the duplicated offset-path stages and offset_layer; the rest is frozen and kept in
-# eval mode so its batch-norm statistics do not drift.
+# Also take the offset head (offset_layer / aux_head_offset) from MODEL.OFFSET_PRETRAINED when that
+# file has one.  False = the reference: only the duplicated stages, the head starts fresh.
+_C.MODEL.OFFSET_PRETRAINED_HEAD = False
+# Train only the duplicated offset-path stages and the offset head (offset_layer /
+# aux_head_offset); the rest is frozen and kept in eval mode so its batch-norm statistics do not
+# drift.
 _C.MODEL.FREEZED_PAR = False
-# align_corners of every bilinear resize of features and logits (the reference experiments use False).
+# align_corners of every bilinear resize of features and logits (the HRNetV2 reference experiments
+# use False, the HRNet-OCR and OVeNet-OCR ones True).
 _C.MODEL.ALIGN_CORNERS = False
-# No effect: the original's number of auxiliary outputs (one here; the offset network's outputs are
-# named fields of SegOutput).
+# Momentum of every batch norm's running statistics: 0.01 in the HRNetV2 reference, 0.1 in
+# HRNet-OCR and OVeNet-OCR.
+_C.MODEL.BN_MOMENTUM = 0.01
+# No effect: the original's number of outputs (2 in HRNet-OCR files); the networks return named
+# fields (SegOutput, OCROutput) instead of a list.
 _C.MODEL.NUM_OUTPUTS = 1
+
+# The OCR head of seg_hrnet_ocr / branched_seg_hrnet_ocr (defaults: the published HRNet-OCR).
+_C.MODEL.OCR = CN()
+# Width of the OCR features (conv3x3_ocr, ocr_distri_head, input of cls_head).
+_C.MODEL.OCR.MID_CHANNELS = 512
+# Width of the queries, keys and values of the pixel-to-object attention.
+_C.MODEL.OCR.KEY_CHANNELS = 256
+# Dropout2d probability after the OCR fusion convolution (ocr_distri_head.conv_bn_dropout).
+_C.MODEL.OCR.DROPOUT = 0.05
+# The soft-region logits are multiplied by SCALE before the softmax over pixels that pools one
+# representation per class (ocr_gather_head); 1 = the published network.
+_C.MODEL.OCR.SCALE = 1.0
 
 
 def _stage(num_modules, num_branches, block, num_blocks, num_channels):
@@ -76,7 +99,8 @@ def _stage(num_modules, num_branches, block, num_blocks, num_channels):
 
 # Architecture of the network.  Defaults are HRNetV2-W48; experiment files spell out every stage.
 _C.MODEL.EXTRA = CN()
-# Kernel size of the last classifier convolution (1 or 3).
+# Kernel size of the last classifier convolution (1 or 3) of seg_hrnet / branched_seg_hrnet; the
+# OCR networks' classifiers are 1x1, as published.
 _C.MODEL.EXTRA.FINAL_CONV_KERNEL = 1
 # No effect: read by the thesis configs, the seed prediction has no convolution of its own.
 _C.MODEL.EXTRA.FINAL_CONV_SEED = 1
@@ -120,9 +144,15 @@ _C.LOSS.OHEMTHRES = 0.9
 _C.LOSS.OHEMKEEP = 131072
 # Weight classes with the dataset's class weights (Cityscapes / ACDC table).
 _C.LOSS.CLASS_BALANCE = True
-# No effect: the original's weights of auxiliary outputs (see LOSS.TERM_WEIGHTS).
-_C.LOSS.BALANCE_WEIGHTS = [1.0]
-# Weights of the offset network's loss terms: CE(S_i), CE(S_s), CE(S_f), confidence.
+# Weights of the two heads of the OCR networks, [soft regions, OCR], applied inside each of S_i,
+# S_s, S_f (the published [0.4, 1]); the one-head networks do not read it.
+_C.LOSS.BALANCE_WEIGHTS = [0.4, 1.0]
+# With OHEM, how the OCR networks average the soft-region cross-entropy: "all_pixels" (the
+# reference: over every pixel, unlabelled ones counting as zeros) or "labelled" (over labelled
+# pixels, as every other cross-entropy here).  Without OHEM both heads use the labelled mean.
+_C.LOSS.REGION_MEAN = "all_pixels"
+# Weights of the offset network's loss terms: CE(S_i), CE(S_s), CE(S_f), confidence (for the OCR
+# networks each CE term is the LOSS.BALANCE_WEIGHTS pair over the two heads).
 _C.LOSS.TERM_WEIGHTS = [0.5, 0.5, 1.0, 1.0]
 # Confidence loss: "reference" (ignored pixels count as class 0, sum / (H*W)) or "masked"
 # (pixels or seeds on ignored labels left out, mean over the rest).
@@ -132,7 +162,8 @@ _C.LOSS.CONFIDENCE_MODE = "reference"
 _C.DATASET = CN()
 # Folder that holds one sub-folder per dataset (``<ROOT>/cityscapes``, ``<ROOT>/acdc``) and ``list/``.
 _C.DATASET.ROOT = "data/"
-# Dataset name: "cityscapes" or "acdc"; lib.datasets.build_dataset checks it against its table.
+# Dataset name: "cityscapes", "acdc", "ade20k" or a dataset of your own; lib.datasets.build_dataset
+# checks it against its table.
 _C.DATASET.DATASET = "cityscapes"
 # Number of classes predicted (19 trainIds for Cityscapes and ACDC).
 _C.DATASET.NUM_CLASSES = 19
@@ -204,6 +235,8 @@ _C.TRAIN.BATCH_SIZE_PER_GPU = 32
 _C.TRAIN.SHUFFLE = True
 # Use only the first NUM_SAMPLES training images (0 = all).
 _C.TRAIN.NUM_SAMPLES = 0
+# No effect: a folder of the thesis code that nothing read.
+_C.TRAIN.OFFSET_DIR = ""
 # bf16 autocast of the network's forward passes in training, validation, tools/test.py and
 # tools/infer.py, on CUDA and on the CPU (losses and softmax stay fp32).  False (fp32) reproduces
 # the reference exactly.
@@ -240,7 +273,8 @@ _C.TEST.FLIP_TEST = False
 _C.TEST.MULTI_SCALE = False
 # Scales of multi-scale testing ([1.0] = single scale); on the command line "0.5,0.75,1.0".
 _C.TEST.SCALE_LIST = [1.0]
-# No effect: the original's choice of auxiliary output (SegOutput.final is evaluated).
+# No effect: which output of the original's list was evaluated (-1 = the last, the OCR head);
+# here SegOutput.final / OCROutput.final (the OCR head's fused prediction) is evaluated.
 _C.TEST.OUTPUT_INDEX = -1
 # No effect: kept so published files load.
 _C.TEST.CENTER_CROP_TEST = False

@@ -5,7 +5,8 @@ Every loss takes maps at the network's resolution (B x C x h x w) and a label ma
 fp32.  Nothing in a forward pass reads a value back to the host: selections and "no valid pixel"
 cases are tensor operations, so a training step stays asynchronous.
 
-``OffsetSegLoss`` returns named, weighted terms; their sum is the loss to minimise.
+``OffsetSegLoss`` returns named, weighted terms; their sum is the loss to minimise.  It serves
+the one-head networks (``SegOutput``) and the two-head OCR networks (``OCROutput``).
 """
 from collections.abc import Sequence
 
@@ -13,13 +14,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..models.output import SegOutput
+from ..models.output import OCROutput, SegOutput
 from ..models.seed import base_grid
 
 __all__ = ["CrossEntropy", "OhemCrossEntropy", "ConfidenceLoss", "OffsetSegLoss",
            "build_criterion"]
 
 _CONFIDENCE_MODES = ("reference", "masked")
+_REGION_MEANS = ("all_pixels", "labelled")
 # Keeps -log(F) and -log(1 - F) finite at F = 0 and 1 (the reference constant).
 _LOG_EPS = 1e-7
 
@@ -41,19 +43,22 @@ class CrossEntropy(nn.Module):
     forward(logits B x K x h x w, target B x H x W int64) -> scalar.  The logits are resized
     bilinearly to H x W.  The result is sum_p w_{y_p} l_p / sum_p w_{y_p} over pixels with
     y_p != ignore_label (what ``F.cross_entropy(reduction="mean")`` computes), and exactly zero,
-    still connected to the graph, when no pixel is labelled.
+    still connected to the graph, when no pixel is labelled.  With ``over_all_pixels`` the same
+    sum is divided by B * H * W instead, ignored pixels counting as zeros.
 
     Args:
         ignore_label: label value left out.
         weight: K class weights (trainId order) or None.
         align_corners: of the bilinear resize (MODEL.ALIGN_CORNERS).
+        over_all_pixels: divide by the number of pixels (HRNet-OCR's soft-region term with OHEM).
     """
 
     def __init__(self, ignore_label: int = 255, weight: torch.Tensor | None = None,
-                 align_corners: bool = False):
+                 align_corners: bool = False, over_all_pixels: bool = False):
         super().__init__()
         self.ignore_label = ignore_label
         self.align_corners = align_corners
+        self.over_all_pixels = over_all_pixels
         self.register_buffer("weight", _as_buffer(weight), persistent=False)
 
     def forward(self, logits, target):
@@ -61,6 +66,8 @@ class CrossEntropy(nn.Module):
         weight = None if self.weight is None else self.weight.to(logits.device)
         total = F.cross_entropy(logits, target, weight=weight, ignore_index=self.ignore_label,
                                 reduction="sum")
+        if self.over_all_pixels:
+            return total / target.numel()
         valid = target != self.ignore_label
         if weight is None:
             norm = valid.sum().to(total.dtype)
@@ -185,51 +192,84 @@ class ConfidenceLoss(nn.Module):
         return (bce * used).sum() / used.sum().clamp_min(1.0)
 
 
+_TERMS = (("seg", "logits"), ("seed", "seed_logits"), ("fused", "fused_logits"))
+
+
 class OffsetSegLoss(nn.Module):
     """The training loss as named, weighted terms; the loss is ``sum(terms.values())``.
 
-    forward(output: SegOutput, target B x H x W) -> dict:
+    forward(output: SegOutput or OCROutput, target B x H x W) -> dict.  With (w_i, w_s, w_f, w_c)
+    = ``term_weights``:
 
     - offset network: {"seg": w_i L(S_i), "seed": w_s L(S_s), "fused": w_f L(S_f),
-      "confidence": w_c L_conf(F, o)}, with (w_i, w_s, w_f, w_c) = ``term_weights``;
-    - baseline (``output.offsets is None``): {"seg": L(S_i)}, unweighted.
+      "confidence": w_c L_conf(F, o)};
+    - baseline (``output.offsets is None``): {"seg": L(S_i)}, unweighted;
+    - OCR networks: each of those terms is a pair over the two heads, weighted by
+      ``balance_weights`` (b_r, b_o): "seg_regions" = w_i b_r L_r(S_i of the soft regions) and
+      "seg_ocr" = w_i b_o L(S_i of the OCR head), and so on for "seed_*" and "fused_*"; one
+      "confidence" term (one offset field).  Plain HRNet-OCR: {"seg_regions", "seg_ocr"} with
+      b_r and b_o only.
 
     With MODEL.EXTRA.LOGITS false the network returns log-probabilities in seed_logits and
     fused_logits; softmax(log p) = p, so they are valid logits for ``seg_loss`` as they are.
 
     Args:
-        seg_loss: CrossEntropy or OhemCrossEntropy, applied to S_i, S_s and S_f.
+        seg_loss: CrossEntropy or OhemCrossEntropy, applied to S_i, S_s and S_f (of the OCR head).
         confidence_loss: ConfidenceLoss.
         term_weights: weights of S_i, S_s, S_f and the confidence term (LOSS.TERM_WEIGHTS).
+        region_loss: the loss of the soft-region head; default ``seg_loss``.  HRNet-OCR mines
+            hard pixels in its last output only: with OHEM the regions take plain cross-entropy
+            (see ``build_criterion``).
+        balance_weights: (b_r, b_o) of the two OCR heads (LOSS.BALANCE_WEIGHTS).
     """
 
     def __init__(self, seg_loss: nn.Module, confidence_loss: nn.Module,
-                 term_weights: Sequence[float] = (0.5, 0.5, 1.0, 1.0)):
+                 term_weights: Sequence[float] = (0.5, 0.5, 1.0, 1.0),
+                 region_loss: nn.Module | None = None,
+                 balance_weights: Sequence[float] = (0.4, 1.0)):
         super().__init__()
         if len(term_weights) != 4:
             raise ValueError("term_weights needs 4 values (S_i, S_s, S_f, confidence), "
                              f"got {list(term_weights)}")
         self.seg_loss = seg_loss
         self.confidence_loss = confidence_loss
+        self.region_loss = seg_loss if region_loss is None else region_loss
         self.term_weights = tuple(float(w) for w in term_weights)
+        self.balance_weights = tuple(float(w) for w in balance_weights)
 
-    def forward(self, output: SegOutput, target) -> dict[str, torch.Tensor]:
-        if output.offsets is None:
-            return {"seg": self.seg_loss(output.logits, target)}
-        w_seg, w_seed, w_fused, w_conf = self.term_weights
-        return {
-            "seg": w_seg * self.seg_loss(output.logits, target),
-            "seed": w_seed * self.seg_loss(output.seed_logits, target),
-            "fused": w_fused * self.seg_loss(output.fused_logits, target),
-            "confidence": w_conf * self.confidence_loss(output.confidence, output.offsets,
-                                                        target),
-        }
+    def _heads(self, output):
+        """(name suffix, balance weight, loss, SegOutput) of each head of ``output``."""
+        if not isinstance(output, OCROutput):
+            return [("", 1.0, self.seg_loss, output)]
+        if len(self.balance_weights) != 2:
+            raise ValueError("LOSS.BALANCE_WEIGHTS needs 2 weights (soft regions, OCR) for the "
+                             f"OCR networks, got {list(self.balance_weights)}")
+        b_regions, b_ocr = self.balance_weights
+        return [("_regions", b_regions, self.region_loss, output.regions()),
+                ("_ocr", b_ocr, self.seg_loss, output.ocr())]
+
+    def forward(self, output: SegOutput | OCROutput, target) -> dict[str, torch.Tensor]:
+        with_offsets = output.offsets is not None
+        term_weights = self.term_weights[:3] if with_offsets else (1.0,)
+        terms = {}
+        for (term, field), weight in zip(_TERMS, term_weights):
+            for suffix, balance, loss, head in self._heads(output):
+                terms[term + suffix] = weight * balance * loss(getattr(head, field), target)
+        if with_offsets:
+            terms["confidence"] = self.term_weights[3] * self.confidence_loss(
+                output.confidence, output.offsets, target)
+        return terms
 
 
 def build_criterion(cfg, class_weights=None):
-    """The ``OffsetSegLoss`` that the config describes (it serves both networks).
+    """The ``OffsetSegLoss`` that the config describes (it serves every network).
 
-    Reads LOSS.USE_OHEM, OHEMTHRES, OHEMKEEP, CLASS_BALANCE, TERM_WEIGHTS, CONFIDENCE_MODE,
+    With OHEM, the soft regions of the OCR networks take cross-entropy averaged as
+    LOSS.REGION_MEAN says ("all_pixels", the reference, or "labelled"); without OHEM they take
+    the same cross-entropy as the OCR head.
+
+    Reads LOSS.USE_OHEM, OHEMTHRES, OHEMKEEP, CLASS_BALANCE, TERM_WEIGHTS, BALANCE_WEIGHTS,
+    REGION_MEAN, CONFIDENCE_MODE,
     TRAIN.IGNORE_LABEL, MODEL.ALIGN_CORNERS and DATASET.NUM_CLASSES.  ``class_weights`` (K floats,
     from the dataset) are used only when LOSS.CLASS_BALANCE is true, and must then be given.
     """
@@ -244,13 +284,20 @@ def build_criterion(cfg, class_weights=None):
                              f"{cfg.DATASET.NUM_CLASSES}")
     ignore_label = cfg.TRAIN.IGNORE_LABEL
     align_corners = cfg.MODEL.ALIGN_CORNERS
+    cross_entropy = CrossEntropy(ignore_label=ignore_label, weight=weight,
+                                 align_corners=align_corners)
+    seg_loss = region_loss = cross_entropy
     if cfg.LOSS.USE_OHEM:
         seg_loss = OhemCrossEntropy(ignore_label=ignore_label, thresh=cfg.LOSS.OHEMTHRES,
                                     min_kept=cfg.LOSS.OHEMKEEP, weight=weight,
                                     align_corners=align_corners)
-    else:
-        seg_loss = CrossEntropy(ignore_label=ignore_label, weight=weight,
-                                align_corners=align_corners)
+        if cfg.LOSS.REGION_MEAN not in _REGION_MEANS:
+            raise ValueError(f"LOSS.REGION_MEAN must be one of {list(_REGION_MEANS)}, "
+                             f"got {cfg.LOSS.REGION_MEAN!r}")
+        region_loss = CrossEntropy(ignore_label=ignore_label, weight=weight,
+                                   align_corners=align_corners,
+                                   over_all_pixels=cfg.LOSS.REGION_MEAN == "all_pixels")
     confidence_loss = ConfidenceLoss(mode=cfg.LOSS.CONFIDENCE_MODE, ignore_label=ignore_label,
                                      align_corners=align_corners)
-    return OffsetSegLoss(seg_loss, confidence_loss, term_weights=cfg.LOSS.TERM_WEIGHTS)
+    return OffsetSegLoss(seg_loss, confidence_loss, term_weights=cfg.LOSS.TERM_WEIGHTS,
+                         region_loss=region_loss, balance_weights=cfg.LOSS.BALANCE_WEIGHTS)

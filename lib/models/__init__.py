@@ -1,14 +1,17 @@
-"""Networks: ``build_model(cfg)`` and the output type ``SegOutput``."""
+"""Networks: ``build_model(cfg)`` and the output types ``SegOutput`` and ``OCROutput``."""
 import logging
 import os
 
 from .branched_seg_hrnet import BranchedSegHRNet
-from .hrnet import StageSpec
-from .output import SegOutput
+from .hrnet import StageSpec, set_bn_momentum
+from .ocr import OCRSettings
+from .offset_path import OffsetSettings
+from .output import OCROutput, SegOutput
 from .seg_hrnet import SegHRNet
+from .seg_hrnet_ocr import BranchedSegHRNetOCR, SegHRNetOCR
 
-__all__ = ["build_model", "build_eval_model", "SegOutput", "SegHRNet", "BranchedSegHRNet",
-           "StageSpec"]
+__all__ = ["build_model", "build_eval_model", "SegOutput", "OCROutput", "SegHRNet",
+           "BranchedSegHRNet", "SegHRNetOCR", "BranchedSegHRNetOCR", "StageSpec"]
 
 logger = logging.getLogger(__name__)
 
@@ -22,20 +25,50 @@ def _build_seg_hrnet(cfg):
                     cfg.MODEL.EXTRA.FINAL_CONV_KERNEL, cfg.MODEL.ALIGN_CORNERS)
 
 
-def _build_branched_seg_hrnet(cfg):
+def _offset_stages(extra):
+    return {k: StageSpec.from_config(extra[f"STAGE{k}_2"]) for k in range(2, 5)}
+
+
+def _offset_settings(cfg):
     extra = cfg.MODEL.EXTRA
-    offset_stages = {k: StageSpec.from_config(extra[f"STAGE{k}_2"]) for k in range(2, 5)}
-    return BranchedSegHRNet(
-        _main_stages(extra), offset_stages, cfg.DATASET.NUM_CLASSES,
-        final_conv_kernel=extra.FINAL_CONV_KERNEL, align_corners=cfg.MODEL.ALIGN_CORNERS,
+    return OffsetSettings(
         offset_branch=extra.OFFSET_BRANCH, offset_threshold=extra.OFFSET_THRESHOLD,
         iterative_refinement=extra.ITERATIVE_REFINEMENT, logits=extra.LOGITS,
         grid_align_corners=extra.GRID_ALIGN_CORNERS, freeze_shared=cfg.MODEL.FREEZED_PAR)
 
 
+def _ocr_settings(cfg):
+    ocr = cfg.MODEL.OCR
+    return OCRSettings(mid_channels=ocr.MID_CHANNELS, key_channels=ocr.KEY_CHANNELS,
+                       dropout=ocr.DROPOUT, scale=ocr.SCALE)
+
+
+def _build_branched_seg_hrnet(cfg):
+    extra = cfg.MODEL.EXTRA
+    return BranchedSegHRNet(
+        _main_stages(extra), _offset_stages(extra), cfg.DATASET.NUM_CLASSES,
+        final_conv_kernel=extra.FINAL_CONV_KERNEL, align_corners=cfg.MODEL.ALIGN_CORNERS,
+        offset=_offset_settings(cfg))
+
+
+def _build_seg_hrnet_ocr(cfg):
+    return SegHRNetOCR(_main_stages(cfg.MODEL.EXTRA), cfg.DATASET.NUM_CLASSES,
+                       align_corners=cfg.MODEL.ALIGN_CORNERS, ocr=_ocr_settings(cfg))
+
+
+def _build_branched_seg_hrnet_ocr(cfg):
+    extra = cfg.MODEL.EXTRA
+    return BranchedSegHRNetOCR(
+        _main_stages(extra), _offset_stages(extra), cfg.DATASET.NUM_CLASSES,
+        align_corners=cfg.MODEL.ALIGN_CORNERS, ocr=_ocr_settings(cfg),
+        offset=_offset_settings(cfg))
+
+
 _MODELS = {
     "seg_hrnet": _build_seg_hrnet,
     "branched_seg_hrnet": _build_branched_seg_hrnet,
+    "seg_hrnet_ocr": _build_seg_hrnet_ocr,
+    "branched_seg_hrnet_ocr": _build_branched_seg_hrnet_ocr,
 }
 
 
@@ -48,9 +81,11 @@ def build_model(cfg, load_pretrained=True):
     if name not in _MODELS:
         raise KeyError(f"unknown MODEL.NAME {name!r}; valid names: {sorted(_MODELS)}")
     model = _MODELS[name](cfg)
+    set_bn_momentum(model, cfg.MODEL.BN_MOMENTUM)
     if load_pretrained and (cfg.MODEL.PRETRAINED or cfg.MODEL.OFFSET_PRETRAINED):
         from ..utils.checkpoint import load_pretrained as _load
-        _load(model, cfg.MODEL.PRETRAINED, cfg.MODEL.OFFSET_PRETRAINED)
+        _load(model, cfg.MODEL.PRETRAINED, cfg.MODEL.OFFSET_PRETRAINED,
+              offset_head=cfg.MODEL.OFFSET_PRETRAINED_HEAD)
     return model
 
 

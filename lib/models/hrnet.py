@@ -13,6 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# Batch-norm momentum the modules are built with (HRNetV2 reference); ``set_bn_momentum`` changes
+# it after building (MODEL.BN_MOMENTUM).
 BN_MOMENTUM = 0.01
 
 
@@ -285,3 +287,13 @@ def init_weights(module):
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.constant_(m.weight, 1)
             nn.init.constant_(m.bias, 0)
+
+
+def set_bn_momentum(module, momentum):
+    """Give every BatchNorm2d in ``module`` the running-statistics momentum ``momentum``.
+
+    The HRNetV2 reference uses 0.01 throughout; HRNet-OCR and OVeNet-OCR use 0.1.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = momentum

@@ -1,4 +1,4 @@
-"""The output type shared by both networks."""
+"""The output types of the networks: ``SegOutput`` (one head) and ``OCROutput`` (two heads)."""
 from typing import NamedTuple
 
 import torch
@@ -27,3 +27,36 @@ class SegOutput(NamedTuple):
     def final(self) -> torch.Tensor:
         """The prediction to evaluate: S_f when the network has it, else S_i."""
         return self.logits if self.fused_logits is None else self.fused_logits
+
+
+class OCROutput(NamedTuple):
+    """What the HRNet-OCR networks return: two heads, every map at 1/4 of the input resolution.
+
+    The first five fields mean what they mean in ``SegOutput`` and belong to the OCR head (its
+    logits are the official ``cls_head`` output); the ``region_*`` fields are the soft object
+    regions (``aux_head``) and what the same offsets and confidence make of them.  The offset
+    fields are None for plain HRNet-OCR.  ``regions()`` and ``ocr()`` give each head as a
+    ``SegOutput``.
+    """
+
+    logits: torch.Tensor
+    offsets: torch.Tensor | None = None
+    seed_logits: torch.Tensor | None = None
+    fused_logits: torch.Tensor | None = None
+    confidence: torch.Tensor | None = None
+    region_logits: torch.Tensor | None = None
+    region_seed_logits: torch.Tensor | None = None
+    region_fused_logits: torch.Tensor | None = None
+
+    @property
+    def final(self) -> torch.Tensor:
+        """The prediction to evaluate: the OCR head's S_f when present, else its S_i."""
+        return self.logits if self.fused_logits is None else self.fused_logits
+
+    def ocr(self) -> SegOutput:
+        return SegOutput(self.logits, self.offsets, self.seed_logits, self.fused_logits,
+                         self.confidence)
+
+    def regions(self) -> SegOutput:
+        return SegOutput(self.region_logits, self.offsets, self.region_seed_logits,
+                         self.region_fused_logits, self.confidence)

@@ -8,15 +8,23 @@ Foreign formats recognised from their keys (never from a flag):
 - Thesis checkpoints: like the official ones plus ``transition3_2``, ``stage4_2``, ``offset_layer``
   and a top-level coordinate-grid tensor (a key without a dot whose last dimension is 2; dropped,
   the grid is recomputed).
+- Official HRNet-OCR checkpoints (``conv3x3_ocr``, ``ocr_*``, ``cls_head``, ``aux_head``) and
+  OVeNet-OCR ones (plus ``transition3_2``, ``stage4_2``, ``aux_head_offset`` and the grid
+  ``coords``, dropped).  An HRNetV2 segmentation file initialises an OCR network with its
+  ``last_layer`` as ``aux_head``, as the OVeNet code did.
+- ``checkpoint.pth.tar`` files of the original codes hold NumPy scalars (``best_mIoU``); NumPy
+  scalars and dtypes are the only non-torch objects ``read_state_dict`` lets through.
 - Our own: ``checkpoint.pth.tar`` (a dict with ``model``), ``best.pth`` / ``final_state.pth``.
 
 Every load logs what each top-level module received and raises ``CheckpointError`` on a shape
 mismatch, on a key the model does not have, or when nothing in the file matches the model.
 """
+import contextlib
 import logging
 import os
 from collections import OrderedDict
 
+import numpy as np
 import torch
 
 logger = logging.getLogger(__name__)
@@ -35,7 +43,8 @@ def read_state_dict(path):
     if not os.path.isfile(path):
         raise CheckpointError(f"weight file not found: {path}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with _numpy_scalars_allowed():
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for corrupt or foreign pickles
         raise CheckpointError(f"cannot read weight file {path}: {e}") from e
     for key in ("model", "state_dict"):
@@ -45,6 +54,36 @@ def read_state_dict(path):
     if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
         raise CheckpointError(f"{path} holds no state dict of tensors")
     return strip_wrappers(obj)
+
+
+def _numpy_scalar_globals():
+    """What unpickling a NumPy number needs: its reconstructor and the numeric dtype classes.
+
+    The reconstructor is named ``numpy.core.multiarray.scalar`` in files written with NumPy 1.x
+    and ``numpy._core.multiarray.scalar`` with NumPy 2.x; both names are allowed.
+    """
+    scalar = np.float64(0).__reduce__()[0]
+    codes = np.typecodes["AllInteger"] + np.typecodes["AllFloat"] + "?"
+    dtypes = sorted({type(np.dtype(c)) for c in codes}, key=str)
+    named = [(scalar, f"numpy.{core}.multiarray.scalar") for core in ("core", "_core")]
+    return named, [np.dtype, *dtypes]
+
+
+@contextlib.contextmanager
+def _numpy_scalars_allowed():
+    named, plain = _numpy_scalar_globals()
+    if hasattr(torch.serialization, "safe_globals"):  # torch >= 2.5
+        with torch.serialization.safe_globals(named + plain):
+            yield
+        return
+    # torch 2.4: no scoped allow-list and no aliases; add the objects themselves, then restore.
+    saved = torch.serialization.get_safe_globals()
+    torch.serialization.add_safe_globals([obj for obj, _ in named[:1]] + plain)
+    try:
+        yield
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(saved)
 
 
 def strip_wrappers(state):
@@ -138,24 +177,57 @@ def _report(target, state):
     return ", ".join(f"{m} {got[m]}/{total[m]}" for m in total)
 
 
-def load_pretrained(model, path, offset_path=""):
-    """Initialise ``model`` from MODEL.PRETRAINED and, for the offset network, MODEL.OFFSET_PRETRAINED.
+def load_pretrained(model, path, offset_path="", offset_head=False):
+    """Initialise ``model`` from MODEL.PRETRAINED and, for the offset networks, MODEL.OFFSET_PRETRAINED.
 
     Missing tensors (new heads) keep their initialisation; the duplicated offset-path stages come
-    from ``offset_path`` (or ``path`` when empty) through the renaming rules.
+    from ``offset_path`` (or ``path`` when empty) through the renaming rules.  The offset head
+    (``offset_layer`` / ``aux_head_offset``) is taken from ``offset_path`` only with
+    ``offset_head`` (MODEL.OFFSET_PRETRAINED_HEAD); the reference leaves it fresh.
     """
     model_keys = model.state_dict().keys()
     state = read_state_dict(path) if path else OrderedDict()
+    state = _hrnet_head_as_regions(state, model_keys, path)
     sources = model.offset_path_sources() if hasattr(model, "offset_path_sources") else {}
     if sources:
         offset_state = read_state_dict(offset_path) if offset_path else state
         copies = tuple(sources)
         state = OrderedDict((k, v) for k, v in state.items() if not k.startswith(copies))
         state.update(offset_path_weights(offset_state, sources, model_keys))
-        if offset_path and "offset_layer.0.weight" in offset_state:
-            state.update((k, v) for k, v in offset_state.items() if k.startswith("offset_layer."))
+        if offset_path:
+            state.update(_offset_head_weights(offset_state, model.OFFSET_HEAD, offset_head,
+                                              offset_path))
     source = " + ".join(p for p in (path, offset_path) if p)
     return load_state_dict(model, state, source, require_all=False)
+
+
+_OFFSET_HEADS = ("offset_layer.", "aux_head_offset.")
+
+
+def _hrnet_head_as_regions(state, model_keys, source):
+    """An HRNetV2 ``last_layer`` becomes the soft-region head ``aux_head`` of an OCR network."""
+    if "aux_head.0.weight" not in model_keys or "last_layer.0.weight" not in state \
+            or "aux_head.0.weight" in state:
+        return state
+    logger.info("%s: last_layer initialises aux_head (the soft object regions)", source)
+    return OrderedDict((("aux_head." + k[len("last_layer."):]) if k.startswith("last_layer.")
+                        else k, v) for k, v in state.items())
+
+
+def _offset_head_weights(offset_state, head_name, take, source):
+    """The offset head of an offset-network file under the model's head name, if ``take``."""
+    found = next((p for p in _OFFSET_HEADS if p + "0.weight" in offset_state), None)
+    if found is None:
+        return {}
+    if not take:
+        logger.info("%s: %s left at its initialisation (the reference; "
+                    "MODEL.OFFSET_PRETRAINED_HEAD True takes %s)", source, head_name,
+                    found.rstrip("."))
+        return {}
+    logger.info("%s: %s taken from %s (MODEL.OFFSET_PRETRAINED_HEAD)", source, head_name,
+                found.rstrip("."))
+    return {head_name + "." + k[len(found):]: v for k, v in offset_state.items()
+            if k.startswith(found)}
 
 
 def unwrap_model(model):

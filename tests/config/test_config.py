@@ -21,7 +21,7 @@ def _write(tmp_path, text, name="exp.yaml"):
 def test_every_experiment_file_loads(path):
     cfg = load_cfg(path)
     assert cfg.is_frozen()
-    assert cfg.MODEL.NAME in ("seg_hrnet", "branched_seg_hrnet")
+    assert cfg.MODEL.NAME in ("seg_hrnet", "branched_seg_hrnet", "seg_hrnet_ocr", "branched_seg_hrnet_ocr")
 
 
 def test_experiment_files_exist_for_every_width_and_both_networks():
@@ -110,12 +110,16 @@ def test_every_config_key_has_its_own_comment_directly_above_its_definition():
 def test_the_comment_check_finds_a_key_without_its_own_comment(tmp_path, monkeypatch):
     with open(DEFAULT_PY) as f:
         source = f.read()
-    # Delete the comment of MODEL.ALIGN_CORNERS: its definition now follows FREEZED_PAR's.
+    # Delete the comment of MODEL.ALIGN_CORNERS (all its lines): its definition now follows
+    # FREEZED_PAR's.
     lines = source.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("_C.MODEL.ALIGN_CORNERS ="))
-    assert lines[at - 1].startswith("#")
+    start = at
+    while lines[start - 1].startswith("#"):
+        start -= 1
+    assert start < at
     broken = tmp_path / "default.py"
-    broken.write_text("\n".join(lines[:at - 1] + lines[at:]) + "\n")
+    broken.write_text("\n".join(lines[:start] + lines[at:]) + "\n")
     monkeypatch.setattr(f"{__name__}.DEFAULT_PY", str(broken))
     definitions = _definitions_in_default_py()
     assert [key for key, ok in definitions.items() if not ok] == ["MODEL.ALIGN_CORNERS"]

@@ -14,7 +14,7 @@ from lib.core.criterion import (
     OhemCrossEntropy,
     build_criterion,
 )
-from lib.models.output import SegOutput
+from lib.models.output import OCROutput, SegOutput
 
 IGNORE = 255
 
@@ -313,3 +313,110 @@ def test_build_criterion_uses_class_weights_only_with_class_balance():
         build_criterion(cfg)
     with pytest.raises(ValueError, match="NUM_CLASSES"):
         build_criterion(cfg, class_weights=torch.ones(19))
+
+
+# --- the two heads of the OCR networks ----------------------------------------------------------
+
+def ocr_output(seed=11, offsets=True):
+    gen = torch.Generator().manual_seed(seed)
+    b, k, h, w = 2, 4, 4, 4
+    maps = [torch.randn(b, k, h, w, generator=gen) * 3 for _ in range(6)]
+    if not offsets:
+        return OCROutput(logits=maps[0], region_logits=maps[3])
+    return OCROutput(maps[0], torch.rand(b, 2, h, w, generator=gen) - 0.5, maps[1], maps[2],
+                     torch.rand(b, 1, h, w, generator=gen), maps[3], maps[4], maps[5])
+
+
+def test_ocr_terms_are_balance_weighted_pairs_inside_the_term_weights():
+    output = ocr_output()
+    _, target = random_case(12, h=4, w=4)
+    conf = ConfidenceLoss()
+    loss = OffsetSegLoss(CrossEntropy(), conf, term_weights=(0.1, 0.2, 0.3, 0.4),
+                         balance_weights=(0.4, 1.0))
+    terms = loss(output, target)
+    assert list(terms) == ["seg_regions", "seg_ocr", "seed_regions", "seed_ocr", "fused_regions",
+                           "fused_ocr", "confidence"]
+    maps = {"seg": (output.region_logits, output.logits),
+            "seed": (output.region_seed_logits, output.seed_logits),
+            "fused": (output.region_fused_logits, output.fused_logits)}
+    for (term, (regions, ocr)), w in zip(maps.items(), (0.1, 0.2, 0.3)):
+        assert terms[term + "_regions"].item() == pytest.approx(
+            w * 0.4 * np_cross_entropy(regions, target), rel=1e-5), term
+        assert terms[term + "_ocr"].item() == pytest.approx(
+            w * 1.0 * np_cross_entropy(ocr, target), rel=1e-5), term
+    expected_conf = 0.4 * conf(output.confidence, output.offsets, target)
+    assert terms["confidence"].item() == pytest.approx(expected_conf.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("region_mean", ["all_pixels", "labelled"])
+def test_plain_hrnet_ocr_loss_is_the_balance_weighted_pair_with_ohem_on_the_ocr_head_only(
+        region_mean):
+    cfg = get_cfg()
+    cfg.DATASET.NUM_CLASSES = 4
+    cfg.LOSS.USE_OHEM = True
+    cfg.LOSS.OHEMTHRES, cfg.LOSS.OHEMKEEP = 0.7, 20
+    cfg.LOSS.REGION_MEAN = region_mean
+    weight = [0.5, 1.0, 1.5, 2.0]
+    output = ocr_output(offsets=False)
+    _, target = random_case(13, h=8, w=8)
+    terms = build_criterion(cfg, class_weights=torch.tensor(weight))(output, target)
+    assert list(terms) == ["seg_regions", "seg_ocr"]
+    up = [F.interpolate(m, size=(8, 8), mode="bilinear", align_corners=False)
+          for m in (output.region_logits, output.logits)]
+    if region_mean == "labelled":
+        regions = np_cross_entropy(up[0], target, weight)
+    else:  # the reference: weighted per-pixel losses averaged over every pixel, ignored as 0
+        losses, _, _, valid = np_pixel_terms(up[0], target, weight)
+        regions = losses[valid].sum() / target.numel()
+    assert terms["seg_regions"].item() == pytest.approx(0.4 * regions, rel=1e-5)
+    ohem, _ = np_ohem(up[1], target, 0.7, 20, weight)
+    assert terms["seg_ocr"].item() == pytest.approx(ohem, rel=1e-5)
+
+
+def test_unknown_region_mean_is_named():
+    cfg = get_cfg()
+    cfg.DATASET.NUM_CLASSES = 4
+    cfg.LOSS.CLASS_BALANCE = False
+    cfg.LOSS.USE_OHEM = True
+    cfg.LOSS.REGION_MEAN = "mean"
+    with pytest.raises(ValueError, match="LOSS.REGION_MEAN"):
+        build_criterion(cfg)
+
+
+def test_zero_offsets_give_equal_seed_and_initial_terms_for_both_heads(make_tiny_cfg):
+    from lib.models import build_model
+
+    cfg = make_tiny_cfg(name="branched_seg_hrnet_ocr")
+    cfg.MODEL.OCR.MID_CHANNELS, cfg.MODEL.OCR.KEY_CHANNELS = 16, 8
+    cfg.LOSS.CLASS_BALANCE = False
+    cfg.LOSS.TERM_WEIGHTS = [1.0, 1.0, 1.0, 1.0]
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        model.aux_head_offset[3].weight.zero_()
+        model.aux_head_offset[3].bias.zero_()
+        terms = build_criterion(cfg)(model(torch.randn(2, 3, 32, 64)),
+                                     torch.randint(0, 5, (2, 32, 64)))
+    for head in ("regions", "ocr"):
+        assert terms[f"seed_{head}"].item() == pytest.approx(terms[f"seg_{head}"].item(),
+                                                             rel=1e-5)
+        assert terms[f"fused_{head}"].item() == pytest.approx(terms[f"seg_{head}"].item(),
+                                                              rel=1e-5)
+    assert terms["seg_regions"].item() != pytest.approx(terms["seg_ocr"].item(), rel=1e-3)
+
+
+def test_ocr_loss_needs_two_balance_weights():
+    loss = OffsetSegLoss(CrossEntropy(), ConfidenceLoss(), balance_weights=(1.0,))
+    with pytest.raises(ValueError, match="BALANCE_WEIGHTS"):
+        loss(ocr_output(), random_case(14, h=8, w=8)[1])
+    # One-head networks do not read them (published HRNetV2 files say [1]).
+    assert list(loss(offset_output(), random_case(14, h=8, w=8)[1])) == ["seg", "seed", "fused",
+                                                                         "confidence"]
+
+
+def test_build_criterion_reads_the_balance_weights():
+    cfg = get_cfg()
+    cfg.DATASET.NUM_CLASSES = 4
+    cfg.LOSS.CLASS_BALANCE = False
+    assert build_criterion(cfg).balance_weights == (0.4, 1.0)
+    cfg.LOSS.BALANCE_WEIGHTS = [0.5, 2.0]
+    assert build_criterion(cfg).balance_weights == (0.5, 2.0)

@@ -100,12 +100,15 @@ def test_acdc_experiment_files_load_and_describe_acdc(path):
     assert cfg.DATASET.TEST_SET == "list/acdc/val.lst"
     assert list(cfg.TRAIN.IMAGE_SIZE) == [960, 540] and cfg.TRAIN.BASE_SIZE == 1920
     assert list(cfg.TEST.IMAGE_SIZE) == [1920, 1080] and cfg.TEST.BASE_SIZE == 1920
-    expected = "branched_seg_hrnet" if "_bs_8_" in path else "seg_hrnet"
+    network = "seg_hrnet_ocr" if "_hrnet_ocr_" in path else "seg_hrnet"
+    expected = "branched_" + network if "_bs_8_" in path else network
     assert cfg.MODEL.NAME == expected
 
 
 def test_both_acdc_experiment_files_exist():
     names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO,
                                                                        "experiments/acdc/*.yaml")))
-    assert names == ["seg_hrnet_w48_train_540x960_sgd_lr1e-2_wd5e-4_bs_12_epoch484.yaml",
-                     "seg_hrnet_w48_train_540x960_sgd_lr1e-2_wd5e-4_bs_8_epoch484.yaml"]
+    assert names == ["seg_hrnet_ocr_w48_train_540x960_sgd_lr1e-2_wd5e-4_bs_12_epoch484.yaml",
+                     "seg_hrnet_w48_train_540x960_sgd_lr1e-2_wd5e-4_bs_12_epoch484.yaml",
+                     "seg_hrnet_w48_train_540x960_sgd_lr1e-2_wd5e-4_bs_8_epoch484.yaml",
+                     "seg_offset_hrnet_ocr_w48_train_540x960_sgd_lr1e-2_wd5e-4_bs_8_epoch484.yaml"]

@@ -126,3 +126,165 @@ def test_full_load_requires_every_tensor(tmp_path, make_tiny_cfg):
     model = build_model(make_tiny_cfg(name="seg_hrnet"), load_pretrained=False)
     with pytest.raises(CheckpointError, match="last_layer"):
         load_state_dict(model, read_state_dict(path), path, require_all=True)
+
+
+# --- checkpoints of the original codes ----------------------------------------------------------
+
+def _rewrite_pickle(path, old, new):
+    """Rewrite names inside the pickle of a torch zip file (as another NumPy would have written)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as src:
+        entries = [(info, src.read(info)) for info in src.infolist()]
+    with zipfile.ZipFile(path, "w") as dst:
+        for info, data in entries:
+            dst.writestr(info, data.replace(old, new) if info.filename.endswith("data.pkl")
+                         else data)
+
+
+@pytest.mark.parametrize("numpy_1_names", [False, True])
+def test_reference_checkpoint_with_numpy_scalars_loads(tmp_path, make_tiny_cfg, numpy_1_names):
+    import numpy as np
+
+    source = build_model(make_tiny_cfg(), load_pretrained=False)
+    path = tmp_path / "checkpoint.pth.tar"
+    torch.save({"epoch": 3, "best_mIoU": np.float64(0.61), "step": np.int64(7),
+                "state_dict": {"model." + k: v for k, v in source.state_dict().items()},
+                "optimizer": {}}, path)
+    if numpy_1_names:
+        _rewrite_pickle(path, b"numpy._core.multiarray\nscalar", b"numpy.core.multiarray\nscalar")
+        assert b"numpy.core.multiarray" in _pickle_bytes(path)
+    state = read_state_dict(str(path))
+    assert set(state) == set(source.state_dict())
+
+
+def _pickle_bytes(path):
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        return b"".join(z.read(n) for n in z.namelist() if n.endswith("data.pkl"))
+
+
+class NotAScalar:
+    pass
+
+
+def test_other_python_objects_in_a_checkpoint_are_still_refused(tmp_path):
+    path = tmp_path / "odd.pth"
+    torch.save({"state_dict": {"conv1.weight": torch.zeros(1)}, "extra": NotAScalar()}, path)
+    with pytest.raises(CheckpointError, match="odd.pth"):
+        read_state_dict(str(path))
+
+
+def _ocr_cfg(make_tiny_cfg, name="branched_seg_hrnet_ocr", **kwargs):
+    cfg = make_tiny_cfg(name=name, **kwargs)
+    cfg.MODEL.OCR.MID_CHANNELS, cfg.MODEL.OCR.KEY_CHANNELS = 16, 8
+    return cfg
+
+
+@pytest.mark.parametrize("name", ["seg_hrnet_ocr", "branched_seg_hrnet_ocr"])
+def test_official_and_ovenet_ocr_checkpoints_load_for_evaluation(tmp_path, make_tiny_cfg, name):
+    from lib.models import build_eval_model
+
+    cfg = _ocr_cfg(make_tiny_cfg, name=name)
+    source = build_model(cfg, load_pretrained=False)
+    state = {"model." + k: v for k, v in source.state_dict().items()}
+    state["loss.criterion.weight"] = torch.ones(5)
+    if name == "branched_seg_hrnet_ocr":
+        state["model.coords"] = torch.zeros(2, 16, 32, 2)  # OVeNet's batch x h x w x 2 grid
+    path = tmp_path / "best.pth"
+    torch.save(state, path)
+    model = build_eval_model(cfg, str(path), torch.device("cpu"))
+    for k, v in source.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+
+
+def test_hrnetv2_segmentation_checkpoint_initialises_the_soft_region_head(tmp_path, make_tiny_cfg,
+                                                                           caplog):
+    hrnet = build_model(make_tiny_cfg(name="seg_hrnet"), load_pretrained=False)
+    path = tmp_path / "hrnet_cs.pth"
+    torch.save({"model." + k: v for k, v in hrnet.state_dict().items()}, path)
+    cfg = _ocr_cfg(make_tiny_cfg, name="seg_hrnet_ocr")
+    cfg.MODEL.PRETRAINED = str(path)
+    with caplog.at_level(logging.INFO):
+        sd = build_model(cfg).state_dict()
+    for k, v in hrnet.state_dict().items():
+        assert torch.equal(sd[k.replace("last_layer.", "aux_head.")], v), k
+    assert "last_layer initialises aux_head" in caplog.text
+    assert "aux_head 9/9" in caplog.text and "cls_head 0/2" in caplog.text
+
+
+def test_imagenet_file_initialises_the_trunk_and_the_offset_copies_of_the_ocr_network(
+        tmp_path, make_tiny_cfg):
+    path, state = _imagenet_file(tmp_path, make_tiny_cfg(name="seg_hrnet", stage4_modules=2))
+    torch.manual_seed(0)
+    fresh = build_model(_ocr_cfg(make_tiny_cfg, stage4_modules=2),
+                        load_pretrained=False).state_dict()
+    cfg = _ocr_cfg(make_tiny_cfg, stage4_modules=2)
+    cfg.MODEL.PRETRAINED = path
+    torch.manual_seed(0)
+    sd = build_model(cfg).state_dict()
+    for k in state:
+        if k not in CLASSIFICATION_ONLY:
+            assert torch.equal(sd[k], state[k]), k
+    for k in sd:
+        if k.startswith(("stage4_2.", "transition3_2.")):
+            original = k.replace("stage4_2.", "stage4.").replace("transition3_2.", "transition3.")
+            assert torch.equal(sd[k], state[original]), k
+        if k.startswith(("aux_head", "cls_head", "conv3x3_ocr", "ocr_distri_head")):
+            assert torch.equal(sd[k], fresh[k]), k
+
+
+@pytest.mark.parametrize("name, head", [("branched_seg_hrnet", "offset_layer"),
+                                        ("branched_seg_hrnet_ocr", "aux_head_offset")])
+@pytest.mark.parametrize("take", [False, True])
+def test_offset_head_of_an_offset_checkpoint_is_taken_only_behind_the_key(
+        tmp_path, make_tiny_cfg, caplog, name, head, take):
+    main_path, _ = _imagenet_file(tmp_path, make_tiny_cfg(name="seg_hrnet"))
+    # A thesis offset-network checkpoint (offset_layer) serves both networks.
+    torch.manual_seed(3)
+    trained = build_model(make_tiny_cfg(), load_pretrained=False).state_dict()
+    offset_path = tmp_path / "offset_ckpt.pth"
+    torch.save({"model." + k: torch.randn_like(v.float()).to(v.dtype) for k, v in trained.items()},
+               offset_path)
+    trained = read_state_dict(str(offset_path))
+    cfg = _ocr_cfg(make_tiny_cfg, name=name)
+    cfg.MODEL.PRETRAINED, cfg.MODEL.OFFSET_PRETRAINED = main_path, str(offset_path)
+    cfg.MODEL.FREEZED_PAR = True
+    cfg.MODEL.OFFSET_PRETRAINED_HEAD = take
+    torch.manual_seed(0)
+    fresh = build_model(cfg, load_pretrained=False).state_dict()
+    torch.manual_seed(0)
+    with caplog.at_level(logging.INFO):
+        sd = build_model(cfg).state_dict()
+    assert torch.equal(sd["stage4_2.0.branches.0.0.conv1.weight"],
+                       trained["stage4_2.0.branches.0.0.conv1.weight"])
+    for k in (f"{head}.0.weight", f"{head}.3.bias"):
+        expected = trained[k.replace(head, "offset_layer")] if take else fresh[k]
+        assert torch.equal(sd[k], expected), k
+    assert (f"{head} taken from offset_layer" if take
+            else f"{head} left at its initialisation") in caplog.text
+
+
+def test_ovenet_acdc_fine_tuning_hrnet_ocr_weights_plus_imagenet_offset_path(tmp_path,
+                                                                             make_tiny_cfg):
+    # The OVeNet ACDC recipe: MODEL.PRETRAINED an HRNet-OCR checkpoint, MODEL.OFFSET_PRETRAINED
+    # the ImageNet file, MODEL.FREEZED_PAR true.
+    ocr = build_model(_ocr_cfg(make_tiny_cfg, name="seg_hrnet_ocr", stage4_modules=2),
+                      load_pretrained=False)
+    ocr_path = tmp_path / "acdc_hrnet_ocr.pth"
+    torch.save({"model." + k: v for k, v in ocr.state_dict().items()}, ocr_path)
+    imagenet_path, imagenet = _imagenet_file(tmp_path, make_tiny_cfg(name="seg_hrnet",
+                                                                     stage4_modules=2))
+    cfg = _ocr_cfg(make_tiny_cfg, stage4_modules=2)
+    cfg.MODEL.PRETRAINED, cfg.MODEL.OFFSET_PRETRAINED = str(ocr_path), imagenet_path
+    cfg.MODEL.FREEZED_PAR = True
+    torch.manual_seed(0)
+    fresh = build_model(cfg, load_pretrained=False).state_dict()
+    torch.manual_seed(0)
+    sd = build_model(cfg).state_dict()
+    for k, v in ocr.state_dict().items():
+        assert torch.equal(sd[k], v), k
+    assert torch.equal(sd["stage4_2.0.branches.0.0.conv1.weight"],
+                       imagenet["stage4.0.branches.0.0.conv1.weight"])
+    assert torch.equal(sd["aux_head_offset.3.weight"], fresh["aux_head_offset.3.weight"])

@@ -1,0 +1,70 @@
+"""HRNetV2 + OCR (MODEL.NAME ``seg_hrnet_ocr``) and its offset-vector version
+(MODEL.NAME ``branched_seg_hrnet_ocr``, OVeNet's main network).
+
+State-dict keys and shapes equal those of the official HRNet-OCR model (trunk, ``conv3x3_ocr``,
+``ocr_gather_head``, ``ocr_distri_head``, ``cls_head``, ``aux_head``) and, for the offset network,
+of the OVeNet-OCR model (plus ``transition3_2``, ``stage4_2``, ``aux_head_offset``) without its
+coordinate-grid parameter.  As in both originals, only the trunk and the duplicated stages get the
+N(0, 0.001^2) initialisation; the heads keep PyTorch's default.
+"""
+from collections.abc import Sequence
+
+from .hrnet import HRNetTrunk, StageSpec, concat_branches, init_weights
+from .ocr import DEFAULT_OCR, OCRSettings, ocr_forward, ocr_modules
+from .offset_path import DEFAULT_OFFSET, OffsetPath, OffsetSettings
+from .output import OCROutput
+
+
+class SegHRNetOCR(HRNetTrunk):
+    """HRNet-OCR: soft object regions (``aux_head``) pool the features into one representation
+    per class, every pixel attends to them, and ``cls_head`` classifies the result.
+
+    Input B x 3 x H x W; output ``OCROutput(logits=OCR logits, region_logits=soft regions)``,
+    both B x num_classes x H/4 x W/4 (the official forward returns [regions, OCR]).
+    """
+
+    CLASSIFIERS = ("cls_head", "aux_head.3")
+
+    def __init__(self, stages: Sequence[StageSpec], num_classes: int, align_corners: bool = False,
+                 ocr: OCRSettings = DEFAULT_OCR):
+        super().__init__(stages, align_corners)
+        init_weights(self)  # the trunk only: the heads below keep PyTorch's initialisation
+        for name, module in ocr_modules(self.head_channels, num_classes, ocr).items():
+            self.add_module(name, module)
+
+    def forward(self, x):
+        feats = concat_branches(self.forward_features(x), self.align_corners)
+        regions, logits = ocr_forward(self, feats)
+        return OCROutput(logits, region_logits=regions)
+
+
+class BranchedSegHRNetOCR(OffsetPath, SegHRNetOCR):
+    """OVeNet on HRNet-OCR: one offset field and one confidence map gather seeds from both the
+    soft-region logits and the OCR logits, and fuse both.
+
+    Input B x 3 x H x W; output ``OCROutput`` with every field set, all at H/4 x W/4;
+    ``.final`` is the fused OCR prediction.  With MODEL.EXTRA.LOGITS false both heads gather and
+    fuse probabilities (the OVeNet code converted the OCR head only).
+
+    Args:
+        stages: STAGE1..STAGE4 of the main path.
+        offset_stages: the offset path's copies, keyed by stage number (those >= offset_branch).
+        ocr: widths of the OCR head.
+        offset: how the offset path is built and used.
+    """
+
+    OFFSET_HEAD = "aux_head_offset"
+
+    def __init__(self, stages: Sequence[StageSpec], offset_stages: dict[int, StageSpec],
+                 num_classes: int, align_corners: bool = False, ocr: OCRSettings = DEFAULT_OCR,
+                 offset: OffsetSettings = DEFAULT_OFFSET):
+        super().__init__(stages, num_classes, align_corners, ocr)
+        self.add_offset_path(offset_stages, offset, init_head=False)
+
+    def forward(self, x):
+        main, side = self.path_features(x)
+        regions, logits = ocr_forward(self, main)
+        offsets, confidence, pairs = self.gather(self.aux_head_offset(side), [regions, logits])
+        (region_seeds, region_fused), (seeds, fused) = pairs
+        return OCROutput(logits, offsets, seeds, fused, confidence, regions, region_seeds,
+                         region_fused)
