@@ -11,7 +11,9 @@ Foreign formats recognised from their keys (never from a flag):
 - Our own: ``checkpoint.pth.tar`` (a dict with ``model``), ``best.pth`` / ``final_state.pth``.
 
 Every load logs what each top-level module received and raises ``CheckpointError`` on a shape
-mismatch, on a key the model does not have, or when nothing in the file matches the model.
+mismatch, on a key the model does not have, or when nothing in the file matches the model.  The
+one exception: initialisation (MODEL.PRETRAINED) from a file made for another number of classes
+leaves out the network's classifiers, which keep their fresh initialisation.
 """
 import logging
 import os
@@ -138,11 +140,35 @@ def _report(target, state):
     return ", ".join(f"{m} {got[m]}/{total[m]}" for m in total)
 
 
+def drop_other_class_count(model, state, source):
+    """``state`` without the class-dependent tensors made for another number of classes.
+
+    The network's ``CLASSIFIERS`` name the modules whose output channels are the classes.  Their
+    tensors in ``state`` whose first dimension differs from the model's while every other
+    dimension agrees (a file trained with another NUM_CLASSES) are left out, so that they keep
+    the model's fresh initialisation; the log names them.  Every other shape mismatch stays in
+    ``state`` for :func:`load_state_dict` to refuse.
+    """
+    prefixes = tuple(f"{name}." for name in getattr(model, "CLASSIFIERS", ()))
+    target = model.state_dict()
+    fresh = [k for k, v in state.items()
+             if k.startswith(prefixes) and k in target and v.dim() == target[k].dim() >= 1
+             and v.shape[0] != target[k].shape[0] and v.shape[1:] == target[k].shape[1:]]
+    if fresh:
+        logger.info("%s: %d class-dependent tensors keep their initialisation (other class "
+                    "count): %s", source, len(fresh),
+                    ", ".join(f"{k} file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}"
+                              for k in fresh))
+    return OrderedDict((k, v) for k, v in state.items() if k not in fresh)
+
+
 def load_pretrained(model, path, offset_path=""):
     """Initialise ``model`` from MODEL.PRETRAINED and, for the offset network, MODEL.OFFSET_PRETRAINED.
 
     Missing tensors (new heads) keep their initialisation; the duplicated offset-path stages come
-    from ``offset_path`` (or ``path`` when empty) through the renaming rules.
+    from ``offset_path`` (or ``path`` when empty) through the renaming rules.  Files trained for
+    another number of classes initialise everything but the classifiers
+    (:func:`drop_other_class_count`).
     """
     model_keys = model.state_dict().keys()
     state = read_state_dict(path) if path else OrderedDict()
@@ -155,6 +181,7 @@ def load_pretrained(model, path, offset_path=""):
         if offset_path and "offset_layer.0.weight" in offset_state:
             state.update((k, v) for k, v in offset_state.items() if k.startswith("offset_layer."))
     source = " + ".join(p for p in (path, offset_path) if p)
+    state = drop_other_class_count(model, state, source)
     return load_state_dict(model, state, source, require_all=False)
 
 
