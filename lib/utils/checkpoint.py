@@ -9,6 +9,8 @@ Foreign formats recognised from their keys (never from a flag):
   and a top-level coordinate-grid tensor (a key without a dot whose last dimension is 2; dropped,
   the grid is recomputed).
 - Our own: ``checkpoint.pth.tar`` (a dict with ``model``), ``best.pth`` / ``final_state.pth``.
+- timm's HRNet state dicts (``.pth``) and the model hubs' ``.safetensors`` files: the official
+  ImageNet names (:mod:`lib.utils.hub_weights`).
 
 Every load logs what each top-level module received and raises ``CheckpointError`` on a shape
 mismatch, on a key the model does not have, or when nothing in the file matches the model.  The
@@ -20,6 +22,8 @@ import os
 from collections import OrderedDict
 
 import torch
+
+from .hub_weights import read_safetensors
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +41,8 @@ def read_state_dict(path):
     if not os.path.isfile(path):
         raise CheckpointError(f"weight file not found: {path}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = (read_safetensors(path) if path.endswith(".safetensors")
+               else torch.load(path, map_location="cpu", weights_only=True))
     except Exception as e:  # torch raises several types for corrupt or foreign pickles
         raise CheckpointError(f"cannot read weight file {path}: {e}") from e
     for key in ("model", "state_dict"):
