@@ -188,8 +188,8 @@ class CustomDataset(BaseDataset):
         Other arguments: as :class:`lib.datasets.base_dataset.BaseDataset`.
 
     Exposes the tables as the built-in datasets do (``class_names``, ``num_classes``,
-    ``label_to_train_id``, ``train_id_to_label``, ``palette``, ``class_weights``, which is None
-    without weights) and has no conditions.
+    ``label_to_train_id``, ``train_id_to_label``, ``palette``, ``class_weight_table`` and
+    ``class_weights``, both None without weights) and has no conditions.
     """
 
     conditions = ()
@@ -205,6 +205,7 @@ class CustomDataset(BaseDataset):
         self.label_to_train_id = self.tables.label_to_train_id
         self.train_id_to_label = self.tables.train_id_to_label
         self.palette = self.tables.palette
+        self.class_weight_table = self.tables.class_weight_table
         super().__init__(root, list_path, split, **kwargs)
 
     @property

@@ -108,6 +108,7 @@ def test_training_split_reads_class_weights(orchard):
                               "TRAIN.IMAGE_SIZE": [16, 16], "TRAIN.BASE_SIZE": 40})
     dataset = build_dataset(cfg, "train")
     assert torch.equal(dataset.class_weights, torch.tensor([1.0, 2.0, 3.0]))
+    assert dataset.class_weight_table == (1.0, 2.0, 3.0)
     image, label, _, _ = dataset[(0, 0)]
     assert image.shape == (3, 16, 16) and label.shape == (16, 16)
 
