@@ -4,22 +4,11 @@ import os
 import pytest
 
 from lib.datasets import DatasetError
+from tests.datasets.test_make_lists import read, touch
 from tools.make_lists import main, make_glob_lists
 
 IMAGES = "images/{split}/*.jpg"
 LABELS = "masks/{split}/*_mask.png"
-
-
-def touch(root, *relative):
-    for rel in relative:
-        path = os.path.join(root, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        open(path, "wb").close()
-
-
-def read(path):
-    with open(path) as f:
-        return f.read().splitlines()
 
 
 def orchard_tree(root):
