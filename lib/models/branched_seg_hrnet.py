@@ -31,8 +31,6 @@ class BranchedSegHRNet(SegHRNet):
         freeze_shared: train only the offset path; the rest stays frozen and in eval mode.
     """
 
-    CLASSIFIERS = ("last_layer.3",)  # state-dict prefixes of the convs with NUM_CLASSES outputs
-
     def __init__(self, stages: Sequence[StageSpec], offset_stages: dict[int, StageSpec],
                  num_classes: int, final_conv_kernel: int = 1, align_corners: bool = False,
                  offset_branch: int = 4, offset_threshold: float = 0.5,

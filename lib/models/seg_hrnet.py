@@ -12,7 +12,8 @@ class SegHRNet(HRNetTrunk):
     B x num_classes x H/4 x W/4.  State-dict keys and shapes equal the official model's.
     """
 
-    CLASSIFIERS = ("last_layer.3",)  # state-dict prefixes of the convs with NUM_CLASSES outputs
+    # State-dict prefixes of the modules whose output channels equal num_classes.
+    CLASSIFIERS = ("last_layer.3",)
 
     def __init__(self, stages: Sequence[StageSpec], num_classes: int, final_conv_kernel: int = 1,
                  align_corners: bool = False):
