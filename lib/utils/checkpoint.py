@@ -3,14 +3,14 @@
 Foreign formats recognised from their keys (never from a flag):
 - ImageNet HRNet classification files: trunk keys plus ``incre_modules``, ``downsamp_modules``,
   ``final_layer`` and ``classifier`` (classification only, dropped).
+- timm's HRNet state dicts (``.pth``) and the model hubs' ``.safetensors`` files: the official
+  ImageNet names (:mod:`lib.utils.hub_weights`).
 - Official HRNetV2 segmentation checkpoints: keys prefixed ``model.`` (the training wrapper),
   optionally ``module.`` (DataParallel), with the criterion's ``loss.*`` tensors (dropped).
 - Thesis checkpoints: like the official ones plus ``transition3_2``, ``stage4_2``, ``offset_layer``
   and a top-level coordinate-grid tensor (a key without a dot whose last dimension is 2; dropped,
   the grid is recomputed).
 - Our own: ``checkpoint.pth.tar`` (a dict with ``model``), ``best.pth`` / ``final_state.pth``.
-- timm's HRNet state dicts (``.pth``) and the model hubs' ``.safetensors`` files: the official
-  ImageNet names (:mod:`lib.utils.hub_weights`).
 
 Every load logs what each top-level module received and raises ``CheckpointError`` on a shape
 mismatch, on a key the model does not have, or when nothing in the file matches the model.  The
