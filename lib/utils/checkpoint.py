@@ -23,8 +23,6 @@ from collections import OrderedDict
 
 import torch
 
-from .hub_weights import read_safetensors
-
 logger = logging.getLogger(__name__)
 
 _WRAPPER_PREFIXES = ("module.", "model.")
@@ -40,9 +38,11 @@ def read_state_dict(path):
     """The tensors of a weight file as a flat dict, wrapper prefixes and non-model keys removed."""
     if not os.path.isfile(path):
         raise CheckpointError(f"weight file not found: {path}")
+    if path.endswith(".safetensors"):
+        from .hub_weights import read_safetensors  # here: that module uses CheckpointError
+        return strip_wrappers(read_safetensors(path))
     try:
-        obj = (read_safetensors(path) if path.endswith(".safetensors")
-               else torch.load(path, map_location="cpu", weights_only=True))
+        obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for corrupt or foreign pickles
         raise CheckpointError(f"cannot read weight file {path}: {e}") from e
     for key in ("model", "state_dict"):
@@ -145,6 +145,27 @@ def _report(target, state):
     return ", ".join(f"{m} {got[m]}/{total[m]}" for m in total)
 
 
+def load_pretrained(model, path, offset_path=""):
+    """Initialise ``model`` from MODEL.PRETRAINED and, for the offset network, MODEL.OFFSET_PRETRAINED.
+
+    Missing tensors (new heads) keep their initialisation; the duplicated offset-path stages come
+    from ``offset_path`` (or ``path`` when empty) through the renaming rules.
+    """
+    model_keys = model.state_dict().keys()
+    state = read_state_dict(path) if path else OrderedDict()
+    sources = model.offset_path_sources() if hasattr(model, "offset_path_sources") else {}
+    if sources:
+        offset_state = read_state_dict(offset_path) if offset_path else state
+        copies = tuple(sources)
+        state = OrderedDict((k, v) for k, v in state.items() if not k.startswith(copies))
+        state.update(offset_path_weights(offset_state, sources, model_keys))
+        if offset_path and "offset_layer.0.weight" in offset_state:
+            state.update((k, v) for k, v in offset_state.items() if k.startswith("offset_layer."))
+    source = " + ".join(p for p in (path, offset_path) if p)
+    state = drop_other_class_count(model, state, source)
+    return load_state_dict(model, state, source, require_all=False)
+
+
 def drop_other_class_count(model, state, source):
     """``state`` without the class-dependent tensors made for another number of classes.
 
@@ -165,29 +186,6 @@ def drop_other_class_count(model, state, source):
                     ", ".join(f"{k} file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}"
                               for k in fresh))
     return OrderedDict((k, v) for k, v in state.items() if k not in fresh)
-
-
-def load_pretrained(model, path, offset_path=""):
-    """Initialise ``model`` from MODEL.PRETRAINED and, for the offset network, MODEL.OFFSET_PRETRAINED.
-
-    Missing tensors (new heads) keep their initialisation; the duplicated offset-path stages come
-    from ``offset_path`` (or ``path`` when empty) through the renaming rules.  Files trained for
-    another number of classes initialise everything but the classifiers
-    (:func:`drop_other_class_count`).
-    """
-    model_keys = model.state_dict().keys()
-    state = read_state_dict(path) if path else OrderedDict()
-    sources = model.offset_path_sources() if hasattr(model, "offset_path_sources") else {}
-    if sources:
-        offset_state = read_state_dict(offset_path) if offset_path else state
-        copies = tuple(sources)
-        state = OrderedDict((k, v) for k, v in state.items() if not k.startswith(copies))
-        state.update(offset_path_weights(offset_state, sources, model_keys))
-        if offset_path and "offset_layer.0.weight" in offset_state:
-            state.update((k, v) for k, v in offset_state.items() if k.startswith("offset_layer."))
-    source = " + ".join(p for p in (path, offset_path) if p)
-    state = drop_other_class_count(model, state, source)
-    return load_state_dict(model, state, source, require_all=False)
 
 
 def unwrap_model(model):

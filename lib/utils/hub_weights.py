@@ -20,6 +20,8 @@ from collections import OrderedDict
 import torch
 from safetensors.torch import load_file
 
+from .checkpoint import CheckpointError
+
 __all__ = ["read_safetensors"]
 
 
@@ -27,6 +29,9 @@ def read_safetensors(path: str) -> "OrderedDict[str, torch.Tensor]":
     """The tensors of a ``.safetensors`` file (e.g. the hub's ``model.safetensors``), on the CPU.
 
     safetensors files hold tensors only, so reading one runs no code, on every torch version.
-    Raises the reader's error for a file that is not in the format.
+    Raises CheckpointError naming the file when it is not in the format.
     """
-    return OrderedDict(load_file(path, device="cpu"))
+    try:
+        return OrderedDict(load_file(path, device="cpu"))
+    except Exception as e:  # the reader raises its own error types and OSError
+        raise CheckpointError(f"cannot read weight file {path}: {e}") from e
