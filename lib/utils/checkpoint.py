@@ -109,6 +109,28 @@ def offset_path_weights(state, sources, model_keys):
     return out
 
 
+def drop_other_class_count(model, state, source):
+    """``state`` without the class-dependent tensors made for another number of classes.
+
+    The network's ``CLASSIFIERS`` name the modules whose output channels are the classes.  Their
+    tensors in ``state`` whose first dimension differs from the model's while every other
+    dimension agrees (a file trained with another NUM_CLASSES) are left out, so that they keep
+    the model's fresh initialisation; the log names them.  Every other shape mismatch stays in
+    ``state`` for :func:`load_state_dict` to refuse.
+    """
+    prefixes = tuple(f"{name}." for name in getattr(model, "CLASSIFIERS", ()))
+    target = model.state_dict()
+    fresh = [k for k, v in state.items()
+             if k.startswith(prefixes) and k in target and v.dim() == target[k].dim() >= 1
+             and v.shape[0] != target[k].shape[0] and v.shape[1:] == target[k].shape[1:]]
+    if fresh:
+        logger.info("%s: %d class-dependent tensors keep their initialisation (other class "
+                    "count): %s", source, len(fresh),
+                    ", ".join(f"{k} file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}"
+                              for k in fresh))
+    return OrderedDict((k, v) for k, v in state.items() if k not in fresh)
+
+
 def load_state_dict(model, state, source, require_all=True):
     """Load ``state`` into ``model`` after checking every key and shape; report per module.
 
@@ -164,28 +186,6 @@ def load_pretrained(model, path, offset_path=""):
     source = " + ".join(p for p in (path, offset_path) if p)
     state = drop_other_class_count(model, state, source)
     return load_state_dict(model, state, source, require_all=False)
-
-
-def drop_other_class_count(model, state, source):
-    """``state`` without the class-dependent tensors made for another number of classes.
-
-    The network's ``CLASSIFIERS`` name the modules whose output channels are the classes.  Their
-    tensors in ``state`` whose first dimension differs from the model's while every other
-    dimension agrees (a file trained with another NUM_CLASSES) are left out, so that they keep
-    the model's fresh initialisation; the log names them.  Every other shape mismatch stays in
-    ``state`` for :func:`load_state_dict` to refuse.
-    """
-    prefixes = tuple(f"{name}." for name in getattr(model, "CLASSIFIERS", ()))
-    target = model.state_dict()
-    fresh = [k for k, v in state.items()
-             if k.startswith(prefixes) and k in target and v.dim() == target[k].dim() >= 1
-             and v.shape[0] != target[k].shape[0] and v.shape[1:] == target[k].shape[1:]]
-    if fresh:
-        logger.info("%s: %d class-dependent tensors keep their initialisation (other class "
-                    "count): %s", source, len(fresh),
-                    ", ".join(f"{k} file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}"
-                              for k in fresh))
-    return OrderedDict((k, v) for k, v in state.items() if k not in fresh)
 
 
 def unwrap_model(model):
