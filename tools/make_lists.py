@@ -4,11 +4,19 @@ __doc__ = """Write ``<out>/<dataset>/{train,val,trainval,test}.lst`` from the da
 
     python tools/make_lists.py --dataset cityscapes --root data
     python tools/make_lists.py --dataset acdc --root data --conditions fog night
+    python tools/make_lists.py --dataset mydata --root data \
+        --images 'images/{split}/*.jpg' --labels 'masks/{split}/*.png' [--image-only test]
 
 Paths in the lists are relative to ``<root>/<dataset>/``; train, val and trainval lines are
 ``image<TAB>label``, test lines only ``image`` (Cityscapes test labels are dummies, ACDC has none).
 Lines are sorted.  A label without an image, or a train/val image without a label, is an error
 that lists the files.  A split without a folder is skipped with a note.
+
+A dataset of your own is listed from two glob patterns relative to ``<root>/<dataset>/``, with
+``{split}`` standing for each of ``--splits`` (``**`` spans folders).  An image and a label pair
+up when their file names agree on the part the pattern's ``*`` stands for: the stem for
+``*.jpg``, ``x`` in ``x_mask.png`` for ``*_mask.png``.  Every split must pair up completely,
+except the ``--image-only`` splits, which are listed without labels.
 """
 import argparse
 import glob
@@ -23,7 +31,7 @@ _MAX_LISTED = 20
 
 def _relative_files(data_dir, pattern):
     """Sorted paths (relative to ``data_dir``, with /) of the files matching ``pattern``."""
-    paths = glob.glob(os.path.join(data_dir, pattern))
+    paths = glob.glob(os.path.join(data_dir, pattern), recursive=True)
     return sorted(os.path.relpath(p, data_dir).replace(os.sep, "/") for p in paths
                   if os.path.isfile(p))
 
@@ -101,6 +109,84 @@ def write_list(path, pairs):
             f.write(f"{image}\t{label}\n" if label is not None else f"{image}\n")
 
 
+def _name_key(pattern):
+    """The pairing key of file names matched by ``pattern``: the name without the literal text
+    before its first ``*`` and after its last one; the stem when that text holds wildcards."""
+    base = pattern.replace("\\", "/").rsplit("/", 1)[-1]
+    head, star, tail = base.partition("*")
+    tail = tail.rpartition("*")[2] if "*" in tail else tail
+    literal = star and not any(c in head + tail for c in "?[")
+
+    def key(path):
+        name = path.rsplit("/", 1)[-1]
+        return name[len(head):len(name) - len(tail)] if literal else os.path.splitext(name)[0]
+    return key
+
+
+def _by_key(paths, key, split, what):
+    """{key: path}; two files with one key are a problem (they cannot be paired)."""
+    found, problems = {}, []
+    for path in paths:
+        k = key(path)
+        if k in found:
+            problems.append(f"{split}: two {what}s pair as {k!r}: {found[k]} and {path}")
+        found.setdefault(k, path)
+    return found, problems
+
+
+def scan_globs(data_dir, images, labels, splits=SPLITS, image_only=()):
+    """{split: [(image, label or None)]} of a dataset of your own, and the problems found.
+
+    ``images`` and ``labels`` are glob patterns relative to ``data_dir`` with ``{split}`` for the
+    split; ``labels`` is not read for the ``image_only`` splits.  A split that matches no file is
+    skipped with a note.
+    """
+    found, problems = {}, []
+    for split in splits:
+        image_paths = _relative_files(data_dir, images.format(split=split))
+        label_paths = [] if split in image_only else _relative_files(
+            data_dir, labels.format(split=split))
+        if not image_paths and not label_paths:
+            print(f"note: {split}: no file matches {images.format(split=split)}, split skipped")
+            continue
+        if split in image_only:
+            found[split] = [(path, None) for path in image_paths]
+            continue
+        by_image, bad_images = _by_key(image_paths, _name_key(images), split, "image")
+        by_label, bad_labels = _by_key(label_paths, _name_key(labels), split, "label")
+        problems += bad_images + bad_labels
+        problems += [f"{split}: image without a label: {path}"
+                     for k, path in sorted(by_image.items()) if k not in by_label]
+        problems += [f"{split}: label without an image: {path}"
+                     for k, path in sorted(by_label.items()) if k not in by_image]
+        found[split] = [(path, by_label[k]) for k, path in by_image.items() if k in by_label]
+    return found, problems
+
+
+def make_glob_lists(root, dataset, images, labels=None, splits=SPLITS, image_only=(), out=None):
+    """Pair ``<root>/<dataset>/`` images and labels from glob patterns (:func:`scan_globs`) and
+    write ``<out>/<dataset>/*.lst`` (``out`` = ``<root>/list``); returns {list name: lines}.
+
+    Raises DatasetError naming every unpaired file, for a pattern without ``{split}``, and when
+    no image is found.
+    """
+    data_dir = os.path.join(root, dataset)
+    if not os.path.isdir(data_dir):
+        raise DatasetError(f"dataset folder not found: {data_dir}")
+    unknown = sorted(set(image_only) - set(splits))
+    if unknown:
+        raise DatasetError(f"--image-only {unknown} are not among the splits {list(splits)}")
+    patterns = {"--images": images}
+    if set(splits) - set(image_only):
+        patterns["--labels"] = labels
+    for option, pattern in patterns.items():
+        if not pattern or "{split}" not in pattern:
+            raise DatasetError(f"{option} {pattern!r} needs the placeholder {{split}} (e.g. "
+                               f"'images/{{split}}/*.jpg')")
+    found, problems = scan_globs(data_dir, images, labels, splits, image_only)
+    return _write_lists(data_dir, found, problems, dataset, root, out)
+
+
 def make_lists(root, dataset, conditions=None, out=None):
     """Scan ``<root>/<dataset>/`` and write ``<out>/<dataset>/*.lst`` (``out`` = ``<root>/list``).
 
@@ -121,7 +207,13 @@ def make_lists(root, dataset, conditions=None, out=None):
             raise DatasetError(f"unknown ACDC condition(s) {unknown}; valid: {list(CONDITIONS)}")
         found, problems = scan_acdc(data_dir, conditions)
     else:
-        raise DatasetError(f"unknown dataset {dataset!r}; valid names: ['acdc', 'cityscapes']")
+        raise DatasetError(f"unknown dataset {dataset!r}; valid names: ['acdc', 'cityscapes'] "
+                           f"(list a dataset of your own with --images and --labels)")
+    return _write_lists(data_dir, found, problems, dataset, root, out)
+
+
+def _write_lists(data_dir, found, problems, dataset, root, out):
+    """Raise for the problems, else write {split: pairs} (and trainval) as list files."""
     if problems:
         listed = "\n".join(problems[:_MAX_LISTED])
         more = len(problems) - _MAX_LISTED
@@ -143,13 +235,26 @@ def make_lists(root, dataset, conditions=None, out=None):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True, choices=["cityscapes", "acdc"])
+    parser.add_argument("--dataset", required=True,
+                        help="cityscapes, acdc, or the folder name of a dataset of your own")
     parser.add_argument("--root", default="data", help="folder holding <dataset>/ (DATASET.ROOT)")
     parser.add_argument("--conditions", nargs="+", choices=CONDITIONS,
                         help="ACDC conditions to list (default: all four)")
     parser.add_argument("--out", help="list folder (default: <root>/list)")
+    own = parser.add_argument_group("a dataset of your own")
+    own.add_argument("--images", help="glob of the images under <root>/<dataset>/, with {split}")
+    own.add_argument("--labels", help="glob of the label PNGs under <root>/<dataset>/, with {split}")
+    own.add_argument("--splits", nargs="+", default=list(SPLITS), help="splits to list")
+    own.add_argument("--image-only", nargs="+", default=[], metavar="SPLIT",
+                     help="splits listed without labels (e.g. test)")
     args = parser.parse_args(argv)
-    make_lists(args.root, args.dataset, args.conditions, args.out)
+    if args.images is None and args.labels is None:
+        make_lists(args.root, args.dataset, args.conditions, args.out)
+    elif args.conditions:
+        parser.error("--conditions applies to acdc, not to --images / --labels lists")
+    else:
+        make_glob_lists(args.root, args.dataset, args.images, args.labels, args.splits,
+                        args.image_only, args.out)
 
 
 if __name__ == "__main__":

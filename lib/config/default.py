@@ -162,8 +162,9 @@ _C.LOSS.CONFIDENCE_MODE = "reference"
 _C.DATASET = CN()
 # Folder that holds one sub-folder per dataset (``<ROOT>/cityscapes``, ``<ROOT>/acdc``) and ``list/``.
 _C.DATASET.ROOT = "data/"
-# Dataset name: "cityscapes", "acdc", "ade20k" or a dataset of your own; lib.datasets.build_dataset
-# checks it against its table.
+# Dataset name: "cityscapes", "acdc", "ade20k", or the name of a dataset of your own (folder
+# <ROOT>/<name>/, lists <ROOT>/list/<name>/), described by CLASS_NAMES, LABEL_MAP, PALETTE and
+# CLASS_WEIGHTS; lib.datasets.build_dataset checks it against its table.
 _C.DATASET.DATASET = "cityscapes"
 # Number of classes predicted (19 trainIds for Cityscapes and ACDC).
 _C.DATASET.NUM_CLASSES = 19
@@ -175,6 +176,19 @@ _C.DATASET.EXTRA_TRAIN_SET = ""
 _C.DATASET.TEST_SET = "list/cityscapes/val.lst"
 # ACDC conditions to use (any of fog, night, rain, snow); empty = all four.
 _C.DATASET.CONDITIONS = []
+# Class names in class-index order; required for a dataset that is not built in (one name per
+# class, NUM_CLASSES of them).  For a built-in dataset it may be given only as that dataset's own table.
+_C.DATASET.CLASS_NAMES = []
+# Label map of a dataset that is not built in: [raw value, class index] pairs, raw values 0..255 as
+# stored in the label PNGs; unlisted raw values are ignored (TRAIN.IGNORE_LABEL).  Empty = the raw
+# value is the class index, values >= NUM_CLASSES ignored.
+_C.DATASET.LABEL_MAP = []
+# Colour of each class, [R, G, B] triples 0..255 in class-index order (a dataset not built in);
+# empty = a fixed palette of distinct colours.
+_C.DATASET.PALETTE = []
+# Loss weight of each class in class-index order, used when LOSS.CLASS_BALANCE is true (a dataset
+# not built in); empty = none, then LOSS.CLASS_BALANCE must be false.
+_C.DATASET.CLASS_WEIGHTS = []
 
 # Training: transform, schedule, optimiser and run control.
 _C.TRAIN = CN()

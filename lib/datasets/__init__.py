@@ -7,12 +7,13 @@ import cv2
 from .acdc import ACDC, CONDITIONS
 from .base_dataset import SPLITS, BaseDataset
 from .cityscapes import Cityscapes
+from .custom import CustomDataset, class_tables
 from .files import DatasetError
 from .transforms import TrainTransform
 
-__all__ = ["build_dataset", "build_train_transform", "dataset_class", "init_worker", "seed_worker",
-           "BaseDataset", "Cityscapes", "ACDC", "CONDITIONS", "DatasetError", "SPLITS",
-           "TrainTransform"]
+__all__ = ["build_dataset", "build_train_transform", "dataset_class", "dataset_tables",
+           "init_worker", "seed_worker", "BaseDataset", "Cityscapes", "ACDC", "CustomDataset",
+           "CONDITIONS", "DatasetError", "SPLITS", "TrainTransform"]
 
 _DATASETS = {"cityscapes": Cityscapes, "acdc": ACDC}
 
@@ -23,6 +24,40 @@ def dataset_class(name):
     if name not in _DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; valid names: {sorted(_DATASETS)}")
     return _DATASETS[name]
+
+
+def dataset_tables(cfg):
+    """The class tables of DATASET.DATASET (``class_names``, ``num_classes``, ``palette``,
+    ``train_id_to_label``, ``class_weight_table``, ...), read from no file: a built-in dataset's
+    class, or for any other name the :class:`~lib.datasets.custom.ClassTables` of
+    DATASET.CLASS_NAMES, LABEL_MAP, PALETTE and CLASS_WEIGHTS.  Checks DATASET.NUM_CLASSES."""
+    d = cfg.DATASET
+    if d.DATASET in _DATASETS:
+        tables = _DATASETS[d.DATASET]
+        _check_builtin_keys(d, tables)
+        if d.NUM_CLASSES != tables.num_classes:
+            raise DatasetError(f"DATASET.NUM_CLASSES is {d.NUM_CLASSES} but {d.DATASET} has "
+                               f"{tables.num_classes} classes")
+        return tables
+    if not d.CLASS_NAMES:
+        raise DatasetError(f"DATASET.DATASET {d.DATASET!r} is not built in ({sorted(_DATASETS)}); "
+                           f"a dataset of your own needs DATASET.CLASS_NAMES")
+    if d.NUM_CLASSES != len(d.CLASS_NAMES):
+        raise DatasetError(f"DATASET.NUM_CLASSES is {d.NUM_CLASSES} but DATASET.CLASS_NAMES names "
+                           f"{len(d.CLASS_NAMES)} classes")
+    return class_tables(d.CLASS_NAMES, d.LABEL_MAP, d.PALETTE, d.CLASS_WEIGHTS)
+
+
+def _check_builtin_keys(d, cls):
+    """A built-in dataset has its own tables: the keys of a dataset of your own may only repeat
+    its class names."""
+    if d.CLASS_NAMES and tuple(d.CLASS_NAMES) != tuple(cls.class_names):
+        raise DatasetError(f"DATASET.CLASS_NAMES {list(d.CLASS_NAMES)} disagrees with the "
+                           f"{d.DATASET} class table {list(cls.class_names)}")
+    for key in ("LABEL_MAP", "PALETTE", "CLASS_WEIGHTS"):
+        if d[key]:
+            raise DatasetError(f"DATASET.{key} describes a dataset of your own; {d.DATASET} is "
+                               f"built in and has its own table (leave DATASET.{key} empty)")
 
 
 def build_dataset(cfg, split, list_path=None):
@@ -36,15 +71,15 @@ def build_dataset(cfg, split, list_path=None):
     - ``"test"``: as "val", labels read when the list has them.
 
     ``list_path`` (relative to DATASET.ROOT) replaces the list, e.g. DATASET.EXTRA_TRAIN_SET for
-    the second training phase.  ACDC keeps the items of DATASET.CONDITIONS (empty = all).
+    the second training phase.  ACDC keeps the items of DATASET.CONDITIONS (empty = all).  A
+    name that is not built in is a :class:`CustomDataset` under ``<DATASET.ROOT>/<name>/`` with
+    the tables of :func:`dataset_tables`.
     """
     name = cfg.DATASET.DATASET
-    cls = dataset_class(name)
+    tables = dataset_tables(cfg)
+    cls = _DATASETS.get(name, CustomDataset)
     if split not in SPLITS:
         raise DatasetError(f"unknown split {split!r}; valid splits: {list(SPLITS)}")
-    if cfg.DATASET.NUM_CLASSES != cls.num_classes:
-        raise DatasetError(f"DATASET.NUM_CLASSES is {cfg.DATASET.NUM_CLASSES} but {name} has "
-                           f"{cls.num_classes} classes")
     if list_path is None:
         list_path = cfg.DATASET.TRAIN_SET if split == "train" else cfg.DATASET.TEST_SET
     kwargs = {"ignore_label": cfg.TRAIN.IGNORE_LABEL}
@@ -58,6 +93,9 @@ def build_dataset(cfg, split, list_path=None):
         kwargs.update(conditions=conditions)
     elif conditions:
         raise DatasetError(f"DATASET.CONDITIONS {conditions} applies to acdc only, not {name}")
+    if cls is CustomDataset:
+        kwargs.update(name=name, class_names=tables.class_names, label_map=cfg.DATASET.LABEL_MAP,
+                      palette=cfg.DATASET.PALETTE, class_weights=cfg.DATASET.CLASS_WEIGHTS)
     return cls(cfg.DATASET.ROOT, list_path, split, **kwargs)
 
 

@@ -3,6 +3,8 @@
 Foreign formats recognised from their keys (never from a flag):
 - ImageNet HRNet classification files: trunk keys plus ``incre_modules``, ``downsamp_modules``,
   ``final_layer`` and ``classifier`` (classification only, dropped).
+- timm's HRNet state dicts (``.pth``) and the model hubs' ``.safetensors`` files: the official
+  ImageNet names (:mod:`lib.utils.hub_weights`).
 - Official HRNetV2 segmentation checkpoints: keys prefixed ``model.`` (the training wrapper),
   optionally ``module.`` (DataParallel), with the criterion's ``loss.*`` tensors (dropped).
 - Thesis checkpoints: like the official ones plus ``transition3_2``, ``stage4_2``, ``offset_layer``
@@ -17,7 +19,9 @@ Foreign formats recognised from their keys (never from a flag):
 - Our own: ``checkpoint.pth.tar`` (a dict with ``model``), ``best.pth`` / ``final_state.pth``.
 
 Every load logs what each top-level module received and raises ``CheckpointError`` on a shape
-mismatch, on a key the model does not have, or when nothing in the file matches the model.
+mismatch, on a key the model does not have, or when nothing in the file matches the model.  The
+one exception: initialisation (MODEL.PRETRAINED) from a file made for another number of classes
+leaves out the network's classifiers, which keep their fresh initialisation.
 """
 import contextlib
 import logging
@@ -42,6 +46,9 @@ def read_state_dict(path):
     """The tensors of a weight file as a flat dict, wrapper prefixes and non-model keys removed."""
     if not os.path.isfile(path):
         raise CheckpointError(f"weight file not found: {path}")
+    if path.endswith(".safetensors"):
+        from .hub_weights import read_safetensors  # here: that module uses CheckpointError
+        return strip_wrappers(read_safetensors(path))
     try:
         with _numpy_scalars_allowed():
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -141,6 +148,28 @@ def offset_path_weights(state, sources, model_keys):
     return out
 
 
+def drop_other_class_count(model, state, source):
+    """``state`` without the class-dependent tensors made for another number of classes.
+
+    The network's ``CLASSIFIERS`` name the modules whose output channels are the classes.  Their
+    tensors in ``state`` whose first dimension differs from the model's while every other
+    dimension agrees (a file trained with another NUM_CLASSES) are left out, so that they keep
+    the model's fresh initialisation; the log names them.  Every other shape mismatch stays in
+    ``state`` for :func:`load_state_dict` to refuse.
+    """
+    prefixes = tuple(f"{name}." for name in getattr(model, "CLASSIFIERS", ()))
+    target = model.state_dict()
+    fresh = [k for k, v in state.items()
+             if k.startswith(prefixes) and k in target and v.dim() == target[k].dim() >= 1
+             and v.shape[0] != target[k].shape[0] and v.shape[1:] == target[k].shape[1:]]
+    if fresh:
+        logger.info("%s: %d class-dependent tensors keep their initialisation (other class "
+                    "count): %s", source, len(fresh),
+                    ", ".join(f"{k} file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}"
+                              for k in fresh))
+    return OrderedDict((k, v) for k, v in state.items() if k not in fresh)
+
+
 def load_state_dict(model, state, source, require_all=True):
     """Load ``state`` into ``model`` after checking every key and shape; report per module.
 
@@ -198,6 +227,7 @@ def load_pretrained(model, path, offset_path="", offset_head=False):
             state.update(_offset_head_weights(offset_state, model.OFFSET_HEAD, offset_head,
                                               offset_path))
     source = " + ".join(p for p in (path, offset_path) if p)
+    state = drop_other_class_count(model, state, source)
     return load_state_dict(model, state, source, require_all=False)
 
 
