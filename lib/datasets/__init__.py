@@ -5,6 +5,7 @@ The config is read here only; the dataset classes take typed arguments.
 import cv2
 
 from .acdc import ACDC, CONDITIONS
+from .ade20k import ADE20K
 from .base_dataset import SPLITS, BaseDataset
 from .cityscapes import Cityscapes
 from .files import DatasetError
@@ -13,7 +14,7 @@ from .transforms import TrainTransform
 __all__ = ["build_dataset", "dataset_class", "init_worker", "seed_worker", "BaseDataset",
            "Cityscapes", "ACDC", "CONDITIONS", "DatasetError", "SPLITS", "TrainTransform"]
 
-_DATASETS = {"cityscapes": Cityscapes, "acdc": ACDC}
+_DATASETS = {"cityscapes": Cityscapes, "acdc": ACDC, "ade20k": ADE20K}
 
 
 def dataset_class(name):
