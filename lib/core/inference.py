@@ -29,6 +29,7 @@ Conventions used throughout:
 - Resizes of images are bilinear with ``align_corners=False`` (OpenCV's INTER_LINEAR mapping, as
   the references resize with OpenCV); resizes of logits and scores use ``align_corners``.
 """
+import logging
 import math
 from dataclasses import dataclass
 
@@ -45,6 +46,7 @@ __all__ = ["InferenceSettings", "ACCUMULATE_MODES", "PROTOCOLS", "BLACK", "forwa
            "padded_sliding_window", "scaled_size", "rescale",
            "multi_scale_inference", "ade20k_inference", "predict"]
 
+logger = logging.getLogger(__name__)
 
 ACCUMULATE_MODES = ("exp_logits", "softmax")
 # A black pixel (RGB 0, 0, 0) in the units of images normalised with the ImageNet statistics.
@@ -105,6 +107,9 @@ class InferenceSettings:
         the DATASET.DATASET class (``eval_protocol``)."""
         test = cfg.TEST
         protocol = test.PROTOCOL or dataset_class(cfg.DATASET.DATASET).eval_protocol
+        if protocol == "ade20k" and float(test.STRIDE_RATIO) != 1.0:
+            logger.warning("TEST.STRIDE_RATIO %s has no effect: the ade20k protocol slides its "
+                           "windows at 2/3 of the window", test.STRIDE_RATIO)
         scales = tuple(float(s) for s in test.SCALE_LIST)
         width, height = (int(v) for v in test.IMAGE_SIZE)
         return cls(protocol=protocol, scales=scales, base_size=int(test.BASE_SIZE),

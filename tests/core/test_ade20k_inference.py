@@ -181,5 +181,13 @@ def test_the_dataset_chooses_the_protocol_unless_test_protocol_is_set():
         InferenceSettings.from_config(cfg)
 
 
+def test_stride_ratio_is_reported_as_without_effect_under_the_ade20k_protocol(caplog):
+    cfg = get_cfg()
+    cfg.DATASET.DATASET = "ade20k"
+    cfg.TEST.STRIDE_RATIO = 0.5
+    assert InferenceSettings.from_config(cfg).protocol == "ade20k"
+    assert "TEST.STRIDE_RATIO 0.5 has no effect" in caplog.text
+
+
 def test_the_settings_defaults_are_the_config_defaults():
     assert InferenceSettings.from_config(get_cfg()) == InferenceSettings()
