@@ -17,7 +17,7 @@ import argparse
 import glob
 
 from lib.datasets.acdc import CONDITIONS
-from lib.datasets.base_dataset import DatasetError
+from lib.datasets.files import DatasetError
 
 SPLITS = ("train", "val", "test")
 _DATASETS = ("acdc", "ade20k", "cityscapes")

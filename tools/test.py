@@ -21,7 +21,7 @@ from tqdm import tqdm
 from lib.core.inference import InferenceSettings, predict, rescale
 from lib.core.metrics import SegEvaluator, format_table, json_safe
 from lib.datasets import build_dataset
-from lib.datasets.base_dataset import MEAN, STD
+from lib.datasets.transforms import MEAN, STD
 from lib.models import build_eval_model
 from lib.utils import distributed as dist
 from lib.utils.logger import create_writer, setup_logging

@@ -32,8 +32,8 @@ from lib.core.function import (
 )
 from lib.core.metrics import format_table
 from lib.datasets import build_dataset, seed_worker
-from lib.datasets.base_dataset import MEAN, STD
 from lib.datasets.sampler import TrainSampler
+from lib.datasets.transforms import MEAN, STD
 from lib.models import build_model
 from lib.utils import distributed as dist
 from lib.utils.benchmark import count_flops

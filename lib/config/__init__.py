@@ -1,35 +1,28 @@
 """Configuration: ``get_cfg()`` for the defaults, ``load_cfg(path, opts)`` for an experiment.
 
-``load_cfg`` checks every key of the file and of the command-line overrides before merging, so a
-misspelt key names itself and the nearest valid one, and known misspellings of published files
-(``NUM_RANCHES``) are translated with a warning.
+yacs reads the YAML file, decodes literals and checks value types.  On top of it, ``load_cfg``
+merges the file and then the command-line overrides in one walk each, so that
+
+- a misspelt key names itself and the nearest valid one;
+- the spellings people use are accepted: a whole number for a float key, a bare list for a list
+  key ("0.5,0.75", "fog,night", "[night]", or one value), a number for a file name;
+- published experiment files load unchanged: the rules of :data:`_PUBLISHED_FILE_RULES`
+  translate what they say differently (``NUM_RANCHES``, with a warning);
+
+and then checks the values (choices come from the builders' own name tables).
 """
 import difflib
 import logging
 import os
-from ast import literal_eval
 
 import yaml
-from yacs.config import CfgNode
+from yacs.config import CfgNode, _check_and_coerce_cfg_value_type
 
 from .default import _C
 
 __all__ = ["get_cfg", "load_cfg", "ConfigError"]
 
 logger = logging.getLogger(__name__)
-
-# Misspellings found in published experiment files -> the key they meant.
-_KNOWN_MISSPELLINGS = {"NUM_RANCHES": "NUM_BRANCHES"}
-
-_CHOICES = {
-    "MODEL.NAME": ("seg_hrnet", "branched_seg_hrnet"),
-    "DATASET.DATASET": ("cityscapes", "acdc"),
-    "LOSS.CONFIDENCE_MODE": ("reference", "masked"),
-    "TEST.ACCUMULATE": ("exp_logits", "softmax"),
-    "TRAIN.OPTIMIZER": ("sgd", "adamw"),
-    "MODEL.EXTRA.OFFSET_BRANCH": (2, 3, 4),
-}
-_LIST_KEYS_OF_NUMBERS = ("TEST.SCALE_LIST", "LOSS.TERM_WEIGHTS", "LOSS.BALANCE_WEIGHTS")
 
 
 class ConfigError(ValueError):
@@ -44,140 +37,151 @@ def get_cfg():
 def load_cfg(path=None, opts=()):
     """Defaults, then the YAML file at ``path``, then ``opts`` (``[KEY, VALUE, ...]``); checked, frozen."""
     cfg = get_cfg()
-    if path:
-        if not os.path.isfile(path):
-            raise ConfigError(f"config file not found: {path}")
-        with open(path) as f:
-            loaded = yaml.safe_load(f) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping of keys at the top level")
-        loaded = _check_keys(loaded, cfg, prefix="", source=path)
-        _merge(cfg, CfgNode(loaded), source=path)
-    opts = list(opts)
-    if len(opts) % 2:
-        raise ConfigError(f"overrides come as KEY VALUE pairs; got an odd list: {opts}")
-    for key, value in zip(opts[0::2], opts[1::2]):
-        key = _check_dotted_key(key, cfg)
-        _merge_override(cfg, key, value)
-    _normalise(cfg)
+    sources = [(path, _read(path))] if path else []
+    sources.append(("command line", _overrides(opts)))
+    for source, raw in sources:
+        for rule in _PUBLISHED_FILE_RULES:
+            rule(raw, source)
+        _merge(cfg, raw, "", source)
     _validate(cfg)
     cfg.freeze()
     return cfg
 
 
-def _nearest(name, candidates):
-    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
-    return f"; did you mean {match[0]}?" if match else ""
+def _read(path):
+    """The mapping of keys in the YAML file ``path``, as yacs reads it."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    with open(path) as f:
+        text = f.read()
+    try:
+        return CfgNode.load_cfg(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    except AttributeError:  # yacs builds a tree with .items() of the top level
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level") from None
+    except AssertionError as e:  # a value of a type yacs does not store
+        raise ConfigError(f"{path}: {e}") from None
 
 
-def _check_keys(loaded, node, prefix, source):
-    """Translate known misspellings and reject unknown keys, naming the nearest valid one."""
-    checked = {}
-    for key, value in loaded.items():
-        full = prefix + key
-        if key not in node and key in _KNOWN_MISSPELLINGS:
-            fixed = _KNOWN_MISSPELLINGS[key]
-            logger.warning("%s: key %s is a known misspelling, read as %s", source, full,
-                           prefix + fixed)
-            key = fixed
+def _overrides(opts):
+    """``[KEY, VALUE, ...]`` with dotted keys as a nested mapping, like a YAML file's."""
+    opts = list(opts)
+    if len(opts) % 2:
+        raise ConfigError(f"overrides come as KEY VALUE pairs; got an odd list: {opts}")
+    tree = {}
+    for key, value in zip(opts[0::2], opts[1::2]):
+        *path, leaf = key.split(".")
+        node = tree
+        for part in path:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"command line: {key} is given after a value for one of its "
+                                  f"parents")
+        node[leaf] = value
+    return tree
+
+
+def _rename_num_ranches(raw, source, prefix=""):
+    """HRNet's published files spell STAGE1.NUM_BRANCHES as NUM_RANCHES."""
+    if "NUM_RANCHES" in raw and "NUM_BRANCHES" not in raw:
+        logger.warning("%s: key %sNUM_RANCHES is a known misspelling, read as %sNUM_BRANCHES",
+                       source, prefix, prefix)
+        raw["NUM_BRANCHES"] = raw.pop("NUM_RANCHES")
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            _rename_num_ranches(value, source, f"{prefix}{key}.")
+
+
+# Rules for what published experiment files (HRNet, HRNet-OCR, the thesis) say differently from
+# this tree.  Each rule takes the raw mapping of one source (the file, then the command line) and
+# the source's name, and rewrites the mapping in place before it is merged; a rule may look at
+# several keys of the mapping at once.  Every rule of this kind belongs in this table.
+_PUBLISHED_FILE_RULES = (_rename_num_ranches,)
+
+
+def _merge(node, raw, prefix, source):
+    """Merge the mapping ``raw`` into the config ``node`` (whose keys start with ``prefix``)."""
+    for key, value in raw.items():
+        key, full = str(key), f"{prefix}{key}"
         if key not in node:
-            raise ConfigError(f"{source}: unknown config key {full}{_nearest(key, node.keys())}")
+            match = difflib.get_close_matches(key, list(node.keys()), n=1, cutoff=0.5)
+            hint = f"; did you mean {match[0]}?" if match else ""
+            raise ConfigError(f"{source}: unknown config key {full}{hint}")
         if isinstance(node[key], CfgNode):
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: {full} must be a mapping of keys, got {value!r}")
-            value = _check_keys(value, node[key], full + ".", source)
+            _merge(node[key], value, f"{full}.", source)
+        elif isinstance(value, dict):
+            raise ConfigError(f"{source}: {full} is a value ({node[key]!r}), not a mapping of keys")
         else:
-            value = _coerce(node[key], value)
-        checked[key] = value
-    return checked
+            value = _as_type_of(node[key], value, full, source)
+            try:  # yacs' rule of its own merges: the same type, list <-> tuple, or None
+                node[key] = _check_and_coerce_cfg_value_type(value, node[key], key, full)
+            except ValueError as e:
+                raise ConfigError(f"{source}: {e}") from None
 
 
-def _check_dotted_key(dotted, cfg):
-    node, parts = cfg, dotted.split(".")
-    for i, part in enumerate(parts):
-        if not isinstance(node, CfgNode) or part not in node:
-            if isinstance(node, CfgNode) and part in _KNOWN_MISSPELLINGS:
-                logger.warning("override %s: %s is a known misspelling, read as %s", dotted, part,
-                               _KNOWN_MISSPELLINGS[part])
-                parts[i] = part = _KNOWN_MISSPELLINGS[part]
-            else:
-                options = node.keys() if isinstance(node, CfgNode) else ()
-                raise ConfigError(f"unknown config key {dotted}{_nearest(part, options)}")
-        node = node[part]
-    return ".".join(parts)
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _merge(cfg, other, source):
-    try:
-        cfg.merge_from_other_cfg(other)
-    except (ValueError, KeyError, AssertionError) as e:
-        raise ConfigError(f"{source}: {e}") from None
+def _as_type_of(default, value, key, source):
+    """``value`` (from YAML or the command line) in the spelling of ``default``'s type.
 
-
-def _merge_override(cfg, key, value):
-    node, leaf = _parent(cfg, key)
-    value = _coerce(node[leaf], _decode(value))
-    try:
-        cfg.merge_from_list([key, value])
-    except (ValueError, KeyError, AssertionError) as e:
-        raise ConfigError(f"override {key} {value}: {e}") from None
-
-
-def _decode(value):
-    """A command-line value as a Python literal when it is one ("0.5", "[64,32]", "True")."""
-    if not isinstance(value, str):
-        return value
-    try:
-        return literal_eval(value)
-    except (ValueError, SyntaxError):
-        return value
-
-
-def _coerce(default, value):
-    """Accept the spellings people use for a key of ``default``'s type.
-
-    A whole number for a float key ("TEST.STRIDE_RATIO 1"); for a list key, a bare list
-    ("0.5,0.75", "fog,night", "[night]") or a single value ("TEST.SCALE_LIST 1").
+    Strings stay strings (a file name "1" is not a number).  Other strings are decoded as
+    Python literals where they are one ("0.5", "[64,32]", "True").  A float key takes a whole
+    number; a list key takes a bare comma list or one value, and a list of numbers keeps the
+    number type of its default's items (int stays int, int -> float).
     """
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(default, str):
+        return str(value) if _is_number(value) else value
+    value = CfgNode._decode_cfg_value(value)
+    if isinstance(default, float) and _is_number(value):
         return float(value)
-    if isinstance(default, str) and isinstance(value, (int, float)):
-        return str(value)  # a file name that happens to look like a number
-    if isinstance(default, list):
-        if isinstance(value, tuple):
-            return list(value)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return [value]
-        if isinstance(value, str):
-            items = (v.strip().strip("'\"") for v in value.strip("[]()").split(","))
-            return [_decode(v) for v in items if v]
+    if not isinstance(default, (list, tuple)):
+        return value
+    if isinstance(value, str):
+        items = (v.strip().strip("'\"") for v in value.strip("[]()").split(","))
+        value = [CfgNode._decode_cfg_value(v) for v in items if v]
+    elif _is_number(value):
+        value = [value]
+    if default and all(_is_number(v) for v in default) and isinstance(value, (list, tuple)):
+        kind = float if any(isinstance(v, float) for v in default) else int
+        if not all(_is_number(v) and (kind is float or isinstance(v, int)) for v in value):
+            raise ConfigError(f"{source}: {key} must be a list of {kind.__name__} numbers like "
+                              f"{list(default)}, got {value!r}")
+        value = type(value)(kind(v) for v in value)
     return value
 
 
-def _normalise(cfg):
-    for key in _LIST_KEYS_OF_NUMBERS:
-        node, leaf = _parent(cfg, key)
-        node[leaf] = [float(v) for v in node[leaf]]
-    cfg.GPUS = tuple(cfg.GPUS)
+def _choices():
+    """Each key naming a built thing, with the names its builder accepts (the builder's table)."""
+    # Imported here: the builders' modules import this package.
+    from ..core.criterion import _CONFIDENCE_MODES
+    from ..core.function import OPTIMIZERS
+    from ..core.inference import ACCUMULATE_MODES
+    from ..models import _MODELS
+    from ..models.branched_seg_hrnet import OFFSET_BRANCHES
+    return {"MODEL.NAME": tuple(_MODELS), "LOSS.CONFIDENCE_MODE": _CONFIDENCE_MODES,
+            "TEST.ACCUMULATE": ACCUMULATE_MODES, "TRAIN.OPTIMIZER": OPTIMIZERS,
+            "MODEL.EXTRA.OFFSET_BRANCH": OFFSET_BRANCHES}
 
 
-def _parent(cfg, dotted):
-    *path, leaf = dotted.split(".")
-    node = cfg
-    for part in path:
-        node = node[part]
-    return node, leaf
+def _get(cfg, dotted):
+    for part in dotted.split("."):
+        cfg = cfg[part]
+    return cfg
 
 
 def _validate(cfg):
-    for key, allowed in _CHOICES.items():
-        node, leaf = _parent(cfg, key)
-        if node[leaf] not in allowed:
-            raise ConfigError(f"{key} = {node[leaf]!r} is not one of {list(allowed)}")
+    for key, allowed in _choices().items():
+        if _get(cfg, key) not in allowed:
+            raise ConfigError(f"{key} = {_get(cfg, key)!r} is not one of {list(allowed)}")
     for key in ("TRAIN.IMAGE_SIZE", "TEST.IMAGE_SIZE"):
-        node, leaf = _parent(cfg, key)
-        if len(node[leaf]) != 2 or any(int(v) <= 0 for v in node[leaf]):
-            raise ConfigError(f"{key} must be [width, height] with positive sizes, got {node[leaf]}")
+        size = _get(cfg, key)
+        if len(size) != 2 or any(v <= 0 for v in size):
+            raise ConfigError(f"{key} must be [width, height] with positive sizes, got {size}")
     if len(cfg.LOSS.TERM_WEIGHTS) != 4:
         raise ConfigError(f"LOSS.TERM_WEIGHTS needs 4 weights (S_i, S_s, S_f, confidence), "
                           f"got {cfg.LOSS.TERM_WEIGHTS}")
@@ -185,11 +189,20 @@ def _validate(cfg):
         raise ConfigError("TEST.SCALE_LIST is empty")
     if not 0 < cfg.TEST.STRIDE_RATIO <= 1:
         raise ConfigError(f"TEST.STRIDE_RATIO must lie in (0, 1], got {cfg.TEST.STRIDE_RATIO}")
+    if cfg.MODEL.EXTRA.CONFIDENCE not in (0, 1):
+        raise ConfigError(f"MODEL.EXTRA.CONFIDENCE = {cfg.MODEL.EXTRA.CONFIDENCE!r} is not 0 or 1 "
+                          f"(both fuse with the learned confidence map)")
     for name in ("STAGE1", "STAGE2", "STAGE3", "STAGE4", "STAGE2_2", "STAGE3_2", "STAGE4_2"):
-        stage = cfg.MODEL.EXTRA[name]
-        for key in ("NUM_BLOCKS", "NUM_CHANNELS"):
-            if len(stage[key]) != stage.NUM_BRANCHES:
-                raise ConfigError(f"MODEL.EXTRA.{name}.{key} has {len(stage[key])} entries but "
-                                  f"NUM_BRANCHES is {stage.NUM_BRANCHES}")
-        if stage.BLOCK not in ("BASIC", "BOTTLENECK"):
-            raise ConfigError(f"MODEL.EXTRA.{name}.BLOCK = {stage.BLOCK!r} is not BASIC or BOTTLENECK")
+        _validate_stage(f"MODEL.EXTRA.{name}", cfg.MODEL.EXTRA[name])
+
+
+def _validate_stage(key, stage):
+    for field in ("NUM_BLOCKS", "NUM_CHANNELS"):
+        if len(stage[field]) != stage.NUM_BRANCHES:
+            raise ConfigError(f"{key}.{field} has {len(stage[field])} entries but "
+                              f"NUM_BRANCHES is {stage.NUM_BRANCHES}")
+    if stage.BLOCK not in ("BASIC", "BOTTLENECK"):
+        raise ConfigError(f"{key}.BLOCK = {stage.BLOCK!r} is not BASIC or BOTTLENECK")
+    if stage.FUSE_METHOD != "SUM":
+        raise ConfigError(f"{key}.FUSE_METHOD = {stage.FUSE_METHOD!r}: only SUM exists (the "
+                          f"branches of a module are added)")

@@ -27,6 +27,7 @@ _C.PIN_MEMORY = True
 # No effect: the process rank comes from the launcher's environment.
 _C.RANK = 0
 
+# cuDNN switches, applied once per process.
 _C.CUDNN = CN()
 # torch.backends.cudnn.benchmark: autotune convolution algorithms for fixed input sizes.
 _C.CUDNN.BENCHMARK = True
@@ -35,6 +36,7 @@ _C.CUDNN.DETERMINISTIC = False
 # torch.backends.cudnn.enabled.
 _C.CUDNN.ENABLED = True
 
+# The network and its initialisation.
 _C.MODEL = CN()
 # Network: "seg_hrnet" (HRNetV2 baseline) or "branched_seg_hrnet" (offset-vector network).
 _C.MODEL.NAME = "seg_hrnet"
@@ -66,7 +68,8 @@ def _stage(num_modules, num_branches, block, num_blocks, num_channels):
     stage.NUM_BLOCKS = num_blocks
     # Width of each branch (before the block expansion).
     stage.NUM_CHANNELS = num_channels
-    # How the module fuses its branches; only "SUM" exists.
+    # How a module fuses its branches: "SUM" (upsampled or strided branches are added), the only
+    # method of HRNet; any other value is an error.
     stage.FUSE_METHOD = "SUM"
     return stage
 
@@ -77,13 +80,20 @@ _C.MODEL.EXTRA = CN()
 _C.MODEL.EXTRA.FINAL_CONV_KERNEL = 1
 # No effect: read by the thesis configs, the seed prediction has no convolution of its own.
 _C.MODEL.EXTRA.FINAL_CONV_SEED = 1
+# Stage 1 of the main path: bottleneck blocks at 1/4 resolution.
 _C.MODEL.EXTRA.STAGE1 = _stage(1, 1, "BOTTLENECK", [4], [64])
+# Stage 2 of the main path: branches at 1/4 and 1/8.
 _C.MODEL.EXTRA.STAGE2 = _stage(1, 2, "BASIC", [4, 4], [48, 96])
+# Stage 3 of the main path: branches at 1/4, 1/8 and 1/16.
 _C.MODEL.EXTRA.STAGE3 = _stage(4, 3, "BASIC", [4, 4, 4], [48, 96, 192])
+# Stage 4 of the main path: branches at 1/4 to 1/32.
 _C.MODEL.EXTRA.STAGE4 = _stage(3, 4, "BASIC", [4, 4, 4, 4], [48, 96, 192, 384])
 # Offset path: its own copies of the stages from OFFSET_BRANCH on (STAGE<k>_2 for k >= OFFSET_BRANCH).
+# Offset-path copy of stage 2 (used when OFFSET_BRANCH is 2).
 _C.MODEL.EXTRA.STAGE2_2 = _stage(1, 2, "BASIC", [4, 4], [48, 96])
+# Offset-path copy of stage 3 (used when OFFSET_BRANCH is 2 or 3).
 _C.MODEL.EXTRA.STAGE3_2 = _stage(3, 3, "BASIC", [4, 4, 4], [48, 96, 192])
+# Offset-path copy of stage 4 (always used by branched_seg_hrnet).
 _C.MODEL.EXTRA.STAGE4_2 = _stage(2, 4, "BASIC", [4, 4, 4, 4], [48, 96, 192, 384])
 # First stage that the offset path duplicates: 2, 3 or 4 (all published configs use 4).
 _C.MODEL.EXTRA.OFFSET_BRANCH = 4
@@ -94,11 +104,13 @@ _C.MODEL.EXTRA.ITERATIVE_REFINEMENT = 0
 # True: seeds gather and fuse logits.  False: they gather and fuse class probabilities, and the
 # network returns the logarithm of the fused probabilities so every consumer still sees logits.
 _C.MODEL.EXTRA.LOGITS = True
-# Confidence mode of the thesis configs: 0 and 1 both fuse with the learned confidence map F.
+# No effect: the thesis configs' confidence switch.  Both of its values, 0 and 1, fuse with the
+# learned confidence map F (S_f = (1 - F) S_i + F S_s), as the thesis code did; others are an error.
 _C.MODEL.EXTRA.CONFIDENCE = 1
 # align_corners of the seed sampling grid (grid_sample); True matches the offset units above.
 _C.MODEL.EXTRA.GRID_ALIGN_CORNERS = True
 
+# The training loss.
 _C.LOSS = CN()
 # Online hard example mining cross-entropy instead of plain cross-entropy.
 _C.LOSS.USE_OHEM = False
@@ -116,10 +128,11 @@ _C.LOSS.TERM_WEIGHTS = [0.5, 0.5, 1.0, 1.0]
 # (pixels or seeds on ignored labels left out, mean over the rest).
 _C.LOSS.CONFIDENCE_MODE = "reference"
 
+# The data: which dataset, where, and which lists.
 _C.DATASET = CN()
 # Folder that holds one sub-folder per dataset (``<ROOT>/cityscapes``, ``<ROOT>/acdc``) and ``list/``.
 _C.DATASET.ROOT = "data/"
-# Dataset name: "cityscapes" or "acdc".
+# Dataset name: "cityscapes" or "acdc"; lib.datasets.build_dataset checks it against its table.
 _C.DATASET.DATASET = "cityscapes"
 # Number of classes predicted (19 trainIds for Cityscapes and ACDC).
 _C.DATASET.NUM_CLASSES = 19
@@ -132,11 +145,15 @@ _C.DATASET.TEST_SET = "list/cityscapes/val.lst"
 # ACDC conditions to use (any of fog, night, rain, snow); empty = all four.
 _C.DATASET.CONDITIONS = []
 
+# Training: transform, schedule, optimiser and run control.
 _C.TRAIN = CN()
 # No effect: the original's layer-freezing keys (see MODEL.FREEZED_PAR).
 _C.TRAIN.FREEZE_LAYERS = ""
+# No effect: the original's number of epochs with frozen layers.
 _C.TRAIN.FREEZE_EPOCHS = -1
+# No effect: the original's names of parameters outside the backbone.
 _C.TRAIN.NONBACKBONE_KEYWORDS = []
+# No effect: the original's learning-rate factor of parameters outside the backbone.
 _C.TRAIN.NONBACKBONE_MULT = 10
 # Training crop [width, height].
 _C.TRAIN.IMAGE_SIZE = [1024, 512]
@@ -146,13 +163,18 @@ _C.TRAIN.BASE_SIZE = 2048
 _C.TRAIN.DOWNSAMPLERATE = 1
 # Random horizontal flip with probability 0.5.
 _C.TRAIN.FLIP = True
-# Random scaling 0.5 + randint(0, SCALE_FACTOR) / 10 of BASE_SIZE.
+# Random scaling 0.5 + randint(0, SCALE_FACTOR) / 10 of BASE_SIZE and a random crop; False = the
+# whole image, neither scaled nor cropped (the reference).
 _C.TRAIN.MULTI_SCALE = True
+# Largest k of the training scales 0.5 + k / 10, k = 0..SCALE_FACTOR (16: scales 0.5 to 2.1).
 _C.TRAIN.SCALE_FACTOR = 16
-# No effect: the original's brightness augmentation and step schedule keys.
+# No effect: the original's brightness augmentation switch.
 _C.TRAIN.RANDOM_BRIGHTNESS = False
+# No effect: the original's brightness shift.
 _C.TRAIN.RANDOM_BRIGHTNESS_SHIFT_VALUE = 10
+# No effect: the original's step schedule factor (the schedule is poly, see TRAIN.LR).
 _C.TRAIN.LR_FACTOR = 0.1
+# No effect: the original's step schedule epochs.
 _C.TRAIN.LR_STEP = [90, 110]
 # Base learning rate of the poly schedule lr = LR * (1 - it / max_it) ** 0.9.
 _C.TRAIN.LR = 0.01
@@ -160,14 +182,17 @@ _C.TRAIN.LR = 0.01
 _C.TRAIN.EXTRA_LR = 0.001
 # Optimiser: "sgd" (the reference) or "adamw".
 _C.TRAIN.OPTIMIZER = "sgd"
+# SGD momentum (AdamW does not read it).
 _C.TRAIN.MOMENTUM = 0.9
 # Weight decay.
 _C.TRAIN.WD = 0.0005
+# Nesterov momentum of SGD.
 _C.TRAIN.NESTEROV = False
 # Label value excluded from losses and metrics.
 _C.TRAIN.IGNORE_LABEL = 255
-# First and last (exclusive) epoch of the main phase.
+# First epoch of the main phase.
 _C.TRAIN.BEGIN_EPOCH = 0
+# End (exclusive) of the main phase, in epochs.
 _C.TRAIN.END_EPOCH = 484
 # Epochs of the second phase on DATASET.EXTRA_TRAIN_SET with TRAIN.EXTRA_LR (0 = none).
 _C.TRAIN.EXTRA_EPOCH = 0
@@ -191,11 +216,13 @@ _C.TRAIN.COMPILE = False
 _C.TRAIN.EVAL_INTERVAL = 1
 # Also write checkpoint.pth.tar every CHECKPOINT_INTERVAL iterations (0 = only at epoch ends).
 _C.TRAIN.CHECKPOINT_INTERVAL = 0
-# Seed of python, numpy and torch random generators (and of each worker); -1 = not seeded.
+# Seed of python, numpy and torch random generators and of the training transform (the draws for
+# item (index, epoch) are a function of (SEED, epoch, index)); -1 = not seeded.
 _C.TRAIN.SEED = 304
 # Stop with an error after this many consecutive non-finite losses (each one skips its step).
 _C.TRAIN.MAX_NONFINITE = 5
 
+# Evaluation: validation, tools/test.py and tools/infer.py.
 _C.TEST = CN()
 # Sliding-window size [width, height] for scales above 1.
 _C.TEST.IMAGE_SIZE = [2048, 1024]
@@ -235,8 +262,13 @@ _C.TEST.SAVE_PRED = False
 
 # No effect: the original's debug switches.
 _C.DEBUG = CN()
+# No effect: the original's debug mode.
 _C.DEBUG.DEBUG = False
+# No effect: the original's dump of ground-truth batches.
 _C.DEBUG.SAVE_BATCH_IMAGES_GT = False
+# No effect: the original's dump of predicted batches.
 _C.DEBUG.SAVE_BATCH_IMAGES_PRED = False
+# No effect: the original's dump of ground-truth heatmaps.
 _C.DEBUG.SAVE_HEATMAPS_GT = False
+# No effect: the original's dump of predicted heatmaps.
 _C.DEBUG.SAVE_HEATMAPS_PRED = False

@@ -19,6 +19,9 @@ class NonFiniteLossError(RuntimeError):
     """Training produced too many non-finite losses in a row (or corrupted batch-norm statistics)."""
 
 
+OPTIMIZERS = ("sgd", "adamw")  # the names build_optimizer accepts (TRAIN.OPTIMIZER)
+
+
 def build_optimizer(model, name, lr, momentum, weight_decay, nesterov):
     """SGD (the reference) or AdamW over the parameters that require gradients."""
     params = [p for p in model.parameters() if p.requires_grad]

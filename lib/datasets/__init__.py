@@ -11,8 +11,9 @@ from .cityscapes import Cityscapes
 from .files import DatasetError
 from .transforms import TrainTransform
 
-__all__ = ["build_dataset", "dataset_class", "init_worker", "seed_worker", "BaseDataset",
-           "Cityscapes", "ACDC", "CONDITIONS", "DatasetError", "SPLITS", "TrainTransform"]
+__all__ = ["build_dataset", "build_train_transform", "dataset_class", "init_worker", "seed_worker",
+           "BaseDataset", "Cityscapes", "ACDC", "CONDITIONS", "DatasetError", "SPLITS",
+           "TrainTransform"]
 
 _DATASETS = {"cityscapes": Cityscapes, "acdc": ACDC, "ade20k": ADE20K}
 
@@ -49,7 +50,7 @@ def build_dataset(cfg, split, list_path=None):
         list_path = cfg.DATASET.TRAIN_SET if split == "train" else cfg.DATASET.TEST_SET
     kwargs = {"ignore_label": cfg.TRAIN.IGNORE_LABEL}
     if split == "train":
-        kwargs.update(transform=train_transform(cfg), num_samples=cfg.TRAIN.NUM_SAMPLES,
+        kwargs.update(transform=build_train_transform(cfg), num_samples=cfg.TRAIN.NUM_SAMPLES,
                       seed=cfg.TRAIN.SEED if cfg.TRAIN.SEED >= 0 else None)
     else:
         kwargs.update(num_samples=cfg.TEST.NUM_SAMPLES)
@@ -61,7 +62,7 @@ def build_dataset(cfg, split, list_path=None):
     return cls(cfg.DATASET.ROOT, list_path, split, **kwargs)
 
 
-def train_transform(cfg):
+def build_train_transform(cfg):
     """The reference training transform of TRAIN.* (IMAGE_SIZE is (w, h), the crop (h, w))."""
     width, height = cfg.TRAIN.IMAGE_SIZE
     return TrainTransform(base_size=cfg.TRAIN.BASE_SIZE, crop_size=(height, width),

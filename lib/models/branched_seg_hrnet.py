@@ -14,6 +14,9 @@ from .hrnet import StageSpec, concat_branches, head, init_weights, make_stage, m
 from .output import SegOutput
 from .seg_hrnet import SegHRNet
 
+# The stages from which the offset path may have its own copies (MODEL.EXTRA.OFFSET_BRANCH).
+OFFSET_BRANCHES = (2, 3, 4)
+
 
 class BranchedSegHRNet(SegHRNet):
     """HRNetV2 with an offset/confidence head.
@@ -37,7 +40,7 @@ class BranchedSegHRNet(SegHRNet):
                  iterative_refinement: int = 0, logits: bool = True,
                  grid_align_corners: bool = True, freeze_shared: bool = False):
         super().__init__(stages, num_classes, final_conv_kernel, align_corners)
-        if offset_branch not in (2, 3, 4):
+        if offset_branch not in OFFSET_BRANCHES:
             raise ValueError(f"offset_branch must be 2, 3 or 4, got {offset_branch}")
         self.offset_branch = offset_branch
         self.offset_threshold = offset_threshold
@@ -99,8 +102,10 @@ class BranchedSegHRNet(SegHRNet):
         side = self.run_stages(y_list, self.offset_branch, 4, suffix="_2")
         logits = self.last_layer(concat_branches(main, self.align_corners))
         raw = self.offset_layer(concat_branches(side, self.align_corners)).float()
-        offsets = torch.tanh(raw[:, :2]) * self.offset_threshold
-        confidence = torch.sigmoid(raw[:, 2:3])
+        # A diverged offset head gives NaN offsets; the seeds are sampled at 0 offsets instead
+        # and the NaN goes into the confidence, so the loss is non-finite for the guard to see.
+        offsets, nan_carry = seed.finite_offsets(torch.tanh(raw[:, :2]) * self.offset_threshold)
+        confidence = torch.sigmoid(raw[:, 2:3]) + nan_carry
 
         grid = self._base_grid(*offsets.shape[-2:], offsets)
         offsets = seed.refine_offsets(offsets, grid, self.iterative_refinement,

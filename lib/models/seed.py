@@ -23,6 +23,19 @@ def pixels_to_offsets(dx, dy, h, w):
     return dx * 2.0 / max(w - 1, 1), dy * 2.0 / max(h - 1, 1)
 
 
+def finite_offsets(offsets):
+    """Offsets that are safe to sample with, and the NaN they carried.
+
+    ``grid_sample`` must never see a non-finite grid: its backward crashes the process on one
+    (border padding).  Returns ``(offsets with every non-finite value replaced by 0, carry)``
+    where ``carry`` (B x 1 x h x w) is NaN at the pixels whose offset was not finite and 0
+    elsewhere; adding it to an output keeps a diverged network's loss non-finite, without
+    reading anything back to the host.  For finite offsets both are exact no-ops.
+    """
+    carry = offsets.sum(dim=1, keepdim=True) * 0.0
+    return torch.nan_to_num(offsets, nan=0.0, posinf=0.0, neginf=0.0), carry
+
+
 def offsets_to_grid(offsets, grid):
     """Seed sampling grid clamp(grid + o, -1, 1).
 

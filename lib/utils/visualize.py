@@ -75,8 +75,9 @@ def _colorbar(height: int) -> np.ndarray:
 def confidence_image(confidence, with_colorbar: bool = True) -> np.ndarray:
     """H x W values in [0, 1] (array or tensor) -> viridis RGB, with a scale bar on the right.
 
-    Values are clipped to [0, 1] and NaN reads as 0.  The viridis map is perceptually uniform and
-    its luminance rises with the value.  With the bar the image is wider than H x W.
+    Values are clipped to [0, 1] (+inf reads as 1, -inf as 0) and NaN reads as 0.  The viridis
+    map is perceptually uniform and its luminance rises with the value.  With the bar the image
+    is wider than H x W.
     """
     conf = np.nan_to_num(_numpy(confidence).astype(np.float32), nan=0.0)
     if conf.ndim != 2:
@@ -93,12 +94,15 @@ def offset_image(offsets: torch.Tensor, max_magnitude: float | None = None) -> n
     The field may be in any unit (pixels from ``offsets_to_pixels`` keep directions true on
     non-square maps).  ``max_magnitude`` (same unit) is the length drawn fully saturated, so that
     images drawn with the same value are comparable; longer vectors are clipped to it.  None scales
-    each image by its own longest vector.  A zero field is white.
+    each image by its own longest vector (of the finite ones).  A zero field is white; pixels
+    whose vector is not finite (a diverged network) are black, a colour the wheel never takes.
     """
     flow = offsets.detach().float()
     if flow.dim() != 3 or flow.shape[0] != 2:
         raise ValueError(f"offset_image takes a 2 x H x W field, got {tuple(flow.shape)}")
     width = flow.shape[-1]
+    finite = torch.isfinite(flow).all(dim=0)
+    flow = torch.where(finite, flow, 0.0)
     if max_magnitude is not None:
         if max_magnitude <= 0:
             raise ValueError(f"max_magnitude must be positive, got {max_magnitude}")
@@ -108,7 +112,9 @@ def offset_image(offsets: torch.Tensor, max_magnitude: float | None = None) -> n
         # of length max_magnitude fixes that divisor; the column is cut off afterwards.
         reference = flow.new_tensor([max_magnitude, 0.0]).view(2, 1, 1).expand(2, flow.shape[1], 1)
         flow = torch.cat((flow, reference), dim=2)
-    return flow_to_image(flow)[:, :, :width].permute(1, 2, 0).cpu().numpy()
+    image = flow_to_image(flow)[:, :, :width].permute(1, 2, 0).cpu().numpy()
+    image[~finite.cpu().numpy()] = 0
+    return image
 
 
 def denormalize(image: torch.Tensor, mean, std) -> np.ndarray:

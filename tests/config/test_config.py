@@ -2,7 +2,6 @@ import ast
 import glob
 import logging
 import os
-import re
 
 import pytest
 
@@ -45,43 +44,81 @@ def test_main_recipe_is_the_offset_network_with_ohem():
     assert cfg.MODEL.OFFSET_PRETRAINED == ""  # the same ImageNet file initialises both paths
 
 
-def _default_key_lines():
-    """Map each config key path to its assignment line number in default.py."""
-    path = os.path.join(ROOT, "lib", "config", "default.py")
-    source = open(path).read()
-    return path, source.splitlines()
+DEFAULT_PY = os.path.join(ROOT, "lib", "config", "default.py")
 
 
-def test_every_default_key_is_documented():
-    path, lines = _default_key_lines()
-    assignment = re.compile(r"^\s*(_C(\.\w+)+|stage\.\w+)\s*=")
-    undocumented = []
-    for i, line in enumerate(lines):
-        if not assignment.match(line) or "CN()" in line or "_stage(" in line:
+def _attribute_path(node):
+    """["_C", "MODEL", "NAME"] for the expression ``_C.MODEL.NAME``; None for anything else."""
+    names = []
+    while isinstance(node, ast.Attribute):
+        names.append(node.attr)
+        node = node.value
+    return [node.id, *reversed(names)] if isinstance(node, ast.Name) and names else None
+
+
+def _definitions_in_default_py():
+    """{key path: whether the line directly above its assignment is a comment}, from the source.
+
+    Stage keys are assigned inside ``_stage`` (``stage.NUM_MODULES = ...``) and belong to every
+    ``_C....STAGEk = _stage(...)``.
+    """
+    with open(DEFAULT_PY) as f:
+        source = f.read()
+    lines = source.splitlines()
+
+    def commented(statement):
+        return statement.lineno >= 2 and lines[statement.lineno - 2].lstrip().startswith("#")
+
+    tree = ast.parse(source)
+    stage_fields = {}
+    for function in (n for n in tree.body if isinstance(n, ast.FunctionDef)):
+        for statement in ast.walk(function):
+            if isinstance(statement, ast.Assign):
+                path = _attribute_path(statement.targets[0])
+                if path and path[0] == "stage":
+                    stage_fields[".".join(path[1:])] = commented(statement)
+    definitions = {}
+    for statement in (n for n in tree.body if isinstance(n, ast.Assign)):
+        path = _attribute_path(statement.targets[0])
+        if not path or path[0] != "_C":
             continue
-        j = i - 1  # walk up the block of assignments this line belongs to
-        while j >= 0 and lines[j].strip() and not lines[j].lstrip().startswith("#"):
-            j -= 1
-        if j < 0 or not lines[j].lstrip().startswith("#"):
-            undocumented.append(line.strip())
-    assert not undocumented, f"keys without a comment above them in {path}: {undocumented}"
-    ast.parse("\n".join(lines))
+        key = ".".join(path[1:])
+        definitions[key] = commented(statement)
+        call = statement.value
+        if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "_stage":
+            definitions.update({f"{key}.{field}": ok for field, ok in stage_fields.items()})
+    return definitions
 
 
-def test_every_leaf_key_is_assigned_in_default_py():
-    _, lines = _default_key_lines()
-    text = "\n".join(lines)
+def _config_keys(node, prefix=""):
+    for key, value in node.items():
+        yield prefix + key
+        if isinstance(value, type(node)):
+            yield from _config_keys(value, f"{prefix}{key}.")
 
-    def leaves(node, prefix=""):
-        for k, v in node.items():
-            if isinstance(v, type(node)):
-                yield from leaves(v, prefix + k + ".")
-            else:
-                yield prefix + k
 
-    for key in leaves(get_cfg()):
-        leaf = key.split(".")[-1]
-        assert re.search(rf"\.{leaf}\s*=", text), key
+def test_every_config_key_has_its_own_comment_directly_above_its_definition():
+    definitions = _definitions_in_default_py()
+    keys = set(_config_keys(get_cfg()))
+    assert keys == set(definitions), (
+        f"keys of the tree not assigned literally in {DEFAULT_PY}: {sorted(keys - set(definitions))}; "
+        f"assigned but not in the tree: {sorted(set(definitions) - keys)}")
+    undocumented = sorted(key for key, ok in definitions.items() if not ok)
+    assert not undocumented, f"keys without a comment line directly above them: {undocumented}"
+
+
+def test_the_comment_check_finds_a_key_without_its_own_comment(tmp_path, monkeypatch):
+    with open(DEFAULT_PY) as f:
+        source = f.read()
+    # Delete the comment of MODEL.ALIGN_CORNERS: its definition now follows FREEZED_PAR's.
+    lines = source.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("_C.MODEL.ALIGN_CORNERS ="))
+    assert lines[at - 1].startswith("#")
+    broken = tmp_path / "default.py"
+    broken.write_text("\n".join(lines[:at - 1] + lines[at:]) + "\n")
+    monkeypatch.setattr(f"{__name__}.DEFAULT_PY", str(broken))
+    definitions = _definitions_in_default_py()
+    assert [key for key, ok in definitions.items() if not ok] == ["MODEL.ALIGN_CORNERS"]
 
 
 def test_original_typo_num_ranches_is_accepted_with_a_warning(tmp_path, caplog):
@@ -205,3 +242,61 @@ def test_a_thesis_style_experiment_file_loads_unchanged(tmp_path):
     assert cfg.MODEL.EXTRA.OFFSET_THRESHOLD == 0.2 and cfg.MODEL.EXTRA.CONFIDENCE == 0
     assert cfg.MODEL.EXTRA.STAGE3_2.NUM_MODULES == 3 and cfg.LOSS.BALANCE_WEIGHTS == [0.4, 1.0]
     assert cfg.GPUS == (0, 1, 2, 3, 4) and cfg.TEST.VISUALIZATION is True
+
+
+def test_a_number_is_a_file_name_for_a_string_key_in_yaml_and_on_the_command_line(tmp_path):
+    cfg = load_cfg(_write(tmp_path, "TEST:\n  MODEL_FILE: 1\nDATASET:\n  TRAIN_SET: 2.5\n"))
+    assert cfg.TEST.MODEL_FILE == "1" and cfg.DATASET.TRAIN_SET == "2.5"
+    cfg = load_cfg(None, ["TEST.MODEL_FILE", "1", "DATASET.TEST_SET", "007"])
+    assert cfg.TEST.MODEL_FILE == "1" and cfg.DATASET.TEST_SET == "007"
+
+
+def test_bare_lists_in_yaml_and_a_list_of_ints_that_gets_floats_are_refused_by_name(tmp_path):
+    cfg = load_cfg(_write(tmp_path, "DATASET:\n  CONDITIONS: fog,night\nTEST:\n  SCALE_LIST: 1\n"))
+    assert cfg.DATASET.CONDITIONS == ["fog", "night"] and cfg.TEST.SCALE_LIST == [1.0]
+    assert load_cfg(None, ["GPUS", "0,1"]).GPUS == (0, 1)
+    with pytest.raises(ConfigError, match=r"TRAIN.IMAGE_SIZE must be a list of int"):
+        load_cfg(None, ["TRAIN.IMAGE_SIZE", "[64.5,32]"])
+
+
+def test_the_known_misspelling_is_read_on_the_command_line_too(caplog):
+    with caplog.at_level(logging.WARNING):
+        cfg = load_cfg(None, ["MODEL.EXTRA.STAGE2.NUM_RANCHES", "2"])
+    assert cfg.MODEL.EXTRA.STAGE2.NUM_BRANCHES == 2 and "NUM_RANCHES" in caplog.text
+
+
+def test_a_dataset_name_outside_the_built_in_ones_is_left_to_build_dataset():
+    assert load_cfg(None, ["DATASET.DATASET", "my_fields"]).DATASET.DATASET == "my_fields"
+
+
+def test_model_names_come_from_the_model_table(monkeypatch):
+    import lib.models
+
+    with pytest.raises(ConfigError, match=r"MODEL.NAME = 'unet'.*'branched_seg_hrnet'"):
+        load_cfg(None, ["MODEL.NAME", "unet"])
+    monkeypatch.setitem(lib.models._MODELS, "unet", lambda cfg: None)
+    assert load_cfg(None, ["MODEL.NAME", "unet"]).MODEL.NAME == "unet"
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("TRAIN.OPTIMIZER", "lamb", r"TRAIN.OPTIMIZER = 'lamb' is not one of \['sgd', 'adamw'\]"),
+    ("LOSS.CONFIDENCE_MODE", "mean", r"'reference', 'masked'"),
+    ("TEST.ACCUMULATE", "max", r"'exp_logits', 'softmax'"),
+    ("MODEL.EXTRA.OFFSET_BRANCH", "1", r"OFFSET_BRANCH = 1 is not one of \[2, 3, 4\]"),
+    ("MODEL.EXTRA.STAGE3.FUSE_METHOD", "CAT", r"STAGE3.FUSE_METHOD = 'CAT': only SUM"),
+    ("MODEL.EXTRA.CONFIDENCE", "2", r"CONFIDENCE = 2 is not 0 or 1"),
+])
+def test_values_outside_their_builders_choices_are_errors_naming_key_and_choices(key, value,
+                                                                                 message):
+    with pytest.raises(ConfigError, match=message):
+        load_cfg(None, [key, value])
+
+
+def test_a_non_mapping_file_and_a_value_below_a_value_are_errors_naming_the_culprit(tmp_path):
+    with pytest.raises(ConfigError, match=r"list.yaml: expected a mapping"):
+        load_cfg(_write(tmp_path, "- 1\n- 2\n", name="list.yaml"))
+    with pytest.raises(ConfigError,
+                       match=r"command line: TEST.FLIP_TEST is a value \(False\), not a mapping"):
+        load_cfg(None, ["TEST.FLIP_TEST.X", "1"])
+    with pytest.raises(ConfigError, match=r"TRAIN must be a mapping of keys"):
+        load_cfg(_write(tmp_path, "TRAIN: 1\n"))

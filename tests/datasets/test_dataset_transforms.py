@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib.datasets import build_dataset
+from lib.datasets import Cityscapes, DatasetError, TrainTransform, build_dataset
 from lib.datasets.transforms import random_scaled_crop
 
 from .conftest import DESIGN_TRAIN_IDS, dataset_cfg, make_cityscapes_tree, unnormalize
@@ -160,3 +160,31 @@ def test_scaled_crop_equals_resizing_the_whole_image_then_padding_and_cropping(s
         np.testing.assert_array_equal(out_label, ref_label[y:y + crop[0], x:x + crop[1]])
         diff = np.abs(out_image.astype(int) - ref_image[y:y + crop[0], x:x + crop[1]].astype(int))
         assert diff.max() <= 1, (shape, k)
+
+
+def test_a_dataset_can_add_a_step_before_the_reference_transform(blocks_root):
+    dataset = train_set(blocks_root, **{"TRAIN.MULTI_SCALE": False, "TRAIN.FLIP": False})
+    reference = dataset.train_transform
+
+    def halve_first(image, label, rng):
+        half = (image.shape[1] // 2, image.shape[0] // 2)
+        return reference(cv2.resize(image, half, interpolation=cv2.INTER_NEAREST),
+                         cv2.resize(label, half, interpolation=cv2.INTER_NEAREST), rng)
+
+    dataset.train_transform = halve_first
+    image, label, size, _ = dataset[(0, 3)]
+    original, _, train_ids = blocks_sample()
+    assert image.shape == (3, 32, 64) and size.tolist() == [64, 128]
+    np.testing.assert_array_equal(label.numpy(), train_ids[::2, ::2])
+    np.testing.assert_allclose(unnormalize(image), original[::2, ::2, ::-1], atol=1e-3)
+
+
+def test_the_training_transform_names_the_setting_at_fault(blocks_root):
+    with pytest.raises(DatasetError, match=r"crop_size .*\(0, 5\)"):
+        TrainTransform(crop_size=(0, 5))
+    with pytest.raises(DatasetError, match="downsample_rate 0"):
+        TrainTransform(downsample_rate=0)
+    with pytest.raises(DatasetError, match="pads with label 250 but ignore_label is 255"):
+        Cityscapes(str(blocks_root), "list/cityscapes/train.lst", "train",
+                   transform=TrainTransform(ignore_label=250))
+    assert TrainTransform(crop_size=[8.0, 4]).crop_size == (8, 4)

@@ -119,3 +119,70 @@ def test_fusion_is_the_confidence_weighted_mix():
     a, b = torch.randn(1, 2, 3, 3), torch.randn(1, 2, 3, 3)
     conf = torch.rand(1, 1, 3, 3)
     assert torch.allclose(seed.fuse(a, b, conf), (1 - conf) * a + conf * b, atol=1e-6)
+
+
+def test_finite_offsets_zero_the_non_finite_values_and_carry_nan_to_exactly_those_pixels():
+    offsets = torch.randn(2, 2, 3, 4, dtype=torch.float64)
+    same, carry = seed.finite_offsets(offsets)
+    assert torch.equal(same, offsets) and torch.equal(carry, torch.zeros(2, 1, 3, 4,
+                                                                         dtype=torch.float64))
+    offsets[0, 0, 1, 2], offsets[1, 1, 0, 0], offsets[1, 0, 2, 3] = np.nan, np.inf, -np.inf
+    cleaned, carry = seed.finite_offsets(offsets)
+    bad = torch.zeros(2, 1, 3, 4, dtype=torch.bool)
+    bad[0, 0, 1, 2] = bad[1, 0, 0, 0] = bad[1, 0, 2, 3] = True
+    assert torch.equal(carry.isnan(), bad) and torch.equal(carry[~bad], torch.zeros(21,
+                                                                                    dtype=torch.float64))
+    assert torch.isfinite(cleaned).all()
+    assert cleaned[0, 0, 1, 2] == 0 and cleaned[1, 1, 0, 0] == 0 and cleaned[1, 0, 2, 3] == 0
+    keep = torch.isfinite(offsets)
+    assert torch.equal(cleaned[keep], offsets[keep])
+
+
+# A diverging run: the offset head's output turns NaN.  grid_sample's backward on a NaN grid
+# crashes the process (SIGSEGV), so this runs in a child process and must exit normally.
+_NAN_OFFSETS_STEP = """
+import torch
+from lib.core.criterion import build_criterion
+from lib.models import build_model
+from tests.conftest import tiny_cfg
+
+torch.manual_seed(0)
+cfg = tiny_cfg()
+cfg.LOSS.CLASS_BALANCE = False
+cfg.LOSS.USE_OHEM = {ohem}
+cfg.MODEL.EXTRA.ITERATIVE_REFINEMENT = {refinement}
+model = build_model(cfg, load_pretrained=False).train()
+criterion = build_criterion(cfg)
+
+
+def nan_offsets(module, inputs, raw):
+    raw = raw.clone()
+    raw[:, :2] = float("nan")  # the offsets only; the logits and the confidence stay finite
+    return raw
+
+
+model.offset_layer.register_forward_hook(nan_offsets)
+output = model(torch.randn(2, 3, 64, 64))
+terms = criterion(output, torch.randint(0, 5, (2, 64, 64)))
+loss = sum(terms.values())
+assert torch.isfinite(output.offsets).all() and torch.isfinite(output.logits).all()
+assert not torch.isfinite(loss), terms
+loss.backward()
+print("backward returned", {{k: bool(torch.isfinite(v)) for k, v in terms.items()}})
+"""
+
+
+@pytest.mark.parametrize("ohem, refinement", [(False, 0), (True, 1)])
+def test_nan_offsets_give_a_non_finite_loss_and_a_backward_that_returns(ohem, refinement):
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-c", _NAN_OFFSETS_STEP.format(
+        ohem=ohem, refinement=refinement)], cwd=root, env=env, capture_output=True, text=True,
+        timeout=120)
+    assert done.returncode == 0, f"rc {done.returncode}: {done.stderr[-2000:]}"
+    assert "backward returned" in done.stdout
+    assert "'fused': False" in done.stdout and "'confidence': False" in done.stdout

@@ -8,7 +8,7 @@ import torch
 
 from lib.config import load_cfg
 from lib.core.inference import InferenceSettings, predict
-from lib.datasets.base_dataset import normalize
+from lib.datasets.transforms import normalize
 from lib.models import build_eval_model
 from lib.utils.run import amp_dtype
 from tests.tools.helpers import OFFSET_CFG, run_tool, small_opts

@@ -163,3 +163,39 @@ def test_the_overlay_of_the_offset_network_shows_the_fused_prediction():
 def test_prediction_panels_reject_an_image_that_is_not_uint8_rgb():
     with pytest.raises(TypeError, match="denormalize"):
         prediction_panels(torch.zeros(3, 4, 4), SegOutput(torch.zeros(1, 3, 1, 1)), PALETTE)
+
+
+@pytest.mark.parametrize("max_magnitude", [None, 2.0])
+def test_offset_image_of_a_field_with_nan_and_inf_draws_them_black_and_the_rest_as_without_them(
+        max_magnitude):
+    torch.manual_seed(0)
+    field = torch.randn(2, 5, 7)
+    bad = torch.zeros(5, 7, dtype=torch.bool)
+    bad[0, 0] = bad[2, 3] = bad[4, 6] = True
+    broken = field.clone()
+    broken[0, 0, 0], broken[1, 2, 3], broken[0, 4, 6] = float("nan"), float("inf"), -float("inf")
+    image = offset_image(broken, max_magnitude)
+    assert image.shape == (5, 7, 3) and image.dtype == np.uint8
+    assert (image[bad.numpy()] == 0).all()
+    # The bad vectors replaced by zero vectors: the same longest vector, so the same colours.
+    reference = offset_image(torch.where(bad, 0.0, field), max_magnitude)
+    np.testing.assert_array_equal(image[~bad.numpy()], reference[~bad.numpy()])
+    assert (reference.reshape(-1, 3).max(axis=1) > 0).all()  # black is not a wheel colour
+    assert (offset_image(torch.full((2, 3, 4), float("nan"))) == 0).all()
+
+
+def test_confidence_image_reads_nan_as_zero_and_infinities_as_the_ends_of_the_scale():
+    conf = torch.tensor([[float("nan"), float("inf"), -float("inf")]])
+    expected = confidence_image(torch.tensor([[0.0, 1.0, 0.0]]), with_colorbar=False)
+    np.testing.assert_array_equal(confidence_image(conf, with_colorbar=False), expected)
+
+
+def test_prediction_panels_of_a_diverged_offset_network_output_are_images():
+    nan = float("nan")
+    output = SegOutput(torch.full((1, 3, 2, 2), nan), torch.full((1, 2, 2, 2), nan),
+                       torch.full((1, 3, 2, 2), nan), torch.full((1, 3, 2, 2), nan),
+                       torch.full((1, 1, 2, 2), nan))
+    panels = prediction_panels(np.zeros((4, 4, 3), np.uint8), output, PALETTE)
+    assert set(panels) == {"logits", "seed", "fused", "confidence", "offsets", "overlay"}
+    assert all(p.dtype == np.uint8 and p.shape[0] == 4 for p in panels.values())
+    assert (panels["offsets"] == 0).all()
