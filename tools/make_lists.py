@@ -4,11 +4,14 @@ __doc__ = """Write ``<out>/<dataset>/{train,val,trainval,test}.lst`` from the da
 
     python tools/make_lists.py --dataset cityscapes --root data
     python tools/make_lists.py --dataset acdc --root data --conditions fog night
+    python tools/make_lists.py --dataset ade20k --root data
     python tools/make_lists.py --dataset mydata --root data \
         --images 'images/{split}/*.jpg' --labels 'masks/{split}/*.png' [--image-only test]
 
 Paths in the lists are relative to ``<root>/<dataset>/``; train, val and trainval lines are
-``image<TAB>label``, test lines only ``image`` (Cityscapes test labels are dummies, ACDC has none).
+``image<TAB>label``, test lines only ``image`` (Cityscapes test labels are dummies, ACDC has none;
+ADE20K has train and val: ``images/{training,validation}/*.jpg`` with
+``annotations/{training,validation}/*.png`` of the same stem).
 Lines are sorted.  A label without an image, or a train/val image without a label, is an error
 that lists the files.  A split without a folder is skipped with a note.
 
@@ -25,6 +28,7 @@ from lib.datasets.acdc import CONDITIONS
 from lib.datasets.files import DatasetError
 
 SPLITS = ("train", "val", "test")
+_DATASETS = ("acdc", "ade20k", "cityscapes")
 _LABELLED = ("train", "val")
 _MAX_LISTED = 20
 
@@ -98,6 +102,28 @@ def scan_acdc(data_dir, conditions=CONDITIONS):
             problems += bad
         if present:
             found[split].sort()
+    return found, problems
+
+
+# ADE20K split folders and the number of images of the official release (ADEChallengeData2016).
+_ADE20K_SPLITS = {"train": ("training", 20210), "val": ("validation", 2000)}
+
+
+def scan_ade20k(data_dir):
+    """{split: [(image, label)]} of the ADE20K split folders that exist (train, val)."""
+    found, problems = {}, []
+    for split, (folder, official) in _ADE20K_SPLITS.items():
+        image_dir = os.path.join(data_dir, "images", folder)
+        if not os.path.isdir(image_dir) and not os.path.isdir(
+                os.path.join(data_dir, "annotations", folder)):
+            print(f"note: ade20k {split}: no folder {image_dir}, split skipped")
+            continue
+        images = _relative_files(data_dir, f"images/{folder}/*.jpg")
+        labels = _relative_files(data_dir, f"annotations/{folder}/*.png")
+        pairs, bad = _pair(images, labels, _strip(".jpg"), _strip(".png"), split, True)
+        if len(pairs) != official:
+            print(f"note: ade20k {split}: {len(pairs)} images; the official release has {official}")
+        found[split], problems = pairs, problems + bad
     return found, problems
 
 
@@ -206,8 +232,12 @@ def make_lists(root, dataset, conditions=None, out=None):
         if unknown:
             raise DatasetError(f"unknown ACDC condition(s) {unknown}; valid: {list(CONDITIONS)}")
         found, problems = scan_acdc(data_dir, conditions)
+    elif dataset == "ade20k":
+        if conditions:
+            raise DatasetError("--conditions applies to acdc only")
+        found, problems = scan_ade20k(data_dir)
     else:
-        raise DatasetError(f"unknown dataset {dataset!r}; valid names: ['acdc', 'cityscapes'] "
+        raise DatasetError(f"unknown dataset {dataset!r}; valid names: {list(_DATASETS)} "
                            f"(list a dataset of your own with --images and --labels)")
     return _write_lists(data_dir, found, problems, dataset, root, out)
 
@@ -236,7 +266,8 @@ def _write_lists(data_dir, found, problems, dataset, root, out):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True,
-                        help="cityscapes, acdc, or the folder name of a dataset of your own")
+                        help=f"one of {', '.join(_DATASETS)}, or the folder name of a dataset of "
+                             f"your own (with --images and --labels)")
     parser.add_argument("--root", default="data", help="folder holding <dataset>/ (DATASET.ROOT)")
     parser.add_argument("--conditions", nargs="+", choices=CONDITIONS,
                         help="ACDC conditions to list (default: all four)")

@@ -301,6 +301,10 @@ _C.TEST.WINDOW_BATCH = 1
 _C.TEST.STRIDE_RATIO = 1.0
 # How windows and scales are added: "exp_logits" (the reference) or "softmax".
 _C.TEST.ACCUMULATE = "exp_logits"
+# Evaluation protocol of tools/test.py: "cityscapes" (long side to BASE_SIZE * scale, windows
+# moved inside, STRIDE_RATIO), "ade20k" (HRNet-OCR: short side to BASE_SIZE first, windows at
+# 2/3 stride padded with black), or "" = the protocol of DATASET.DATASET.
+_C.TEST.PROTOCOL = ""
 # Write label-id and colour predictions under <output folder>/predictions (also --save-pred).
 _C.TEST.SAVE_PRED = False
 

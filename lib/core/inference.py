@@ -1,4 +1,15 @@
-"""Whole-image, sliding-window, multi-scale and flip inference (the reference evaluation).
+"""Evaluation protocols: whole-image, sliding-window, multi-scale and flip inference.
+
+Two protocols, named by ``InferenceSettings.protocol`` (TEST.PROTOCOL, "" = the dataset's
+``eval_protocol``), share the forward, flip and window code:
+
+- ``"cityscapes"`` (:func:`multi_scale_inference`), the reference of HRNetV2 on Cityscapes: each
+  scale resizes the long side to ``base_size * s``; scales up to 1 run the whole image, larger
+  ones slide windows that are moved back inside the image.
+- ``"ade20k"`` (:func:`ade20k_inference`), the reference of HRNet-OCR on ADE20K: the short side
+  is first resized to ``base_size`` and padded to a multiple of 8; each scale resizes the long
+  side to ``base_size * s``; windows of ``window_hw`` at a stride of 2/3 of the window, windows
+  running past the bottom/right edge padded with black.
 
 Conventions used throughout:
 - Images are normalised RGB tensors N x 3 x H x W.  Every result is a float32 tensor on the
@@ -15,39 +26,58 @@ Conventions used throughout:
   for networks that do not.
 - ``amp_dtype`` (e.g. ``torch.bfloat16``) runs the network forwards under ``torch.autocast`` on
   the image's device type; the logits are cast to fp32 before anything else touches them.
+- Resizes of images are bilinear with ``align_corners=False`` (OpenCV's INTER_LINEAR mapping, as
+  the references resize with OpenCV); resizes of logits and scores use ``align_corners``.
 """
+import logging
 import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from ..utils.geometry import scaled_size
+from ..datasets import eval_protocol
+from ..datasets.transforms import MEAN, STD
+from ..utils.geometry import scaled_size, short_side_size
 from ..utils.run import autocast
 
-__all__ = ["InferenceSettings", "ACCUMULATE_MODES", "forward_logits", "to_scores",
-           "window_boxes", "sliding_window", "scaled_size", "rescale", "multi_scale_inference",
-           "predict"]
+__all__ = ["InferenceSettings", "ACCUMULATE_MODES", "PROTOCOLS", "BLACK", "forward_logits",
+           "to_scores", "window_boxes", "padded_window_boxes", "sliding_window",
+           "padded_sliding_window", "scaled_size", "rescale",
+           "multi_scale_inference", "ade20k_inference", "predict"]
 
+logger = logging.getLogger(__name__)
 
 ACCUMULATE_MODES = ("exp_logits", "softmax")
+# A black pixel (RGB 0, 0, 0) in the units of images normalised with the ImageNet statistics.
+BLACK = tuple(-m / s for m, s in zip(MEAN, STD, strict=True))
+# The ade20k protocol pads its resized image to a multiple of this many pixels.
+_ADE20K_MULTIPLE = 8
 
 
 @dataclass(frozen=True)
 class InferenceSettings:
     """How one evaluation image is predicted (``predict``); ``from_config`` reads TEST.*.
 
+    The defaults are those of the config (``from_config`` of the default config gives them).
+
+    protocol:      "cityscapes" (``multi_scale_inference``) or "ade20k" (``ade20k_inference``).
     scales:        resize factors of ``base_size`` (TEST.SCALE_LIST, or (1.0,)).
-    base_size:     long side of the image at scale 1, pixels (TEST.BASE_SIZE).
-    window_hw:     sliding window (height, width) for scales above 1 (TEST.IMAGE_SIZE is [w, h]).
+    base_size:     long side of the image at scale 1, pixels (TEST.BASE_SIZE); the ade20k
+                   protocol also resizes the short side to it first.
+    window_hw:     sliding window (height, width) (TEST.IMAGE_SIZE is [w, h]).
     flip:          average with the mirrored image's logits (TEST.FLIP_TEST).
-    stride_ratio:  window stride as a fraction of the window (TEST.STRIDE_RATIO, reference 1.0).
+    stride_ratio:  window stride as a fraction of the window (TEST.STRIDE_RATIO, reference 1.0);
+                   cityscapes protocol only: the ade20k protocol's stride is 2/3 of the window.
     accumulate:    "exp_logits" or "softmax" (TEST.ACCUMULATE).
     align_corners: of the bilinear resizes of logits and scores (MODEL.ALIGN_CORNERS).
     batch_size:    windows per network forward, twice as many images with flip (TEST.WINDOW_BATCH).
     amp_dtype:     autocast dtype of the forwards, or None for fp32.
+    pad_value:     per-channel value of the ade20k protocol's window padding, normalised units
+                   (black, as in the reference).
     """
 
+    protocol: str = "cityscapes"
     scales: tuple[float, ...] = (1.0,)
     base_size: int = 2048
     window_hw: tuple[int, int] = (1024, 2048)
@@ -55,18 +85,35 @@ class InferenceSettings:
     stride_ratio: float = 1.0
     accumulate: str = "exp_logits"
     align_corners: bool = False
-    batch_size: int = 4
+    batch_size: int = 1
     amp_dtype: torch.dtype | None = None
+    pad_value: tuple[float, float, float] = BLACK
+
+    def __post_init__(self):
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"unknown evaluation protocol {self.protocol!r} (TEST.PROTOCOL); "
+                             f"valid: {sorted(PROTOCOLS)}")
+        if self.accumulate not in ACCUMULATE_MODES:
+            raise ValueError(f"accumulate (TEST.ACCUMULATE) must be one of "
+                             f"{list(ACCUMULATE_MODES)}, got {self.accumulate!r}")
+        if self.batch_size < 1 or min(self.window_hw) < 1 or self.base_size < 1:
+            raise ValueError(f"batch_size, window_hw and base_size must be positive, got "
+                             f"{self.batch_size}, {self.window_hw}, {self.base_size}")
 
     @classmethod
     def from_config(cls, cfg, amp_dtype: torch.dtype | None = None) -> "InferenceSettings":
         """TEST.* and MODEL.ALIGN_CORNERS; TEST.SCALE_LIST alone sets the scales, as in the
-        reference (TEST.MULTI_SCALE has no effect)."""
+        reference (TEST.MULTI_SCALE has no effect).  TEST.PROTOCOL "" takes the protocol of
+        the DATASET.DATASET class (``eval_protocol``)."""
         test = cfg.TEST
+        protocol = test.PROTOCOL or eval_protocol(cfg.DATASET.DATASET)
+        if protocol == "ade20k" and float(test.STRIDE_RATIO) != 1.0:
+            logger.warning("TEST.STRIDE_RATIO %s has no effect: the ade20k protocol slides its "
+                           "windows at 2/3 of the window", test.STRIDE_RATIO)
         scales = tuple(float(s) for s in test.SCALE_LIST)
         width, height = (int(v) for v in test.IMAGE_SIZE)
-        return cls(scales=scales, base_size=int(test.BASE_SIZE), window_hw=(height, width),
-                   batch_size=int(test.WINDOW_BATCH),
+        return cls(protocol=protocol, scales=scales, base_size=int(test.BASE_SIZE),
+                   window_hw=(height, width), batch_size=int(test.WINDOW_BATCH),
                    flip=bool(test.FLIP_TEST), stride_ratio=float(test.STRIDE_RATIO),
                    accumulate=test.ACCUMULATE, align_corners=bool(cfg.MODEL.ALIGN_CORNERS),
                    amp_dtype=amp_dtype)
@@ -109,27 +156,36 @@ def to_scores(logits: torch.Tensor, accumulate: str) -> torch.Tensor:
     raise ValueError(f"accumulate must be one of {list(ACCUMULATE_MODES)}, got {accumulate!r}")
 
 
-def _own_scores(logits: torch.Tensor, accumulate: str) -> torch.Tensor:
-    """``to_scores`` of logits from ``forward_logits``, exponentiated in place to save a full-size
-    buffer: they are a fresh tensor for any network that does not return a view of its input."""
-    return logits.exp_() if accumulate == "exp_logits" else to_scores(logits, accumulate)
+def _forward_scores(model, images: torch.Tensor, settings: InferenceSettings) -> torch.Tensor:
+    """``to_scores`` of the flip-averaged logits of ``images`` at their size, N x K x H x W.
+
+    The logits of ``forward_logits`` are a fresh tensor for any network that does not return a
+    view of its input, so they are exponentiated in place to save a full-size buffer.
+    """
+    logits = forward_logits(model, images, flip=settings.flip,
+                            align_corners=settings.align_corners, amp_dtype=settings.amp_dtype)
+    return logits.exp_() if settings.accumulate == "exp_logits" else to_scores(
+        logits, settings.accumulate)
 
 
-def _spans(size: int, window: int, stride_ratio: float) -> list[tuple[int, int]]:
-    stride = max(int(window * stride_ratio), 1)
+def _spans(size: int, window: int, stride: int, inside: bool) -> list[tuple[int, int]]:
     # The reference's count ceil((size - window) / stride) + 1 drops to 0 or below when the image
     # is smaller than the window by more than a stride; one window (the whole side) is meant.
     count = max(math.ceil((size - window) / stride), 0) + 1
     spans = []
     for i in range(count):
-        end = min(i * stride + window, size)
-        spans.append((max(end - window, 0), end))
+        start = i * stride
+        if inside:
+            end = min(start + window, size)
+            spans.append((max(end - window, 0), end))
+        else:
+            spans.append((start, start + window))
     return spans
 
 
 def window_boxes(height: int, width: int, window_hw: tuple[int, int],
                  stride_ratio: float) -> list[tuple[int, int, int, int]]:
-    """The reference's sliding windows over a height x width image, as (h0, h1, w0, w1).
+    """The Cityscapes reference's sliding windows over a height x width image, (h0, h1, w0, w1).
 
     Row r starts at r * stride_h with stride_h = int(window_h * stride_ratio); rows =
     ceil((height - window_h) / stride_h) + 1 (at least 1); a window running past the edge is moved
@@ -138,8 +194,23 @@ def window_boxes(height: int, width: int, window_hw: tuple[int, int],
     the image.  Row-major order.
     """
     window_h, window_w = window_hw
-    rows = _spans(height, window_h, stride_ratio)
-    cols = _spans(width, window_w, stride_ratio)
+    rows = _spans(height, window_h, max(int(window_h * stride_ratio), 1), inside=True)
+    cols = _spans(width, window_w, max(int(window_w * stride_ratio), 1), inside=True)
+    return [(h0, h1, w0, w1) for h0, h1 in rows for w0, w1 in cols]
+
+
+def padded_window_boxes(height: int, width: int,
+                        window_hw: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """The HRNet-OCR ADE20K reference's windows over a height x width image, (h0, h1, w0, w1).
+
+    Stride int(window * 2 / 3) per axis; row r spans [r * stride_h, r * stride_h + window_h) with
+    rows = ceil((height - window_h) / stride_h) + 1 (at least 1), columns likewise.  Every
+    window has the full window size; the last ones run past the bottom/right edge (into the
+    padding).  Row-major order.
+    """
+    window_h, window_w = window_hw
+    rows = _spans(height, window_h, max(int(window_h * 2.0 / 3.0), 1), inside=False)
+    cols = _spans(width, window_w, max(int(window_w * 2.0 / 3.0), 1), inside=False)
     return [(h0, h1, w0, w1) for h0, h1 in rows for w0, w1 in cols]
 
 
@@ -148,34 +219,68 @@ def _check_single(image: torch.Tensor, what: str):
         raise ValueError(f"{what} takes one image of shape 1 x 3 x H x W, got {tuple(image.shape)}")
 
 
-@torch.inference_mode()
-def sliding_window(model, image: torch.Tensor, window_hw: tuple[int, int], *,
-                   stride_ratio: float = 1.0, flip: bool = False,
-                   accumulate: str = "exp_logits", align_corners: bool = False,
-                   batch_size: int = 4, amp_dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Scores of one image 1 x 3 x H x W from windows (``window_boxes``): 1 x K x H x W fp32.
+def _window_scores(model, image: torch.Tensor, boxes: list[tuple[int, int, int, int]],
+                   settings: InferenceSettings) -> torch.Tensor:
+    """Scores of the windows ``boxes`` (all of one size, inside ``image``) added where each
+    window lies and divided by the number of windows covering each pixel: 1 x K x H x W.
 
-    Each window's scores (``to_scores`` of its flip-averaged logits at the window's size) are
-    added where the window lies and divided by the number of windows covering each pixel, as the
-    reference does.  ``batch_size`` windows go through the network together.
+    ``settings.batch_size`` windows go through the network together (with their mirrors).
     """
-    _check_single(image, "sliding_window")
     height, width = image.shape[-2:]
-    boxes = window_boxes(height, width, window_hw, stride_ratio)
     total = None
     count = torch.zeros(1, 1, height, width, device=image.device)
-    for start in range(0, len(boxes), batch_size):
-        chunk = boxes[start:start + batch_size]
+    for start in range(0, len(boxes), settings.batch_size):
+        chunk = boxes[start:start + settings.batch_size]
         crops = torch.cat([image[:, :, h0:h1, w0:w1] for h0, h1, w0, w1 in chunk])
-        logits = forward_logits(model, crops, flip=flip, align_corners=align_corners,
-                                amp_dtype=amp_dtype)
-        scores = _own_scores(logits, accumulate)
+        scores = _forward_scores(model, crops, settings)
         if total is None:
             total = scores.new_zeros(1, scores.shape[1], height, width)
         for window_scores, (h0, h1, w0, w1) in zip(scores, chunk, strict=True):
             total[0, :, h0:h1, w0:w1] += window_scores
             count[0, :, h0:h1, w0:w1] += 1
     return total.div_(count)
+
+
+@torch.inference_mode()
+def sliding_window(model, image: torch.Tensor, settings: InferenceSettings) -> torch.Tensor:
+    """Cityscapes-protocol scores of one image 1 x 3 x H x W from ``window_boxes`` (windows of
+    ``settings.window_hw`` at ``settings.stride_ratio``): 1 x K x H x W fp32.
+
+    Each window's scores (``to_scores`` of its flip-averaged logits at the window's size) are
+    averaged over the windows covering each pixel, as the reference does.
+    """
+    _check_single(image, "sliding_window")
+    boxes = window_boxes(*image.shape[-2:], settings.window_hw, settings.stride_ratio)
+    return _window_scores(model, image, boxes, settings)
+
+
+def _pad(image: torch.Tensor, height: int, width: int, value) -> torch.Tensor:
+    """``image`` N x C x h x w padded at the bottom/right to height x width with the per-channel
+    ``value`` (a float or a sequence of C floats)."""
+    h, w = image.shape[-2:]
+    if (h, w) == (height, width):
+        return image
+    fill = torch.as_tensor(value, dtype=image.dtype, device=image.device)
+    canvas = fill.view(1, -1, 1, 1).expand(image.shape[0], image.shape[1], height, width).clone()
+    canvas[:, :, :h, :w] = image
+    return canvas
+
+
+@torch.inference_mode()
+def padded_sliding_window(model, image: torch.Tensor,
+                          settings: InferenceSettings) -> torch.Tensor:
+    """ADE20K-protocol scores of one image 1 x 3 x H x W: 1 x K x H x W fp32.
+
+    Windows of ``padded_window_boxes`` on the image padded at the bottom/right with
+    ``settings.pad_value``, so every window has the full window size; scores averaged over the
+    windows covering each pixel.  An image no larger than the window is one window: the image
+    padded to the window and predicted whole, as in the reference.
+    """
+    _check_single(image, "padded_sliding_window")
+    height, width = image.shape[-2:]
+    boxes = padded_window_boxes(height, width, settings.window_hw)
+    canvas = _pad(image, boxes[-1][1], boxes[-1][3], settings.pad_value)
+    return _window_scores(model, canvas, boxes, settings)[:, :, :height, :width]
 
 
 def rescale(image: torch.Tensor, long_side: int) -> torch.Tensor:
@@ -185,12 +290,9 @@ def rescale(image: torch.Tensor, long_side: int) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def multi_scale_inference(model, image: torch.Tensor, *, scales: tuple[float, ...],
-                          base_size: int, window_hw: tuple[int, int], flip: bool = False,
-                          stride_ratio: float = 1.0, accumulate: str = "exp_logits",
-                          align_corners: bool = False, batch_size: int = 4,
-                          amp_dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Reference multi-scale scores of one image 1 x 3 x H x W: 1 x K x H x W fp32.
+def multi_scale_inference(model, image: torch.Tensor,
+                          settings: InferenceSettings) -> torch.Tensor:
+    """Cityscapes-protocol multi-scale scores of one image 1 x 3 x H x W: 1 x K x H x W fp32.
 
     For each scale s the image is resized (bilinear, align_corners=False) so that its long side is
     int(base_size * s + 0.5) (``scaled_size``); s <= 1 runs the whole resized image, s > 1 slides
@@ -200,26 +302,48 @@ def multi_scale_inference(model, image: torch.Tensor, *, scales: tuple[float, ..
     _check_single(image, "multi_scale_inference")
     height, width = image.shape[-2:]
     total = None
-    for scale in scales:
-        scaled = rescale(image, int(base_size * scale + 0.5))
+    for scale in settings.scales:
+        scaled = rescale(image, int(settings.base_size * scale + 0.5))
         if scale <= 1.0:
-            logits = forward_logits(model, scaled, flip=flip, align_corners=align_corners,
-                                    amp_dtype=amp_dtype)
-            scores = _own_scores(logits, accumulate)
+            scores = _forward_scores(model, scaled, settings)
         else:
-            scores = sliding_window(model, scaled, window_hw, stride_ratio=stride_ratio,
-                                    flip=flip, accumulate=accumulate,
-                                    align_corners=align_corners, batch_size=batch_size,
-                                    amp_dtype=amp_dtype)
-        scores = _resize(scores, (height, width), align_corners)
+            scores = sliding_window(model, scaled, settings)
+        scores = _resize(scores, (height, width), settings.align_corners)
         total = scores if total is None else total.add_(scores)
     return total
 
 
+@torch.inference_mode()
+def ade20k_inference(model, image: torch.Tensor, settings: InferenceSettings) -> torch.Tensor:
+    """ADE20K-protocol (HRNet-OCR) multi-scale scores of one image 1 x 3 x H x W: 1 x K x H x W.
+
+    1. The image is resized so that its short side is ``base_size`` (``short_side_size``) and
+       padded at the bottom/right to a multiple of 8 with the mean colour (0 in normalised
+       units; the reference pads the 8-bit image with the mean rounded to whole grey levels).
+    2. For each scale s that image is resized so that its long side is int(base_size * s + 0.5)
+       and predicted with ``padded_sliding_window`` (whole when it fits in the window); its
+       scores are resized to the padded size of step 1 and added.
+    3. The sum is resized to H x W.  As in the reference, the padding of step 1 is part of what
+       is resized (it is not cut off first).
+    """
+    _check_single(image, "ade20k_inference")
+    height, width = image.shape[-2:]
+    resized = _resize(image, short_side_size(height, width, settings.base_size), False)
+    padded = _pad(resized, *(-(-side // _ADE20K_MULTIPLE) * _ADE20K_MULTIPLE
+                             for side in resized.shape[-2:]), 0.0)
+    total = None
+    for scale in settings.scales:
+        scaled = rescale(padded, int(settings.base_size * scale + 0.5))
+        scores = padded_sliding_window(model, scaled, settings)
+        scores = _resize(scores, tuple(padded.shape[-2:]), settings.align_corners)
+        total = scores if total is None else total.add_(scores)
+    return _resize(total, (height, width), settings.align_corners)
+
+
+# Evaluation protocols by name (TEST.PROTOCOL, datasets' ``eval_protocol``).
+PROTOCOLS = {"cityscapes": multi_scale_inference, "ade20k": ade20k_inference}
+
+
 def predict(model, image: torch.Tensor, settings: InferenceSettings) -> torch.Tensor:
-    """``multi_scale_inference`` of one image 1 x 3 x H x W with ``settings``: 1 x K x H x W."""
-    return multi_scale_inference(
-        model, image, scales=settings.scales, base_size=settings.base_size,
-        window_hw=settings.window_hw, flip=settings.flip, stride_ratio=settings.stride_ratio,
-        accumulate=settings.accumulate, align_corners=settings.align_corners,
-        batch_size=settings.batch_size, amp_dtype=settings.amp_dtype)
+    """Scores of one image 1 x 3 x H x W under ``settings.protocol``: 1 x K x H x W fp32."""
+    return PROTOCOLS[settings.protocol](model, image, settings)

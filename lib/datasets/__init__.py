@@ -5,6 +5,7 @@ The config is read here only; the dataset classes take typed arguments.
 import cv2
 
 from .acdc import ACDC, CONDITIONS
+from .ade20k import ADE20K
 from .base_dataset import SPLITS, BaseDataset
 from .cityscapes import Cityscapes
 from .custom import CustomDataset, class_tables
@@ -12,10 +13,10 @@ from .files import DatasetError
 from .transforms import TrainTransform
 
 __all__ = ["build_dataset", "build_train_transform", "dataset_class", "dataset_tables",
-           "init_worker", "seed_worker", "BaseDataset", "Cityscapes", "ACDC", "CustomDataset",
-           "CONDITIONS", "DatasetError", "SPLITS", "TrainTransform"]
+           "eval_protocol", "init_worker", "seed_worker", "BaseDataset", "Cityscapes", "ACDC",
+           "ADE20K", "CustomDataset", "CONDITIONS", "DatasetError", "SPLITS", "TrainTransform"]
 
-_DATASETS = {"cityscapes": Cityscapes, "acdc": ACDC}
+_DATASETS = {"cityscapes": Cityscapes, "acdc": ACDC, "ade20k": ADE20K}
 
 
 def dataset_class(name):
@@ -24,6 +25,12 @@ def dataset_class(name):
     if name not in _DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; valid names: {sorted(_DATASETS)}")
     return _DATASETS[name]
+
+
+def eval_protocol(name):
+    """The evaluation protocol (``lib.core.inference.PROTOCOLS``) of the dataset called ``name``;
+    a dataset of your own is evaluated like Cityscapes (long side to TEST.BASE_SIZE)."""
+    return _DATASETS.get(name, CustomDataset).eval_protocol
 
 
 def dataset_tables(cfg):

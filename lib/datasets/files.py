@@ -1,4 +1,4 @@
-"""Reading a dataset's files: list files, PNG integrity checks, image and label decoding.
+"""Reading a dataset's files: list files, PNG and JPEG checks, image and label decoding.
 
 Every problem raises :class:`DatasetError` naming the file and, for files from a list, the list
 file and line (callers pass ``where = "<list>:<line>: "``).  Nothing is skipped silently.
@@ -16,6 +16,13 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Every complete PNG ends with an empty IEND chunk: length 0, type, CRC.  OpenCV can decode a cut
 # file partially, so its end is checked before decoding.
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+# A JPEG starts with the start-of-image marker and ends with the end-of-image marker FF D9, which
+# cannot occur inside compressed data (0xFF there is followed by 0x00 or a restart marker).  OpenCV
+# decodes a cut JPEG with grey rows instead of failing, so the marker is looked for in the last
+# bytes of the file (some writers append a short trailer after it).
+_JPEG_START = b"\xff\xd8\xff"
+_JPEG_END = b"\xff\xd9"
+_JPEG_TAIL = 1024
 # Missing files listed in one error message; the rest are counted.
 _MAX_LISTED = 10
 
@@ -85,17 +92,36 @@ def check_listed_files(entries, data_dir, list_file):
 def _check_file(path, what, where):
     if not os.path.isfile(path):
         raise DatasetError(f"{where}{what} not found: {path}")
-    if not path.lower().endswith(".png"):
-        return
+    extension = os.path.splitext(path)[1].lower()
+    if extension == ".png":
+        _check_png(path, what, where)
+    elif extension in (".jpg", ".jpeg"):
+        _check_jpeg(path, what, where)
+
+
+def _head_and_tail(path, head_size, tail_size):
     with open(path, "rb") as f:
-        head = f.read(len(_PNG_SIGNATURE))
-        f.seek(max(os.fstat(f.fileno()).st_size - len(_PNG_END), 0))
-        tail = f.read()
+        head = f.read(head_size)
+        f.seek(max(os.fstat(f.fileno()).st_size - tail_size, 0))
+        return head, f.read()
+
+
+def _check_png(path, what, where):
+    head, tail = _head_and_tail(path, len(_PNG_SIGNATURE), len(_PNG_END))
     if head != _PNG_SIGNATURE:
         raise DatasetError(f"{where}{what} is not a PNG file (bad signature): {path}")
     if tail != _PNG_END:
         raise DatasetError(f"{where}{what} is truncated or damaged (no IEND chunk at the end of "
                            f"the PNG): {path}")
+
+
+def _check_jpeg(path, what, where):
+    head, tail = _head_and_tail(path, len(_JPEG_START), _JPEG_TAIL)
+    if head != _JPEG_START:
+        raise DatasetError(f"{where}{what} is not a JPEG file (bad start-of-image marker): {path}")
+    if _JPEG_END not in tail:
+        raise DatasetError(f"{where}{what} is truncated or damaged (no end-of-image marker at the "
+                           f"end of the JPEG): {path}")
 
 
 def read_image(path, where=""):

@@ -14,7 +14,6 @@ import torch
 from . import seed
 from .hrnet import StageSpec, concat_branches, head, init_weights, make_stage, make_transition
 
-
 # The stages from which the offset path may have its own copies (MODEL.EXTRA.OFFSET_BRANCH).
 OFFSET_BRANCHES = (2, 3, 4)
 

@@ -7,6 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lib.core.inference import (
+    PROTOCOLS,
     InferenceSettings,
     forward_logits,
     multi_scale_inference,
@@ -125,9 +126,9 @@ def test_flip_testing_of_a_mirrored_image_gives_the_mirrored_scores(tiny_branche
     scores = forward_logits(tiny_branched, x, flip=True)
     mirrored = forward_logits(tiny_branched, x.flip(-1), flip=True)
     torch.testing.assert_close(mirrored, scores.flip(-1), atol=1e-5, rtol=1e-5)
-    kwargs = dict(scales=(0.5, 1.0), base_size=96, window_hw=(32, 48), flip=True)
-    torch.testing.assert_close(multi_scale_inference(tiny_branched, x.flip(-1), **kwargs),
-                               multi_scale_inference(tiny_branched, x, **kwargs).flip(-1),
+    settings = InferenceSettings(scales=(0.5, 1.0), base_size=96, window_hw=(32, 48), flip=True)
+    torch.testing.assert_close(multi_scale_inference(tiny_branched, x.flip(-1), settings),
+                               multi_scale_inference(tiny_branched, x, settings).flip(-1),
                                atol=1e-5, rtol=1e-4)
 
 
@@ -142,8 +143,8 @@ def test_the_image_and_its_mirror_go_through_the_network_as_one_batch():
 def test_flip_averages_logits_and_then_exponentiates():
     # Logit 0 is the column index; its mirror-averaged value is (w - 1) / 2 everywhere.
     x = image(4, 6)
-    scores = multi_scale_inference(ColumnRamp(), x, scales=(1.0,), base_size=6, window_hw=(4, 6),
-                                   flip=True)
+    scores = multi_scale_inference(ColumnRamp(), x, InferenceSettings(
+        scales=(1.0,), base_size=6, window_hw=(4, 6), flip=True))
     torch.testing.assert_close(scores[0, 0], torch.full((4, 6), math.exp(2.5)))
     torch.testing.assert_close(scores[0, 1], torch.ones(4, 6))
 
@@ -176,8 +177,8 @@ def test_a_batch_of_images_gives_each_image_its_own_logits(tiny_branched):
 
 def test_single_scale_without_flip_equals_exp_of_forward_logits(tiny_branched):
     x = image(64, 96)
-    scores = multi_scale_inference(tiny_branched, x, scales=(1.0,), base_size=96,
-                                   window_hw=(64, 96))
+    scores = multi_scale_inference(tiny_branched, x, InferenceSettings(
+        scales=(1.0,), base_size=96, window_hw=(64, 96)))
     torch.testing.assert_close(scores, forward_logits(tiny_branched, x).exp())
 
 
@@ -186,14 +187,16 @@ def test_a_window_as_large_as_the_image_equals_whole_image_inference(window_hw):
     model = QuarterWindowMean()
     x = image(16, 24)
     whole = forward_logits(model, x, flip=True).exp()
-    torch.testing.assert_close(sliding_window(model, x, window_hw, flip=True), whole)
+    torch.testing.assert_close(sliding_window(
+        model, x, InferenceSettings(window_hw=window_hw, flip=True)), whole)
 
 
 @pytest.mark.parametrize("stride_ratio", [1.0, 2 / 3, 0.5, 0.3])
 def test_windows_of_a_pointwise_model_agree_with_whole_image_inference(stride_ratio):
     model = Pointwise()
     x = image(23, 37)
-    torch.testing.assert_close(sliding_window(model, x, (8, 12), stride_ratio=stride_ratio),
+    torch.testing.assert_close(sliding_window(model, x, InferenceSettings(
+        window_hw=(8, 12), stride_ratio=stride_ratio)),
                                forward_logits(model, x).exp())
 
 
@@ -202,8 +205,8 @@ def test_windows_of_a_pointwise_model_agree_with_whole_image_inference(stride_ra
 def test_overlapping_windows_average_to_the_count_weighted_mean(stride_ratio, batch_size, flip):
     model = QuarterWindowMean()
     x = image(30, 45)
-    got = sliding_window(model, x, (12, 16), stride_ratio=stride_ratio, flip=flip,
-                         batch_size=batch_size)
+    got = sliding_window(model, x, InferenceSettings(
+        window_hw=(12, 16), stride_ratio=stride_ratio, flip=flip, batch_size=batch_size))
     torch.testing.assert_close(got, slow_sliding_window(model, x, (12, 16), stride_ratio, flip))
 
 
@@ -234,7 +237,8 @@ def test_window_positions_follow_the_reference_stride():
 def test_windows_are_batched_and_keep_the_window_size():
     model = Recorder(Pointwise())
     x = image(30, 45)
-    sliding_window(model, x, (12, 16), stride_ratio=0.5, flip=True, batch_size=4)
+    sliding_window(model, x, InferenceSettings(window_hw=(12, 16), stride_ratio=0.5, flip=True,
+                                               batch_size=4))
     n_windows = len(window_boxes(30, 45, (12, 16), 0.5))
     assert len(model.inputs) == math.ceil(n_windows / 4)
     assert sum(batch.shape[0] for batch in model.inputs) == 2 * n_windows
@@ -245,11 +249,14 @@ def test_softmax_and_exp_logits_accumulation_give_the_documented_values():
     model = Constant([0.0, math.log(2.0), math.log(3.0)])
     x = image(6, 8)
     kwargs = dict(base_size=8, window_hw=(6, 8))
-    exp = multi_scale_inference(model, x, scales=(1.0,), accumulate="exp_logits", **kwargs)
-    soft = multi_scale_inference(model, x, scales=(1.0,), accumulate="softmax", **kwargs)
+    exp = multi_scale_inference(model, x, InferenceSettings(
+        scales=(1.0,), accumulate="exp_logits", **kwargs))
+    soft = multi_scale_inference(model, x, InferenceSettings(
+        scales=(1.0,), accumulate="softmax", **kwargs))
     torch.testing.assert_close(exp[0, :, 2, 3], torch.tensor([1.0, 2.0, 3.0]))
     torch.testing.assert_close(soft[0, :, 2, 3], torch.tensor([1.0, 2.0, 3.0]) / 6)
-    both = multi_scale_inference(model, x, scales=(0.5, 1.5), accumulate="softmax", **kwargs)
+    both = multi_scale_inference(model, x, InferenceSettings(
+        scales=(0.5, 1.5), accumulate="softmax", **kwargs))
     torch.testing.assert_close(both[0, :, 2, 3], torch.tensor([1.0, 2.0, 3.0]) / 3)
     with pytest.raises(ValueError, match="exp_logits"):
         to_scores(torch.zeros(1, 3, 2, 2), "probabilities")
@@ -258,7 +265,8 @@ def test_softmax_and_exp_logits_accumulation_give_the_documented_values():
 def test_each_scale_resizes_the_long_side_to_base_size_times_scale():
     model = Recorder(Pointwise())
     x = image(40, 60)
-    multi_scale_inference(model, x, scales=(0.5, 1.0, 1.25), base_size=64, window_hw=(32, 48))
+    multi_scale_inference(model, x, InferenceSettings(
+        scales=(0.5, 1.0, 1.25), base_size=64, window_hw=(32, 48), batch_size=4))
     # Long side int(64 s + 0.5) = 32, 64, 80; short side int(40 * long / 60 + 0.5).  Scales up
     # to 1 run the whole image, even when it is larger than the window.
     assert [tuple(b.shape) for b in model.inputs[:2]] == [(1, 3, 21, 32), (1, 3, 43, 64)]
@@ -273,7 +281,8 @@ def test_each_scale_resizes_the_long_side_to_base_size_times_scale():
 def test_multi_scale_adds_the_scores_of_every_scale_at_the_original_size():
     model = Pointwise()
     x = image(40, 60)
-    got = multi_scale_inference(model, x, scales=(0.5, 1.0), base_size=60, window_hw=(40, 60))
+    got = multi_scale_inference(model, x, InferenceSettings(
+        scales=(0.5, 1.0), base_size=60, window_hw=(40, 60)))
     small = F.interpolate(x, (20, 30), mode="bilinear", align_corners=False)
     expected = F.interpolate(model(small).logits.exp(), (40, 60), mode="bilinear",
                              align_corners=False) + model(x).logits.exp()
@@ -282,8 +291,8 @@ def test_multi_scale_adds_the_scores_of_every_scale_at_the_original_size():
 
 def test_multi_scale_inference_rejects_more_than_one_image():
     with pytest.raises(ValueError, match="1 x 3 x H x W"):
-        multi_scale_inference(Pointwise(), image(8, 8, n=2), scales=(1.0,), base_size=8,
-                              window_hw=(8, 8))
+        multi_scale_inference(Pointwise(), image(8, 8, n=2), InferenceSettings(
+            scales=(1.0,), base_size=8, window_hw=(8, 8)))
 
 
 def test_autocast_forwards_return_float32_close_to_fp32(tiny_branched):
@@ -309,16 +318,19 @@ def test_settings_from_config_translate_test_keys(make_tiny_cfg):
     x = image(40, 64)
     torch.testing.assert_close(
         predict(Pointwise(), x, settings),
-        multi_scale_inference(Pointwise(), x, scales=(0.5, 1.5), base_size=64, window_hw=(32, 48),
-                              flip=True, accumulate="softmax"))
+        multi_scale_inference(Pointwise(), x, InferenceSettings(
+            scales=(0.5, 1.5), base_size=64, window_hw=(32, 48), flip=True,
+            accumulate="softmax")))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_results_stay_on_the_input_device():
     model = QuarterWindowMean().cuda()
     x = image(30, 45).cuda()
-    scores = multi_scale_inference(model, x, scales=(0.5, 1.5), base_size=45, window_hw=(16, 24),
-                                   flip=True)
-    assert scores.device == x.device
-    torch.testing.assert_close(scores.cpu(), multi_scale_inference(
-        model.cpu(), x.cpu(), scales=(0.5, 1.5), base_size=45, window_hw=(16, 24), flip=True))
+    for protocol in PROTOCOLS:
+        settings = InferenceSettings(protocol=protocol, scales=(0.5, 1.5), base_size=45,
+                                     window_hw=(16, 24), flip=True, batch_size=3)
+        scores = predict(model, x, settings)
+        assert scores.device == x.device
+        torch.testing.assert_close(scores.cpu(), predict(model.cpu(), x.cpu(), settings))
+        model.cuda()

@@ -1,0 +1,193 @@
+"""The ADE20K (HRNet-OCR) evaluation protocol and the choice of protocol."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lib.config import get_cfg
+from lib.core.inference import (
+    InferenceSettings,
+    ade20k_inference,
+    multi_scale_inference,
+    padded_sliding_window,
+    padded_window_boxes,
+    predict,
+)
+
+from .test_inference import ColumnRamp, Pointwise, QuarterWindowMean, Recorder, image
+
+# A black pixel in normalised units, from the ImageNet statistics of DESIGN.md section 6.
+BLACK = [-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225]
+
+
+def ade_settings(**kwargs):
+    return InferenceSettings(protocol="ade20k", **kwargs)
+
+
+def resize(x, size):
+    return F.interpolate(x, size, mode="bilinear", align_corners=False)
+
+
+def pad_black(x, height, width):
+    canvas = torch.tensor(BLACK).view(1, 3, 1, 1).repeat(x.shape[0], 1, height, width)
+    canvas[:, :, :x.shape[2], :x.shape[3]] = x
+    return canvas
+
+
+def reference_window(model, crop, flip):
+    """exp of the (flip-averaged) logits of one crop, resized to the crop."""
+    size = crop.shape[-2:]
+    logits = resize(model(crop).final, size)
+    if flip:
+        logits = (logits + resize(model(crop.flip(-1)).final, size).flip(-1)) / 2
+    return logits.exp()
+
+
+def reference_scale(model, img, window_hw, flip):
+    """One scale of the HRNet-OCR loops: whole when it fits, else padded windows one by one."""
+    height, width = img.shape[-2:]
+    wh, ww = window_hw
+    if max(height, width) <= min(wh, ww):
+        return reference_window(model, pad_black(img, wh, ww), flip)[:, :, :height, :width]
+    if height < wh or width < ww:
+        img = pad_black(img, max(height, wh), max(width, ww))
+    new_h, new_w = img.shape[-2:]
+    sh, sw = int(wh * 2.0 / 3.0), int(ww * 2.0 / 3.0)
+    preds, count = None, torch.zeros(1, 1, new_h, new_w)
+    for r in range(math.ceil((new_h - wh) / sh) + 1):
+        for c in range(math.ceil((new_w - ww) / sw) + 1):
+            h0, w0 = r * sh, c * sw
+            h1, w1 = min(h0 + wh, new_h), min(w0 + ww, new_w)
+            crop = img[:, :, h0:h1, w0:w1]
+            if h1 == new_h or w1 == new_w:
+                crop = pad_black(crop, wh, ww)
+            pred = reference_window(model, crop, flip)
+            if preds is None:
+                preds = torch.zeros(1, pred.shape[1], new_h, new_w)
+            preds[:, :, h0:h1, w0:w1] += pred[:, :, :h1 - h0, :w1 - w0]
+            count[:, :, h0:h1, w0:w1] += 1
+    return (preds / count)[:, :, :height, :width]
+
+
+def reference_ade20k(model, img, base_size, scales, window_hw, flip):
+    """The HRNet-OCR ADE20K test procedure as its code runs it, written out step by step."""
+    height, width = img.shape[-2:]
+    if height < width:
+        h, w = base_size, int(width * base_size / height + 0.5)
+    else:
+        h, w = int(height * base_size / width + 0.5), base_size
+    x = resize(img, (h, w))
+    ph, pw = h + (-h) % 8, w + (-w) % 8
+    x = F.pad(x, (0, pw - w, 0, ph - h), value=0.0)  # the mean colour
+    total = 0
+    for scale in scales:
+        long_side = int(base_size * scale + 0.5)
+        if ph > pw:
+            size = (long_side, int(pw * long_side / ph + 0.5))
+        else:
+            size = (int(ph * long_side / pw + 0.5), long_side)
+        total = total + resize(reference_scale(model, resize(x, size), window_hw, flip), (ph, pw))
+    return resize(total, (height, width))
+
+
+def test_windows_start_every_two_thirds_of_a_window_and_run_past_the_edge():
+    # Height 30, window 12: stride int(12 * 2 / 3) = 8, rows ceil(18 / 8) + 1 = 4.
+    assert padded_window_boxes(30, 16, (12, 16)) == [(0, 12, 0, 16), (8, 20, 0, 16),
+                                                     (16, 28, 0, 16), (24, 36, 0, 16)]
+    # Window 9 x 20: strides 6 and 13; 15 x 40 -> rows at 0, 6; columns at 0, 13, 26.
+    assert padded_window_boxes(15, 40, (9, 20)) == [
+        (h0, h0 + 9, w0, w0 + 20) for h0 in (0, 6) for w0 in (0, 13, 26)]
+    # An image no larger than the window is one window.
+    assert padded_window_boxes(5, 7, (12, 16)) == [(0, 12, 0, 16)]
+
+
+def test_each_pixel_averages_the_windows_that_cover_it():
+    # Logit 0 = column index inside the window: column c of the image gets the mean of
+    # exp(c - w0) over the windows [w0, w0 + 12) holding it, w0 in 0, 8, 16, 24.
+    x = image(4, 30)
+    got = padded_sliding_window(ColumnRamp(), x, ade_settings(window_hw=(4, 12), batch_size=3))
+    assert got.shape == (1, 2, 4, 30)
+    for c in range(30):
+        starts = [w0 for w0 in (0, 8, 16, 24) if w0 <= c < w0 + 12]
+        expected = sum(math.exp(c - w0) for w0 in starts) / len(starts)
+        torch.testing.assert_close(got[0, 0, :, c], torch.full((4,), expected))
+    torch.testing.assert_close(got[0, 1], torch.ones(4, 30))
+
+
+def test_flip_mirrors_each_padded_window_in_the_same_batch():
+    # Mirrored inside each 12-wide window, the ramp averages to 5.5 at every pixel.
+    model = Recorder(ColumnRamp())
+    x = image(4, 30)
+    got = padded_sliding_window(model, x, ade_settings(window_hw=(4, 12), flip=True,
+                                                       batch_size=4))
+    torch.testing.assert_close(got[0, 0], torch.full((4, 30), math.exp(5.5)))
+    assert [tuple(batch.shape) for batch in model.inputs] == [(8, 3, 4, 12)]
+    torch.testing.assert_close(model.inputs[0][4:], model.inputs[0][:4].flip(-1))
+
+
+def test_resizes_and_padding_follow_the_reference():
+    model = Recorder(Pointwise())
+    x = image(50, 75)
+    ade20k_inference(model, x, ade_settings(scales=(0.5, 1.0), base_size=40, window_hw=(24, 24),
+                                            flip=True, batch_size=100))
+    # Short side 50 -> 40, long 75 -> int(75 * 40 / 50 + 0.5) = 60, padded to 40 x 64 with the
+    # mean colour (0).
+    padded = F.pad(resize(x, (40, 60)), (0, 4, 0, 0), value=0.0)
+    # Scale 0.5: long side 20, 13 x 20, no larger than the window: one window padded with black.
+    whole, windows = model.inputs
+    assert whole.shape == (2, 3, 24, 24)
+    torch.testing.assert_close(whole[:1], pad_black(resize(padded, (13, 20)), 24, 24))
+    # Scale 1.0: 25 x 40; windows 24 x 24 at stride 16: rows 0, 16 and columns 0, 16, all in one
+    # batch with their mirrors; the canvas is padded with black to 40 x 40.
+    assert windows.shape == (8, 3, 24, 24)
+    canvas = pad_black(resize(padded, (25, 40)), 40, 40)
+    expected = torch.cat([canvas[:, :, h0:h0 + 24, w0:w0 + 24] for h0 in (0, 16) for w0 in (0, 16)])
+    torch.testing.assert_close(windows[:4], expected)
+    torch.testing.assert_close(windows[4:], expected.flip(-1))
+
+
+@pytest.mark.parametrize("height,width,window_hw,scales", [
+    (50, 75, (24, 24), (0.5, 1.0, 1.75)),
+    (61, 45, (24, 32), (0.75, 1.5)),
+    (20, 20, (16, 16), (1.0, 2.0)),
+])
+def test_the_protocol_equals_the_reference_loops(height, width, window_hw, scales):
+    # The model's logits depend on the mean of its whole input: windows, padding and scales
+    # all change them.
+    model = QuarterWindowMean()
+    x = image(height, width, seed=3)
+    settings = ade_settings(scales=scales, base_size=40, window_hw=window_hw, flip=True,
+                            batch_size=3)
+    got = predict(model, x, settings)
+    assert got.shape == (1, 3, height, width)
+    torch.testing.assert_close(got, reference_ade20k(model, x, 40, scales, window_hw, True),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_the_dataset_chooses_the_protocol_unless_test_protocol_is_set():
+    cfg = get_cfg()
+    assert InferenceSettings.from_config(cfg).protocol == "cityscapes"
+    cfg.DATASET.DATASET = "ade20k"
+    assert InferenceSettings.from_config(cfg).protocol == "ade20k"
+    cfg.TEST.PROTOCOL = "cityscapes"
+    settings = InferenceSettings.from_config(cfg)
+    assert settings.protocol == "cityscapes"
+    x = image(20, 30)
+    torch.testing.assert_close(predict(Pointwise(), x, settings),
+                               multi_scale_inference(Pointwise(), x, settings))
+    cfg.TEST.PROTOCOL = "pascal"
+    with pytest.raises(ValueError, match=r"'pascal'.*\['ade20k', 'cityscapes'\]"):
+        InferenceSettings.from_config(cfg)
+
+
+def test_stride_ratio_is_reported_as_without_effect_under_the_ade20k_protocol(caplog):
+    cfg = get_cfg()
+    cfg.DATASET.DATASET = "ade20k"
+    cfg.TEST.STRIDE_RATIO = 0.5
+    assert InferenceSettings.from_config(cfg).protocol == "ade20k"
+    assert "TEST.STRIDE_RATIO 0.5 has no effect" in caplog.text
+
+
+def test_the_settings_defaults_are_the_config_defaults():
+    assert InferenceSettings.from_config(get_cfg()) == InferenceSettings()
