@@ -8,6 +8,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 OFFSET_CFG = os.path.join(ROOT, "experiments", "synthetic",
                           "seg_hrnet_tiny_offset_64x128_sgd_lr2e-2_bs_8_epoch40.yaml")
 BASELINE_CFG = OFFSET_CFG.replace("tiny_offset", "tiny_baseline")
+OCR_ADE20K_CFG = os.path.join(ROOT, "experiments", "synthetic",
+                              "seg_offset_hrnet_ocr_tiny_ade20k_64x64_ohem_sgd_lr2e-2_bs_8_epoch40.yaml")
 
 
 def run_tool(args, env=None, timeout=600, check=True):

@@ -6,24 +6,22 @@ import os
 import cv2
 import numpy as np
 
-from tests.tools.helpers import OFFSET_CFG, run_tool, small_opts
+from tests.tools.helpers import OCR_ADE20K_CFG, run_tool, small_opts
 
 
-def test_the_offset_network_trains_on_ade20k_and_is_tested_with_two_scales_and_flip(tmp_path):
+def test_the_ocr_offset_network_trains_on_ade20k_and_is_tested_with_two_scales_and_flip(tmp_path):
     root = str(tmp_path / "data")
     run_tool(["tools/make_synthetic_dataset.py", "--root", root, "--dataset", "ade20k",
               "--train", "4", "--val", "2", "--size", "40", "56", "--seed", "0"])
     opts = small_opts(root, str(tmp_path), epochs=1, **{
-        "DATASET.DATASET": "ade20k", "DATASET.NUM_CLASSES": 150,
-        "DATASET.TRAIN_SET": "list/ade20k/train.lst", "DATASET.TEST_SET": "list/ade20k/val.lst",
         "TRAIN.IMAGE_SIZE": "[40,40]", "TRAIN.BASE_SIZE": 40, "TEST.IMAGE_SIZE": "[32,32]",
         "TEST.BASE_SIZE": 40, "TEST.BATCH_SIZE_PER_GPU": 1})
-    run_tool(["tools/train.py", "--cfg", OFFSET_CFG, *opts], timeout=300)
-    run_tool(["tools/test.py", "--cfg", OFFSET_CFG, "--save-pred", *opts,
+    run_tool(["tools/train.py", "--cfg", OCR_ADE20K_CFG, *opts], timeout=300)
+    run_tool(["tools/test.py", "--cfg", OCR_ADE20K_CFG, "--save-pred", *opts,
               "TEST.SCALE_LIST", "0.75,1.5", "TEST.FLIP_TEST", "True"], timeout=300)
 
     folder = os.path.join(tmp_path, "output", "ade20k",
-                          os.path.splitext(os.path.basename(OFFSET_CFG))[0])
+                          os.path.splitext(os.path.basename(OCR_ADE20K_CFG))[0])
     with open(os.path.join(folder, "results.json")) as f:
         results = json.load(f)
     assert results["scales"] == [0.75, 1.5] and results["flip"] is True
