@@ -4,7 +4,6 @@ import os
 import re
 
 import numpy as np
-import onnxruntime
 import pytest
 
 from tests.tools.helpers import OFFSET_CFG, run_tool, small_opts
@@ -26,6 +25,9 @@ def _differences(stdout):
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_export_writes_a_file_that_it_checks_at_two_sizes(opts, tmp_path, fmt):
+    if fmt == "onnx":  # optional packages: requirements-export.txt (installed by .ci/run)
+        onnxruntime = pytest.importorskip("onnxruntime")
+        pytest.importorskip("onnx")
     path = tmp_path / "sub" / f"net.{fmt}"
     proc = run_tool(["tools/export.py", "--cfg", OFFSET_CFG, "--format", fmt, "--output",
                      str(path), "--size", "64", "128", *opts])
@@ -53,6 +55,6 @@ def test_a_file_that_disagrees_with_pytorch_fails_the_tool(opts, tmp_path, monke
 
 def test_missing_weights_are_named(synthetic_root, tmp_path):
     opts = small_opts(synthetic_root, str(tmp_path)) + ["TEST.MODEL_FILE", "nowhere.pth"]
-    proc = run_tool(["tools/export.py", "--cfg", OFFSET_CFG, "--format", "onnx", "--output",
-                     str(tmp_path / "x.onnx"), *opts], check=False)
+    proc = run_tool(["tools/export.py", "--cfg", OFFSET_CFG, "--format", "torchscript",
+                     "--output", str(tmp_path / "x.pt"), *opts], check=False)
     assert proc.returncode != 0 and "nowhere.pth" in proc.stderr.strip().splitlines()[-1]
