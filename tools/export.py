@@ -8,7 +8,7 @@ resolution, then for the offset network the offsets and the confidence (``lib.ex
 traced at --size (default TEST.IMAGE_SIZE); the ONNX file accepts any N, H and W.  The tool then
 runs the file (onnxruntime, or torch.jit.load) and the network in PyTorch on a random image at
 that size and at half of it, prints the largest difference of each output, and exits with
-status 1 when one exceeds 1e-3.  ONNX needs ``pip install -r requirements-export.txt``.
+status 1 when one exceeds --tolerance (1e-3).  ONNX needs ``pip install -r requirements-export.txt``.
 """
 import os
 import sys
@@ -35,6 +35,8 @@ def parse_args(argv=None):
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None,
                         help="input height and width to trace at (default TEST.IMAGE_SIZE)")
     parser.add_argument("--opset", type=int, default=OPSET, help="ONNX opset (16 or later)")
+    parser.add_argument("--tolerance", type=float, default=TOLERANCE,
+                        help="largest difference from PyTorch accepted (default %(default)g)")
     parser.add_argument("opts", nargs="*", help="KEY VALUE overrides of the config")
     return parser.parse_intermixed_args(argv)
 
@@ -56,10 +58,10 @@ def main(argv=None):
         logger.info("%s vs PyTorch at 1x3x%dx%d: largest difference %.3g (%s)", args.format, h,
                     w, max(differences.values()),
                     ", ".join(f"{name} {d:.3g}" for name, d in differences.items()))
-    if worst > TOLERANCE:
+    if worst > args.tolerance:
         sys.exit(f"{args.output} differs from the PyTorch network by {worst:.3g} "
-                 f"(more than {TOLERANCE:g}): do not use it")
-    logger.info("%s agrees with PyTorch within %g", args.output, TOLERANCE)
+                 f"(more than {args.tolerance:g}): do not use it")
+    logger.info("%s agrees with PyTorch within %g", args.output, args.tolerance)
 
 
 if __name__ == "__main__":
