@@ -114,23 +114,18 @@ def write_overlay_video(predictor, path, out_path):
         raise UnreadableVideo(f"cannot open video {path}")
     fps = capture.get(cv2.CAP_PROP_FPS)
     fps = fps if math.isfinite(fps) and fps > 0 else DEFAULT_FPS
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))  # 0 or less when unknown
     writer, frames = None, 0
     try:
-        with tqdm(total=total if total > 0 else None, desc=os.path.basename(path),
-                  unit="frame", disable=None) as progress:
-            while True:
-                ok, bgr = capture.read()
-                if not ok:
-                    break
-                rgb = np.ascontiguousarray(bgr[..., ::-1])
-                labels = predictor(rgb, return_maps=False).labels
-                if writer is None:
-                    writer = _video_writer(out_path, fps, bgr.shape[1], bgr.shape[0])
-                picture = overlay(rgb, colorize(labels, predictor.palette))
-                writer.write(np.ascontiguousarray(picture[..., ::-1]))
-                frames += 1
-                progress.update()
+        for bgr in tqdm(_frames(capture), total=total if total > 0 else None, unit="frame",
+                        desc=os.path.basename(path), disable=None):
+            rgb = np.ascontiguousarray(bgr[..., ::-1])
+            labels = predictor(rgb, return_maps=False).labels
+            if writer is None:
+                writer = _video_writer(out_path, fps, bgr.shape[1], bgr.shape[0])
+            picture = overlay(rgb, colorize(labels, predictor.palette))
+            writer.write(np.ascontiguousarray(picture[..., ::-1]))
+            frames += 1
     finally:
         capture.release()
         if writer is not None:
@@ -138,6 +133,15 @@ def write_overlay_video(predictor, path, out_path):
     if frames == 0:
         raise UnreadableVideo(f"no frame could be read from video {path}")
     return frames
+
+
+def _frames(capture):
+    """The BGR frames of an opened cv2.VideoCapture, until the first one it cannot read."""
+    while True:
+        ok, bgr = capture.read()
+        if not ok:
+            return
+        yield bgr
 
 
 def _video_writer(path, fps, width, height):
