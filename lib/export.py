@@ -18,6 +18,7 @@ computed from the traced map size, so one file serves every input size.  ONNX us
 TorchScript-based exporter (``dynamo=False``), which needs no package beyond onnx; grid_sample
 needs opset 16 or later.
 """
+import importlib.util
 import inspect
 import warnings
 
@@ -83,6 +84,9 @@ def export(model: nn.Module, path: str, fmt: str, size_hw: tuple[int, int],
 
 
 def _export_onnx(wrapper, example, path, names, opset):
+    if importlib.util.find_spec("onnx") is None:
+        raise ImportError("exporting to ONNX needs the onnx package: "
+                          "pip install -r requirements-export.txt")
     axes = {"image": {0: "batch", 2: "height", 3: "width"}}
     axes.update({name: {0: "batch", 2: "height_4", 3: "width_4"} for name in names})
     kwargs = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
