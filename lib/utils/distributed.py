@@ -1,6 +1,8 @@
 """Distributed helpers that also work with no process group (world size 1 is the ordinary case).
 
-Collectives say so in their docstring: every rank must call them.
+The process group comes from the launcher's environment: torchrun / torch.distributed.launch, or
+``srun`` (SLURM's variables; see ``launcher_env`` and ``rendezvous_env``).  Collectives say so in
+their docstring: every rank must call them.
 """
 import datetime
 import os
@@ -23,10 +25,11 @@ def launcher_env(environ=None):
     ``srun``), else (0, 0, 1).  ``environ`` defaults to ``os.environ``.
     """
     environ = os.environ if environ is None else environ
-    names = _TORCHRUN_VARS if "WORLD_SIZE" in environ or "SLURM_NTASKS" not in environ \
-        else _SLURM_VARS
-    defaults = (0, 0, 1)
-    return tuple(_int_var(environ, name, default) for name, default in zip(names, defaults))
+    if "WORLD_SIZE" not in environ and "SLURM_NTASKS" in environ:
+        names = _SLURM_VARS
+    else:
+        names = _TORCHRUN_VARS
+    return tuple(_int_var(environ, name, default) for name, default in zip(names, (0, 0, 1)))
 
 
 def _int_var(environ, name, default):
