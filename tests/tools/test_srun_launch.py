@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import cv2
+import pytest
 
 from tests.tools.helpers import OFFSET_CFG, ROOT, free_port, small_opts
 from tests.tools.test_test_tool import TO_TRAIN_ID
@@ -81,3 +82,41 @@ def test_sbatch_script_trains_and_evaluates_as_one_gloo_group(synthetic_root, tm
                 for p in labels)
     assert results["num_images"] == len(labels) == 4
     assert sum(map(sum, results["confusion_matrix"])) == valid
+
+
+def _recording_srun(tmp_path):
+    """An environment whose srun only appends its command line to the returned file."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    srun = bin_dir / "srun"
+    srun.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {calls}\n')
+    srun.chmod(srun.stat().st_mode | stat.S_IEXEC)
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+               SLURM_CPUS_PER_TASK="6")
+    return env, calls
+
+
+@pytest.mark.parametrize("script, batch_opts", [
+    ("train_1node_4gpu.sbatch", []),
+    ("train_2nodes_8gpu.sbatch", ["TRAIN.BATCH_SIZE_PER_GPU", "1"]),
+])
+def test_sbatch_scripts_pass_the_experiment_and_the_overrides_to_both_tools(tmp_path, script,
+                                                                            batch_opts):
+    """The user's overrides come after the script's own settings, so that they win."""
+    env, calls = _recording_srun(tmp_path)
+    subprocess.run(["bash", f"tools/slurm/{script}", "my.yaml", "TRAIN.LR", "0.1"], cwd=ROOT,
+                   env=env, check=True, timeout=60)
+    train, test = (line.split() for line in calls.read_text().splitlines())
+    assert train == ["python", "tools/train.py", "--cfg", "my.yaml", "WORKERS", "6",
+                     *batch_opts, "TRAIN.LR", "0.1"]
+    assert test == ["python", "tools/test.py", "--cfg", "my.yaml", "WORKERS", "6",
+                    "TEST.SCALE_LIST", "0.5,0.75,1.0,1.25,1.5,1.75", "TEST.FLIP_TEST", "True",
+                    "TRAIN.LR", "0.1"]
+
+
+def test_sbatch_script_without_arguments_trains_the_w48_offset_recipe(tmp_path):
+    env, calls = _recording_srun(tmp_path)
+    subprocess.run(["bash", "tools/slurm/train_1node_4gpu.sbatch"], cwd=ROOT, env=env,
+                   check=True, timeout=60)
+    cfg = calls.read_text().split()[3]
+    assert os.path.isfile(os.path.join(ROOT, cfg)) and "w48" in cfg and "bs_8" in cfg
