@@ -1,10 +1,19 @@
-"""Predict any images and write colour predictions, overlays, offset and confidence pictures.
+"""Segment images and videos: colour predictions, overlays, label ids, offset and confidence
+pictures, overlay videos.
 
-    python tools/infer.py --cfg <yaml> TEST.MODEL_FILE <pth> --input <image or folder> \\
-        --output <folder> [KEY VALUE ...]
+    python tools/infer.py --cfg <yaml> TEST.MODEL_FILE <pth> --input <image, video or folder> \\
+        --output <folder> [--montage] [KEY VALUE ...]
 
-Images of any size are resized so that their long side is TEST.BASE_SIZE at scale 1, as in
-evaluation; TEST.MULTI_SCALE / SCALE_LIST / FLIP_TEST apply.
+For an image <stem> (in a folder: its path below the folder) the tool writes <stem>_color.png,
+<stem>_overlay.png and <stem>_labelIds.png (the dataset's label ids, e.g. Cityscapes ids, as the
+benchmark servers take them), and for the offset network <stem>_offsets.png and
+<stem>_confidence.png (the maps at scale 1); --montage adds <stem>_montage.png (image, S_i,
+offsets, confidence, S_f).  A video gives <stem>_overlay.mp4 at its frame rate.
+
+Every image or frame is predicted as tools/test.py predicts (``lib.predictor.Predictor``): resized
+so that its long side is TEST.BASE_SIZE times each scale of TEST.SCALE_LIST (windows of
+TEST.IMAGE_SIZE above 1), with TEST.FLIP_TEST.  A file that cannot be read is reported and skipped;
+the tool goes on with the others and exits with status 1 at the end, naming the skipped files.
 """
 import os
 import sys
@@ -13,46 +22,53 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 import logging
+import math
 
 import cv2
 import numpy as np
-import torch
+from tqdm import tqdm
 
 from lib.config import load_cfg
-from lib.core.inference import InferenceSettings, predict, rescale
-from lib.datasets import dataset_class
+from lib.datasets import DatasetError
 from lib.datasets.files import read_image
-from lib.datasets.transforms import normalize
-from lib.models import build_eval_model
-from lib.utils.run import amp_dtype, select_device
+from lib.predictor import Predictor
+from lib.utils.run import select_device
 from lib.utils.visualize import colorize, overlay, prediction_panels, save_png
 
 logger = logging.getLogger("infer")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+# Frame rate of the overlay video when the input does not state one.
+DEFAULT_FPS = 25.0
+
+
+class UnreadableVideo(RuntimeError):
+    """A video file OpenCV cannot open or that holds no frame."""
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Predict images with a trained network.")
+    parser = argparse.ArgumentParser(description="Segment images and videos with a trained network.")
     parser.add_argument("--cfg", required=True, help="experiment YAML file")
-    parser.add_argument("--input", required=True, help="an image or a folder of images")
-    parser.add_argument("--output", required=True, help="folder for the pictures")
+    parser.add_argument("--input", required=True, help="an image, a video or a folder of them")
+    parser.add_argument("--output", required=True, help="folder for the pictures and videos")
     parser.add_argument("--montage", action="store_true",
                         help="also write <stem>_montage.png: image, S_i, offsets, confidence, S_f")
     parser.add_argument("opts", nargs="*", help="KEY VALUE overrides of the config")
     return parser.parse_intermixed_args(argv)
 
 
-def find_images(path):
-    """The image files at ``path`` (a file, or a folder searched recursively), sorted."""
+def find_inputs(path):
+    """The image and video files at ``path`` (a file, or a folder searched recursively), sorted."""
     if os.path.isfile(path):
         return [path]
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"--input {path} is neither an image nor a folder")
+        raise FileNotFoundError(f"--input {path} is neither a file nor a folder")
+    suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
     found = sorted(os.path.join(folder, f) for folder, _, files in os.walk(path) for f in files
-                   if f.lower().endswith(IMAGE_SUFFIXES))
+                   if f.lower().endswith(suffixes))
     if not found:
-        raise FileNotFoundError(f"--input {path} holds no image ({', '.join(IMAGE_SUFFIXES)})")
+        raise FileNotFoundError(f"--input {path} holds no image or video ({', '.join(suffixes)})")
     return found
 
 
@@ -71,35 +87,95 @@ def montage(rgb, panels, gap=4):
     return canvas
 
 
+def write_image_outputs(predictor, path, prefix, with_montage):
+    """Predict the image at ``path`` and write ``<prefix>_<picture>.png`` files."""
+    rgb = np.ascontiguousarray(read_image(path)[..., ::-1])
+    result = predictor(rgb)
+    color = colorize(result.labels, predictor.palette)
+    save_png(f"{prefix}_color.png", color)
+    save_png(f"{prefix}_overlay.png", overlay(rgb, color))
+    save_png(f"{prefix}_labelIds.png", result.label_ids)
+    panels = prediction_panels(rgb, result.output, predictor.palette,
+                               align_corners=predictor.settings.align_corners)
+    for panel in ("confidence", "offsets"):
+        if panel in panels:
+            save_png(f"{prefix}_{panel}.png", panels[panel])
+    if with_montage:
+        save_png(f"{prefix}_montage.png", montage(rgb, panels))
+
+
+def write_overlay_video(predictor, path, out_path):
+    """Predict every frame of the video at ``path``; write the overlays to ``out_path`` (mp4v).
+
+    Returns the number of frames.
+    """
+    capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        raise UnreadableVideo(f"cannot open video {path}")
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    fps = fps if math.isfinite(fps) and fps > 0 else DEFAULT_FPS
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))  # 0 or less when unknown
+    writer, frames = None, 0
+    try:
+        for bgr in tqdm(_frames(capture), total=total if total > 0 else None, unit="frame",
+                        desc=os.path.basename(path), disable=None):
+            rgb = np.ascontiguousarray(bgr[..., ::-1])
+            labels = predictor(rgb, return_maps=False).labels
+            if writer is None:
+                writer = _video_writer(out_path, fps, bgr.shape[1], bgr.shape[0])
+            picture = overlay(rgb, colorize(labels, predictor.palette))
+            writer.write(np.ascontiguousarray(picture[..., ::-1]))
+            frames += 1
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+    if frames == 0:
+        raise UnreadableVideo(f"no frame could be read from video {path}")
+    return frames
+
+
+def _frames(capture):
+    """The BGR frames of an opened cv2.VideoCapture, until the first one it cannot read."""
+    while True:
+        ok, bgr = capture.read()
+        if not ok:
+            return
+        yield bgr
+
+
+def _video_writer(path, fps, width, height):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise OSError(f"cannot write video {path} (mp4v, {width}x{height} at {fps} fps)")
+    return writer
+
+
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    cfg = load_cfg(args.cfg, args.opts)
-    device = select_device(0)
-    model = build_eval_model(cfg, cfg.TEST.MODEL_FILE, device)
-    settings = InferenceSettings.from_config(cfg, amp_dtype(cfg.TRAIN.AMP))
-    palette = dataset_class(cfg.DATASET.DATASET).palette
-    paths = find_images(args.input)
+    paths = find_inputs(args.input)
+    predictor = Predictor(load_cfg(args.cfg, args.opts), device=select_device(0))
     root = args.input if os.path.isdir(args.input) else os.path.dirname(args.input)
+    failed = []
     for path in paths:
-        bgr = read_image(path)
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        image = torch.from_numpy(normalize(bgr))[None].to(device)
-        pred = predict(model, image, settings).argmax(dim=1)[0].cpu()
-        stem = os.path.splitext(os.path.relpath(path, root))[0]
-        color = colorize(pred, palette)
-        save_png(os.path.join(args.output, f"{stem}_color.png"), color)
-        save_png(os.path.join(args.output, f"{stem}_overlay.png"), overlay(rgb, color))
-        with torch.no_grad():  # the maps at scale 1, where the network sees the image size it knows
-            output = model(rescale(image, cfg.TEST.BASE_SIZE))
-        panels = prediction_panels(rgb, output, palette, align_corners=cfg.MODEL.ALIGN_CORNERS)
-        for panel in ("confidence", "offsets"):
-            if panel in panels:
-                save_png(os.path.join(args.output, f"{stem}_{panel}.png"), panels[panel])
-        if args.montage:
-            save_png(os.path.join(args.output, f"{stem}_montage.png"), montage(rgb, panels))
-        logger.info("%s -> %s", path, os.path.join(args.output, stem + "_*.png"))
-    logger.info("wrote pictures of %d images to %s", len(paths), os.path.abspath(args.output))
+        prefix = os.path.join(args.output, os.path.splitext(os.path.relpath(path, root))[0])
+        try:
+            if path.lower().endswith(VIDEO_SUFFIXES):
+                frames = write_overlay_video(predictor, path, f"{prefix}_overlay.mp4")
+                logger.info("%s -> %s_overlay.mp4 (%d frames)", path, prefix, frames)
+            else:
+                write_image_outputs(predictor, path, prefix, args.montage)
+                logger.info("%s -> %s_*.png", path, prefix)
+        except (DatasetError, UnreadableVideo) as error:
+            logger.error("skipped: %s", error)
+            failed.append(path)
+    done = len(paths) - len(failed)
+    logger.info("wrote the outputs of %d of %d files to %s", done, len(paths),
+                os.path.abspath(args.output))
+    if failed:
+        sys.exit(f"could not read {len(failed)} of {len(paths)} files:\n  " + "\n  ".join(failed))
 
 
 if __name__ == "__main__":

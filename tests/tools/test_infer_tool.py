@@ -1,4 +1,5 @@
-"""tools/infer.py end to end: pictures of one image of an unseen size, of a folder, and errors."""
+"""tools/infer.py end to end: pictures and label ids of one image of an unseen size, of a folder,
+a folder with a damaged file, a video round trip, and errors."""
 import os
 
 import cv2
@@ -13,11 +14,13 @@ from lib.models import build_eval_model
 from lib.utils.run import amp_dtype
 from tests.tools.helpers import OFFSET_CFG, run_tool, small_opts
 from tests.tools.test_test_tool import (
+    LABEL_IDS,
     PALETTE,
     spread_last_layer,
 )
 
 PICTURES = ("color", "overlay", "confidence", "offsets")
+OUTPUTS = PICTURES + ("labelIds",)
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +56,16 @@ def _infer(opts, source, output, check=True):
                      "--output", str(output), *opts], check=check)
 
 
-def _expected_prediction(opts, path):
+def _predict_array(opts, bgr):
     cfg = load_cfg(OFFSET_CFG, opts)
     model = build_eval_model(cfg, cfg.TEST.MODEL_FILE, torch.device("cpu"))
-    image = torch.from_numpy(normalize(cv2.imread(path, cv2.IMREAD_COLOR)))[None]
+    image = torch.from_numpy(normalize(bgr))[None]
     settings = InferenceSettings.from_config(cfg, amp_dtype(cfg.TRAIN.AMP))
     return predict(model, image, settings).argmax(dim=1)[0].numpy()
+
+
+def _expected_prediction(opts, path):
+    return _predict_array(opts, cv2.imread(path, cv2.IMREAD_COLOR))
 
 
 def test_image_of_another_size_gives_four_pictures_at_its_size(opts, inputs, tmp_path):
@@ -76,15 +83,72 @@ def test_image_of_another_size_gives_four_pictures_at_its_size(opts, inputs, tmp
     np.testing.assert_array_equal(pictures["color"], PALETTE[expected])
     blend = (rgb.astype(np.float64) + PALETTE[expected]) / 2
     assert np.abs(pictures["overlay"] - blend).max() <= 1.0
+    label_ids = cv2.imread(str(tmp_path / "wide_labelIds.png"), cv2.IMREAD_UNCHANGED)
+    assert label_ids.dtype == np.uint8 and label_ids.shape == (70, 150)
+    np.testing.assert_array_equal(label_ids, np.array(LABEL_IDS)[expected])
 
 
 def test_folder_gives_pictures_of_every_image_in_it(opts, inputs, tmp_path):
     proc = _infer(opts, inputs, tmp_path)
-    expected = {f"{stem}_{name}.png" for stem in ("wide", "street") for name in PICTURES}
+    expected = {f"{stem}_{name}.png" for stem in ("wide", "street") for name in OUTPUTS}
     assert set(os.listdir(tmp_path)) == expected
     street = cv2.imread(str(tmp_path / "street_color.png"), cv2.IMREAD_COLOR)
     assert street.shape == (64, 128, 3)
-    assert "2 images" in proc.stdout + proc.stderr
+    assert "2 of 2 files" in proc.stdout + proc.stderr
+
+
+def test_damaged_file_in_a_folder_is_skipped_named_and_fails_the_run(opts, inputs, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("street.png", "wide.png"):
+        (folder / name).write_bytes((inputs / name).read_bytes())
+    data = (inputs / "street.png").read_bytes()
+    (folder / "cut.png").write_bytes(data[:len(data) // 2])  # a PNG truncated in transfer
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "clip.mp4").write_bytes(b"no video in here" * 64)
+    proc = _infer(opts, folder, tmp_path / "out", check=False)
+    assert proc.returncode == 1
+    summary = proc.stderr[proc.stderr.index("could not read"):]
+    assert "3 of 5 files" in summary
+    for name in ("cut.png", "empty.jpg", "clip.mp4"):
+        assert str(folder / name) in summary
+    assert str(folder / "street.png") not in summary
+    expected = {f"{stem}_{name}.png" for stem in ("wide", "street") for name in OUTPUTS}
+    assert set(os.listdir(tmp_path / "out")) == expected
+
+
+def test_video_gives_an_overlay_video_of_every_frame(opts, inputs, tmp_path):
+    """Round trip through mp4v: the frames come back lossy, so each written frame is compared
+    with the overlay of the frame as decoded, predicted in this process."""
+    street = cv2.imread(str(inputs / "street.png"), cv2.IMREAD_COLOR)
+    frames = [np.roll(street, 16 * i, axis=1) for i in range(4)]  # a camera panning
+    video = str(tmp_path / "pan.mp4")
+    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"mp4v"), 8.0, (128, 64))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    _infer(opts, video, tmp_path / "out")
+    capture = cv2.VideoCapture(video)
+    decoded = [capture.read()[1] for _ in frames]
+    result = cv2.VideoCapture(str(tmp_path / "out" / "pan_overlay.mp4"))
+    assert result.get(cv2.CAP_PROP_FPS) == 8.0
+    written = []
+    while True:
+        ok, frame = result.read()
+        if not ok:
+            break
+        written.append(frame)
+    assert len(written) == len(frames)
+    for frame, out in zip(decoded, written, strict=True):
+        assert out.shape == frame.shape
+        labels = _predict_array(opts, frame)
+        expected = (frame.astype(np.float64) + PALETTE[labels][..., ::-1]) / 2
+        error = np.abs(out - expected).mean()  # about 7 grey levels from mp4v
+        assert error < 12
+        # Far from the frame itself, and from the overlay of labels moved by 8 pixels.
+        assert np.abs(out - frame.astype(np.float64)).mean() > 3 * error
+        moved = (frame.astype(np.float64) + PALETTE[np.roll(labels, 8, axis=1)][..., ::-1]) / 2
+        assert np.abs(out - moved).mean() > 3 * error
 
 
 def test_missing_input_is_named(opts, tmp_path):

@@ -1,0 +1,152 @@
+"""Export a network to ONNX or TorchScript, and check the file against PyTorch.
+
+The exported graph takes a normalised image batch N x 3 x H x W (RGB, ``(x / 255 - MEAN) / STD``
+with ``lib.datasets.base_dataset.MEAN/STD``; any N, H, W) and returns plain tensors, named so in
+the ONNX file:
+
+    logits      N x K x H/4 x W/4  final class logits (S_f for the offset network, else S_i)
+    offsets     N x 2 x H/4 x W/4  offset field (x, y) in normalised align_corners=True units of
+                                   the logit map: d pixels of that map along x are d * 2 / (w - 1)
+                                   (offset network only)
+    confidence  N x 1 x H/4 x W/4  confidence F in [0, 1] (offset network only)
+
+(H/4 is rounded as the stride-2 convolutions round it.)  Resizing to the image, flipping and
+multi-scale testing stay outside the graph (``lib.core.inference`` does them in PyTorch).
+
+Both formats are traced from the network in eval mode: the seed grid of the offset network is
+computed from the traced map size, so one file serves every input size.  ONNX uses the
+TorchScript-based exporter (``dynamo=False``), which needs no package beyond onnx; grid_sample
+needs opset 16 or later.
+"""
+import importlib.util
+import inspect
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from .utils.checkpoint import unwrap_model
+
+__all__ = ["FORMATS", "OPSET", "OUTPUT_NAMES", "TOLERANCE", "TensorOutputs", "export",
+           "load_exported", "max_differences", "check_sizes", "check"]
+
+FORMATS = ("onnx", "torchscript")
+OPSET = 17
+OUTPUT_NAMES = ("logits", "offsets", "confidence")
+# Largest absolute difference from PyTorch that an exported file may show (any output).
+TOLERANCE = 1e-3
+
+
+class TensorOutputs(nn.Module):
+    """``model`` with a tuple of tensors for output: (final logits,) or (final logits, offsets,
+    confidence), the fields of ``SegOutput`` an exported graph returns."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = unwrap_model(model)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        output = self.model(image)
+        if output.offsets is None:
+            return (output.final,)
+        return output.final, output.offsets, output.confidence
+
+
+def _ignore_tracing_warnings():
+    """Warnings that tracing this network always gives and that change nothing here: the
+    deprecation notices of torch.jit.trace and of the TorchScript-based ONNX exporter, and the
+    tracer's notes on Python values (map sizes, recorded as graph operations)."""
+    warnings.filterwarnings("ignore", message=r".*legacy TorchScript-based ONNX export")
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace(_method)?` is deprecated")
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+
+
+def export(model: nn.Module, path: str, fmt: str, size_hw: tuple[int, int],
+           opset: int = OPSET) -> list[str]:
+    """Write ``model`` (on the CPU) traced at 1 x 3 x ``size_hw`` to ``path``; returns the
+    output names.  ``fmt`` is "onnx" (dynamic N, H, W) or "torchscript"."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {list(FORMATS)}, got {fmt!r}")
+    if fmt == "onnx" and opset < 16:
+        raise ValueError(f"ONNX opset {opset} has no grid_sample: use 16 or later")
+    wrapper = TensorOutputs(model).eval()
+    example = torch.zeros(1, 3, *size_hw)
+    with warnings.catch_warnings(), torch.no_grad():
+        _ignore_tracing_warnings()
+        names = list(OUTPUT_NAMES[:len(wrapper(example))])
+        if fmt == "torchscript":
+            torch.jit.trace(wrapper, example, check_trace=False).save(path)
+        else:
+            _export_onnx(wrapper, example, path, names, opset)
+    return names
+
+
+def _export_onnx(wrapper, example, path, names, opset):
+    if importlib.util.find_spec("onnx") is None:
+        raise ImportError("exporting to ONNX needs the onnx package: "
+                          "pip install -r requirements-export.txt")
+    axes = {"image": {0: "batch", 2: "height", 3: "width"}}
+    axes.update({name: {0: "batch", 2: "height_4", 3: "width_4"} for name in names})
+    kwargs = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+    torch.onnx.export(wrapper, (example,), path, input_names=["image"], output_names=names,
+                      dynamic_axes=axes, opset_version=opset, do_constant_folding=True, **kwargs)
+
+
+def load_exported(path: str, fmt: str):
+    """A function from an N x 3 x H x W float32 NumPy batch to the exported file's outputs
+    (a list of NumPy arrays): onnxruntime on the CPU for ONNX, torch.jit.load for TorchScript."""
+    if fmt == "onnx":
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ImportError("checking an ONNX file needs onnxruntime: "
+                              "pip install -r requirements-export.txt") from None
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        return lambda batch: session.run(None, {"image": batch})
+    if fmt == "torchscript":
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated")
+            module = torch.jit.load(path, map_location="cpu").eval()
+
+        def run(batch):
+            with torch.no_grad():
+                return [t.numpy() for t in module(torch.from_numpy(batch))]
+        return run
+    raise ValueError(f"format must be one of {list(FORMATS)}, got {fmt!r}")
+
+
+def max_differences(model: nn.Module, run_exported, size_hw: tuple[int, int],
+                    seed: int = 0) -> dict[str, float]:
+    """Largest absolute difference of each output between ``model`` (PyTorch, CPU, fp32) and
+    ``run_exported`` (``load_exported``) on one random N(0, 1) image 1 x 3 x ``size_hw``."""
+    wrapper = TensorOutputs(model).eval()
+    image = torch.randn(1, 3, *size_hw, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        expected = wrapper(image)
+    got = run_exported(image.numpy())
+    if len(got) != len(expected):
+        raise ValueError(f"the exported file returns {len(got)} outputs, the network "
+                         f"{len(expected)}")
+    differences = {}
+    for name, want, have in zip(OUTPUT_NAMES, expected, got):
+        if tuple(want.shape) != tuple(have.shape):
+            raise ValueError(f"output {name}: the exported file gives shape {tuple(have.shape)}, "
+                             f"the network {tuple(want.shape)}")
+        differences[name] = float(np.abs(want.numpy() - have).max())
+    return differences
+
+
+def check_sizes(size_hw: tuple[int, int]) -> list[tuple[int, int]]:
+    """The input sizes an export is checked at: its own and half of it (rounded up), so that a
+    size fixed in the graph by mistake shows."""
+    height, width = size_hw
+    return [(height, width), (-(-height // 2), -(-width // 2))]
+
+
+def check(model: nn.Module, path: str, fmt: str,
+          sizes: list[tuple[int, int]]) -> list[tuple[tuple[int, int], dict[str, float]]]:
+    """``max_differences`` of the exported file at ``path`` at each of ``sizes``."""
+    run = load_exported(path, fmt)
+    return [(size, max_differences(model, run, size)) for size in sizes]

@@ -1,0 +1,62 @@
+"""tools/export.py end to end on the trained tiny offset network: both formats, the check it
+prints, and the exit status when the file disagrees with PyTorch."""
+import os
+import re
+
+import numpy as np
+import pytest
+
+from tests.tools.helpers import OFFSET_CFG, run_tool, small_opts
+from tools import export as export_tool
+
+
+@pytest.fixture(scope="module")
+def opts(synthetic_root, trained_run, tmp_path_factory):
+    _, _, folder = trained_run
+    return small_opts(synthetic_root, str(tmp_path_factory.mktemp("export"))) + [
+        "TEST.MODEL_FILE", os.path.join(folder, "final_state.pth")]
+
+
+def _differences(stdout):
+    """{(h, w): largest difference} of the tool's check lines."""
+    found = re.findall(r"vs PyTorch at 1x3x(\d+)x(\d+): largest difference (\S+) ", stdout)
+    return {(int(h), int(w)): float(d) for h, w, d in found}
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_writes_a_file_that_it_checks_at_two_sizes(opts, tmp_path, fmt):
+    if fmt == "onnx":  # optional packages: requirements-export.txt (installed by .ci/run)
+        onnxruntime = pytest.importorskip("onnxruntime")
+        pytest.importorskip("onnx")
+    path = tmp_path / "sub" / f"net.{fmt}"
+    proc = run_tool(["tools/export.py", "--cfg", OFFSET_CFG, "--format", fmt, "--output",
+                     str(path), "--size", "64", "128", *opts])
+    log = proc.stdout + proc.stderr
+    differences = _differences(log)
+    assert set(differences) == {(64, 128), (32, 64)}
+    assert max(differences.values()) <= 1e-3
+    assert "outputs logits, offsets, confidence" in log
+    assert path.is_file()
+    if fmt == "onnx":  # the file itself takes a size it was not traced at
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        logits, offsets, confidence = session.run(
+            None, {"image": np.zeros((1, 3, 48, 80), np.float32)})
+        assert logits.shape == (1, 19, 12, 20) and offsets.shape == (1, 2, 12, 20)
+        assert confidence.shape == (1, 1, 12, 20)
+
+
+def test_a_file_that_disagrees_with_pytorch_fails_the_tool(opts, tmp_path, monkeypatch):
+    monkeypatch.setattr(export_tool, "check", lambda model, path, fmt, sizes: [
+        ((64, 128), {"logits": 2e-3, "offsets": 0.0, "confidence": 0.0})])
+    args = ["--cfg", OFFSET_CFG, "--format", "torchscript", "--output", str(tmp_path / "net.pt"),
+            "--size", "32", "64", *opts]
+    with pytest.raises(SystemExit, match=r"by 0.002 \(more than 0.001\)"):
+        export_tool.main(args)
+    export_tool.main(args + ["--tolerance", "3e-3"])  # accepted when asked to
+
+
+def test_missing_weights_are_named(synthetic_root, tmp_path):
+    opts = small_opts(synthetic_root, str(tmp_path)) + ["TEST.MODEL_FILE", "nowhere.pth"]
+    proc = run_tool(["tools/export.py", "--cfg", OFFSET_CFG, "--format", "torchscript",
+                     "--output", str(tmp_path / "x.pt"), *opts], check=False)
+    assert proc.returncode != 0 and "nowhere.pth" in proc.stderr.strip().splitlines()[-1]
