@@ -323,8 +323,8 @@ def ade20k_inference(model, image: torch.Tensor, settings: InferenceSettings) ->
     2. For each scale s that image is resized so that its long side is int(base_size * s + 0.5)
        and predicted with ``padded_sliding_window`` (whole when it fits in the window); its
        scores are resized to the padded size of step 1 and added.
-    3. The sum is resized to H x W.  As in the reference, the padding of step 1 is part of what
-       is resized (it is not cut off first).
+    3. The padding of step 1 is cut off the sum, which is then resized to H x W (the reference's
+       ``testval`` crops ``border_padding`` before its final resize).
     """
     _check_single(image, "ade20k_inference")
     height, width = image.shape[-2:]
@@ -337,7 +337,8 @@ def ade20k_inference(model, image: torch.Tensor, settings: InferenceSettings) ->
         scores = padded_sliding_window(model, scaled, settings)
         scores = _resize(scores, tuple(padded.shape[-2:]), settings.align_corners)
         total = scores if total is None else total.add_(scores)
-    return _resize(total, (height, width), settings.align_corners)
+    unpadded = total[:, :, :resized.shape[-2], :resized.shape[-1]]
+    return _resize(unpadded, (height, width), settings.align_corners)
 
 
 # Evaluation protocols by name (TEST.PROTOCOL, datasets' ``eval_protocol``).

@@ -88,7 +88,8 @@ def reference_ade20k(model, img, base_size, scales, window_hw, flip):
         else:
             size = (int(ph * long_side / pw + 0.5), long_side)
         total = total + resize(reference_scale(model, resize(x, size), window_hw, flip), (ph, pw))
-    return resize(total, (height, width))
+    # testval: the border padding is cropped off before the resize to the label size.
+    return resize(total[:, :, :h, :w], (height, width))
 
 
 def test_windows_start_every_two_thirds_of_a_window_and_run_past_the_edge():
@@ -191,3 +192,15 @@ def test_stride_ratio_is_reported_as_without_effect_under_the_ade20k_protocol(ca
 
 def test_the_settings_defaults_are_the_config_defaults():
     assert InferenceSettings.from_config(get_cfg()) == InferenceSettings()
+
+
+def test_the_multiple_of_8_padding_is_cut_off_before_the_resize_to_the_label():
+    # Short side 40 = TEST.BASE_SIZE, so 40 x 60 is not resized; it is padded to 40 x 64, and at
+    # scale 1.6 the long side is 64 again: every resize is the identity, and a pointwise model
+    # gives exp(W x + b) at every pixel exactly when the padding is cut off before the last
+    # resize (resizing 40 x 64 to 40 x 60 would blend the padding into the right columns).
+    model = Pointwise()
+    x = image(40, 60, seed=5)
+    got = ade20k_inference(model, x, ade_settings(scales=(1.6,), base_size=40,
+                                                  window_hw=(64, 64)))
+    torch.testing.assert_close(got, model(x).final.exp())
