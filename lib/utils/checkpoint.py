@@ -224,8 +224,9 @@ def load_pretrained(model, path, offset_path="", offset_head=False):
         state = OrderedDict((k, v) for k, v in state.items() if not k.startswith(copies))
         state.update(offset_path_weights(offset_state, sources, model_keys))
         if offset_path:
+            from_main = any(k.startswith(model.OFFSET_HEAD + ".") for k in state)
             state.update(_offset_head_weights(offset_state, model.OFFSET_HEAD, offset_head,
-                                              offset_path))
+                                              offset_path, path if from_main else ""))
     source = " + ".join(p for p in (path, offset_path) if p)
     state = drop_other_class_count(model, state, source)
     return load_state_dict(model, state, source, require_all=False)
@@ -244,14 +245,19 @@ def _hrnet_head_as_regions(state, model_keys, source):
                         else k, v) for k, v in state.items())
 
 
-def _offset_head_weights(offset_state, head_name, take, source):
-    """The offset head of an offset-network file under the model's head name, if ``take``."""
+def _offset_head_weights(offset_state, head_name, take, source, main_source=""):
+    """The offset head of an offset-network file under the model's head name, if ``take``.
+
+    ``main_source``: MODEL.PRETRAINED when that file already supplied the head (then it keeps it
+    unless ``take``), for the report.
+    """
     found = next((p for p in _OFFSET_HEADS if p + "0.weight" in offset_state), None)
     if found is None:
         return {}
     if not take:
-        logger.info("%s: %s left at its initialisation (the reference; "
-                    "MODEL.OFFSET_PRETRAINED_HEAD True takes %s)", source, head_name,
+        kept = f"taken from {main_source}" if main_source else "left at its initialisation"
+        logger.info("%s: %s %s, not from this file (the reference; "
+                    "MODEL.OFFSET_PRETRAINED_HEAD True takes %s)", source, head_name, kept,
                     found.rstrip("."))
         return {}
     logger.info("%s: %s taken from %s (MODEL.OFFSET_PRETRAINED_HEAD)", source, head_name,

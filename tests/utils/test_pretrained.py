@@ -288,3 +288,22 @@ def test_ovenet_acdc_fine_tuning_hrnet_ocr_weights_plus_imagenet_offset_path(tmp
     assert torch.equal(sd["stage4_2.0.branches.0.0.conv1.weight"],
                        imagenet["stage4.0.branches.0.0.conv1.weight"])
     assert torch.equal(sd["aux_head_offset.3.weight"], fresh["aux_head_offset.3.weight"])
+
+
+def test_the_report_says_when_model_pretrained_itself_supplies_the_offset_head(
+        tmp_path, make_tiny_cfg, caplog):
+    # The same thesis checkpoint as MODEL.PRETRAINED and MODEL.OFFSET_PRETRAINED: its
+    # offset_layer comes in through MODEL.PRETRAINED, and the report must say so.
+    torch.manual_seed(3)
+    trained = build_model(make_tiny_cfg(), load_pretrained=False).state_dict()
+    path = tmp_path / "thesis_ckpt.pth"
+    torch.save({"model." + k: torch.randn_like(v.float()).to(v.dtype) for k, v in trained.items()},
+               path)
+    trained = read_state_dict(str(path))
+    cfg = make_tiny_cfg()
+    cfg.MODEL.PRETRAINED = cfg.MODEL.OFFSET_PRETRAINED = str(path)
+    with caplog.at_level(logging.INFO):
+        sd = build_model(cfg).state_dict()
+    assert torch.equal(sd["offset_layer.3.weight"], trained["offset_layer.3.weight"])
+    assert f"offset_layer taken from {path}" in caplog.text
+    assert "left at its initialisation" not in caplog.text
