@@ -218,11 +218,14 @@ def test_an_ovenet_file_named_seg_hrnet_ocr_builds_the_offset_network(tmp_path, 
     assert _parameters(cfg)[0] == 103_309_225
 
 
-def test_an_official_hrnet_ocr_file_builds_hrnet_ocr_without_a_warning(tmp_path, caplog):
+def test_an_official_hrnet_ocr_file_builds_hrnet_ocr_and_says_why(tmp_path, caplog):
     path = _published(tmp_path, W48_EXTRA)
     with caplog.at_level(logging.WARNING):
         cfg = load_cfg(path)
-    assert cfg.MODEL.NAME == "seg_hrnet_ocr" and not caplog.records
+    assert cfg.MODEL.NAME == "seg_hrnet_ocr"
+    [record] = caplog.records
+    assert path in record.message and "building seg_hrnet_ocr" in record.message
+    assert "without MODEL.EXTRA.OFFSET_BRANCH" in record.message
     assert cfg.MODEL.ALIGN_CORNERS and cfg.MODEL.BN_MOMENTUM == 0.1
     assert _parameters(cfg)[0] == 70_372_678
 

@@ -75,7 +75,9 @@ _C.MODEL.OCR.KEY_CHANNELS = 256
 # Dropout2d probability after the OCR fusion convolution (ocr_distri_head.conv_bn_dropout).
 _C.MODEL.OCR.DROPOUT = 0.05
 # The soft-region logits are multiplied by SCALE before the softmax over pixels that pools one
-# representation per class (ocr_gather_head); 1 = the published network.
+# representation per class (ocr_gather_head); 1 = the published network.  The HRNet-OCR code
+# defines this key but reads it nowhere: it fixes both of its "scale"s at 1, this temperature and
+# the pooling factor inside the object attention, which has no key here.
 _C.MODEL.OCR.SCALE = 1.0
 
 

@@ -39,6 +39,12 @@ def resolve_published(raw: dict, source: str) -> dict:
             "%s: MODEL.NAME %s with MODEL.EXTRA.%s is an OVeNet-repository file: building %s "
             "(the offset-vector HRNet-OCR); write MODEL.NAME %s to say so", source,
             _CLASHING_NAME, ", ".join(offset_keys), _OFFSET_NETWORK, _OFFSET_NETWORK)
+    else:
+        logger.warning(
+            "%s: MODEL.NAME %s without MODEL.EXTRA.OFFSET_BRANCH or STAGE*_2 is an HRNet-OCR file: "
+            "building %s (HRNetV2 + OCR, no offset path); OVeNet-repository files use the same "
+            "name for %s and set those keys", source, _CLASHING_NAME, _CLASHING_NAME,
+            _OFFSET_NETWORK)
     for key, value in _OCR_CODE_SETTINGS.items():
         if key not in model:
             model[key] = value
