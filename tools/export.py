@@ -44,7 +44,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    cfg = load_cfg(args.cfg, args.opts)
+    # The graph is traced from the plain network: a torch.compile wrapper cannot be exported.
+    cfg = load_cfg(args.cfg, [*args.opts, "TRAIN.COMPILE", "False"])
     width, height = cfg.TEST.IMAGE_SIZE
     size = tuple(args.size) if args.size else (height, width)
     model = build_eval_model(cfg, cfg.TEST.MODEL_FILE, torch.device("cpu"))

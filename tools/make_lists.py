@@ -279,13 +279,16 @@ def main(argv=None):
     own.add_argument("--image-only", nargs="+", default=[], metavar="SPLIT",
                      help="splits listed without labels (e.g. test)")
     args = parser.parse_args(argv)
-    if args.images is None and args.labels is None:
-        make_lists(args.root, args.dataset, args.conditions, args.out)
-    elif args.conditions:
+    if args.conditions and (args.images or args.labels):
         parser.error("--conditions applies to acdc, not to --images / --labels lists")
-    else:
-        make_glob_lists(args.root, args.dataset, args.images, args.labels, args.splits,
-                        args.image_only, args.out)
+    try:
+        if args.images is None and args.labels is None:
+            make_lists(args.root, args.dataset, args.conditions, args.out)
+        else:
+            make_glob_lists(args.root, args.dataset, args.images, args.labels, args.splits,
+                            args.image_only, args.out)
+    except DatasetError as e:  # the message names the files; a traceback would only hide it
+        sys.exit(f"make_lists.py: {e}")
 
 
 if __name__ == "__main__":

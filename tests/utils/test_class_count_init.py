@@ -82,3 +82,34 @@ def test_evaluation_weights_must_match_the_class_count(tmp_path, make_tiny_cfg):
     with pytest.raises(CheckpointError, match=r"last_layer.3.weight: file \(19,"):
         build_eval_model(make_tiny_cfg(name="seg_hrnet", num_classes=3), path,
                          torch.device("cpu"))
+
+
+@pytest.mark.parametrize("name", ["seg_hrnet_ocr", "branched_seg_hrnet_ocr"])
+def test_a_150_class_ocr_file_initialises_a_3_class_ocr_network_but_its_two_classifiers(
+        tmp_path, make_tiny_cfg, caplog, name):
+    def ocr_cfg(num_classes):
+        cfg = make_tiny_cfg(name=name, num_classes=num_classes)
+        cfg.MODEL.OCR.MID_CHANNELS, cfg.MODEL.OCR.KEY_CHANNELS = 16, 8
+        return cfg
+
+    torch.manual_seed(1)
+    state = {k: torch.randn_like(v) if v.dtype.is_floating_point else v
+             for k, v in build_model(ocr_cfg(150), load_pretrained=False).state_dict().items()}
+    path = tmp_path / "ocr_150.pth"
+    torch.save(state, path)
+    cfg = ocr_cfg(3)
+    torch.manual_seed(0)
+    fresh = build_model(cfg, load_pretrained=False).state_dict()
+    cfg.MODEL.PRETRAINED = str(path)
+    torch.manual_seed(0)
+    with caplog.at_level(logging.INFO):
+        sd = build_model(cfg).state_dict()
+    # The class-count convs: the soft-region classifier (aux_head.3) and the OCR classifier.
+    class_dependent = {"aux_head.3.weight", "aux_head.3.bias", "cls_head.weight", "cls_head.bias"}
+    for k in sd:
+        if k in class_dependent:
+            assert torch.equal(sd[k], fresh[k]), k
+        else:
+            assert torch.equal(sd[k], state[k]), k
+    for k in class_dependent:
+        assert f"{k} file (150" in caplog.text, k
