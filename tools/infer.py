@@ -20,10 +20,11 @@ import torch
 
 from lib.config import load_cfg
 from lib.core.inference import InferenceSettings, predict, rescale
+from lib.core.precision import amp_dtype
 from lib.datasets import dataset_class
 from lib.datasets.base_dataset import normalize, read_image
 from lib.models import build_eval_model
-from lib.utils.run import amp_dtype, select_device
+from lib.utils.launch import select_device
 from lib.utils.visualize import colorize, overlay, prediction_panels, save_png
 
 logger = logging.getLogger("infer")

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..datasets.base_dataset import scaled_size
-from ..utils.run import autocast
+from .precision import autocast
 
 __all__ = ["InferenceSettings", "ACCUMULATE_MODES", "forward_logits", "to_scores",
            "window_boxes", "sliding_window", "scaled_size", "rescale", "multi_scale_inference",

@@ -8,9 +8,9 @@ import torch
 
 from lib.config import load_cfg
 from lib.core.inference import InferenceSettings, predict
+from lib.core.precision import amp_dtype
 from lib.datasets.base_dataset import normalize
 from lib.models import build_eval_model
-from lib.utils.run import amp_dtype
 from tests.tools.helpers import OFFSET_CFG, run_tool, small_opts
 from tests.tools.test_test_tool import (
     PALETTE,
