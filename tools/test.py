@@ -16,8 +16,6 @@ import argparse
 import json
 import logging
 
-from tqdm import tqdm
-
 from lib.core.inference import InferenceSettings
 from lib.core.metrics import format_table, json_safe
 from lib.core.precision import amp_dtype
@@ -81,9 +79,9 @@ def main(argv=None):
         writer = create_writer(log_dir, rank) if files.visualize else None
         on_batch = PredictionWriter(output_dir, dataset, model, files, writer) \
             if files.save_pred or files.visualize else None
-        loader = tqdm(eval_loader(dataset, 1, cfg.WORKERS, pin_memory=False), desc="evaluating",
-                      disable=rank != 0 or not sys.stderr.isatty())
-        evaluator = evaluate(multi_scale(model, settings), loader, dataset, device, on_batch)
+        loader = eval_loader(dataset, 1, cfg.WORKERS, pin_memory=False)
+        evaluator = evaluate(multi_scale(model, settings), loader, dataset, device, on_batch,
+                             progress=rank == 0 and sys.stderr.isatty())
         if rank == 0:
             if evaluator is None:
                 written = [name for name, on in (("predictions", files.save_pred),

@@ -12,9 +12,25 @@ from ..utils.launch import RunError
 def _init_worker(worker_id):
     """Loader workers ignore SIGTERM: torchrun and SLURM signal every process of a rank, and a
     worker dying with its batch would end the run with a DataLoader error instead of the
-    checkpoint that the main process writes on SIGTERM.  The main process shuts them down."""
+    checkpoint that the main process writes on SIGTERM.  The main process shuts them down
+    (``shut_down``): they no longer die of the SIGTERM that Python's exit sends to leftovers."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     seed_worker(worker_id)
+
+
+def shut_down(iterator):
+    """Stop the worker processes of a DataLoader iterator now (a no-op without workers)."""
+    # The iterator's own shutdown (what its __del__ runs); DataLoader has no public one.
+    stop = getattr(iterator, "_shutdown_workers", None)
+    if stop is not None:
+        stop()
+
+
+def shut_down_loader(loader):
+    """Stop the persistent workers of ``loader``, if it has started them."""
+    if getattr(loader, "_iterator", None) is not None:
+        shut_down(loader._iterator)
+        loader._iterator = None
 
 
 def train_loader(dataset, batch_size, workers, pin_memory, seed, shuffle):

@@ -30,7 +30,7 @@ from ..utils.profiling import count_flops, peak_memory_mb
 from ..utils.visualize import denormalize, prediction_panels
 from . import step
 from .evaluation import evaluate, single_scale
-from .loaders import eval_loader, train_loader
+from .loaders import eval_loader, shut_down_loader, train_loader
 from .schedule import Phase, PolySchedule, build_optimizer, set_lr
 
 logger = logging.getLogger(__name__)
@@ -185,6 +185,9 @@ class Trainer:
         self.stop_requested = True
 
     def close(self):
+        """Stop the loader workers, close the TensorBoard writer, release the folder's lock."""
+        for loader, _ in getattr(self, "phase_loaders", []):
+            shut_down_loader(loader)
         if self.writer is not None:
             self.writer.close()
         if self.lock is not None:
