@@ -333,6 +333,7 @@ class Trainer:
         """Validation when it is due (best.pth when it improves), then the checkpoint."""
         interval = self.settings.eval_interval
         if epoch.last or (interval > 0 and (epoch.index + 1) % interval == 0):
+            self.checkpointer.check_finite("best.pth")  # and no validation of broken weights
             miou = self.validate()
             if miou > self.best_miou:
                 self.checkpointer.save_weights("best.pth")

@@ -10,12 +10,13 @@ from tests.tools.helpers import OFFSET_CFG, small_opts
 
 @pytest.fixture
 def make_trainer(synthetic_root, tmp_path):  # noqa: F811
-    """``make_trainer(**overrides)``: a Trainer of the offset network writing under tmp_path."""
+    """``make_trainer(out=None, cfg_path=OFFSET_CFG, **overrides)``: a Trainer (default: of the
+    offset network) writing under ``out`` or tmp_path."""
     made = []
 
-    def make(out=None, **extra):
-        cfg = load_cfg(OFFSET_CFG, small_opts(synthetic_root, str(out or tmp_path), **extra))
-        trainer = Trainer(cfg, OFFSET_CFG, torch.device("cpu"), rank=0, world_size=1)
+    def make(out=None, cfg_path=OFFSET_CFG, **extra):
+        cfg = load_cfg(cfg_path, small_opts(synthetic_root, str(out or tmp_path), **extra))
+        trainer = Trainer(cfg, cfg_path, torch.device("cpu"), rank=0, world_size=1)
         made.append(trainer)
         return trainer
 
