@@ -100,11 +100,11 @@ class Trainer:
         self._lock_folders(log_dir)
         try:
             setup_logging(self.output_dir, rank, "train")
-            self.writer = create_writer(log_dir, rank)
             seed_everything(cfg.TRAIN.SEED)
             configure_cudnn(cfg.CUDNN)
             self._build_data()
             self._build_model()
+            self.writer = create_writer(log_dir, rank)
         except BaseException:
             self.close()
             raise
@@ -114,7 +114,7 @@ class Trainer:
             config_text=cfg.dump(), rank=rank, device=device)
         self.iteration = cfg.TRAIN.BEGIN_EPOCH * len(self.loader)
         self.best_miou = 0.0
-        self.stop_requested = False
+        self.stop_requested = self.stop_agreed = False
         if rank == 0:  # only once the run has started: a failed start leaves a folder unchanged
             path = os.path.join(self.output_dir, "config.yaml")
             with open(path, "w") as f:
@@ -207,28 +207,25 @@ class Trainer:
             if resumed is not None:
                 self.iteration, self.best_miou = resumed
         for epoch in self.schedule.epochs(self.iteration):
-            stopped = self.train_epoch(epoch)
-            if stopped and self.iteration < self._epoch_end(epoch):
-                self.checkpointer.save(self.iteration, self.best_miou)
+            if not self.train_epoch(epoch):  # stopped inside the epoch, checkpoint saved
                 return self._stopped()
             self.end_epoch(epoch)
-            if stopped and not epoch.last:
+            if self.stop_agreed and not epoch.last:
                 return self._stopped()
         self.finish()
         return True
-
-    def _epoch_end(self, epoch):
-        phases = self.schedule.phases
-        start = sum(p.iters for p in phases[:epoch.phase])
-        return start + (epoch.index + 1) * phases[epoch.phase].iters_per_epoch
 
     def _stopped(self):
         logger.info("stop requested: checkpoint saved at iteration %d, exiting", self.iteration)
         return False
 
     def train_epoch(self, epoch):
-        """Train ``epoch`` from its first undone batch.  Returns True when every rank agreed to
-        stop (at the first check after a stop request), False when the epoch ran to its end."""
+        """Train ``epoch`` from its first undone batch; returns True when it ran to its end.
+
+        The checks decide the rest: a stop request agreed by every rank (``stop_agreed``) before
+        the epoch's last step saves a checkpoint there and returns False; at the last step the
+        epoch ends as usual (validation, checkpoint) before the run stops.
+        """
         loader, sampler = self.phase_loaders[epoch.phase]
         sampler.set_epoch(epoch.number, start_batch=epoch.first_batch)
         phase = self.schedule.phases[epoch.phase]
@@ -252,12 +249,15 @@ class Trainer:
             checkpoint_due = interval > 0 and self.iteration % interval == 0
             if position == total or checkpoint_due or \
                     self.iteration % self.settings.print_freq == 0:
-                if self.check(window, f"{label} [{position}/{total}]", images.shape[0]):
-                    return True
-                if checkpoint_due and position < total:  # the epoch end saves its own
-                    self.checkpointer.save(self.iteration, self.best_miou)
+                self.stop_agreed = self.check(window, f"{label} [{position}/{total}]",
+                                              images.shape[0])
+                if position < total:  # the epoch end saves its own checkpoint
+                    if self.stop_agreed or checkpoint_due:
+                        self.checkpointer.save(self.iteration, self.best_miou)
+                    if self.stop_agreed:
+                        return False
             data_tic = time.perf_counter()
-        return False
+        return True
 
     def _to_device(self, batch):
         images = batch[0].to(self.device, non_blocking=True)
