@@ -51,11 +51,16 @@ def step_unless_nonfinite(optimizer, scaler):
         raise TypeError(f"{type(optimizer).__name__} cannot skip a step on the device; "
                         f"build it with fused=True (lib.engine.schedule.build_optimizer)")
     scaler.unscale_(optimizer)
-    grads = [p.grad for group in optimizer.param_groups for p in group["params"]
-             if p.grad is not None]
-    found_inf = torch.zeros((), device=grads[0].device)
-    # Checks every gradient in one multi-tensor pass (the scale 1.0 leaves them unchanged).
-    torch._amp_foreach_non_finite_check_and_unscale_(grads, found_inf, found_inf.new_ones(()))
+    by_dtype = {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if p.grad is not None:
+                by_dtype.setdefault(p.grad.dtype, []).append(p.grad)
+    found_inf = torch.zeros((), device=next(iter(by_dtype.values()))[0].device)
+    for grads in by_dtype.values():
+        # One multi-tensor pass per dtype, as GradScaler's own check (a scale of 1.0 leaves the
+        # gradients unchanged).
+        torch._amp_foreach_non_finite_check_and_unscale_(grads, found_inf, found_inf.new_ones(()))
     optimizer.found_inf, optimizer.grad_scale = found_inf, None
     try:
         optimizer.step()

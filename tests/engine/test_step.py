@@ -61,8 +61,11 @@ def test_a_nonfinite_loss_leaves_weights_and_optimiser_state_unchanged(optimizer
     assert not out.nonfinite and out.skipped == 0
     before = {k: v.clone() for k, v in model.state_dict().items()}
     state = [{k: v.clone() for k, v in s.items()} for s in opt.state.values()]
-    for bad in (float("nan"), float("inf")):
-        out = step.train_step(model, _criterion(bad), opt, scaler, x, None)
+    def constant_inf(output, labels):  # a non-finite loss whose gradients are finite
+        return {"seg": output.square().mean(), "other": torch.tensor(float("inf"))}
+
+    for criterion in (_criterion(float("nan")), _criterion(float("inf")), constant_inf):
+        out = step.train_step(model, criterion, opt, scaler, x, None)
         assert out.nonfinite and out.skipped == 1
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
@@ -110,3 +113,38 @@ def test_float16_scaler_skips_an_overflowing_step_and_halves_its_scale():
     assert scaler.get_scale() == 2.0 ** 15
     out = step.train_step(model, _criterion(1.0), opt, scaler, x, None)
     assert out.skipped == 0 and not torch.equal(model.linear.weight, before)
+
+
+def _rank_with_a_nan_loss(rank, port, results):
+    """One of two gloo ranks: DDP over _Squares, rank 1's second loss is NaN."""
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                           world_size=2)
+    try:
+        model = nn.parallel.DistributedDataParallel(_Squares())
+        opt = build_optimizer(model, "sgd", 0.1, 0.9, 1e-4, False)
+        scaler = torch.amp.GradScaler("cpu", enabled=False)
+        x = torch.randn(4, 3, generator=torch.Generator().manual_seed(rank))
+        skipped, weights = [], []
+        for i in range(3):
+            scale = float("nan") if (rank, i) == (1, 1) else 1.0
+            out = step.train_step(model, _criterion(scale), opt, scaler, x, None)
+            skipped.append(float(out.skipped))
+            weights.append(model.module.linear.weight.detach().clone())
+        results[rank] = (skipped, weights)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_nan_loss_on_one_rank_skips_the_same_step_on_every_rank():
+    from tests.tools.helpers import free_port
+
+    results = torch.multiprocessing.Manager().dict()
+    torch.multiprocessing.spawn(_rank_with_a_nan_loss, args=(free_port(), results), nprocs=2)
+    (skipped0, weights0), (skipped1, weights1) = results[0], results[1]
+    assert skipped0 == skipped1 == [0.0, 1.0, 0.0]
+    for a, b in zip(weights0, weights1, strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(weights0[0], weights0[1]) and not torch.equal(weights0[1], weights0[2])
