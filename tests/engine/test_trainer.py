@@ -154,3 +154,20 @@ def test_intra_op_threads_are_the_cores_left_after_the_loader_workers(monkeypatc
         assert configure_threads(workers=1, processes_per_node=1) == max(1, cores - 1)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_auto_resume_from_a_corrupt_checkpoint_takes_the_previous_one(make_trainer, caplog):
+    first = make_trainer(epochs=2, **QUIET)
+    assert first.fit()
+    first.close()
+    newest = os.path.join(first.output_dir, "checkpoint.pth.tar")
+    previous = os.path.join(first.output_dir, "checkpoint_prev.pth.tar")
+    assert (_load(newest)["iteration"], _load(previous)["iteration"]) == (8, 4)
+    with open(newest, "r+b") as f:
+        f.truncate(1000)
+    with caplog.at_level(logging.INFO):
+        again = make_trainer(epochs=3, **QUIET, AUTO_RESUME=True)
+        assert again.fit()
+    warning = next(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert newest in warning and previous in warning
+    assert f"resumed from {previous} at iteration 4" in caplog.text
