@@ -43,7 +43,7 @@ class FolderLock:
     def __init__(self, folder):
         self.folder = folder
         self.path = os.path.join(folder, LOCK_NAME)
-        self.owner = f"{socket.gethostname()} {os.getpid()}"
+        self.owner = (socket.gethostname(), os.getpid())
         self.held = False
 
     def acquire(self):
@@ -55,7 +55,7 @@ class FolderLock:
                 self._remove_if_stale()
                 continue
             with os.fdopen(fd, "w") as f:
-                f.write(self.owner + "\n")
+                f.write("{} {}\n".format(*self.owner))
             self.held = True
             return self
         raise FolderLockedError(f"cannot lock {self.folder}: {self.path} keeps reappearing")
@@ -78,13 +78,9 @@ class FolderLock:
 
     def release(self):
         """Remove the lock file if this process still owns it."""
-        if self.held and _read_owner(self.path) == tuple(self._owner_fields()):
+        if self.held and _read_owner(self.path) == self.owner:
             os.remove(self.path)
         self.held = False
-
-    def _owner_fields(self):
-        host, pid = self.owner.split()
-        return host, int(pid)
 
     def __enter__(self):
         return self.acquire()
