@@ -297,6 +297,17 @@ class Trainer:
         return stop > 0
 
     def _reduce(self, window):
+        """The window's flags and sums, all-reduced and read by the host (the one sync)."""
+        restored = self._restore_buffers()
+        flags = torch.stack([torch.tensor(float(self.stop_requested), device=self.device),
+                             (window.worst >= self.settings.max_nonfinite).float(),
+                             window.nonfinite.float(), window.finite.float(), restored.float()])
+        return dist.all_reduce_sum(torch.cat([flags, window.sums])).tolist()
+
+    def _restore_buffers(self):
+        """On the device: where a float buffer (batch-norm statistics) is non-finite, put back
+        all of them as they were at the last check; then take the next snapshot.  Returns that
+        0-dim bool flag."""
         buffers = self._float_buffers()
         bad = torch.zeros((), dtype=torch.bool, device=self.device)
         if buffers:
@@ -306,10 +317,7 @@ class Trainer:
                 buffer.copy_(torch.where(bad, saved, buffer))
         self.restored_from = self.snapshot_iteration
         self._snapshot_buffers()
-        flags = torch.stack([torch.tensor(float(self.stop_requested), device=self.device),
-                             (window.worst >= self.settings.max_nonfinite).float(),
-                             window.nonfinite.float(), window.finite.float(), bad.float()])
-        return dist.all_reduce_sum(torch.cat([flags, window.sums])).tolist()
+        return bad
 
     def _log_progress(self, window, means, where, batch_size):
         per_iter = (time.perf_counter() - window.started) / window.steps
