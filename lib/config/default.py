@@ -179,9 +179,9 @@ _C.TRAIN.BATCH_SIZE_PER_GPU = 32
 _C.TRAIN.SHUFFLE = True
 # Use only the first NUM_SAMPLES training images (0 = all).
 _C.TRAIN.NUM_SAMPLES = 0
-# bf16 autocast of the network's forward passes in training, validation, tools/test.py and
-# tools/infer.py, on CUDA and on the CPU (losses and softmax stay fp32).  False (fp32) reproduces
-# the reference exactly.
+# Autocast (in TRAIN.AMP_DTYPE) of the network's forward passes in training, validation,
+# tools/test.py and tools/infer.py, on CUDA and on the CPU (losses and softmax stay fp32).  False
+# (fp32) reproduces the reference exactly.
 _C.TRAIN.AMP = False
 # Autocast dtype when TRAIN.AMP is on: "bfloat16" or "float16" (GPUs without bf16, e.g. V100;
 # training then scales the loss with a GradScaler, whose state the checkpoint keeps).
