@@ -21,11 +21,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .core.inference import InferenceSettings, predict, rescale
+from .core.precision import amp_dtype, autocast
 from .datasets import dataset_tables
 from .datasets.files import read_image
 from .datasets.transforms import MEAN, STD, normalize
 from .models import SegOutput, build_eval_model
-from .utils.run import amp_dtype, autocast
 from .utils.visualize import offsets_to_pixels
 
 __all__ = ["Predictor", "Prediction", "default_device"]
@@ -102,7 +102,8 @@ class Predictor:
         self.train_id_to_label = np.asarray(tables.train_id_to_label)
         self.class_names, self.palette = tables.class_names, tables.palette
         self.model = build_eval_model(cfg, model_file or cfg.TEST.MODEL_FILE, self.device)
-        self.settings = InferenceSettings.from_config(cfg, amp_dtype(cfg.TRAIN.AMP))
+        self.settings = InferenceSettings.from_config(
+            cfg, amp_dtype(cfg.TRAIN.AMP, cfg.TRAIN.AMP_DTYPE))
 
     def __call__(self, image, return_scores: bool = False,
                  return_maps: bool = True) -> Prediction:

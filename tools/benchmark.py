@@ -6,9 +6,10 @@
 
 Modes:
   train  one training step per iteration on random images and labels (0..K-1, about 10% ignore
-         label) of TRAIN.IMAGE_SIZE, TRAIN.BATCH_SIZE_PER_GPU per step: forward (under autocast for
-         bf16 variants), the configured criterion (OHEM, class weights of the dataset), backward,
-         optimiser step.
+         label) of TRAIN.IMAGE_SIZE, TRAIN.BATCH_SIZE_PER_GPU per step: the trainer's own
+         ``lib.engine.step.train_step`` (forward under autocast for bf16 variants, the configured
+         criterion with the dataset's class weights, backward, the fused optimiser step that
+         skips non-finite updates on the device).
   infer  ``forward_logits`` (network + resize of the logits to the input) of a batch of 1 at
          TEST.IMAGE_SIZE, eval mode.
   eval   the reference procedure ``predict`` (TEST.SCALE_LIST, TEST.FLIP_TEST, sliding windows)
@@ -18,8 +19,8 @@ Modes:
          with ``predict`` in every iteration; the table gives procedure time / sum of those
          forwards (median of the per-iteration ratios): the cost of everything around the
          network (resizing, windows, flip, accumulation).
-  data   samples/s of the training DataLoader of tools/train.py (WORKERS, TrainSampler,
-         seed_worker, pinned memory on CUDA) on DATASET.ROOT.
+  data   samples/s of the training DataLoader of the trainer (``lib.engine.loaders``: WORKERS,
+         TrainSampler, seeded workers, pinned memory on CUDA) on DATASET.ROOT.
 
 ``--size H W`` replaces the image size of train/infer/eval, ``--batch`` the batch of train/infer.
 Variants (train/infer/eval): fp32, fp32_cl (channels_last), bf16 (autocast), bf16_cl,
@@ -28,7 +29,7 @@ on CUDA.  Every variant builds the network afresh from the same seed without pre
 
 FLOPs are counted once (first variant, before compiling) by torch.utils.flop_counter, which counts
 matrix products and convolutions as 2 x multiply-accumulates and nothing else.  The peak FLOP/s
-comes from --peak-tflops, else from a table of known GPUs (lib/utils/benchmark.py), else it is
+comes from --peak-tflops, else from a table of known GPUs (PEAK_TFLOPS below), else it is
 unknown and "% of peak" reads n/a.  On the CPU the memory column is the process's peak resident
 set size since it started (not reset between variants); on CUDA it is max_memory_allocated.
 """
@@ -38,34 +39,142 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
+import gc
 import json
 import platform
+import re
 import shlex
 import statistics
+import time
 from dataclasses import dataclass
 
 import torch
+import torch.nn as nn
 
 from lib.config import load_cfg
 from lib.core.criterion import build_criterion
-from lib.core.function import build_optimizer
 from lib.core.inference import InferenceSettings, forward_logits, predict
-from lib.datasets import DatasetError, build_dataset, dataset_class
+from lib.core.precision import amp_dtype, autocast, needs_loss_scaling
+from lib.datasets import DatasetError, build_dataset, dataset_tables
+from lib.engine import step
+from lib.engine.loaders import train_loader
+from lib.engine.schedule import build_optimizer
 from lib.models import build_model
-from lib.utils.benchmark import (
-    ShapeRecorder,
-    Timing,
-    count_flops,
-    markdown_table,
-    peak_memory_mb,
-    peak_tflops,
-    precision_of,
-    reset_memory,
-    time_calls,
-    time_interleaved,
+from lib.utils.launch import configure_cudnn, select_device
+from lib.utils.profiling import count_flops, peak_memory_mb
+
+# Timing conventions: times are measured with ``time.perf_counter`` around each call, after
+# ``sync()`` on both sides (``torch.cuda.synchronize`` on CUDA), and reported in milliseconds.
+# Peak FLOP/s of known GPUs are dense (no sparsity) figures of NVIDIA's data sheets:
+# (device-name pattern, dense TFLOP/s per precision); the first match wins, so specific names
+# come before general ones.  H200 has the H100 SXM tensor cores (same clocks, more memory).
+PEAK_TFLOPS = (
+    (r"H100.*(PCIe|NVL)", {"bf16": 756.0, "tf32": 378.0, "fp32": 51.2}),
+    (r"H200|H100", {"bf16": 989.4, "tf32": 494.7, "fp32": 66.9}),
+    (r"A100", {"bf16": 312.0, "tf32": 156.0, "fp32": 19.5}),
+    (r"\bL4\b", {"bf16": 121.0, "tf32": 60.0, "fp32": 30.3}),
 )
-from lib.utils.run import amp_dtype, autocast, configure_cudnn, select_device
-from tools.train import train_loader
+PEAK_SOURCE = "NVIDIA data sheet, dense"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Summary of per-call times, milliseconds: mean, median and 90th percentile (nearest rank)."""
+
+    mean: float
+    median: float
+    p90: float
+
+    @classmethod
+    def of(cls, seconds):
+        ms = sorted(s * 1e3 for s in seconds)
+        if not ms:
+            raise ValueError("no timed calls")
+        p90 = ms[max(0, -(-9 * len(ms) // 10) - 1)]
+        return cls(statistics.fmean(ms), statistics.median(ms), p90)
+
+
+def precision_of(device, amp):
+    """Arithmetic the convolutions run in: "bf16" under autocast; for fp32 on CUDA "tf32" when
+    cuDNN may use TF32 (PyTorch's default for convolutions, which dominate these networks)."""
+    if amp:
+        return "bf16"
+    if device.type == "cuda" and torch.backends.cudnn.allow_tf32:
+        return "tf32"
+    return "fp32"
+
+
+def peak_tflops(device_name, precision, override=None):
+    """``(peak TFLOP/s or None, where it comes from)`` for ``device_name`` in ``precision``.
+
+    ``override`` (the user's ``--peak-tflops``) wins; then the first matching row of
+    ``PEAK_TFLOPS``; otherwise the peak is unknown.
+    """
+    if override is not None:
+        return float(override), "--peak-tflops"
+    for pattern, peaks in PEAK_TFLOPS:
+        if re.search(pattern, device_name) and precision in peaks:
+            return peaks[precision], f"{PEAK_SOURCE} {precision} ({pattern!r})"
+    return None, "unknown (give --peak-tflops)"
+
+
+def time_calls(fn, iters, warmup, sync):
+    """Call ``fn()`` ``warmup`` times untimed, then ``iters`` times; per-call seconds."""
+    return time_interleaved([fn], iters, warmup, sync)[0]
+
+
+def time_interleaved(fns, iters, warmup, sync):
+    """``time_calls`` of several functions called in turn within each iteration, so that all of
+    them meet the same load of a shared machine; one list of per-call seconds per function."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    sync()
+    seconds = [[] for _ in fns]
+    for _ in range(iters):
+        for fn, times in zip(fns, seconds, strict=True):
+            start = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - start)
+    return seconds
+
+
+def reset_memory(device):
+    """Free what earlier runs left (the caller drops its references first); reset CUDA peaks."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+class ShapeRecorder(nn.Module):
+    """Calls ``model`` unchanged and appends the shape of every input to ``shapes``.
+
+    Wrapping a network in it during one inference run gives the exact list of forward inputs
+    that the run performs, without restating the inference logic.
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.shapes = []
+
+    def forward(self, x):
+        self.shapes.append(tuple(x.shape))
+        return self.model(x)
+
+
+def markdown_table(headers, rows):
+    """A Markdown table with columns padded to equal width; cells are strings."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells):
+        return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
 
 
 @dataclass(frozen=True)
@@ -165,7 +274,8 @@ def class_weights(cfg):
     """The dataset's class weights when LOSS.CLASS_BALANCE is on, else None."""
     if not cfg.LOSS.CLASS_BALANCE:
         return None
-    return torch.tensor(dataset_class(cfg.DATASET.DATASET).class_weight_table)
+    table = dataset_tables(cfg).class_weight_table
+    return None if table is None else torch.tensor(table)
 
 
 def prepare(model, variant):
@@ -218,8 +328,8 @@ class Bench:
             self.flops = count_flops(fn)
 
     def train(self, variant):
-        """The step of ``train_one_epoch`` on one fixed random batch, without its learning-rate
-        schedule, finiteness check and logging."""
+        """``train_step`` of the trainer on one fixed random batch (without the learning-rate
+        schedule and the logging of the loop around it)."""
         cfg, device = self.cfg, self.device
         model = self.network(training=True)
         criterion = build_criterion(cfg, class_weights(cfg)).to(device)
@@ -230,25 +340,23 @@ class Bench:
                                cfg.TRAIN.IGNORE_LABEL, device, self.seed)
         if variant.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        dtype = amp_dtype(variant.amp)
+        dtype = amp_dtype(variant.amp, self.cfg.TRAIN.AMP_DTYPE)
+        # As in training: float16 scales the loss, bfloat16 and fp32 need no scale.
+        scaler = torch.amp.GradScaler(device.type, enabled=needs_loss_scaling(dtype))
 
-        def step(net):
-            with autocast(device, dtype):
-                output = net(images)
-            loss = sum(criterion(output, labels).values())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        def run(net):
+            step.train_step(net, criterion, optimizer, scaler, images, labels, dtype)
 
-        self.count_once(lambda: step(model))
+        self.count_once(lambda: run(model))
         net = prepare(model, variant)
-        return {"timing": self.timed(lambda: step(net))}
+        return {"timing": self.timed(lambda: run(net))}
 
     def infer(self, variant):
         """``forward_logits`` of a fixed random batch (network and resize to the input)."""
         model = self.network(training=False)
         images = random_images(self.batch, self.hw, self.device, self.seed)
-        align_corners, dtype = self.cfg.MODEL.ALIGN_CORNERS, amp_dtype(variant.amp)
+        align_corners = self.cfg.MODEL.ALIGN_CORNERS
+        dtype = amp_dtype(variant.amp, self.cfg.TRAIN.AMP_DTYPE)
 
         def run(net):
             forward_logits(net, images, align_corners=align_corners, amp_dtype=dtype)
@@ -261,7 +369,7 @@ class Bench:
         """``predict`` of one random image, then the same network inputs as bare forwards."""
         model = self.network(training=False)
         image = random_images(1, self.hw, self.device, self.seed)
-        dtype = amp_dtype(variant.amp)
+        dtype = amp_dtype(variant.amp, self.cfg.TRAIN.AMP_DTYPE)
         settings = InferenceSettings.from_config(self.cfg, dtype)
         self.count_once(lambda: predict(model, image, settings))
         net = prepare(model, variant)
@@ -398,7 +506,9 @@ def endless_batches(loader, sampler):
 def run_data_mode(cfg, args, device):
     """``(header, table, notes, figures)`` of the training DataLoader benchmark."""
     dataset = build_dataset(cfg, "train")
-    loader, sampler = train_loader(dataset, cfg, 0, 1, device)
+    loader, sampler = train_loader(dataset, cfg.TRAIN.BATCH_SIZE_PER_GPU, cfg.WORKERS,
+                                   cfg.PIN_MEMORY and device.type == "cuda",
+                                   max(cfg.TRAIN.SEED, 0), cfg.TRAIN.SHUFFLE)
     batches = endless_batches(loader, sampler)
     timing = Timing.of(time_calls(lambda: next(batches), args.iters, args.warmup, lambda: None))
     batches.close()

@@ -32,7 +32,7 @@ from lib.config import load_cfg
 from lib.datasets import DatasetError
 from lib.datasets.files import read_image
 from lib.predictor import Predictor
-from lib.utils.run import select_device
+from lib.utils.launch import select_device
 from lib.utils.visualize import colorize, overlay, prediction_panels, save_png
 
 logger = logging.getLogger("infer")

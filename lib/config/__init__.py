@@ -160,12 +160,14 @@ def _choices():
     """Each key naming a built thing, with the names its builder accepts (the builder's table)."""
     # Imported here: the builders' modules import this package.
     from ..core.criterion import _CONFIDENCE_MODES
-    from ..core.function import OPTIMIZERS
-    from ..core.inference import ACCUMULATE_MODES
+    from ..core.inference import ACCUMULATE_MODES, PROTOCOLS
+    from ..core.precision import AMP_DTYPES
+    from ..engine.schedule import OPTIMIZERS
     from ..models import _MODELS
     from ..models.offset_path import OFFSET_BRANCHES
     return {"MODEL.NAME": tuple(_MODELS), "LOSS.CONFIDENCE_MODE": _CONFIDENCE_MODES,
             "TEST.ACCUMULATE": ACCUMULATE_MODES, "TRAIN.OPTIMIZER": OPTIMIZERS,
+            "TRAIN.AMP_DTYPE": tuple(AMP_DTYPES), "TEST.PROTOCOL": ("", *PROTOCOLS),
             "MODEL.EXTRA.OFFSET_BRANCH": OFFSET_BRANCHES}
 
 

@@ -253,10 +253,13 @@ _C.TRAIN.SHUFFLE = True
 _C.TRAIN.NUM_SAMPLES = 0
 # No effect: a folder of the thesis code that nothing read.
 _C.TRAIN.OFFSET_DIR = ""
-# bf16 autocast of the network's forward passes in training, validation, tools/test.py and
-# tools/infer.py, on CUDA and on the CPU (losses and softmax stay fp32).  False (fp32) reproduces
-# the reference exactly.
+# Autocast (in TRAIN.AMP_DTYPE) of the network's forward passes in training, validation,
+# tools/test.py and tools/infer.py, on CUDA and on the CPU (losses and softmax stay fp32).  False
+# (fp32) reproduces the reference exactly.
 _C.TRAIN.AMP = False
+# Autocast dtype when TRAIN.AMP is on: "bfloat16" or "float16" (GPUs without bf16, e.g. V100;
+# training then scales the loss with a GradScaler, whose state the checkpoint keeps).
+_C.TRAIN.AMP_DTYPE = "bfloat16"
 # Keep activations in channels_last memory format (faster convolutions on tensor cores).
 _C.TRAIN.CHANNELS_LAST = False
 # Compile the network with torch.compile.

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from ..datasets import eval_protocol
 from ..datasets.transforms import MEAN, STD
 from ..utils.geometry import scaled_size, short_side_size
-from ..utils.run import autocast
+from .precision import autocast
 
 __all__ = ["InferenceSettings", "ACCUMULATE_MODES", "PROTOCOLS", "BLACK", "forward_logits",
            "to_scores", "window_boxes", "padded_window_boxes", "sliding_window",

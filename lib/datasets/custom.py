@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .base_dataset import BaseDataset, DatasetError
+from .base_dataset import BaseDataset
+from .files import DatasetError
 
 __all__ = ["CustomDataset", "ClassTables", "class_tables", "distinct_palette"]
 

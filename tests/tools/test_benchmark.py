@@ -8,9 +8,10 @@ import torch.nn as nn
 
 from lib.config import load_cfg
 from lib.models import build_model
-from lib.utils.benchmark import Timing, count_flops, markdown_table, peak_tflops
+from lib.utils.profiling import count_flops
 from tests.tools.helpers import OFFSET_CFG
 from tools import benchmark
+from tools.benchmark import Timing, markdown_table, peak_tflops
 
 SMALL = ["--iters", "2", "--warmup", "1", "TRAIN.BATCH_SIZE_PER_GPU", "2",
          "TRAIN.IMAGE_SIZE", "[64,32]", "TEST.IMAGE_SIZE", "[64,32]", "TEST.BASE_SIZE", "64",

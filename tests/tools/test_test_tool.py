@@ -12,9 +12,9 @@ import torch
 
 from lib.config import load_cfg
 from lib.core.inference import InferenceSettings, predict
+from lib.core.precision import amp_dtype
 from lib.datasets import build_dataset
 from lib.models import build_eval_model
-from lib.utils.run import amp_dtype
 from tests.tools.helpers import BASELINE_CFG, OFFSET_CFG, free_port, run_tool, small_opts
 
 NAME = os.path.splitext(os.path.basename(OFFSET_CFG))[0]
@@ -225,6 +225,21 @@ def test_unlabelled_test_set_writes_predictions_and_no_metrics(synthetic_root, t
         assert os.path.isfile(os.path.join(folder, "predictions", "color", f"{stem}.png"))
     assert not os.path.exists(os.path.join(folder, "results.json"))
     assert "no metrics" in proc.stdout and "mIoU" not in proc.stdout
+
+
+def test_unlabelled_test_set_without_save_pred_stops_and_says_how_to_write_predictions(
+        synthetic_root, trained_run, tmp_path):
+    _, _, trained = trained_run
+    opts = small_opts(synthetic_root, str(tmp_path)) + [
+        "DATASET.TEST_SET", "list/cityscapes/test.lst",
+        "TEST.MODEL_FILE", os.path.join(trained, "final_state.pth")]
+    proc = run_tool(["tools/test.py", "--cfg", OFFSET_CFG, *opts], check=False)
+    assert proc.returncode != 0
+    error = proc.stderr.strip().splitlines()[-1]
+    assert "list/cityscapes/test.lst has no labels" in error and "--save-pred" in error
+    assert "predictions written" not in proc.stdout + proc.stderr
+    assert not os.path.exists(os.path.join(str(tmp_path), "output", "cityscapes", NAME,
+                                           "predictions"))
 
 
 def test_two_process_gloo_evaluation_gives_the_one_process_metrics_and_predictions(

@@ -1,4 +1,5 @@
-"""What every tool does first: output folders, device, seeding, cuDNN flags."""
+"""Process set-up of every tool: config, device, process group, threads, output folders, seeding,
+cuDNN flags."""
 import logging
 import os
 import random
@@ -22,6 +23,7 @@ def init_process(cfg_path, opts, local_rank_arg=None):
     if local_rank_arg is not None and "LOCAL_RANK" not in os.environ:
         local_rank = local_rank_arg
     cfg = load_cfg(cfg_path, opts)
+    configure_threads(cfg.WORKERS, int(os.environ.get("LOCAL_WORLD_SIZE", world_size)))
     device = select_device(local_rank)
     dist.init_distributed(device.type)
     return cfg, device, rank, world_size
@@ -51,6 +53,23 @@ def make_writable_dir(path, key):
     return path
 
 
+def intra_op_threads(workers, processes_per_node, cores):
+    """Threads of torch's intra-op pool: this process's share of ``cores`` less one per loader
+    worker, at least 1.  More threads than free cores make every step wait for the slowest one,
+    which on a shared machine is many times slower than one thread."""
+    return max(1, cores // max(processes_per_node, 1) - workers)
+
+
+def configure_threads(workers, processes_per_node):
+    """Set torch's intra-op threads from the cores left after the loader workers, unless
+    OMP_NUM_THREADS is set (then that is the user's choice).  Returns the thread count."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+            else os.cpu_count() or 1
+        torch.set_num_threads(intra_op_threads(workers, processes_per_node, cores))
+    return torch.get_num_threads()
+
+
 def select_device(local_rank):
     """``cuda:<local_rank>`` when CUDA is available, else the CPU."""
     if torch.cuda.is_available():
@@ -73,13 +92,3 @@ def seed_everything(seed):
     np.random.seed(seed)
     torch.manual_seed(seed)
 
-
-def amp_dtype(enabled):
-    """bf16 when mixed precision is on, else None (fp32)."""
-    return torch.bfloat16 if enabled else None
-
-
-def autocast(device, dtype):
-    """Autocast context for ``device`` in ``dtype``; a no-op context when dtype is None."""
-    return torch.autocast(device_type=device.type, dtype=dtype or torch.float32,
-                          enabled=dtype is not None)

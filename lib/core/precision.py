@@ -1,0 +1,23 @@
+"""Mixed precision: the autocast dtype of a run (TRAIN.AMP, TRAIN.AMP_DTYPE) and its context."""
+import torch
+
+AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def amp_dtype(enabled, name="bfloat16"):
+    """The autocast dtype called ``name`` (a key of ``AMP_DTYPES``) when ``enabled``, else None
+    (fp32)."""
+    if name not in AMP_DTYPES:
+        raise ValueError(f"TRAIN.AMP_DTYPE {name!r} is not one of {sorted(AMP_DTYPES)}")
+    return AMP_DTYPES[name] if enabled else None
+
+
+def autocast(device, dtype):
+    """Autocast context for ``device`` in ``dtype``; a no-op context when dtype is None."""
+    return torch.autocast(device_type=device.type, dtype=dtype or torch.float32,
+                          enabled=dtype is not None)
+
+
+def needs_loss_scaling(dtype):
+    """float16 gradients underflow without a loss scale (GradScaler); bfloat16 and fp32 do not."""
+    return dtype == torch.float16

@@ -1,0 +1,25 @@
+"""A tiny trainer on the synthetic data of tests/tools (one process, CPU, in this process)."""
+import pytest
+import torch
+
+from lib.config import load_cfg
+from lib.engine.trainer import Trainer
+from tests.tools.conftest import synthetic_root  # noqa: F401 (the session fixture)
+from tests.tools.helpers import OFFSET_CFG, small_opts
+
+
+@pytest.fixture
+def make_trainer(synthetic_root, tmp_path):  # noqa: F811
+    """``make_trainer(out=None, cfg_path=OFFSET_CFG, **overrides)``: a Trainer (default: of the
+    offset network) writing under ``out`` or tmp_path."""
+    made = []
+
+    def make(out=None, cfg_path=OFFSET_CFG, **extra):
+        cfg = load_cfg(cfg_path, small_opts(synthetic_root, str(out or tmp_path), **extra))
+        trainer = Trainer(cfg, cfg_path, torch.device("cpu"), rank=0, world_size=1)
+        made.append(trainer)
+        return trainer
+
+    yield make
+    for trainer in made:
+        trainer.close()

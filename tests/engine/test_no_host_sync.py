@@ -1,0 +1,45 @@
+"""The training loop reads nothing back from the device between its checks."""
+import os
+import traceback
+
+import torch
+
+SYNCS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "numpy")
+# Data loading runs on the CPU ahead of the device (in worker processes when WORKERS > 0).
+DATA_CODE = (os.path.join("torch", "utils", "data"), os.path.join("lib", "datasets"))
+
+
+def _count_syncs(monkeypatch):
+    """Patch every Tensor method that hands a value to Python; returns the list of calls."""
+    calls = []
+    for name in SYNCS:
+        original = getattr(torch.Tensor, name)
+
+        def counting(self, *args, _name=name, _original=original, **kwargs):
+            frames = [f.filename for f in traceback.extract_stack()[:-1]]
+            if not any(part in f for f in frames for part in DATA_CODE):
+                calls.append((_name, frames[-1]))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    return calls
+
+
+def test_a_step_loop_synchronises_once_per_print_freq(make_trainer, monkeypatch):
+    trainer = make_trainer(epochs=1, PRINT_FREQ=4, **{"TRAIN.BATCH_SIZE_PER_GPU": 1})
+    epoch = next(trainer.schedule.epochs(0))
+    iterations = len(trainer.loader)
+    assert iterations == 8
+    calls = _count_syncs(monkeypatch)
+    trainer.train_epoch(epoch)
+    monkeypatch.undo()
+    assert trainer.iteration == iterations
+    assert len(calls) == iterations // 4, calls
+
+
+def test_the_counter_sees_a_host_read(monkeypatch):
+    calls = _count_syncs(monkeypatch)
+    torch.ones(2).sum().item()
+    bool(torch.ones(()) > 0)
+    monkeypatch.undo()
+    assert [name for name, _ in calls] == ["item", "__bool__"]
