@@ -4,6 +4,7 @@
         TEST.SCALE_LIST 0.5,0.75,1.0,1.25,1.5,1.75 TEST.FLIP_TEST True
     python tools/test.py --cfg <yaml> --save-pred DATASET.TEST_SET list/cityscapes/test.lst ...
     torchrun --nproc_per_node=4 tools/test.py --cfg <yaml> ...
+    srun python tools/test.py --cfg <yaml> ...        (one task per GPU, see tools/slurm/)
 
 A list without labels (a test split) gives no metrics: pass --save-pred to write predictions.
 """

@@ -3,6 +3,7 @@
     python tools/train.py --cfg experiments/cityscapes/<name>.yaml [KEY VALUE ...]
     python -m torch.distributed.launch --nproc_per_node=4 tools/train.py --cfg ...
     torchrun --nproc_per_node=4 tools/train.py --cfg ...
+    srun python tools/train.py --cfg ...        (one task per GPU, see tools/slurm/)
 
 SIGTERM (a scheduler's stop) ends the run at the next check with a checkpoint; resume it with
 AUTO_RESUME True (or TRAIN.RESUME True).
