@@ -59,7 +59,8 @@ class LoopSettings:
 
 
 class StepWindow:
-    """Device-side sums over the steps since the last check."""
+    """Device-side sums over the steps since the last check; ``run`` (the current streak of
+    non-finite losses) survives ``reset``, so a streak across checks and epochs counts whole."""
 
     def __init__(self, device):
         self.run = torch.zeros((), device=device)  # non-finite losses in a row, across windows
@@ -114,6 +115,7 @@ class Trainer:
             config_text=cfg.dump(), rank=rank, device=device)
         self.iteration = cfg.TRAIN.BEGIN_EPOCH * len(self.loader)
         self.best_miou = 0.0
+        self.window = StepWindow(device)
         self.stop_requested = self.stop_agreed = False
         if rank == 0:  # only once the run has started: a failed start leaves a folder unchanged
             path = os.path.join(self.output_dir, "config.yaml")
@@ -235,7 +237,8 @@ class Trainer:
         batches = tqdm(loader, desc=label, leave=False, initial=epoch.first_batch, total=total,
                        disable=self.rank != 0 or not sys.stderr.isatty())
         self.model.train()
-        window = StepWindow(self.device)
+        window = self.window
+        window.reset()  # the streak of non-finite losses goes on across epochs
         self._snapshot_buffers()
         data_tic = time.perf_counter()
         for position, batch in enumerate(batches, start=epoch.first_batch + 1):
@@ -286,6 +289,7 @@ class Trainer:
         if restored:
             logger.warning("non-finite batch-norm statistics after a non-finite forward: "
                            "restored those of iteration %d", self.restored_from)
+            self.snapshot_iteration = self.restored_from  # the statistics are that old
         if exceeded:
             raise NonFiniteLossError(
                 f"{self.settings.max_nonfinite} or more non-finite losses in a row by iteration "

@@ -113,6 +113,20 @@ def test_nan_forwards_in_a_row_stop_the_run_naming_the_key(make_trainer):
     assert not os.path.exists(os.path.join(trainer.output_dir, "checkpoint.pth.tar"))
 
 
+def test_a_streak_of_nan_forwards_is_counted_across_epoch_ends(make_trainer):
+    # Every forward is NaN; the limit is one more than an epoch holds, so only a streak that
+    # survives the epoch end reaches it.
+    probe = make_trainer(epochs=3, cfg_path=BASELINE_CFG, **QUIET)
+    per_epoch = len(probe.loader)
+    probe.close()
+    trainer = make_trainer(epochs=3, cfg_path=BASELINE_CFG, **QUIET,
+                           **{"TRAIN.MAX_NONFINITE": per_epoch + 1})
+    trainer.model = _NaNImagesAt(trainer.model, calls=range(1, 3 * per_epoch + 1))
+    with pytest.raises(NonFiniteLossError):
+        trainer.fit()
+    assert not os.path.exists(os.path.join(trainer.output_dir, "final_state.pth"))
+
+
 def test_float16_training_resumes_exactly_with_its_grad_scaler(make_trainer, tmp_path):
     fp16 = {"TRAIN.AMP": True, "TRAIN.AMP_DTYPE": "float16", **QUIET}
     straight = make_trainer(tmp_path / "straight", epochs=2, **fp16)
