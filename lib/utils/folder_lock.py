@@ -3,6 +3,8 @@
 The lock holds ``<host> <pid>`` of its owner.  A lock whose owner runs on this host but no longer
 exists (a killed run) is stale and taken over with a warning; a live owner, or one on another host
 (which cannot be checked from here), stops the new run with an error naming the folder and owner.
+The file appears with its content in one step (written beside it, then hard-linked into place), so
+a lock that cannot be read is not a half-written one: it is treated as held, never as stale.
 """
 import logging
 import os
@@ -28,12 +30,19 @@ def _alive(pid):
 
 
 def _read_owner(path):
+    """``(host, pid)`` of the lock at ``path``; None when there is none."""
     try:
         with open(path) as f:
-            host, pid = f.read().split()
+            text = f.read()
+    except FileNotFoundError:
+        return None
+    try:
+        host, pid = text.split()
         return host, int(pid)
-    except (OSError, ValueError):
-        return None  # removed meanwhile, or half written: treated as stale
+    except ValueError:
+        raise FolderLockedError(
+            f"{path} exists but does not name its owner ({text.strip()[:60]!r}); delete it if no "
+            f"run uses {os.path.dirname(path)}") from None
 
 
 class FolderLock:
@@ -49,16 +58,33 @@ class FolderLock:
     def acquire(self):
         """Take the lock; raises FolderLockedError while another live run holds it."""
         for _ in range(3):  # a stale lock removed by a concurrent run: try again
+            if self._create():
+                self.held = True
+                return self
+            self._remove_if_stale()
+        raise FolderLockedError(f"cannot lock {self.folder}: {self.path} keeps reappearing")
+
+    def _create(self):
+        """Create the lock with its content in one step; False when a lock exists."""
+        content = "{} {}\n".format(*self.owner)
+        tmp = f"{self.path}.{self.owner[0]}.{self.owner[1]}.tmp"
+        with open(tmp, "w") as f:
+            f.write(content)
+        try:
+            os.link(tmp, self.path)  # fails when the lock exists, atomically (also on NFS)
+            return True
+        except FileExistsError:
+            return False
+        except OSError:  # a file system without hard links: exclusive create, then write
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                self._remove_if_stale()
-                continue
+                return False
             with os.fdopen(fd, "w") as f:
-                f.write("{} {}\n".format(*self.owner))
-            self.held = True
-            return self
-        raise FolderLockedError(f"cannot lock {self.folder}: {self.path} keeps reappearing")
+                f.write(content)
+            return True
+        finally:
+            os.remove(tmp)
 
     def _remove_if_stale(self):
         owner = _read_owner(self.path)

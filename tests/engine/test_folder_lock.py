@@ -74,3 +74,25 @@ def test_a_run_that_fails_to_start_leaves_config_and_no_lock(make_trainer, tmp_p
         make_trainer(epochs=3, **{"MODEL.PRETRAINED": "no_such_weights.pth"})
     assert (_folder(tmp_path) / "config.yaml").read_text() == config
     assert not (_folder(tmp_path) / LOCK_NAME).exists()
+
+
+def test_a_lock_that_does_not_name_its_owner_is_held_not_stale(tmp_path):
+    # What a reader could see of a lock that is still being written, were it not written whole.
+    (tmp_path / LOCK_NAME).write_text("")
+    with pytest.raises(FolderLockedError, match="does not name its owner"):
+        FolderLock(str(tmp_path)).acquire()
+    assert (tmp_path / LOCK_NAME).exists()
+
+
+def test_the_lock_appears_whole_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    seen = []
+    link = os.link
+
+    def watching_link(src, dst):
+        seen.append(open(src).read())
+        return link(src, dst)
+
+    monkeypatch.setattr(os, "link", watching_link)
+    with FolderLock(str(tmp_path)):
+        assert seen == [f"{HOST} {os.getpid()}\n"]
+    assert os.listdir(tmp_path) == []
