@@ -386,11 +386,24 @@ class Checkpointer:
             raise CheckpointError(f"the model holds non-finite values (on this rank: {bad[:3]});"
                                   f" {what} not written")
 
+    def _on_rank_0(self, write, what):
+        """Collective: ``write()`` on rank 0; when it fails every rank raises, so that none is
+        left waiting in the next collective for a rank 0 that stopped."""
+        error = None
+        if self.rank == 0:
+            try:
+                write()
+            except Exception as e:  # re-raised below, on every rank
+                error = e
+        if dist.any_rank(error is not None, self.device):
+            raise error or CheckpointError(f"rank 0 could not write {what}; see its log")
+
     def save(self, iteration, best_miou):
         """Collective: write ``checkpoint.pth.tar``, the one it replaces kept as the previous."""
         self.check_finite(CHECKPOINT)
-        if self.rank != 0:
-            return
+        self._on_rank_0(lambda: self._write(iteration, best_miou), CHECKPOINT)
+
+    def _write(self, iteration, best_miou):
         tmp = _write_temporary({
             "model": model_state(self.model),
             "optimizer": self.optimizer.state_dict(),
@@ -410,8 +423,8 @@ class Checkpointer:
     def save_weights(self, name):
         """Collective: write the bare weights to ``<folder>/<name>``."""
         self.check_finite(name)
-        if self.rank == 0:
-            atomic_save(model_state(self.model), os.path.join(self.folder, name))
+        path = os.path.join(self.folder, name)
+        self._on_rank_0(lambda: atomic_save(model_state(self.model), path), name)
 
     def resume(self):
         """Restore everything from the newest readable checkpoint; returns ``(iteration, best

@@ -132,3 +132,38 @@ def test_no_file_is_written_from_a_model_with_a_nonfinite_value(tmp_path, tensor
         with pytest.raises(CheckpointError, match=tensor):
             save()
     assert os.listdir(tmp_path) == []
+
+
+def _rank_whose_rank_0_disk_is_full(rank, port, folder, results):
+    """One of two gloo ranks saving a checkpoint; rank 0's write fails with ENOSPC."""
+    import datetime
+
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=2, timeout=datetime.timedelta(seconds=60))
+    try:
+        model, optimizer, scaler = _parts()
+        saver = Checkpointer(folder, model, optimizer, scaler, iters_per_epoch=[4],
+                             config_text="A: 1\n", rank=rank, device=torch.device("cpu"))
+        if rank == 0:
+            def full(*_):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            saver._write = full
+        try:
+            saver.save(4, 0.5)
+            results[rank] = "returned"
+        except (OSError, CheckpointError) as e:
+            results[rank] = type(e).__name__
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_failed_write_on_rank_0_raises_on_every_rank_instead_of_leaving_them_waiting(tmp_path):
+    from tests.tools.helpers import free_port
+
+    results = torch.multiprocessing.Manager().dict()
+    torch.multiprocessing.spawn(_rank_whose_rank_0_disk_is_full,
+                                args=(free_port(), str(tmp_path), results), nprocs=2)
+    assert dict(results) == {0: "OSError", 1: "CheckpointError"}
