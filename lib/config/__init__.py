@@ -204,8 +204,10 @@ def _validate_stage(key, stage):
         if len(stage[field]) != stage.NUM_BRANCHES:
             raise ConfigError(f"{key}.{field} has {len(stage[field])} entries but "
                               f"NUM_BRANCHES is {stage.NUM_BRANCHES}")
-    if stage.BLOCK not in ("BASIC", "BOTTLENECK"):
-        raise ConfigError(f"{key}.BLOCK = {stage.BLOCK!r} is not BASIC or BOTTLENECK")
+    from ..models.hrnet import BLOCKS  # here: lib.models imports this package
+
+    if stage.BLOCK not in BLOCKS:
+        raise ConfigError(f"{key}.BLOCK = {stage.BLOCK!r} is not one of {list(BLOCKS)}")
     if stage.FUSE_METHOD != "SUM":
         raise ConfigError(f"{key}.FUSE_METHOD = {stage.FUSE_METHOD!r}: only SUM exists (the "
                           f"branches of a module are added)")

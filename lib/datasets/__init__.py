@@ -13,7 +13,7 @@ from .files import DatasetError
 from .transforms import TrainTransform
 
 __all__ = ["build_dataset", "build_train_transform", "dataset_class", "dataset_tables",
-           "eval_protocol", "init_worker", "seed_worker", "BaseDataset", "Cityscapes", "ACDC",
+           "eval_protocol", "init_worker", "BaseDataset", "Cityscapes", "ACDC",
            "ADE20K", "CustomDataset", "CONDITIONS", "DatasetError", "SPLITS", "TrainTransform"]
 
 _DATASETS = {"cityscapes": Cityscapes, "acdc": ACDC, "ade20k": ADE20K}
@@ -126,6 +126,3 @@ def init_worker(worker_id):
     """
     cv2.setNumThreads(0)
 
-
-# The former name, kept for the entry points that pass it to their DataLoaders.
-seed_worker = init_worker

@@ -3,7 +3,7 @@ import signal
 
 from torch.utils.data import BatchSampler, DataLoader, Subset
 
-from ..datasets import seed_worker
+from ..datasets import init_worker
 from ..datasets.sampler import TrainSampler
 from ..utils import distributed as dist
 from ..utils.launch import RunError
@@ -15,7 +15,7 @@ def _init_worker(worker_id):
     checkpoint that the main process writes on SIGTERM.  The main process shuts them down
     (``shut_down``): they no longer die of the SIGTERM that Python's exit sends to leftovers."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    seed_worker(worker_id)
+    init_worker(worker_id)
 
 
 def shut_down(iterator):
