@@ -235,6 +235,17 @@ def test_imagenet_file_initialises_the_trunk_and_the_offset_copies_of_the_ocr_ne
             assert torch.equal(sd[k], fresh[k]), k
 
 
+def _thesis_checkpoint(tmp_path, make_tiny_cfg):
+    """A thesis-style offset-network checkpoint (``model.`` prefix, random values): its path and
+    its tensors as read back."""
+    torch.manual_seed(3)
+    trained = build_model(make_tiny_cfg(), load_pretrained=False).state_dict()
+    path = tmp_path / "offset_ckpt.pth"
+    torch.save({"model." + k: torch.randn_like(v.float()).to(v.dtype) for k, v in trained.items()},
+               path)
+    return path, read_state_dict(str(path))
+
+
 @pytest.mark.parametrize("name, head", [("branched_seg_hrnet", "offset_layer"),
                                         ("branched_seg_hrnet_ocr", "aux_head_offset")])
 @pytest.mark.parametrize("take", [False, True])
@@ -242,12 +253,7 @@ def test_offset_head_of_an_offset_checkpoint_is_taken_only_behind_the_key(
         tmp_path, make_tiny_cfg, caplog, name, head, take):
     main_path, _ = _imagenet_file(tmp_path, make_tiny_cfg(name="seg_hrnet"))
     # A thesis offset-network checkpoint (offset_layer) serves both networks.
-    torch.manual_seed(3)
-    trained = build_model(make_tiny_cfg(), load_pretrained=False).state_dict()
-    offset_path = tmp_path / "offset_ckpt.pth"
-    torch.save({"model." + k: torch.randn_like(v.float()).to(v.dtype) for k, v in trained.items()},
-               offset_path)
-    trained = read_state_dict(str(offset_path))
+    offset_path, trained = _thesis_checkpoint(tmp_path, make_tiny_cfg)
     cfg = _ocr_cfg(make_tiny_cfg, name=name)
     cfg.MODEL.PRETRAINED, cfg.MODEL.OFFSET_PRETRAINED = main_path, str(offset_path)
     cfg.MODEL.FREEZED_PAR = True
@@ -294,12 +300,7 @@ def test_the_report_says_when_model_pretrained_itself_supplies_the_offset_head(
         tmp_path, make_tiny_cfg, caplog):
     # The same thesis checkpoint as MODEL.PRETRAINED and MODEL.OFFSET_PRETRAINED: its
     # offset_layer comes in through MODEL.PRETRAINED, and the report must say so.
-    torch.manual_seed(3)
-    trained = build_model(make_tiny_cfg(), load_pretrained=False).state_dict()
-    path = tmp_path / "thesis_ckpt.pth"
-    torch.save({"model." + k: torch.randn_like(v.float()).to(v.dtype) for k, v in trained.items()},
-               path)
-    trained = read_state_dict(str(path))
+    path, trained = _thesis_checkpoint(tmp_path, make_tiny_cfg)
     cfg = make_tiny_cfg()
     cfg.MODEL.PRETRAINED = cfg.MODEL.OFFSET_PRETRAINED = str(path)
     with caplog.at_level(logging.INFO):
