@@ -12,7 +12,10 @@ import torch
 import torch.distributed as dist
 
 _TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
-_SLURM_VARS = ("SLURM_PROCID", "SLURM_LOCALID", "SLURM_NTASKS")
+# srun sets these for every task of a job step; SLURM_STEP_NUM_TASKS is the step's size.  The
+# batch script itself runs outside any step: there SLURM_NTASKS is the allocation's task count, and
+# taking it as the world size would wait for tasks that never start.
+_SLURM_VARS = ("SLURM_PROCID", "SLURM_LOCALID", "SLURM_STEP_NUM_TASKS")
 # Used when neither MASTER_PORT nor SLURM_JOB_ID is set; torchrun's default.
 DEFAULT_PORT = 29500
 
@@ -21,11 +24,13 @@ def launcher_env(environ=None):
     """(rank, local_rank, world_size) of this process.
 
     From RANK / LOCAL_RANK / WORLD_SIZE (torchrun, torch.distributed.launch) when WORLD_SIZE is
-    set, else from SLURM_PROCID / SLURM_LOCALID / SLURM_NTASKS (one task per GPU under
-    ``srun``), else (0, 0, 1).  ``environ`` defaults to ``os.environ``.
+    set, else inside an ``srun`` step from SLURM_PROCID / SLURM_LOCALID and the step's task count
+    SLURM_STEP_NUM_TASKS (one task per GPU; equal to SLURM_NTASKS for a plain ``srun``), else
+    (0, 0, 1): also in a batch script outside ``srun``, which is one process whatever
+    SLURM_NTASKS says.  ``environ`` defaults to ``os.environ``.
     """
     environ = os.environ if environ is None else environ
-    if "WORLD_SIZE" not in environ and "SLURM_NTASKS" in environ:
+    if "WORLD_SIZE" not in environ and "SLURM_STEP_NUM_TASKS" in environ:
         names = _SLURM_VARS
     else:
         names = _TORCHRUN_VARS

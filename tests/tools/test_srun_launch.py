@@ -18,15 +18,16 @@ LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_
                  "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")
 
 # srun on one node: SLURM_NTASKS copies of the command, task i with SLURM_PROCID = SLURM_LOCALID
-# = i, each writing to <SRUN_LOGS>/step<k>_task<i>.log (step k = how many srun calls came
-# before); fails when a task fails.
+# = i and the step's size SLURM_STEP_NUM_TASKS, each writing to <SRUN_LOGS>/step<k>_task<i>.log
+# (step k = how many srun calls came before); fails when a task fails.
 FAKE_SRUN = f"""#!{sys.executable}
 import os, subprocess, sys
 logs = os.environ["SRUN_LOGS"]
 step = len({{name.split("_")[0] for name in os.listdir(logs)}})
 procs = []
 for task in range(int(os.environ["SLURM_NTASKS"])):
-    env = dict(os.environ, SLURM_PROCID=str(task), SLURM_LOCALID=str(task))
+    env = dict(os.environ, SLURM_PROCID=str(task), SLURM_LOCALID=str(task),
+               SLURM_STEP_NUM_TASKS=os.environ["SLURM_NTASKS"])
     log = open(os.path.join(logs, f"step{{step}}_task{{task}}.log"), "w")
     procs.append(subprocess.Popen(sys.argv[1:], env=env, stdout=log, stderr=subprocess.STDOUT))
 sys.exit(max(proc.wait() for proc in procs))

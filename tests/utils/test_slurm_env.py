@@ -10,7 +10,8 @@ from lib.utils.distributed import (
 )
 
 SRUN_TASK_5 = {"SLURM_PROCID": "5", "SLURM_LOCALID": "1", "SLURM_NTASKS": "8",
-               "SLURM_NODELIST": "gpu[07-08]", "SLURM_JOB_ID": "4242"}
+               "SLURM_STEP_NUM_TASKS": "8", "SLURM_NODELIST": "gpu[07-08]",
+               "SLURM_JOB_ID": "4242"}
 
 
 @pytest.mark.parametrize("nodelist, hosts", [
@@ -43,6 +44,18 @@ def test_without_any_launcher_the_process_is_alone():
 
 def test_srun_task_takes_its_ranks_from_slurm():
     assert launcher_env(SRUN_TASK_5) == (5, 1, 8)
+
+
+def test_a_smaller_srun_step_takes_the_steps_task_count():
+    # srun -n 2 inside an allocation of 8 tasks: a group of 2, not 8.
+    assert launcher_env(dict(SRUN_TASK_5, SLURM_PROCID="1", SLURM_STEP_NUM_TASKS="2")) == (1, 1, 2)
+
+
+def test_a_batch_script_outside_srun_is_one_process():
+    # sbatch --ntasks 8 runs the script once, outside any step: waiting for 7 more tasks would
+    # hang until the process group's timeout.
+    batch = {k: v for k, v in SRUN_TASK_5.items() if k != "SLURM_STEP_NUM_TASKS"}
+    assert launcher_env(dict(batch, SLURM_PROCID="0", SLURM_LOCALID="0")) == (0, 0, 1)
 
 
 def test_torchrun_variables_win_over_slurm():
