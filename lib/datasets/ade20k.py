@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..utils.geometry import short_side_size
-from .base_dataset import BaseDataset
+from .base_dataset import BaseDataset, readonly
 from .transforms import TrainTransform
 
 __all__ = ["ADE20K", "CLASS_NAMES", "LABEL_TO_TRAIN_ID", "TRAIN_ID_TO_LABEL", "PALETTE",
@@ -43,22 +43,17 @@ CLASS_NAMES = (
     "shower", "radiator", "glass", "clock", "flag")
 
 
-def _readonly(array):
-    array.flags.writeable = False
-    return array
-
-
 # 256-entry lookup table: raw annotation value -> training id; 0 ("other") and anything above
 # 150 -> 255 (ignored).
 LABEL_TO_TRAIN_ID = np.full(256, 255, dtype=np.uint8)
 LABEL_TO_TRAIN_ID[1:len(CLASS_NAMES) + 1] = np.arange(len(CLASS_NAMES), dtype=np.uint8)
-LABEL_TO_TRAIN_ID = _readonly(LABEL_TO_TRAIN_ID)
+LABEL_TO_TRAIN_ID = readonly(LABEL_TO_TRAIN_ID)
 
 # 150-entry table: training id k -> raw annotation value k + 1 (for writing label PNGs).
-TRAIN_ID_TO_LABEL = _readonly(np.arange(1, len(CLASS_NAMES) + 1, dtype=np.uint8))
+TRAIN_ID_TO_LABEL = readonly(np.arange(1, len(CLASS_NAMES) + 1, dtype=np.uint8))
 
 # The standard colour of each class, RGB, in training-id order.
-PALETTE = _readonly(np.array([
+PALETTE = readonly(np.array([
     (120, 120, 120), (180, 120, 120), (6, 230, 230), (80, 50, 50), (4, 200, 3),
     (120, 120, 80), (140, 140, 140), (204, 5, 255), (230, 230, 230), (4, 250, 7),
     (224, 5, 255), (235, 255, 7), (150, 5, 61), (120, 120, 70), (8, 255, 51),

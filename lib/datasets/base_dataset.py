@@ -26,11 +26,18 @@ from torch.utils.data import Dataset
 from .files import DatasetError, check_listed_files, read_image, read_label, read_list
 from .transforms import MEAN, STD, TrainTransform, normalize
 
-__all__ = ["BaseDataset", "SPLITS", "PLAIN_INDEX_EPOCH"]
+__all__ = ["BaseDataset", "SPLITS", "PLAIN_INDEX_EPOCH", "readonly"]
 
 SPLITS = ("train", "val", "test")
 # The epoch of an item fetched by a plain index: ``dataset[i]`` is ``dataset[(i, 0)]``.
 PLAIN_INDEX_EPOCH = 0
+
+
+def readonly(array: np.ndarray) -> np.ndarray:
+    """``array`` made read-only, for the class tables that every dataset of a kind shares (no
+    caller can change them for everybody)."""
+    array.flags.writeable = False
+    return array
 
 
 class BaseDataset(Dataset):

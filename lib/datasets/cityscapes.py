@@ -11,7 +11,7 @@ Layout under ``<DATASET.ROOT>/cityscapes/``::
 import numpy as np
 import torch
 
-from .base_dataset import BaseDataset
+from .base_dataset import BaseDataset, readonly
 
 __all__ = ["Cityscapes", "CLASS_NAMES", "TRAIN_LABEL_IDS", "LABEL_TO_TRAIN_ID",
            "TRAIN_ID_TO_LABEL", "PALETTE", "CLASS_WEIGHTS"]
@@ -26,21 +26,16 @@ CLASS_NAMES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic
 TRAIN_LABEL_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
 
 
-def _readonly(array):
-    array.flags.writeable = False
-    return array
-
-
 # 256-entry lookup table: label id -> trainId (255 = ignored).
 LABEL_TO_TRAIN_ID = np.full(256, 255, dtype=np.uint8)
 LABEL_TO_TRAIN_ID[list(TRAIN_LABEL_IDS)] = np.arange(len(TRAIN_LABEL_IDS), dtype=np.uint8)
-LABEL_TO_TRAIN_ID = _readonly(LABEL_TO_TRAIN_ID)
+LABEL_TO_TRAIN_ID = readonly(LABEL_TO_TRAIN_ID)
 
 # 19-entry table: trainId -> Cityscapes label id (the ids the benchmark servers expect).
-TRAIN_ID_TO_LABEL = _readonly(np.array(TRAIN_LABEL_IDS, dtype=np.uint8))
+TRAIN_ID_TO_LABEL = readonly(np.array(TRAIN_LABEL_IDS, dtype=np.uint8))
 
 # Colour of each trainId, RGB.
-PALETTE = _readonly(np.array([
+PALETTE = readonly(np.array([
     (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
     (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
     (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .base_dataset import BaseDataset
+from .base_dataset import BaseDataset, readonly
 from .files import DatasetError
 
 __all__ = ["CustomDataset", "ClassTables", "class_tables", "distinct_palette"]
@@ -94,12 +94,7 @@ def class_tables(class_names: Sequence[str], label_map: Sequence[Sequence[int]] 
     lut, to_label = _label_tables(label_map, names)
     weights = _check_weights(class_weights, len(names)) if len(class_weights) else None
     colours = _check_palette(palette, len(names)) if len(palette) else distinct_palette(len(names))
-    return ClassTables(names, _readonly(lut), _readonly(to_label), _readonly(colours), weights)
-
-
-def _readonly(array):
-    array.flags.writeable = False
-    return array
+    return ClassTables(names, readonly(lut), readonly(to_label), readonly(colours), weights)
 
 
 def _is_int(value):
