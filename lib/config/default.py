@@ -57,7 +57,9 @@ _C.MODEL.OFFSET_PRETRAINED_HEAD = False
 # drift.
 _C.MODEL.FREEZED_PAR = False
 # align_corners of every bilinear resize of features and logits (the HRNetV2 reference experiments
-# use False, the HRNet-OCR and OVeNet-OCR ones True).
+# use False, the HRNet-OCR and OVeNet-OCR ones True).  Not of the confidence loss: it resizes the
+# confidence map and the offsets to the label size with False in every network, as the OVeNet
+# code does.
 _C.MODEL.ALIGN_CORNERS = False
 # Momentum of every batch norm's running statistics: 0.01 in the HRNetV2 reference, 0.1 in
 # HRNet-OCR and OVeNet-OCR.
@@ -310,6 +312,10 @@ _C.TEST.ACCUMULATE = "exp_logits"
 # moved inside, STRIDE_RATIO), "ade20k" (HRNet-OCR: short side to BASE_SIZE first, windows at
 # 2/3 stride padded with black), or "" = the protocol of DATASET.DATASET.
 _C.TEST.PROTOCOL = ""
+# ade20k protocol only: cut the multiple-of-8 padding off the summed scores before the resize to
+# the label size.  False = the reference (HRNet-OCR's ADE20K testval resizes the padded map,
+# padding included); True keeps the padding out of the prediction.
+_C.TEST.CROP_PADDING = False
 # Write label-id and colour predictions under <output folder>/predictions (also --save-pred).
 _C.TEST.SAVE_PRED = False
 

@@ -270,7 +270,8 @@ def build_criterion(cfg, class_weights=None):
 
     Reads LOSS.USE_OHEM, OHEMTHRES, OHEMKEEP, CLASS_BALANCE, TERM_WEIGHTS, BALANCE_WEIGHTS,
     REGION_MEAN, CONFIDENCE_MODE,
-    TRAIN.IGNORE_LABEL, MODEL.ALIGN_CORNERS and DATASET.NUM_CLASSES.  ``class_weights`` (K floats,
+    TRAIN.IGNORE_LABEL, MODEL.ALIGN_CORNERS (not for the confidence term, whose resizes use
+    align_corners False as the reference's) and DATASET.NUM_CLASSES.  ``class_weights`` (K floats,
     from the dataset) are used only when LOSS.CLASS_BALANCE is true, and must then be given.
     """
     weight = None
@@ -297,7 +298,9 @@ def build_criterion(cfg, class_weights=None):
         region_loss = CrossEntropy(ignore_label=ignore_label, weight=weight,
                                    align_corners=align_corners,
                                    over_all_pixels=cfg.LOSS.REGION_MEAN == "all_pixels")
+    # The OVeNet code resizes F and o to the label size with align_corners False whatever the
+    # network's setting (its OCR recipes use True everywhere else); so do we.
     confidence_loss = ConfidenceLoss(mode=cfg.LOSS.CONFIDENCE_MODE, ignore_label=ignore_label,
-                                     align_corners=align_corners)
+                                     align_corners=False)
     return OffsetSegLoss(seg_loss, confidence_loss, term_weights=cfg.LOSS.TERM_WEIGHTS,
                          region_loss=region_loss, balance_weights=cfg.LOSS.BALANCE_WEIGHTS)

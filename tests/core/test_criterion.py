@@ -1,6 +1,7 @@
 """Losses against NumPy re-derivations and hand-computed cases."""
 import math
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -298,8 +299,26 @@ def test_build_criterion_translates_config():
     assert (seg.thresh, seg.min_kept, seg.ignore_label, seg.align_corners) == (0.8, 1234, 250, True)
     assert seg.weight.tolist() == [1.0, 2.0, 3.0, 4.0]
     conf = criterion.confidence_loss
-    assert (conf.mode, conf.ignore_label, conf.align_corners) == ("masked", 250, True)
+    # The confidence term resizes with align_corners False whatever MODEL.ALIGN_CORNERS says.
+    assert (conf.mode, conf.ignore_label, conf.align_corners) == ("masked", 250, False)
     assert criterion.term_weights == (0.1, 0.2, 0.3, 0.4)
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_confidence_term_resizes_with_align_corners_false_as_the_ovenet_code(align_corners):
+    # Zero offsets: every seed is its own pixel, so every pixel is a positive and the term is
+    # -sum log(F + 1e-7) / (H W) of F resized to the label size.  OpenCV's INTER_LINEAR is the
+    # half-pixel (align_corners False) bilinear upsampling.
+    cfg = get_cfg()
+    cfg.DATASET.NUM_CLASSES = 3
+    cfg.MODEL.ALIGN_CORNERS = align_corners
+    cfg.LOSS.CLASS_BALANCE = False
+    conf = torch.tensor([[[[0.1, 0.9, 0.5], [0.7, 0.2, 0.6]]]])
+    labels = torch.zeros(1, 8, 12, dtype=torch.int64)
+    up = cv2.resize(conf[0, 0].numpy(), (12, 8), interpolation=cv2.INTER_LINEAR)
+    expected = -np.log(up.astype(np.float64) + 1e-7).sum() / (8 * 12)
+    loss = build_criterion(cfg).confidence_loss(conf, torch.zeros(1, 2, 2, 3), labels)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_build_criterion_uses_class_weights_only_with_class_balance():
