@@ -75,6 +75,8 @@ class InferenceSettings:
     amp_dtype:     autocast dtype of the forwards, or None for fp32.
     pad_value:     per-channel value of the ade20k protocol's window padding, normalised units
                    (black, as in the reference).
+    crop_padding:  ade20k protocol: cut the multiple-of-8 padding off before the resize to the
+                   image size (TEST.CROP_PADDING; False = the reference, which resizes it too).
     """
 
     protocol: str = "cityscapes"
@@ -88,6 +90,7 @@ class InferenceSettings:
     batch_size: int = 1
     amp_dtype: torch.dtype | None = None
     pad_value: tuple[float, float, float] = BLACK
+    crop_padding: bool = False
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
@@ -116,7 +119,7 @@ class InferenceSettings:
                    window_hw=(height, width), batch_size=int(test.WINDOW_BATCH),
                    flip=bool(test.FLIP_TEST), stride_ratio=float(test.STRIDE_RATIO),
                    accumulate=test.ACCUMULATE, align_corners=bool(cfg.MODEL.ALIGN_CORNERS),
-                   amp_dtype=amp_dtype)
+                   amp_dtype=amp_dtype, crop_padding=bool(test.CROP_PADDING))
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int], align_corners: bool) -> torch.Tensor:
@@ -323,8 +326,10 @@ def ade20k_inference(model, image: torch.Tensor, settings: InferenceSettings) ->
     2. For each scale s that image is resized so that its long side is int(base_size * s + 0.5)
        and predicted with ``padded_sliding_window`` (whole when it fits in the window); its
        scores are resized to the padded size of step 1 and added.
-    3. The padding of step 1 is cut off the sum, which is then resized to H x W (the reference's
-       ``testval`` crops ``border_padding`` before its final resize).
+    3. The sum is resized to H x W, padding included, as in the reference: HRNet-OCR's ADE20K
+       ``testval`` items carry no ``border_padding`` (only its PASCAL-Context and COCO-Stuff
+       items do), so nothing is cropped before its final resize.  ``settings.crop_padding``
+       cuts the padding off first instead.
     """
     _check_single(image, "ade20k_inference")
     height, width = image.shape[-2:]
@@ -337,8 +342,9 @@ def ade20k_inference(model, image: torch.Tensor, settings: InferenceSettings) ->
         scores = padded_sliding_window(model, scaled, settings)
         scores = _resize(scores, tuple(padded.shape[-2:]), settings.align_corners)
         total = scores if total is None else total.add_(scores)
-    unpadded = total[:, :, :resized.shape[-2], :resized.shape[-1]]
-    return _resize(unpadded, (height, width), settings.align_corners)
+    if settings.crop_padding:
+        total = total[:, :, :resized.shape[-2], :resized.shape[-1]]
+    return _resize(total, (height, width), settings.align_corners)
 
 
 # Evaluation protocols by name (TEST.PROTOCOL, datasets' ``eval_protocol``).

@@ -70,8 +70,11 @@ def reference_scale(model, img, window_hw, flip):
     return (preds / count)[:, :, :height, :width]
 
 
-def reference_ade20k(model, img, base_size, scales, window_hw, flip):
-    """The HRNet-OCR ADE20K test procedure as its code runs it, written out step by step."""
+def reference_ade20k(model, img, base_size, scales, window_hw, flip, crop_padding=False):
+    """The HRNet-OCR ADE20K test procedure as its code runs it, written out step by step.
+
+    Its ADE20K ``testval`` items carry no border padding, so the padded score map is resized to
+    the label size whole; ``crop_padding`` cuts the padding off first (our option)."""
     height, width = img.shape[-2:]
     if height < width:
         h, w = base_size, int(width * base_size / height + 0.5)
@@ -88,8 +91,9 @@ def reference_ade20k(model, img, base_size, scales, window_hw, flip):
         else:
             size = (int(ph * long_side / pw + 0.5), long_side)
         total = total + resize(reference_scale(model, resize(x, size), window_hw, flip), (ph, pw))
-    # testval: the border padding is cropped off before the resize to the label size.
-    return resize(total[:, :, :h, :w], (height, width))
+    if crop_padding:
+        total = total[:, :, :h, :w]
+    return resize(total, (height, width))
 
 
 def test_windows_start_every_two_thirds_of_a_window_and_run_past_the_edge():
@@ -194,13 +198,40 @@ def test_the_settings_defaults_are_the_config_defaults():
     assert InferenceSettings.from_config(get_cfg()) == InferenceSettings()
 
 
-def test_the_multiple_of_8_padding_is_cut_off_before_the_resize_to_the_label():
+def test_the_multiple_of_8_padding_is_resized_with_the_prediction_as_in_the_reference():
     # Short side 40 = TEST.BASE_SIZE, so 40 x 60 is not resized; it is padded to 40 x 64, and at
-    # scale 1.6 the long side is 64 again: every resize is the identity, and a pointwise model
-    # gives exp(W x + b) at every pixel exactly when the padding is cut off before the last
-    # resize (resizing 40 x 64 to 40 x 60 would blend the padding into the right columns).
+    # scale 1.6 the long side is 64 again.  A pointwise model gives exp(W x + b) at every pixel
+    # of the padded 40 x 64 map (padding pixels are 0, so they give exp(b)); the reference
+    # resizes that map, padding included, to 40 x 60.
     model = Pointwise()
     x = image(40, 60, seed=5)
-    got = ade20k_inference(model, x, ade_settings(scales=(1.6,), base_size=40,
-                                                  window_hw=(64, 64)))
-    torch.testing.assert_close(got, model(x).final.exp())
+    settings = ade_settings(scales=(1.6,), base_size=40, window_hw=(64, 64))
+    got = ade20k_inference(model, x, settings)
+    padded = F.pad(x, (0, 4, 0, 0), value=0.0)
+    torch.testing.assert_close(got, resize(model(padded).final.exp(), (40, 60)))
+    assert not torch.allclose(got, model(x).final.exp(), rtol=1e-4, atol=1e-5)
+
+
+def test_crop_padding_cuts_the_multiple_of_8_padding_off_before_the_resize():
+    # As above; with the padding cut off first every resize is the identity.
+    model = Pointwise()
+    x = image(40, 60, seed=5)
+    settings = ade_settings(scales=(1.6,), base_size=40, window_hw=(64, 64), crop_padding=True)
+    torch.testing.assert_close(ade20k_inference(model, x, settings), model(x).final.exp())
+
+
+@pytest.mark.parametrize("crop_padding", [False, True])
+def test_crop_padding_equals_the_reference_loops_either_way(crop_padding):
+    model = QuarterWindowMean()
+    x = image(50, 75, seed=3)
+    settings = ade_settings(scales=(0.5, 1.0, 1.75), base_size=40, window_hw=(24, 24),
+                            flip=True, batch_size=3, crop_padding=crop_padding)
+    expected = reference_ade20k(model, x, 40, (0.5, 1.0, 1.75), (24, 24), True, crop_padding)
+    torch.testing.assert_close(predict(model, x, settings), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_crop_padding_is_read_from_the_config():
+    cfg = get_cfg()
+    assert InferenceSettings.from_config(cfg).crop_padding is False
+    cfg.TEST.CROP_PADDING = True
+    assert InferenceSettings.from_config(cfg).crop_padding is True
