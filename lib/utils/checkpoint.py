@@ -234,11 +234,27 @@ def load_pretrained(model, path, offset_path="", offset_head=False):
             state.update(_offset_head_weights(offset_state, model.OFFSET_HEAD, offset_head,
                                               offset_path, path if from_main else ""))
     source = " + ".join(p for p in (path, offset_path) if p)
+    state = _drop_unused_offset_path(state, model_keys, source)
     state = drop_other_class_count(model, state, source)
     return load_state_dict(model, state, source, require_all=False)
 
 
 _OFFSET_HEADS = ("offset_layer.", "aux_head_offset.")
+# The offset path of the offset networks' files: duplicated stages and the offset head.
+_OFFSET_PATH = tuple(f"{name}{k}_2." for k in range(1, 5) for name in ("transition", "stage")) \
+    + _OFFSET_HEADS
+
+
+def _drop_unused_offset_path(state, model_keys, source):
+    """``state`` without the offset-path tensors a network without that path has no place for
+    (a baseline initialised from an offset-network file); the log names them as unused."""
+    unused = [k for k in state if k.startswith(_OFFSET_PATH) and k not in model_keys]
+    if not unused:
+        return state
+    modules = sorted({k.split(".")[0] for k in unused})
+    logger.info("%s: %d tensors of the offset path are unused by this network (%s)", source,
+                len(unused), ", ".join(modules))
+    return OrderedDict((k, v) for k, v in state.items() if k not in unused)
 
 
 def _hrnet_head_as_regions(state, model_keys, source):

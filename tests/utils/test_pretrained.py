@@ -308,3 +308,30 @@ def test_the_report_says_when_model_pretrained_itself_supplies_the_offset_head(
     assert torch.equal(sd["offset_layer.3.weight"], trained["offset_layer.3.weight"])
     assert f"offset_layer taken from {path}" in caplog.text
     assert "left at its initialisation" not in caplog.text
+
+
+@pytest.mark.parametrize("name", ["seg_hrnet", "seg_hrnet_ocr"])
+def test_a_baseline_initialised_from_an_offset_checkpoint_takes_the_trunk_and_skips_the_path(
+        tmp_path, make_tiny_cfg, caplog, name):
+    path, trained = _thesis_checkpoint(tmp_path, make_tiny_cfg)
+    cfg = _ocr_cfg(make_tiny_cfg, name=name) if name == "seg_hrnet_ocr" else make_tiny_cfg(
+        name=name)
+    cfg.MODEL.PRETRAINED = str(path)
+    with caplog.at_level(logging.INFO):
+        sd = build_model(cfg).state_dict()
+    for k, v in sd.items():
+        if k.startswith(("conv1.", "layer1.", "stage2.", "stage3.", "stage4.")):
+            assert torch.equal(v, trained[k]), k
+    offset_keys = [k for k in trained if k.startswith(("transition3_2.", "stage4_2.",
+                                                       "offset_layer."))]
+    assert f"{len(offset_keys)} tensors of the offset path are unused" in caplog.text
+    assert "offset_layer, stage4_2, transition3_2" in caplog.text
+
+
+def test_evaluation_weights_of_an_offset_network_stay_strict_for_a_baseline(tmp_path,
+                                                                             make_tiny_cfg):
+    from lib.models import build_eval_model
+
+    path, _ = _thesis_checkpoint(tmp_path, make_tiny_cfg)
+    with pytest.raises(CheckpointError, match="keys the model does not have"):
+        build_eval_model(make_tiny_cfg(name="seg_hrnet"), str(path), "cpu")
