@@ -41,7 +41,11 @@ def _fake_slurm_env(tmp_path, tasks):
     srun = bin_dir / "srun"
     srun.write_text(FAKE_SRUN)
     srun.chmod(srun.stat().st_mode | stat.S_IEXEC)
-    (bin_dir / "python").symlink_to(sys.executable)
+    # The script's `python` is the interpreter of this test run.  A symlink to it would not do:
+    # a virtual environment's interpreter recognises its environment by its own path only.
+    python = bin_dir / "python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python.chmod(python.stat().st_mode | stat.S_IEXEC)
     env = {k: v for k, v in os.environ.items()
            if k not in LAUNCHER_VARS and not k.startswith("SLURM_")}
     env.update(PATH=f"{bin_dir}{os.pathsep}{env['PATH']}", SRUN_LOGS=str(logs),
