@@ -15,7 +15,7 @@ from lib.core.inference import InferenceSettings, predict
 from lib.core.precision import amp_dtype
 from lib.datasets import build_dataset
 from lib.models import build_eval_model
-from tests.tools.helpers import BASELINE_CFG, OFFSET_CFG, free_port, run_tool, small_opts
+from tests.tools.helpers import BASELINE_CFG, OFFSET_CFG, ROOT, free_port, run_tool, small_opts
 
 NAME = os.path.splitext(os.path.basename(OFFSET_CFG))[0]
 MULTI_SCALE = ["TEST.SCALE_LIST", "0.5,0.75,1.0,1.25,1.5,1.75", "TEST.FLIP_TEST", "True"]
@@ -169,6 +169,17 @@ def test_results_json_agrees_with_a_numpy_count_of_the_saved_predictions(evaluat
         assert results["IoU"][name] == (None if value is None else pytest.approx(value)), name
     for key in ("mIoU", "pixel_acc", "mean_acc"):
         assert results[key] == pytest.approx(expected[key], abs=1e-12), key
+
+
+def test_save_pred_names_files_by_the_image_name_without_leftimg8bit(evaluation, synthetic_root):
+    # berlin_000000_000019_leftImg8bit.png -> berlin_000000_000019.png, as the README says.
+    images = [os.path.basename(image) for _, image, _ in _list_items(synthetic_root, "val.lst")]
+    expected = sorted(name.replace("_leftImg8bit.png", ".png") for name in images)
+    for kind in ("labelIds", "color"):
+        written = sorted(os.listdir(os.path.join(evaluation.folder, "predictions", kind)))
+        assert written == expected, kind
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    assert "`predictions/labelIds/<name>.png`" in readme
 
 
 def test_save_pred_writes_label_ids_and_colours_of_the_predicted_train_ids(evaluation):
