@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import lib, tools.infer
 from lib.config import load_cfg
-from lib.predictor import Predictor
+from lib.evaluation import Predictor
 
 cfg = load_cfg(sys.argv[1], ["TEST.BASE_SIZE", "64"])
 result = Predictor(cfg, model_file=sys.argv[2], device="cpu")(np.zeros((32, 64, 3), np.uint8))

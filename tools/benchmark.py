@@ -19,7 +19,7 @@ Modes:
          with ``predict`` in every iteration; the table gives procedure time / sum of those
          forwards (median of the per-iteration ratios): the cost of everything around the
          network (resizing, windows, flip, accumulation).
-  data   samples/s of the training DataLoader of the trainer (``lib.engine.loaders``: WORKERS,
+  data   samples/s of the training DataLoader of the trainer (``lib.datasets.loaders``: WORKERS,
          TrainSampler, seeded workers, pinned memory on CUDA) on DATASET.ROOT.
 
 ``--size H W`` replaces the image size of train/infer/eval, ``--batch`` the batch of train/infer.
@@ -52,15 +52,15 @@ import torch
 import torch.nn as nn
 
 from lib.config import load_cfg
-from lib.core.criterion import build_criterion
-from lib.core.inference import InferenceSettings, forward_logits, predict
-from lib.core.precision import amp_dtype, autocast, needs_loss_scaling
 from lib.datasets import DatasetError, build_dataset, dataset_tables
+from lib.datasets.loaders import train_loader
 from lib.engine import step
-from lib.engine.loaders import train_loader
+from lib.engine.launch import configure_cudnn, select_device
 from lib.engine.schedule import build_optimizer
+from lib.evaluation.protocols import InferenceSettings, forward_logits, predict
 from lib.models import build_model
-from lib.utils.launch import configure_cudnn, select_device
+from lib.models.losses import build_criterion
+from lib.utils.precision import amp_dtype, autocast, needs_loss_scaling
 from lib.utils.profiling import count_flops, peak_memory_mb
 
 # Timing conventions: times are measured with ``time.perf_counter`` around each call, after

@@ -4,7 +4,7 @@
         [--size H W] [KEY VALUE ...]        # TEST.MODEL_FILE <pth> among the overrides
 
 The file takes a normalised N x 3 x H x W RGB batch and returns the final class logits at 1/4
-resolution, then for the offset network the offsets and the confidence (``lib.export``).  It is
+resolution, then for the offset network the offsets and the confidence (``lib.models.export``).  It is
 traced at --size (default TEST.IMAGE_SIZE); the ONNX file accepts any N, H and W.  The tool then
 runs the file (onnxruntime, or torch.jit.load) and the network in PyTorch on a random image at
 that size and at half of it, prints the largest difference of each output, and exits with
@@ -21,8 +21,8 @@ import logging
 import torch
 
 from lib.config import load_cfg
-from lib.export import FORMATS, OPSET, TOLERANCE, check, check_sizes, export
 from lib.models import build_eval_model
+from lib.models.export import FORMATS, OPSET, TOLERANCE, check, check_sizes, export
 
 logger = logging.getLogger("export")
 

@@ -10,7 +10,7 @@ benchmark servers take them), and for the offset network <stem>_offsets.png and
 <stem>_confidence.png (the maps at scale 1); --montage adds <stem>_montage.png (image, S_i,
 offsets, confidence, S_f).  A video gives <stem>_overlay.mp4 at its frame rate.
 
-Every image or frame is predicted as tools/test.py predicts (``lib.predictor.Predictor``): resized
+Every image or frame is predicted as tools/test.py predicts (``lib.evaluation.Predictor``): resized
 so that its long side is TEST.BASE_SIZE times each scale of TEST.SCALE_LIST (windows of
 TEST.IMAGE_SIZE above 1), with TEST.FLIP_TEST.  A file that cannot be read is reported and skipped;
 the tool goes on with the others and exits with status 1 at the end, naming the skipped files.
@@ -31,8 +31,8 @@ from tqdm import tqdm
 from lib.config import load_cfg
 from lib.datasets import DatasetError
 from lib.datasets.files import read_image
-from lib.predictor import Predictor
-from lib.utils.launch import select_device
+from lib.engine.launch import select_device
+from lib.evaluation import Predictor
 from lib.utils.visualize import colorize, overlay, prediction_panels, save_png
 
 logger = logging.getLogger("infer")

@@ -17,17 +17,17 @@ import argparse
 import json
 import logging
 
-from lib.core.inference import InferenceSettings
-from lib.core.metrics import format_table, json_safe
-from lib.core.precision import amp_dtype
 from lib.datasets import build_dataset
-from lib.engine.evaluation import evaluate, multi_scale
-from lib.engine.loaders import eval_loader
-from lib.engine.predictions import PredictionFiles, PredictionWriter
+from lib.datasets.loaders import eval_loader
+from lib.engine.launch import RunError, configure_cudnn, init_process, make_writable_dir, run_dirs
+from lib.evaluation.loop import evaluate, multi_scale
+from lib.evaluation.metrics import format_table, json_safe
+from lib.evaluation.prediction_files import PredictionFiles, PredictionWriter
+from lib.evaluation.protocols import InferenceSettings
 from lib.models import build_eval_model
 from lib.utils import distributed as dist
-from lib.utils.launch import RunError, configure_cudnn, init_process, make_writable_dir, run_dirs
 from lib.utils.logger import create_writer, setup_logging
+from lib.utils.precision import amp_dtype
 
 logger = logging.getLogger("test")
 

@@ -16,9 +16,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 import signal
 
+from lib.engine.launch import init_process
 from lib.engine.trainer import Trainer
 from lib.utils import distributed as dist
-from lib.utils.launch import init_process
 
 
 def parse_args(argv=None):

@@ -9,19 +9,22 @@ merges the file and then the command-line overrides in one walk each, so that
 - published experiment files load unchanged: the rules of :data:`_PUBLISHED_FILE_RULES`
   translate what they say differently (``NUM_RANCHES``, with a warning);
 
-and then checks the values (choices come from the builders' own name tables).
+and then checks the values (choices come from the builders' own name tables, which they
+register with ``register_choices``).
 """
 import difflib
 import logging
 import os
 
 import yaml
-from yacs.config import CfgNode, _check_and_coerce_cfg_value_type
+from yacs.config import CfgNode
 
+from ..utils.precision import AMP_DTYPES
+from .compat import coerce_to_type_of, decode_value
 from .default import _C
 from .published import resolve_published
 
-__all__ = ["get_cfg", "load_cfg", "ConfigError"]
+__all__ = ["get_cfg", "load_cfg", "ConfigError", "register_choices"]
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +121,7 @@ def _merge(node, raw, prefix, source):
         else:
             value = _as_type_of(node[key], value, full, source)
             try:  # yacs' rule of its own merges: the same type, list <-> tuple, or None
-                node[key] = _check_and_coerce_cfg_value_type(value, node[key], key, full)
+                node[key] = coerce_to_type_of(value, node[key], key, full)
             except ValueError as e:
                 raise ConfigError(f"{source}: {e}") from None
 
@@ -137,14 +140,14 @@ def _as_type_of(default, value, key, source):
     """
     if isinstance(default, str):
         return str(value) if _is_number(value) else value
-    value = CfgNode._decode_cfg_value(value)
+    value = decode_value(value)
     if isinstance(default, float) and _is_number(value):
         return float(value)
     if not isinstance(default, (list, tuple)):
         return value
     if isinstance(value, str):
         items = (v.strip().strip("'\"") for v in value.strip("[]()").split(","))
-        value = [CfgNode._decode_cfg_value(v) for v in items if v]
+        value = [decode_value(v) for v in items if v]
     elif _is_number(value):
         value = [value]
     if default and all(_is_number(v) for v in default) and isinstance(value, (list, tuple)):
@@ -156,19 +159,15 @@ def _as_type_of(default, value, key, source):
     return value
 
 
-def _choices():
-    """Each key naming a built thing, with the names its builder accepts (the builder's table)."""
-    # Imported here: the builders' modules import this package.
-    from ..core.criterion import _CONFIDENCE_MODES
-    from ..core.inference import ACCUMULATE_MODES, PROTOCOLS
-    from ..core.precision import AMP_DTYPES
-    from ..engine.schedule import OPTIMIZERS
-    from ..models import _MODELS
-    from ..models.offset_path import OFFSET_BRANCHES
-    return {"MODEL.NAME": tuple(_MODELS), "LOSS.CONFIDENCE_MODE": _CONFIDENCE_MODES,
-            "TEST.ACCUMULATE": ACCUMULATE_MODES, "TRAIN.OPTIMIZER": OPTIMIZERS,
-            "TRAIN.AMP_DTYPE": tuple(AMP_DTYPES), "TEST.PROTOCOL": ("", *PROTOCOLS),
-            "MODEL.EXTRA.OFFSET_BRANCH": OFFSET_BRANCHES}
+# Keys naming a built thing -> the names its builder accepts.  The builders register their own
+# name tables (``register_choices``) when their module is imported, so that this package imports
+# nothing above it; every tool imports the builders before it reads a config.
+_CHOICES = {"TRAIN.AMP_DTYPE": tuple(AMP_DTYPES)}
+
+
+def register_choices(key, names):
+    """Check ``key`` against ``names`` in every ``load_cfg`` from now on (a builder's table)."""
+    _CHOICES[key] = tuple(names)
 
 
 def _get(cfg, dotted):
@@ -178,7 +177,7 @@ def _get(cfg, dotted):
 
 
 def _validate(cfg):
-    for key, allowed in _choices().items():
+    for key, allowed in _CHOICES.items():
         if _get(cfg, key) not in allowed:
             raise ConfigError(f"{key} = {_get(cfg, key)!r} is not one of {list(allowed)}")
     for key in ("TRAIN.IMAGE_SIZE", "TEST.IMAGE_SIZE"):
@@ -204,10 +203,6 @@ def _validate_stage(key, stage):
         if len(stage[field]) != stage.NUM_BRANCHES:
             raise ConfigError(f"{key}.{field} has {len(stage[field])} entries but "
                               f"NUM_BRANCHES is {stage.NUM_BRANCHES}")
-    from ..models.hrnet import BLOCKS  # here: lib.models imports this package
-
-    if stage.BLOCK not in BLOCKS:
-        raise ConfigError(f"{key}.BLOCK = {stage.BLOCK!r} is not one of {list(BLOCKS)}")
     if stage.FUSE_METHOD != "SUM":
         raise ConfigError(f"{key}.FUSE_METHOD = {stage.FUSE_METHOD!r}: only SUM exists (the "
                           f"branches of a module are added)")

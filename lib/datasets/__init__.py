@@ -28,7 +28,7 @@ def dataset_class(name):
 
 
 def eval_protocol(name):
-    """The evaluation protocol (``lib.core.inference.PROTOCOLS``) of the dataset called ``name``;
+    """The evaluation protocol (``lib.evaluation.protocols.PROTOCOLS``) of the dataset called ``name``;
     a dataset of your own is evaluated like Cityscapes (long side to TEST.BASE_SIZE)."""
     return _DATASETS.get(name, CustomDataset).eval_protocol
 

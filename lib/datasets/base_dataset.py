@@ -67,7 +67,7 @@ class BaseDataset(Dataset):
     image_suffix = ""
     num_classes = 0
     label_to_train_id = None
-    # The lib.core.inference protocol of the dataset's benchmark (TEST.PROTOCOL "").
+    # The lib.evaluation.protocols protocol of the dataset's benchmark (TEST.PROTOCOL "").
     eval_protocol = "cityscapes"
 
     def __init__(self, root: str, list_path: str, split: str, *, ignore_label: int = 255,

@@ -1,1 +1,2 @@
-"""The training engine: one training step, the Trainer that owns the loop, one evaluation loop."""
+"""The run: the Trainer and its builder, the training step, the schedule, checkpoints, the
+output folder's lock, launching processes, and the test run."""

@@ -4,8 +4,11 @@ from dataclasses import dataclass
 
 import torch
 
+from ..config import register_choices
+
 # TRAIN.OPTIMIZER: the optimisers build_optimizer makes.
 OPTIMIZERS = ("sgd", "adamw")
+register_choices("TRAIN.OPTIMIZER", OPTIMIZERS)
 
 
 def build_optimizer(model, name, lr, momentum, weight_decay, nesterov):

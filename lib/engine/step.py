@@ -3,7 +3,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core.precision import autocast
+from ..utils.compat import non_finite_check_
+from ..utils.precision import autocast
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,7 @@ def step_unless_nonfinite(optimizer, scaler):
                 by_dtype.setdefault(p.grad.dtype, []).append(p.grad)
     found_inf = torch.zeros((), device=next(iter(by_dtype.values()))[0].device)
     for grads in by_dtype.values():
-        # One multi-tensor pass per dtype, as GradScaler's own check (a scale of 1.0 leaves the
-        # gradients unchanged).
-        torch._amp_foreach_non_finite_check_and_unscale_(grads, found_inf, found_inf.new_ones(()))
+        non_finite_check_(grads, found_inf)  # one multi-tensor pass per dtype
     optimizer.found_inf, optimizer.grad_scale = found_inf, None
     try:
         optimizer.step()

@@ -15,22 +15,23 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from ..core.criterion import build_criterion
-from ..core.metrics import format_table
-from ..core.precision import amp_dtype, needs_loss_scaling
 from ..datasets import build_dataset
+from ..datasets.loaders import eval_loader, train_loader
 from ..datasets.transforms import MEAN, STD
+from ..evaluation.loop import evaluate, single_scale
+from ..evaluation.metrics import format_table
 from ..models import build_model
+from ..models.losses import build_criterion
 from ..utils import distributed as dist
-from ..utils.checkpoint import Checkpointer, unwrap_model
-from ..utils.folder_lock import FolderLock, FolderLockedError
-from ..utils.launch import RunError, configure_cudnn, make_writable_dir, run_dirs, seed_everything
+from ..utils.compat import stop_persistent_workers, unwrap_model
 from ..utils.logger import create_writer, setup_logging
+from ..utils.precision import amp_dtype, needs_loss_scaling
 from ..utils.profiling import count_flops, peak_memory_mb
 from ..utils.visualize import denormalize, prediction_panels
 from . import step
-from .evaluation import evaluate, single_scale
-from .loaders import eval_loader, shut_down_loader, train_loader
+from .checkpointer import Checkpointer
+from .folder_lock import FolderLock, FolderLockedError
+from .launch import RunError, configure_cudnn, make_writable_dir, run_dirs, seed_everything
 from .schedule import Phase, PolySchedule, build_optimizer, set_lr
 
 logger = logging.getLogger(__name__)
@@ -189,7 +190,7 @@ class Trainer:
     def close(self):
         """Stop the loader workers, close the TensorBoard writer, release the folder's lock."""
         for loader, _ in getattr(self, "phase_loaders", []):
-            shut_down_loader(loader)
+            stop_persistent_workers(loader)
         if self.writer is not None:
             self.writer.close()
         if self.lock is not None:

@@ -2,10 +2,11 @@
 import logging
 import os
 
+from ..config import register_choices
 from .branched_seg_hrnet import BranchedSegHRNet
-from .hrnet import StageSpec, set_bn_momentum
+from .hrnet import BLOCKS, StageSpec, set_bn_momentum
 from .ocr import OCRSettings
-from .offset_path import OffsetSettings
+from .offset_path import OFFSET_BRANCHES, OffsetSettings
 from .output import OCROutput, SegOutput
 from .seg_hrnet import SegHRNet
 from .seg_hrnet_ocr import BranchedSegHRNetOCR, SegHRNetOCR
@@ -64,12 +65,19 @@ def _build_branched_seg_hrnet_ocr(cfg):
         offset=_offset_settings(cfg))
 
 
-_MODELS = {
+# Networks by MODEL.NAME.
+MODELS = {
     "seg_hrnet": _build_seg_hrnet,
     "branched_seg_hrnet": _build_branched_seg_hrnet,
     "seg_hrnet_ocr": _build_seg_hrnet_ocr,
     "branched_seg_hrnet_ocr": _build_branched_seg_hrnet_ocr,
 }
+
+
+register_choices("MODEL.NAME", MODELS)
+register_choices("MODEL.EXTRA.OFFSET_BRANCH", OFFSET_BRANCHES)
+for _stage in ("STAGE1", "STAGE2", "STAGE3", "STAGE4", "STAGE2_2", "STAGE3_2", "STAGE4_2"):
+    register_choices(f"MODEL.EXTRA.{_stage}.BLOCK", BLOCKS)
 
 
 def build_model(cfg, load_pretrained=True):
@@ -78,12 +86,12 @@ def build_model(cfg, load_pretrained=True):
     ``load_pretrained=False`` skips those files (evaluation loads TEST.MODEL_FILE instead).
     """
     name = cfg.MODEL.NAME
-    if name not in _MODELS:
-        raise KeyError(f"unknown MODEL.NAME {name!r}; valid names: {sorted(_MODELS)}")
-    model = _MODELS[name](cfg)
+    if name not in MODELS:
+        raise KeyError(f"unknown MODEL.NAME {name!r}; valid names: {sorted(MODELS)}")
+    model = MODELS[name](cfg)
     set_bn_momentum(model, cfg.MODEL.BN_MOMENTUM)
     if load_pretrained and (cfg.MODEL.PRETRAINED or cfg.MODEL.OFFSET_PRETRAINED):
-        from ..utils.checkpoint import load_pretrained as _load
+        from .weights import load_pretrained as _load
         _load(model, cfg.MODEL.PRETRAINED, cfg.MODEL.OFFSET_PRETRAINED,
               offset_head=cfg.MODEL.OFFSET_PRETRAINED_HEAD)
     return model
@@ -97,7 +105,7 @@ def build_eval_model(cfg, model_file, device):
     """
     import torch
 
-    from ..utils.checkpoint import CheckpointError, load_state_dict, read_state_dict
+    from .weights import CheckpointError, load_state_dict, read_state_dict
 
     if not model_file:
         raise CheckpointError("TEST.MODEL_FILE is empty: give the weights to evaluate")

@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import flow_to_image
 
-from ..models.output import SegOutput
 
 __all__ = ["colorize", "overlay", "confidence_image", "offset_image", "denormalize",
            "offsets_to_pixels", "save_png", "prediction_panels"]
@@ -146,13 +145,15 @@ def save_png(path, image: np.ndarray) -> None:
         raise OSError(f"could not write PNG {path} (shape {image.shape}, dtype {image.dtype})")
 
 
-def prediction_panels(image_rgb: np.ndarray, output: SegOutput, palette, *, index: int = 0,
+def prediction_panels(image_rgb: np.ndarray, output, palette, *, index: int = 0,
                       align_corners: bool = False, alpha: float = 0.5,
                       offset_max_px: float | None = None) -> dict[str, np.ndarray]:
     """Pictures of image ``index`` of a network output, each H x W x 3 uint8 RGB at the image size.
 
     image_rgb: the input as H x W x 3 uint8 RGB (``denormalize``).  output: ``model(x)`` as
-    returned (any resolution; every map is resized bilinearly to H x W with ``align_corners``).
+    returned, a ``lib.models.SegOutput`` or anything with its fields ``logits``, ``seed_logits``,
+    ``fused_logits``, ``offsets``, ``confidence`` and ``final`` (any resolution; every map is
+    resized bilinearly to H x W with ``align_corners``).
     Keys: "logits" (argmax of S_i), "seed" (S_s), "fused" (S_f), "confidence" (F with its
     scale bar, so wider than W), "offsets" (in image pixels, ``offset_image`` with
     ``offset_max_px``), "overlay" (colours of ``output.final`` over the image).  The baseline

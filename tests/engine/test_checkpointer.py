@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from lib.utils import checkpoint
-from lib.utils.checkpoint import Checkpointer, CheckpointError
+from lib.engine.checkpointer import Checkpointer, CheckpointError
+from lib.engine import checkpointer
 
 
 def _parts(seed=0):
@@ -112,7 +112,7 @@ def test_a_full_disk_names_the_file_and_the_cause_and_loses_nothing(tmp_path, mo
     saver = _checkpointer(tmp_path, parts)
     saver.save(1, 0.0)
     saved = (tmp_path / "checkpoint.pth.tar").read_bytes()
-    monkeypatch.setattr(checkpoint, "open", _FullDisk, raising=False)
+    monkeypatch.setattr(checkpointer, "open", _FullDisk, raising=False)
     with pytest.raises(CheckpointError) as error:
         saver.save(2, 0.0)
     message = str(error.value)

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from lib.utils.checkpoint import CheckpointError
-from lib.utils.folder_lock import LOCK_NAME, FolderLock, FolderLockedError
+from lib.engine.folder_lock import LOCK_NAME, FolderLock, FolderLockedError
+from lib.models.weights import CheckpointError
 from tests.tools.helpers import OFFSET_CFG
 
 HOST = socket.gethostname()

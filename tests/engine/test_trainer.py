@@ -5,11 +5,11 @@ import os
 import pytest
 import torch
 
-from lib.core.precision import amp_dtype
+from lib.engine.launch import configure_threads, intra_op_threads
 from lib.engine.schedule import Epoch, Phase, PolySchedule
 from lib.engine.trainer import NonFiniteLossError
-from lib.utils.checkpoint import CheckpointError
-from lib.utils.launch import configure_threads, intra_op_threads
+from lib.models.weights import CheckpointError
+from lib.utils.precision import amp_dtype
 from tests.tools.helpers import BASELINE_CFG
 
 QUIET = {"TRAIN.EVAL_INTERVAL": 0}

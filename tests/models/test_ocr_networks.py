@@ -5,8 +5,8 @@ import torch
 import torch.nn as nn
 
 from lib.config import get_cfg
-from lib.core.criterion import build_criterion
 from lib.models import OCROutput, build_model
+from lib.models.losses import build_criterion
 from lib.models.ocr import ObjectAttention, SpatialGather
 
 # Key -> shape of the head tensors of the official HRNet-OCR-W48 (19 classes), written out from

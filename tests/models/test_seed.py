@@ -142,7 +142,7 @@ def test_finite_offsets_zero_the_non_finite_values_and_carry_nan_to_exactly_thos
 # crashes the process (SIGSEGV), so this runs in a child process and must exit normally.
 _NAN_OFFSETS_STEP = """
 import torch
-from lib.core.criterion import build_criterion
+from lib.models.losses import build_criterion
 from lib.models import build_model
 from tests.conftest import tiny_cfg
 

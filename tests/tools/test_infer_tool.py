@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from lib.config import load_cfg
-from lib.core.inference import InferenceSettings, predict
-from lib.core.precision import amp_dtype
 from lib.datasets.transforms import normalize
+from lib.evaluation.protocols import InferenceSettings, predict
 from lib.models import build_eval_model
+from lib.utils.precision import amp_dtype
 from tests.tools.helpers import OFFSET_CFG, run_tool, small_opts
 from tests.tools.test_test_tool import (
     LABEL_IDS,

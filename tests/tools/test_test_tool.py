@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from lib.config import load_cfg
-from lib.core.inference import InferenceSettings, predict
-from lib.core.precision import amp_dtype
 from lib.datasets import build_dataset
+from lib.evaluation.protocols import InferenceSettings, predict
 from lib.models import build_eval_model
+from lib.utils.precision import amp_dtype
 from tests.tools.helpers import BASELINE_CFG, OFFSET_CFG, ROOT, free_port, run_tool, small_opts
 
 NAME = os.path.splitext(os.path.basename(OFFSET_CFG))[0]

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from lib.config import load_cfg
+from lib.engine.launch import RunError
 from lib.engine.schedule import Phase, PolySchedule
 from lib.engine.trainer import NonFiniteLossError, Trainer
-from lib.utils.launch import RunError
 from tests.tools.helpers import OFFSET_CFG, ROOT, free_port, run_tool, small_opts
 
 NAME = os.path.splitext(os.path.basename(OFFSET_CFG))[0]
@@ -150,7 +150,7 @@ def test_batch_larger_than_the_data_is_a_clear_error(synthetic_root, tmp_path):
 
 
 def test_missing_pretrained_file_is_named(synthetic_root, tmp_path):
-    from lib.utils.checkpoint import CheckpointError
+    from lib.models.weights import CheckpointError
 
     with pytest.raises(CheckpointError, match="no_such_weights.pth"):
         _trainer(synthetic_root, str(tmp_path), **{"MODEL.PRETRAINED": "no_such_weights.pth"})

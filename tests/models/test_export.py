@@ -1,12 +1,12 @@
-"""lib.export: ONNX files run by onnxruntime and TorchScript files agree with the PyTorch network
+"""lib.models.export: ONNX files run by onnxruntime and TorchScript files agree with the PyTorch network
 at several input sizes from one file; names, shapes and errors."""
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from lib.export import OUTPUT_NAMES, TensorOutputs, check_sizes, export, max_differences
 from lib.models import build_model
+from lib.models.export import OUTPUT_NAMES, TensorOutputs, check_sizes, export, max_differences
 
 TOLERANCE = 1e-3
 SIZES = [(64, 96), (40, 136)]  # trace size, and another size and aspect

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.config import get_cfg
-from lib.core.inference import (
+from lib.evaluation.protocols import (
     InferenceSettings,
     ade20k_inference,
     multi_scale_inference,
@@ -15,7 +15,7 @@ from lib.core.inference import (
     predict,
 )
 
-from .test_inference import ColumnRamp, Pointwise, QuarterWindowMean, Recorder, image
+from .test_protocols import ColumnRamp, Pointwise, QuarterWindowMean, Recorder, image
 
 # A black pixel in normalised units, from the ImageNet statistics of DESIGN.md section 6.
 BLACK = [-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225]

@@ -1,15 +1,15 @@
 """One evaluation loop for validation during training and for ``tools/test.py``.
 
 Validation predicts whole images at one scale (``single_scale``); testing runs the configured
-multi-scale procedure (``lib.core.inference.predict``).  Both count the same confusion matrices,
+multi-scale procedure (``lib.evaluation.protocols.predict``).  Both count the same confusion matrices,
 grouped by ``dataset.condition(name)`` (the ACDC conditions; None for Cityscapes).
 """
 import torch
 from tqdm import tqdm
 
-from ..core.inference import forward_logits, predict
-from ..core.metrics import SegEvaluator
-from .loaders import shut_down
+from ..utils.compat import stop_loader_workers
+from .metrics import SegEvaluator
+from .protocols import forward_logits, predict
 
 
 def single_scale(model, align_corners, amp_dtype=None):
@@ -39,7 +39,7 @@ def evaluate(predict_fn, loader, dataset, device, on_batch=None, progress=False)
         for batch in tqdm(batches, total=len(loader), desc="evaluating", disable=not progress):
             _evaluate_batch(batch, predict_fn, dataset, device, evaluator, on_batch)
     except BaseException:
-        shut_down(batches)  # at once: a traceback would keep its workers alive until exit
+        stop_loader_workers(batches)  # at once: a traceback would keep its workers alive until exit
         raise
     return evaluator.reduce() if evaluator is not None else None
 

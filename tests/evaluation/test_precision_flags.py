@@ -9,9 +9,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lib.core.inference import InferenceSettings, forward_logits, predict
-from lib.core.precision import amp_dtype
+from lib.evaluation.protocols import InferenceSettings, forward_logits, predict
 from lib.models import build_eval_model, build_model
+from lib.utils.precision import amp_dtype
 from tests.conftest import tiny_cfg
 
 HEIGHT, WIDTH, BLOCK = 64, 128, 16

@@ -3,34 +3,20 @@ import signal
 
 from torch.utils.data import BatchSampler, DataLoader, Subset
 
-from ..datasets import init_worker
-from ..datasets.sampler import TrainSampler
 from ..utils import distributed as dist
-from ..utils.launch import RunError
+from . import init_worker
+from .files import DatasetError
+from .sampler import TrainSampler
 
 
 def _init_worker(worker_id):
     """Loader workers ignore SIGTERM: torchrun and SLURM signal every process of a rank, and a
     worker dying with its batch would end the run with a DataLoader error instead of the
     checkpoint that the main process writes on SIGTERM.  The main process shuts them down
-    (``shut_down``): they no longer die of the SIGTERM that Python's exit sends to leftovers."""
+    (``lib.utils.compat``): they no longer die of the SIGTERM that Python's exit sends to
+    leftovers."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     init_worker(worker_id)
-
-
-def shut_down(iterator):
-    """Stop the worker processes of a DataLoader iterator now (a no-op without workers)."""
-    # The iterator's own shutdown (what its __del__ runs); DataLoader has no public one.
-    stop = getattr(iterator, "_shutdown_workers", None)
-    if stop is not None:
-        stop()
-
-
-def shut_down_loader(loader):
-    """Stop the persistent workers of ``loader``, if it has started them."""
-    if getattr(loader, "_iterator", None) is not None:
-        shut_down(loader._iterator)
-        loader._iterator = None
 
 
 def train_loader(dataset, batch_size, workers, pin_memory, seed, shuffle):
@@ -41,7 +27,7 @@ def train_loader(dataset, batch_size, workers, pin_memory, seed, shuffle):
     rank, world_size = dist.get_rank(), dist.get_world_size()
     sampler = TrainSampler(len(dataset), batch_size, rank, world_size, seed=seed, shuffle=shuffle)
     if sampler.batches_per_epoch == 0:
-        raise RunError(f"TRAIN.BATCH_SIZE_PER_GPU = {batch_size} x {world_size} processes is "
+        raise DatasetError(f"TRAIN.BATCH_SIZE_PER_GPU = {batch_size} x {world_size} processes is "
                           f"more than the {len(dataset)} training samples of {dataset.list_file}")
     loader = DataLoader(dataset, batch_sampler=BatchSampler(sampler, batch_size, drop_last=True),
                         num_workers=workers, pin_memory=pin_memory,

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..config import load_cfg
-from . import distributed as dist
+from ..utils import distributed as dist
 
 logger = logging.getLogger(__name__)
 

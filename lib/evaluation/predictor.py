@@ -1,14 +1,14 @@
 """Segment one image with one call: ``Predictor(cfg)(image)``.
 
     from lib.config import load_cfg
-    from lib.predictor import Predictor
+    from lib.evaluation.predictor import Predictor
 
     predictor = Predictor(load_cfg("experiments/<...>.yaml"), model_file="best.pth")
     result = predictor("street.png")            # a path, an RGB uint8 array or a PIL image
     result.labels                               # H x W train ids at the image's size
 
 The network is built once; every call runs the evaluation procedure of ``tools/test.py``
-(TEST.SCALE_LIST, TEST.FLIP_TEST, sliding windows above scale 1: ``lib.core.inference``) on the
+(TEST.SCALE_LIST, TEST.FLIP_TEST, sliding windows above scale 1: ``lib.evaluation.protocols``) on the
 image normalised as the datasets normalise it, so a file and its pixels give the same labels as
 ``tools/test.py --save-pred`` does for that file.
 """
@@ -20,13 +20,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .core.inference import InferenceSettings, predict, rescale
-from .core.precision import amp_dtype, autocast
-from .datasets import dataset_tables
-from .datasets.files import read_image
-from .datasets.transforms import MEAN, STD, normalize
-from .models import SegOutput, build_eval_model
-from .utils.visualize import offsets_to_pixels
+from ..datasets import dataset_tables
+from ..datasets.files import read_image
+from ..datasets.transforms import MEAN, STD, normalize
+from ..models import SegOutput, build_eval_model
+from ..utils.precision import amp_dtype, autocast
+from ..utils.visualize import offsets_to_pixels
+from .protocols import InferenceSettings, predict, rescale
 
 __all__ = ["Predictor", "Prediction", "default_device"]
 

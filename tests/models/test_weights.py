@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lib.models import build_model
-from lib.utils.checkpoint import CheckpointError, load_state_dict, read_state_dict
+from lib.models.weights import CheckpointError, load_state_dict, read_state_dict
 
 CLASSIFICATION_ONLY = {
     "incre_modules.0.0.conv1.weight": (32, 8, 1, 1),

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lib.models import build_eval_model, build_model
-from lib.utils.checkpoint import CheckpointError
+from lib.models.weights import CheckpointError
 
 
 def _file_with_classes(tmp_path, make_tiny_cfg, name, num_classes, seed=1, **cfg_kwargs):

@@ -36,10 +36,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..config import register_choices
 from ..datasets import eval_protocol
 from ..datasets.transforms import MEAN, STD
 from ..utils.geometry import scaled_size, short_side_size
-from .precision import autocast
+from ..utils.precision import autocast
 
 __all__ = ["InferenceSettings", "ACCUMULATE_MODES", "PROTOCOLS", "BLACK", "forward_logits",
            "to_scores", "window_boxes", "padded_window_boxes", "sliding_window",
@@ -349,6 +350,10 @@ def ade20k_inference(model, image: torch.Tensor, settings: InferenceSettings) ->
 
 # Evaluation protocols by name (TEST.PROTOCOL, datasets' ``eval_protocol``).
 PROTOCOLS = {"cityscapes": multi_scale_inference, "ade20k": ade20k_inference}
+
+
+register_choices("TEST.PROTOCOL", ("", *PROTOCOLS))
+register_choices("TEST.ACCUMULATE", ACCUMULATE_MODES)
 
 
 def predict(model, image: torch.Tensor, settings: InferenceSettings) -> torch.Tensor:

@@ -1,10 +1,10 @@
-"""Reading and writing weights.
+"""Weight files of every origin, read into a network: formats, initialisation rules, reports.
 
 Foreign formats recognised from their keys (never from a flag):
 - ImageNet HRNet classification files: trunk keys plus ``incre_modules``, ``downsamp_modules``,
   ``final_layer`` and ``classifier`` (classification only, dropped).
 - timm's HRNet state dicts (``.pth``) and the model hubs' ``.safetensors`` files: the official
-  ImageNet names (:mod:`lib.utils.hub_weights`).
+  ImageNet names (see "Hub weights" below).
 - Official HRNetV2 segmentation checkpoints: keys prefixed ``model.`` (the training wrapper),
   optionally ``module.`` (DataParallel), with the criterion's ``loss.*`` tensors (dropped).
 - Thesis checkpoints: like the official ones plus ``transition3_2``, ``stage4_2``, ``offset_layer``
@@ -17,25 +17,34 @@ Foreign formats recognised from their keys (never from a flag):
 - ``checkpoint.pth.tar`` files of the original codes hold NumPy scalars (``best_mIoU``); NumPy
   scalars and dtypes are the only non-torch objects ``read_state_dict`` lets through.
 - Our own: ``checkpoint.pth.tar`` (a dict with ``model``), ``best.pth`` / ``final_state.pth``;
-  written and resumed by ``Checkpointer`` (last section of this file).
+  written and resumed by ``lib.engine.checkpointer.Checkpointer``.
 
 Every load logs what each top-level module received and raises ``CheckpointError`` on a shape
 mismatch, on a key the model does not have, or when nothing in the file matches the model.  The
 one exception: initialisation (MODEL.PRETRAINED) from a file made for another number of classes
 leaves out the network's classifiers, which keep their fresh initialisation.
+
+Hub weights.  timm's ``hrnet_w48`` and ``hrnet_w48_ssld`` (the Paddle SSLD ImageNet weights) keep
+the module names of the official HRNet classification code: the stem ``conv1 bn1 conv2 bn2``
+(timm's ``act1``/``act2`` hold no tensors), ``layer1``, ``transition1..3``, ``stage2..4`` with
+``branches`` and ``fuse_layers`` (its resize layers hold no tensors either), then the
+classification head ``incre_modules``, ``downsamp_modules``, ``final_layer`` and ``classifier``
+(SSLD's head convolutions have no bias).  Their state dicts therefore need no renaming: every one
+of the 1,830 trunk tensors of HRNetV2-W48 keeps its key, and the head is left out as for the
+official ImageNet file (tests/models/test_weights_hub.py checks this against the installed
+timm).  One difference is in the architecture, not in the names: timm's fusion upsamples lower
+branches with nearest-neighbour resizing, as the official classification network does, whereas
+the segmentation trunk resizes bilinearly, as the official segmentation network does.  Both kinds
+of ImageNet weights are therefore used exactly as HRNetV2 uses the official file.
 """
 import contextlib
-import errno
-import io
 import logging
 import os
-import random
 from collections import OrderedDict
 
 import numpy as np
 import torch
-
-from . import distributed as dist
+from safetensors.torch import load_file
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +62,6 @@ def read_state_dict(path):
     if not os.path.isfile(path):
         raise CheckpointError(f"weight file not found: {path}")
     if path.endswith(".safetensors"):
-        from .hub_weights import read_safetensors  # here: that module uses CheckpointError
         return strip_wrappers(read_safetensors(path))
     try:
         with _numpy_scalars_allowed():
@@ -67,6 +75,18 @@ def read_state_dict(path):
     if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
         raise CheckpointError(f"{path} holds no state dict of tensors")
     return strip_wrappers(obj)
+
+
+def read_safetensors(path: str) -> "OrderedDict[str, torch.Tensor]":
+    """The tensors of a ``.safetensors`` file (e.g. the hub's ``model.safetensors``), on the CPU.
+
+    safetensors files hold tensors only, so reading one runs no code, on every torch version.
+    Raises CheckpointError naming the file when it is not in the format.
+    """
+    try:
+        return OrderedDict(load_file(path, device="cpu"))
+    except Exception as e:  # the reader raises its own error types and OSError
+        raise CheckpointError(f"cannot read weight file {path}: {e}") from e
 
 
 def _numpy_scalar_globals():
@@ -286,202 +306,3 @@ def _offset_head_weights(offset_state, head_name, take, source, main_source=""):
                 found.rstrip("."))
     return {head_name + "." + k[len(found):]: v for k, v in offset_state.items()
             if k.startswith(found)}
-
-
-def unwrap_model(model):
-    """The network inside DistributedDataParallel and torch.compile wrappers."""
-    while True:
-        if hasattr(model, "module"):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
-
-
-def model_state(model):
-    """The state dict of the bare network (no ``module.`` / ``_orig_mod.`` prefixes)."""
-    return unwrap_model(model).state_dict()
-
-
-# -- Our training checkpoints -------------------------------------------------------------------
-
-CHECKPOINT = "checkpoint.pth.tar"
-PREVIOUS_CHECKPOINT = "checkpoint_prev.pth.tar"
-
-
-def nonfinite_tensors(named_tensors):
-    """Names of the floating-point tensors that hold a NaN or an infinity (this rank only)."""
-    return [n for n, t in named_tensors if t.is_floating_point() and not torch.isfinite(t).all()]
-
-
-def rng_states():
-    """The python, numpy, torch and (current) CUDA generator states, as tensors and plain types
-    (``torch.load(weights_only=True)`` reads them)."""
-    np_state = np.random.get_state()
-    return {"python": random.getstate(), "numpy": (np_state[0], torch.from_numpy(np_state[1]),
-                                                   *np_state[2:]),
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
-
-
-def restore_rng_states(states):
-    random.setstate(states["python"])
-    name, keys, *rest = states["numpy"]
-    np.random.set_state((name, keys.numpy(), *rest))
-    torch.set_rng_state(states["torch"])
-    if states["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state(states["cuda"])  # the current device only
-
-
-def _write_temporary(obj, path):
-    """Serialise ``obj`` into a flushed temporary file beside ``path``; returns its path.
-
-    Serialised in memory first, so that a failing write raises the OSError itself (torch's own
-    writer reports a full disk as "unexpected pos"), named here with the file and the cause.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(buffer.getbuffer())
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        code = errno.errorcode.get(e.errno, "unknown error")
-        raise CheckpointError(f"cannot write {path}: {e.strerror or e} ({code}); the file that "
-                              f"was there is unchanged") from e
-    return tmp
-
-
-def _sync_folder(folder):
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)  # make the renames themselves durable
-    finally:
-        os.close(fd)
-
-
-def atomic_save(obj, path):
-    """Write ``obj`` to a temporary file beside ``path``, flush it to disk, then rename it.
-
-    A crash at any point leaves either the previous file or the new one, never a partial file.
-    """
-    os.replace(_write_temporary(obj, path), path)
-    _sync_folder(os.path.dirname(os.path.abspath(path)))
-
-
-class Checkpointer:
-    """Our checkpoint format and resume, in a run's output folder.
-
-    ``checkpoint.pth.tar`` holds the weights (no wrapper prefixes), optimiser, GradScaler,
-    iteration, best mIoU, RNG states, iterations per epoch of every phase and the config text;
-    the one before it is kept as ``checkpoint_prev.pth.tar``.  ``save_weights`` writes bare state
-    dicts (``best.pth``, ``final_state.pth``).  Nothing non-finite is ever written: every save
-    first checks the weights and buffers on every rank (a collective), then rank 0 writes.
-    """
-
-    def __init__(self, folder, model, optimizer, scaler, *, iters_per_epoch, config_text, rank,
-                 device):
-        self.folder, self.model, self.optimizer, self.scaler = folder, model, optimizer, scaler
-        self.iters_per_epoch, self.config_text = list(iters_per_epoch), config_text
-        self.rank, self.device = rank, device
-        self.newest = os.path.join(folder, CHECKPOINT)
-        self.previous = os.path.join(folder, PREVIOUS_CHECKPOINT)
-
-    def check_finite(self, what):
-        """Collective: raise when the model holds a NaN or infinity on any rank."""
-        net = unwrap_model(self.model)
-        bad = nonfinite_tensors([*net.named_parameters(), *net.named_buffers()])
-        if dist.any_rank(bool(bad), self.device):
-            raise CheckpointError(f"the model holds non-finite values (on this rank: {bad[:3]});"
-                                  f" {what} not written")
-
-    def _on_rank_0(self, write, what):
-        """Collective: ``write()`` on rank 0; when it fails every rank raises, so that none is
-        left waiting in the next collective for a rank 0 that stopped."""
-        error = None
-        if self.rank == 0:
-            try:
-                write()
-            except Exception as e:  # re-raised below, on every rank
-                error = e
-        if dist.any_rank(error is not None, self.device):
-            raise error or CheckpointError(f"rank 0 could not write {what}; see its log")
-
-    def save(self, iteration, best_miou):
-        """Collective: write ``checkpoint.pth.tar``, the one it replaces kept as the previous."""
-        self.check_finite(CHECKPOINT)
-        self._on_rank_0(lambda: self._write(iteration, best_miou), CHECKPOINT)
-
-    def _write(self, iteration, best_miou):
-        tmp = _write_temporary({
-            "model": model_state(self.model),
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "iteration": iteration,
-            "iters_per_epoch": self.iters_per_epoch,
-            "best_mIoU": best_miou,
-            "rng": rng_states(),
-            "config": self.config_text,
-        }, self.newest)
-        if os.path.exists(self.newest):
-            os.replace(self.newest, self.previous)
-        os.replace(tmp, self.newest)
-        _sync_folder(self.folder)
-        logger.info("saved %s at iteration %d", CHECKPOINT, iteration)
-
-    def save_weights(self, name):
-        """Collective: write the bare weights to ``<folder>/<name>``."""
-        self.check_finite(name)
-        path = os.path.join(self.folder, name)
-        self._on_rank_0(lambda: atomic_save(model_state(self.model), path), name)
-
-    def resume(self):
-        """Restore everything from the newest readable checkpoint; returns ``(iteration, best
-        mIoU)``, or None when the folder has none.  An unreadable newest file falls back to the
-        previous one with a warning."""
-        found = self._read()
-        if found is None:
-            return None
-        path, ckpt = found
-        if ckpt["iters_per_epoch"] != self.iters_per_epoch:
-            raise CheckpointError(
-                f"{path} was written with {ckpt['iters_per_epoch']} iterations per epoch, this "
-                f"run has {self.iters_per_epoch}: batch size, world size or data changed; use "
-                f"another OUTPUT_DIR or TRAIN.RESUME False")
-        unwrap_model(self.model).load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt.get("scaler") and self.scaler.is_enabled():
-            self.scaler.load_state_dict(ckpt["scaler"])
-        restore_rng_states(ckpt["rng"])
-        logger.info("resumed from %s at iteration %d", path, ckpt["iteration"])
-        return ckpt["iteration"], ckpt["best_mIoU"]
-
-    def _read(self):
-        if not os.path.isfile(self.newest):
-            if not os.path.isfile(self.previous):
-                return None
-            logger.warning("%s is missing; resuming from the previous checkpoint %s",
-                           self.newest, self.previous)
-            return self.previous, self._load(self.previous)
-        try:
-            return self.newest, self._load(self.newest)
-        except CheckpointError as e:
-            if not os.path.isfile(self.previous):
-                raise
-            logger.warning("%s; resuming from the previous checkpoint %s instead of %s", e,
-                           self.previous, self.newest)
-            return self.previous, self._load(self.previous)
-
-    @staticmethod
-    def _load(path):
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch raises several types for a truncated or corrupt file
-            raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.config import get_cfg
-from lib.core.criterion import (
+from lib.models.losses import (
     ConfidenceLoss,
     CrossEntropy,
     OffsetSegLoss,

@@ -1,4 +1,4 @@
-"""lib.predictor.Predictor: the same labels from a file, its RGB pixels and a PIL image, equal to
+"""lib.evaluation.Predictor: the same labels from a file, its RGB pixels and a PIL image, equal to
 tools/test.py --save-pred's; maps at the input size in input pixels; clear errors."""
 import os
 
@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from lib.config import load_cfg
+from lib.evaluation import Predictor
 from lib.models import build_model
-from lib.predictor import Predictor
 from tests.tools.helpers import BASELINE_CFG, OFFSET_CFG, run_tool, small_opts
 from tests.tools.test_test_tool import LABEL_IDS, NAME, TO_TRAIN_ID, spread_last_layer
 

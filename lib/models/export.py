@@ -11,7 +11,7 @@ the ONNX file:
     confidence  N x 1 x H/4 x W/4  confidence F in [0, 1] (offset network only)
 
 (H/4 is rounded as the stride-2 convolutions round it.)  Resizing to the image, flipping and
-multi-scale testing stay outside the graph (``lib.core.inference`` does them in PyTorch).
+multi-scale testing stay outside the graph (``lib.evaluation.protocols`` does them in PyTorch).
 
 Both formats are traced from the network in eval mode: the seed grid of the offset network is
 computed from the traced map size, so one file serves every input size.  ONNX uses the
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .utils.checkpoint import unwrap_model
+from ..utils.compat import unwrap_model
 
 __all__ = ["FORMATS", "OPSET", "OUTPUT_NAMES", "TOLERANCE", "TensorOutputs", "export",
            "load_exported", "max_differences", "check_sizes", "check"]

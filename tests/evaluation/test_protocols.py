@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lib.core.inference import (
+from lib.evaluation.protocols import (
     PROTOCOLS,
     InferenceSettings,
     forward_logits,

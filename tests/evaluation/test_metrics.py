@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib.core.metrics import (
+from lib.evaluation.metrics import (
     SegEvaluator,
     confusion_matrix,
     format_table,

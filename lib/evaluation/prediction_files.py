@@ -4,9 +4,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core.inference import rescale
 from ..datasets.transforms import MEAN, STD
 from ..utils.visualize import colorize, denormalize, prediction_panels, save_png
+from .protocols import rescale
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class PredictionFiles:
 
 
 class PredictionWriter:
-    """``on_batch`` of ``lib.engine.evaluation.evaluate``: writes the files of each image, and
+    """``on_batch`` of ``lib.evaluation.loop.evaluate``: writes the files of each image, and
     the panels also to a TensorBoard ``writer`` when one is given."""
 
     def __init__(self, output_dir, dataset, model, files: PredictionFiles, writer=None):

@@ -14,14 +14,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..models.output import OCROutput, SegOutput
-from ..models.seed import base_grid
+from ..config import register_choices
+from .output import OCROutput, SegOutput
+from .seed import base_grid
 
 __all__ = ["CrossEntropy", "OhemCrossEntropy", "ConfidenceLoss", "OffsetSegLoss",
            "build_criterion"]
 
-_CONFIDENCE_MODES = ("reference", "masked")
-_REGION_MEANS = ("all_pixels", "labelled")
+CONFIDENCE_MODES = ("reference", "masked")  # LOSS.CONFIDENCE_MODE
+REGION_MEANS = ("all_pixels", "labelled")  # LOSS.REGION_MEAN
+register_choices("LOSS.CONFIDENCE_MODE", CONFIDENCE_MODES)
+register_choices("LOSS.REGION_MEAN", REGION_MEANS)
 # Keeps -log(F) and -log(1 - F) finite at F = 0 and 1 (the reference constant).
 _LOG_EPS = 1e-7
 
@@ -164,9 +167,9 @@ class ConfidenceLoss(nn.Module):
     def __init__(self, mode: str = "reference", ignore_label: int = 255,
                  align_corners: bool = False):
         super().__init__()
-        if mode not in _CONFIDENCE_MODES:
+        if mode not in CONFIDENCE_MODES:
             raise ValueError(f"unknown confidence loss mode {mode!r}; valid modes: "
-                             f"{list(_CONFIDENCE_MODES)}")
+                             f"{list(CONFIDENCE_MODES)}")
         self.mode = mode
         self.ignore_label = ignore_label
         self.align_corners = align_corners
@@ -292,8 +295,8 @@ def build_criterion(cfg, class_weights=None):
         seg_loss = OhemCrossEntropy(ignore_label=ignore_label, thresh=cfg.LOSS.OHEMTHRES,
                                     min_kept=cfg.LOSS.OHEMKEEP, weight=weight,
                                     align_corners=align_corners)
-        if cfg.LOSS.REGION_MEAN not in _REGION_MEANS:
-            raise ValueError(f"LOSS.REGION_MEAN must be one of {list(_REGION_MEANS)}, "
+        if cfg.LOSS.REGION_MEAN not in REGION_MEANS:
+            raise ValueError(f"LOSS.REGION_MEAN must be one of {list(REGION_MEANS)}, "
                              f"got {cfg.LOSS.REGION_MEAN!r}")
         region_loss = CrossEntropy(ignore_label=ignore_label, weight=weight,
                                    align_corners=align_corners,

@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 from lib.config import load_cfg
 from lib.models import build_model
 from lib.models.hrnet import run_transition
-from lib.utils.checkpoint import CheckpointError, read_state_dict
+from lib.models.weights import CheckpointError, read_state_dict
 
 timm = pytest.importorskip("timm")
 
