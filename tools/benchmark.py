@@ -29,7 +29,7 @@ on CUDA.  Every variant builds the network afresh from the same seed without pre
 
 FLOPs are counted once (first variant, before compiling) by torch.utils.flop_counter, which counts
 matrix products and convolutions as 2 x multiply-accumulates and nothing else.  The peak FLOP/s
-comes from --peak-tflops, else from a table of known GPUs (PEAK_TFLOPS below), else it is
+comes from --peak-tflops, else from a table of known GPUs (``lib.utils.profiling.PEAK_TFLOPS``), else it is
 unknown and "% of peak" reads n/a.  On the CPU the memory column is the process's peak resident
 set size since it started (not reset between variants); on CUDA it is max_memory_allocated.
 """
@@ -39,142 +39,37 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
-import gc
 import json
-import platform
-import re
 import shlex
 import statistics
-import time
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
 
-from lib.config import load_cfg
-from lib.datasets import DatasetError, build_dataset, dataset_tables
+from lib.config import amp_dtype_of, load_cfg
+from lib.datasets import DatasetError, build_dataset
 from lib.datasets.loaders import train_loader
 from lib.engine import step
-from lib.engine.launch import configure_cudnn, select_device
-from lib.engine.schedule import build_optimizer
+from lib.engine.build import build_step_parts
+from lib.engine.launch import configure_cudnn
 from lib.evaluation.protocols import InferenceSettings, forward_logits, predict
-from lib.models import build_model
-from lib.models.losses import build_criterion
-from lib.utils.precision import amp_dtype, autocast, needs_loss_scaling
-from lib.utils.profiling import count_flops, peak_memory_mb
-
-# Timing conventions: times are measured with ``time.perf_counter`` around each call, after
-# ``sync()`` on both sides (``torch.cuda.synchronize`` on CUDA), and reported in milliseconds.
-# Peak FLOP/s of known GPUs are dense (no sparsity) figures of NVIDIA's data sheets:
-# (device-name pattern, dense TFLOP/s per precision); the first match wins, so specific names
-# come before general ones.  H200 has the H100 SXM tensor cores (same clocks, more memory).
-PEAK_TFLOPS = (
-    (r"H100.*(PCIe|NVL)", {"bf16": 756.0, "tf32": 378.0, "fp32": 51.2}),
-    (r"H200|H100", {"bf16": 989.4, "tf32": 494.7, "fp32": 66.9}),
-    (r"A100", {"bf16": 312.0, "tf32": 156.0, "fp32": 19.5}),
-    (r"\bL4\b", {"bf16": 121.0, "tf32": 60.0, "fp32": 30.3}),
+from lib.models import apply_speed_flags, build_model
+from lib.utils.device import select_device
+from lib.utils.precision import autocast
+from lib.utils.profiling import (
+    ShapeRecorder,
+    Timing,
+    count_flops,
+    device_name,
+    markdown_table,
+    peak_memory_mb,
+    peak_tflops,
+    precision_of,
+    reset_memory,
+    time_calls,
+    time_interleaved,
+    versions,
 )
-PEAK_SOURCE = "NVIDIA data sheet, dense"
-
-
-@dataclass(frozen=True)
-class Timing:
-    """Summary of per-call times, milliseconds: mean, median and 90th percentile (nearest rank)."""
-
-    mean: float
-    median: float
-    p90: float
-
-    @classmethod
-    def of(cls, seconds):
-        ms = sorted(s * 1e3 for s in seconds)
-        if not ms:
-            raise ValueError("no timed calls")
-        p90 = ms[max(0, -(-9 * len(ms) // 10) - 1)]
-        return cls(statistics.fmean(ms), statistics.median(ms), p90)
-
-
-def precision_of(device, amp):
-    """Arithmetic the convolutions run in: "bf16" under autocast; for fp32 on CUDA "tf32" when
-    cuDNN may use TF32 (PyTorch's default for convolutions, which dominate these networks)."""
-    if amp:
-        return "bf16"
-    if device.type == "cuda" and torch.backends.cudnn.allow_tf32:
-        return "tf32"
-    return "fp32"
-
-
-def peak_tflops(device_name, precision, override=None):
-    """``(peak TFLOP/s or None, where it comes from)`` for ``device_name`` in ``precision``.
-
-    ``override`` (the user's ``--peak-tflops``) wins; then the first matching row of
-    ``PEAK_TFLOPS``; otherwise the peak is unknown.
-    """
-    if override is not None:
-        return float(override), "--peak-tflops"
-    for pattern, peaks in PEAK_TFLOPS:
-        if re.search(pattern, device_name) and precision in peaks:
-            return peaks[precision], f"{PEAK_SOURCE} {precision} ({pattern!r})"
-    return None, "unknown (give --peak-tflops)"
-
-
-def time_calls(fn, iters, warmup, sync):
-    """Call ``fn()`` ``warmup`` times untimed, then ``iters`` times; per-call seconds."""
-    return time_interleaved([fn], iters, warmup, sync)[0]
-
-
-def time_interleaved(fns, iters, warmup, sync):
-    """``time_calls`` of several functions called in turn within each iteration, so that all of
-    them meet the same load of a shared machine; one list of per-call seconds per function."""
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
-    sync()
-    seconds = [[] for _ in fns]
-    for _ in range(iters):
-        for fn, times in zip(fns, seconds, strict=True):
-            start = time.perf_counter()
-            fn()
-            sync()
-            times.append(time.perf_counter() - start)
-    return seconds
-
-
-def reset_memory(device):
-    """Free what earlier runs left (the caller drops its references first); reset CUDA peaks."""
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-class ShapeRecorder(nn.Module):
-    """Calls ``model`` unchanged and appends the shape of every input to ``shapes``.
-
-    Wrapping a network in it during one inference run gives the exact list of forward inputs
-    that the run performs, without restating the inference logic.
-    """
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-        self.shapes = []
-
-    def forward(self, x):
-        self.shapes.append(tuple(x.shape))
-        return self.model(x)
-
-
-def markdown_table(headers, rows):
-    """A Markdown table with columns padded to equal width; cells are strings."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells):
-        return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-
-    rule = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
-    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
 
 
 @dataclass(frozen=True)
@@ -239,51 +134,6 @@ def parse_args(argv=None):
     return parser.parse_intermixed_args(argv)
 
 
-def pick_device(choice):
-    if choice == "cpu":
-        return torch.device("cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: CUDA is not available")
-    return select_device(0)
-
-
-def device_name(device):
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f
-                         if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"CPU {model} ({torch.get_num_threads()} torch threads)"
-
-
-def versions():
-    try:
-        import torchvision
-        vision = torchvision.__version__
-    except ImportError:
-        vision = "not installed"
-    return (f"torch {torch.__version__}, torchvision {vision}, "
-            f"cuDNN {torch.backends.cudnn.version()}, Python {platform.python_version()}")
-
-
-def class_weights(cfg):
-    """The dataset's class weights when LOSS.CLASS_BALANCE is on, else None."""
-    if not cfg.LOSS.CLASS_BALANCE:
-        return None
-    table = dataset_tables(cfg).class_weight_table
-    return None if table is None else torch.tensor(table)
-
-
-def prepare(model, variant):
-    if variant.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return torch.compile(model) if variant.compile else model
-
-
 def random_images(batch, hw, device, seed):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(batch, 3, *hw, generator=g).to(device)
@@ -294,6 +144,17 @@ def random_labels(batch, hw, num_classes, ignore_label, device, seed):
     labels = torch.randint(0, num_classes, (batch, *hw), generator=g)
     ignored = torch.rand(batch, *hw, generator=g) < IGNORED_SHARE
     return labels.masked_fill(ignored, ignore_label).to(device)
+
+
+def variant_cfg(cfg, variant):
+    """``cfg`` with the variant's TRAIN.AMP, TRAIN.CHANNELS_LAST and TRAIN.COMPILE: every
+    variant is built by the builders of training and testing from its own config."""
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.TRAIN.AMP, cfg.TRAIN.CHANNELS_LAST = variant.amp, variant.channels_last
+    cfg.TRAIN.COMPILE = variant.compile
+    cfg.freeze()
+    return cfg
 
 
 class Bench:
@@ -313,12 +174,15 @@ class Bench:
             self.batch = 1 if args.mode == "eval" else (args.batch or 1)
         self.hw = tuple(args.size) if args.size else (int(height), int(width))
 
-    def network(self, training):
-        """The configured network, randomly initialised from the run's seed, on the device."""
+    def network(self, cfg):
+        """The configured network for inference, randomly initialised from the run's seed, in
+        eval mode on the device, with the variant's channels-last and compile; and the bare
+        network (for counting FLOPs)."""
         torch.manual_seed(self.seed)
-        model = build_model(self.cfg, load_pretrained=False).to(self.device).train(training)
-        self.parameters = sum(p.numel() for p in model.parameters())
-        return model
+        bare = build_model(cfg, load_pretrained=False).to(self.device).eval()
+        self.parameters = sum(p.numel() for p in bare.parameters())
+        return apply_speed_flags(bare, channels_last=cfg.TRAIN.CHANNELS_LAST,
+                                 compile=cfg.TRAIN.COMPILE), bare
 
     def timed(self, fn):
         return Timing.of(time_calls(fn, self.args.iters, self.args.warmup, self.sync))
@@ -327,58 +191,49 @@ class Bench:
         if self.flops is None:
             self.flops = count_flops(fn)
 
-    def train(self, variant):
-        """``train_step`` of the trainer on one fixed random batch (without the learning-rate
-        schedule and the logging of the loop around it)."""
-        cfg, device = self.cfg, self.device
-        model = self.network(training=True)
-        criterion = build_criterion(cfg, class_weights(cfg)).to(device)
-        optimizer = build_optimizer(model, cfg.TRAIN.OPTIMIZER, cfg.TRAIN.LR, cfg.TRAIN.MOMENTUM,
-                                    cfg.TRAIN.WD, cfg.TRAIN.NESTEROV)
-        images = random_images(self.batch, self.hw, device, self.seed)
-        labels = random_labels(self.batch, self.hw, cfg.DATASET.NUM_CLASSES,
-                               cfg.TRAIN.IGNORE_LABEL, device, self.seed)
-        if variant.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        dtype = amp_dtype(variant.amp, self.cfg.TRAIN.AMP_DTYPE)
-        # As in training: float16 scales the loss, bfloat16 and fp32 need no scale.
-        scaler = torch.amp.GradScaler(device.type, enabled=needs_loss_scaling(dtype))
-
-        def run(net):
-            step.train_step(net, criterion, optimizer, scaler, images, labels, dtype)
-
-        self.count_once(lambda: run(model))
-        net = prepare(model, variant)
-        return {"timing": self.timed(lambda: run(net))}
-
-    def infer(self, variant):
-        """``forward_logits`` of a fixed random batch (network and resize to the input)."""
-        model = self.network(training=False)
+    def train(self, cfg):
+        """``train_step`` of the trainer on one fixed random batch, with the step parts built as
+        training builds them (without the learning-rate schedule and the logging around it)."""
+        torch.manual_seed(self.seed)
+        parts = build_step_parts(cfg, self.device, load_pretrained=False)
+        self.parameters = sum(p.numel() for p in parts.network.parameters())
         images = random_images(self.batch, self.hw, self.device, self.seed)
-        align_corners = self.cfg.MODEL.ALIGN_CORNERS
-        dtype = amp_dtype(variant.amp, self.cfg.TRAIN.AMP_DTYPE)
+        labels = random_labels(self.batch, self.hw, cfg.DATASET.NUM_CLASSES,
+                               cfg.TRAIN.IGNORE_LABEL, self.device, self.seed)
+        if cfg.TRAIN.CHANNELS_LAST:
+            images = images.contiguous(memory_format=torch.channels_last)
 
         def run(net):
-            forward_logits(net, images, align_corners=align_corners, amp_dtype=dtype)
+            step.train_step(net, parts.criterion, parts.optimizer, parts.scaler, images, labels,
+                            parts.amp_dtype)
 
-        self.count_once(lambda: run(model))
-        net = prepare(model, variant)
+        self.count_once(lambda: run(parts.network))
+        return {"timing": self.timed(lambda: run(parts.model))}
+
+    def infer(self, cfg):
+        """``forward_logits`` of a fixed random batch (network and resize to the input)."""
+        net, bare = self.network(cfg)
+        images = random_images(self.batch, self.hw, self.device, self.seed)
+        align_corners, dtype = cfg.MODEL.ALIGN_CORNERS, amp_dtype_of(cfg)
+
+        def run(model):
+            forward_logits(model, images, align_corners=align_corners, amp_dtype=dtype)
+
+        self.count_once(lambda: run(bare))
         return {"timing": self.timed(lambda: run(net))}
 
-    def eval(self, variant):
+    def eval(self, cfg):
         """``predict`` of one random image, then the same network inputs as bare forwards."""
-        model = self.network(training=False)
+        net, bare = self.network(cfg)
         image = random_images(1, self.hw, self.device, self.seed)
-        dtype = amp_dtype(variant.amp, self.cfg.TRAIN.AMP_DTYPE)
-        settings = InferenceSettings.from_config(self.cfg, dtype)
-        self.count_once(lambda: predict(model, image, settings))
-        net = prepare(model, variant)
+        settings = InferenceSettings.from_config(cfg)
+        self.count_once(lambda: predict(bare, image, settings))
         recorder = ShapeRecorder(net)
         predict(recorder, image, settings)
         inputs = [random_images(s[0], s[2:], self.device, self.seed) for s in recorder.shapes]
 
         def bare_forwards():
-            with torch.inference_mode(), autocast(self.device, dtype):
+            with torch.inference_mode(), autocast(self.device, settings.amp_dtype):
                 for x in inputs:
                     net(x)
 
@@ -395,7 +250,7 @@ class Bench:
 
 def variant_row(bench, variant):
     reset_memory(bench.device)
-    result = getattr(bench, bench.args.mode)(variant)
+    result = getattr(bench, bench.args.mode)(variant_cfg(bench.cfg, variant))
     memory, memory_kind = peak_memory_mb(bench.device)
     timing = result.pop("timing")
     row = {"variant": variant.name, "precision": precision_of(bench.device, variant.amp),
@@ -553,7 +408,10 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     cfg = load_cfg(args.cfg, args.opts)
-    device = pick_device(args.device)
+    try:
+        device = select_device(args.device)
+    except RuntimeError as e:
+        raise SystemExit(f"--device {args.device}: {e}") from None
     configure_cudnn(cfg.CUDNN)
     command = "python " + shlex.join(["tools/benchmark.py", *argv])
     if args.mode == "data":

@@ -31,8 +31,8 @@ from tqdm import tqdm
 from lib.config import load_cfg
 from lib.datasets import DatasetError
 from lib.datasets.files import read_image
-from lib.engine.launch import select_device
 from lib.evaluation import Predictor
+from lib.utils.device import select_device
 from lib.utils.visualize import colorize, overlay, prediction_panels, save_png
 
 logger = logging.getLogger("infer")
@@ -156,7 +156,7 @@ def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     paths = find_inputs(args.input)
-    predictor = Predictor(load_cfg(args.cfg, args.opts), device=select_device(0))
+    predictor = Predictor(load_cfg(args.cfg, args.opts), device=select_device())
     root = args.input if os.path.isdir(args.input) else os.path.dirname(args.input)
     failed = []
     for path in paths:

@@ -16,8 +16,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 import signal
 
+from lib.engine.build import build_trainer
 from lib.engine.launch import init_process
-from lib.engine.trainer import Trainer
 from lib.utils import distributed as dist
 
 
@@ -36,7 +36,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg, device, rank, world_size = init_process(args.cfg, args.opts, args.local_rank)
     try:
-        with Trainer(cfg, args.cfg, device, rank, world_size) as trainer:
+        with build_trainer(cfg, args.cfg, device, rank, world_size) as trainer:
             signal.signal(signal.SIGTERM, lambda *_: trainer.request_stop())
             trainer.fit()
     finally:

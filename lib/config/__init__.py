@@ -19,12 +19,12 @@ import os
 import yaml
 from yacs.config import CfgNode
 
-from ..utils.precision import AMP_DTYPES
+from ..utils.precision import AMP_DTYPES, amp_dtype
 from .compat import coerce_to_type_of, decode_value
 from .default import _C
 from .published import resolve_published
 
-__all__ = ["get_cfg", "load_cfg", "ConfigError", "register_choices"]
+__all__ = ["get_cfg", "load_cfg", "ConfigError", "register_choices", "amp_dtype_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,12 @@ def load_cfg(path=None, opts=()):
     _validate(cfg)
     cfg.freeze()
     return cfg
+
+
+def amp_dtype_of(cfg):
+    """The autocast dtype TRAIN.AMP and TRAIN.AMP_DTYPE ask for (training, testing and
+    inference alike), or None for fp32."""
+    return amp_dtype(cfg.TRAIN.AMP, cfg.TRAIN.AMP_DTYPE)
 
 
 def _read(path):

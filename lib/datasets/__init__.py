@@ -85,9 +85,7 @@ def build_dataset(cfg, split, list_path=None):
     name = cfg.DATASET.DATASET
     tables = dataset_tables(cfg)
     cls = _DATASETS.get(name, CustomDataset)
-    if split not in SPLITS:
-        raise DatasetError(f"unknown split {split!r}; valid splits: {list(SPLITS)}")
-    if list_path is None:
+    if list_path is None:  # the dataset checks the split
         list_path = cfg.DATASET.TRAIN_SET if split == "train" else cfg.DATASET.TEST_SET
     kwargs = {"ignore_label": cfg.TRAIN.IGNORE_LABEL}
     if split == "train":

@@ -137,7 +137,3 @@ class ADE20K(BaseDataset):
     def class_weights(self) -> torch.Tensor:
         """float32 tensor of the 150 class weights, all 1 (a new tensor on each access)."""
         return torch.tensor(self.class_weight_table, dtype=torch.float32)
-
-    def condition(self, name):
-        """ADE20K has no conditions: always None."""
-        return None

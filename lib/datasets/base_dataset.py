@@ -125,6 +125,11 @@ class BaseDataset(Dataset):
             return base[:-len(self.image_suffix)]
         return os.path.splitext(base)[0]
 
+    def condition(self, name):
+        """The group an item's metrics are also reported in (ACDC's weather condition), or None:
+        datasets without conditions have none."""
+        return None
+
     def __len__(self):
         return len(self.entries)
 

@@ -73,7 +73,3 @@ class Cityscapes(CityscapesTables, BaseDataset):
     folder = "cityscapes"
     image_suffix = "_leftImg8bit.png"
     conditions = ()  # no weather conditions (ACDC has four)
-
-    def condition(self, name):
-        """Cityscapes has no weather conditions: always None."""
-        return None

@@ -208,7 +208,3 @@ class CustomDataset(BaseDataset):
     def class_weights(self) -> torch.Tensor | None:
         """float32 tensor of the class weights (a new tensor on each access), or None."""
         return self.tables.class_weights
-
-    def condition(self, name):
-        """A dataset of your own has no conditions: always None."""
-        return None

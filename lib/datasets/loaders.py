@@ -4,8 +4,8 @@ import signal
 from torch.utils.data import BatchSampler, DataLoader, Subset
 
 from ..utils import distributed as dist
+from ..utils.errors import RunError
 from . import init_worker
-from .files import DatasetError
 from .sampler import TrainSampler
 
 
@@ -27,7 +27,7 @@ def train_loader(dataset, batch_size, workers, pin_memory, seed, shuffle):
     rank, world_size = dist.get_rank(), dist.get_world_size()
     sampler = TrainSampler(len(dataset), batch_size, rank, world_size, seed=seed, shuffle=shuffle)
     if sampler.batches_per_epoch == 0:
-        raise DatasetError(f"TRAIN.BATCH_SIZE_PER_GPU = {batch_size} x {world_size} processes is "
+        raise RunError(f"TRAIN.BATCH_SIZE_PER_GPU = {batch_size} x {world_size} processes is "
                           f"more than the {len(dataset)} training samples of {dataset.list_file}")
     loader = DataLoader(dataset, batch_sampler=BatchSampler(sampler, batch_size, drop_last=True),
                         num_workers=workers, pin_memory=pin_memory,

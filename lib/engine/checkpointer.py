@@ -105,11 +105,10 @@ class Checkpointer:
     first checks the weights and buffers on every rank (a collective), then rank 0 writes.
     """
 
-    def __init__(self, folder, model, optimizer, scaler, *, iters_per_epoch, config_text, rank,
-                 device):
+    def __init__(self, folder, model, optimizer, scaler, *, iters_per_epoch, config_text, device):
         self.folder, self.model, self.optimizer, self.scaler = folder, model, optimizer, scaler
         self.iters_per_epoch, self.config_text = list(iters_per_epoch), config_text
-        self.rank, self.device = rank, device
+        self.device = device
         self.newest = os.path.join(folder, CHECKPOINT)
         self.previous = os.path.join(folder, PREVIOUS_CHECKPOINT)
 
@@ -121,22 +120,11 @@ class Checkpointer:
             raise CheckpointError(f"the model holds non-finite values (on this rank: {bad[:3]});"
                                   f" {what} not written")
 
-    def _on_rank_0(self, write, what):
-        """Collective: ``write()`` on rank 0; when it fails every rank raises, so that none is
-        left waiting in the next collective for a rank 0 that stopped."""
-        error = None
-        if self.rank == 0:
-            try:
-                write()
-            except Exception as e:  # re-raised below, on every rank
-                error = e
-        if dist.any_rank(error is not None, self.device):
-            raise error or CheckpointError(f"rank 0 could not write {what}; see its log")
-
     def save(self, iteration, best_miou):
         """Collective: write ``checkpoint.pth.tar``, the one it replaces kept as the previous."""
         self.check_finite(CHECKPOINT)
-        self._on_rank_0(lambda: self._write(iteration, best_miou), CHECKPOINT)
+        dist.on_rank_0(lambda: self._write(iteration, best_miou), self.device,
+                       CheckpointError(f"rank 0 could not write {CHECKPOINT}; see its log"))
 
     def _write(self, iteration, best_miou):
         tmp = _write_temporary({
@@ -159,7 +147,8 @@ class Checkpointer:
         """Collective: write the bare weights to ``<folder>/<name>``."""
         self.check_finite(name)
         path = os.path.join(self.folder, name)
-        self._on_rank_0(lambda: atomic_save(model_state(self.model), path), name)
+        dist.on_rank_0(lambda: atomic_save(model_state(self.model), path), self.device,
+                       CheckpointError(f"rank 0 could not write {name}; see its log"))
 
     def resume(self):
         """Restore everything from the newest readable checkpoint; returns ``(iteration, best

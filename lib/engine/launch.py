@@ -9,6 +9,8 @@ import torch
 
 from ..config import load_cfg
 from ..utils import distributed as dist
+from ..utils.device import select_device
+from ..utils.errors import RunError
 
 logger = logging.getLogger(__name__)
 
@@ -24,13 +26,9 @@ def init_process(cfg_path, opts, local_rank_arg=None):
         local_rank = local_rank_arg
     cfg = load_cfg(cfg_path, opts)
     configure_threads(cfg.WORKERS, int(os.environ.get("LOCAL_WORLD_SIZE", world_size)))
-    device = select_device(local_rank)
+    device = select_device(local_rank=local_rank)
     dist.init_distributed(device.type)
     return cfg, device, rank, world_size
-
-
-class RunError(RuntimeError):
-    """A run that cannot start; the message names the setting or path at fault."""
 
 
 def run_dirs(cfg, cfg_path):
@@ -68,14 +66,6 @@ def configure_threads(workers, processes_per_node):
             else os.cpu_count() or 1
         torch.set_num_threads(intra_op_threads(workers, processes_per_node, cores))
     return torch.get_num_threads()
-
-
-def select_device(local_rank):
-    """``cuda:<local_rank>`` when CUDA is available, else the CPU."""
-    if torch.cuda.is_available():
-        torch.cuda.set_device(local_rank)
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
 
 
 def configure_cudnn(cudnn_cfg):

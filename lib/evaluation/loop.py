@@ -1,8 +1,9 @@
 """One evaluation loop for validation during training and for ``tools/test.py``.
 
-Validation predicts whole images at one scale (``single_scale``); testing runs the configured
-multi-scale procedure (``lib.evaluation.protocols.predict``).  Both count the same confusion matrices,
-grouped by ``dataset.condition(name)`` (the ACDC conditions; None for Cityscapes).
+Validation predicts whole images at one scale (``predict_whole_image``); testing runs the
+configured procedure (``predict_by_protocol``: ``lib.evaluation.protocols.predict``).  Both
+count the same confusion matrices, grouped by ``dataset.condition(name)`` (the ACDC conditions;
+None for the others).
 """
 import torch
 from tqdm import tqdm
@@ -12,14 +13,16 @@ from .metrics import SegEvaluator
 from .protocols import forward_logits, predict
 
 
-def single_scale(model, align_corners, amp_dtype=None):
-    """Validation's prediction: N x 3 x H x W images -> N x K x H x W logits, no flip."""
+def predict_whole_image(model, align_corners, amp_dtype=None):
+    """Validation's prediction: N x 3 x H x W images -> N x K x H x W logits of each whole
+    image at its own size, one forward, no flip."""
     return lambda images: forward_logits(model, images, flip=False, align_corners=align_corners,
                                          amp_dtype=amp_dtype)
 
 
-def multi_scale(model, settings):
-    """Testing's prediction: the InferenceSettings procedure, one image per call (N = 1)."""
+def predict_by_protocol(model, settings):
+    """Testing's prediction: the whole procedure of ``settings`` (its protocol, scales, single
+    scale included, and flip), one image per call (N = 1)."""
     return lambda images: predict(model, images, settings)
 
 

@@ -6,7 +6,7 @@ import torch
 
 from ..datasets.transforms import MEAN, STD
 from ..utils.visualize import colorize, denormalize, prediction_panels, save_png
-from .protocols import rescale
+from .protocols import scale_one_output
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,7 @@ class PredictionFiles:
     visualize: bool  # visualizations/<name>_<panel>.png of the network's maps at scale 1
     base_size: int  # long side of an image at scale 1 (TEST.BASE_SIZE)
     align_corners: bool
+    amp_dtype: torch.dtype | None = None  # autocast of the scale-1 forward (TRAIN.AMP)
 
 
 class PredictionWriter:
@@ -45,8 +46,8 @@ class PredictionWriter:
                  colorize(pred, self.dataset.palette))
 
     def _save_panels(self, image, name):
-        with torch.no_grad():  # the maps at scale 1
-            output = self.model(rescale(image, self.files.base_size))
+        output = scale_one_output(self.model, image, self.files.base_size,
+                                  self.files.amp_dtype)
         rgb = denormalize(image[0].cpu(), MEAN, STD)
         panels = prediction_panels(rgb, output, self.dataset.palette,
                                    align_corners=self.files.align_corners)

@@ -24,11 +24,11 @@ from ..datasets import dataset_tables
 from ..datasets.files import read_image
 from ..datasets.transforms import MEAN, STD, normalize
 from ..models import SegOutput, build_eval_model
-from ..utils.precision import amp_dtype, autocast
+from ..utils.device import select_device
 from ..utils.visualize import offsets_to_pixels
-from .protocols import InferenceSettings, predict, rescale
+from .protocols import InferenceSettings, predict, scale_one_output
 
-__all__ = ["Predictor", "Prediction", "default_device"]
+__all__ = ["Predictor", "Prediction"]
 
 
 @dataclass(frozen=True)
@@ -61,11 +61,6 @@ class Prediction:
     output: SegOutput | None = None
 
 
-def default_device() -> torch.device:
-    """The first CUDA device when there is one, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def image_to_bgr(image) -> np.ndarray:
     """H x W x 3 uint8 BGR (the datasets' order) from a path, an RGB uint8 array or a PIL image.
 
@@ -93,17 +88,17 @@ class Predictor:
             MODEL.ALIGN_CORNERS set the inference (``InferenceSettings.from_config``),
             TRAIN.AMP the autocast, DATASET.DATASET the label-id table.
         model_file: the weights; empty or None takes TEST.MODEL_FILE.
-        device: where the network runs; None = ``default_device()``.
+        device: where the network runs ("cpu", "cuda", "cuda:1" or a torch.device); None = the
+            first CUDA device when there is one, else the CPU (``lib.utils.device``).
     """
 
     def __init__(self, cfg, model_file: str | None = None, device=None):
-        self.device = default_device() if device is None else torch.device(device)
+        self.device = select_device(None if device is None else str(device))
         tables = dataset_tables(cfg)  # checks DATASET.NUM_CLASSES against the class table
         self.train_id_to_label = np.asarray(tables.train_id_to_label)
         self.class_names, self.palette = tables.class_names, tables.palette
         self.model = build_eval_model(cfg, model_file or cfg.TEST.MODEL_FILE, self.device)
-        self.settings = InferenceSettings.from_config(
-            cfg, amp_dtype(cfg.TRAIN.AMP, cfg.TRAIN.AMP_DTYPE))
+        self.settings = InferenceSettings.from_config(cfg)
 
     def __call__(self, image, return_scores: bool = False,
                  return_maps: bool = True) -> Prediction:
@@ -123,8 +118,8 @@ class Predictor:
     @torch.inference_mode()
     def _maps(self, x):
         """``output`` at scale 1, and its offsets (input pixels) and confidence at x's size."""
-        with autocast(x.device, self.settings.amp_dtype):
-            output = self.model(rescale(x, self.settings.base_size))
+        output = scale_one_output(self.model, x, self.settings.base_size,
+                                  self.settings.amp_dtype)
         if output.offsets is None:
             return {"output": output}
         height, width = x.shape[-2:]

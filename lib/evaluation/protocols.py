@@ -34,17 +34,16 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-from ..config import register_choices
+from ..config import amp_dtype_of, register_choices
 from ..datasets import eval_protocol
 from ..datasets.transforms import MEAN, STD
-from ..utils.geometry import scaled_size, short_side_size
+from ..utils.geometry import resize_bilinear, scaled_size, short_side_size
 from ..utils.precision import autocast
 
 __all__ = ["InferenceSettings", "ACCUMULATE_MODES", "PROTOCOLS", "BLACK", "forward_logits",
            "to_scores", "window_boxes", "padded_window_boxes", "sliding_window",
-           "padded_sliding_window", "scaled_size", "rescale",
+           "padded_sliding_window", "scaled_size", "rescale", "scale_one_output",
            "multi_scale_inference", "ade20k_inference", "predict"]
 
 logger = logging.getLogger(__name__)
@@ -105,10 +104,10 @@ class InferenceSettings:
                              f"{self.batch_size}, {self.window_hw}, {self.base_size}")
 
     @classmethod
-    def from_config(cls, cfg, amp_dtype: torch.dtype | None = None) -> "InferenceSettings":
-        """TEST.* and MODEL.ALIGN_CORNERS; TEST.SCALE_LIST alone sets the scales, as in the
-        reference (TEST.MULTI_SCALE has no effect).  TEST.PROTOCOL "" takes the protocol of
-        the DATASET.DATASET class (``eval_protocol``)."""
+    def from_config(cls, cfg) -> "InferenceSettings":
+        """TEST.*, MODEL.ALIGN_CORNERS and the autocast of TRAIN.AMP; TEST.SCALE_LIST alone sets
+        the scales, as in the reference (TEST.MULTI_SCALE has no effect).  TEST.PROTOCOL ""
+        takes the protocol of the DATASET.DATASET class (``eval_protocol``)."""
         test = cfg.TEST
         protocol = test.PROTOCOL or eval_protocol(cfg.DATASET.DATASET)
         if protocol == "ade20k" and float(test.STRIDE_RATIO) != 1.0:
@@ -120,13 +119,7 @@ class InferenceSettings:
                    window_hw=(height, width), batch_size=int(test.WINDOW_BATCH),
                    flip=bool(test.FLIP_TEST), stride_ratio=float(test.STRIDE_RATIO),
                    accumulate=test.ACCUMULATE, align_corners=bool(cfg.MODEL.ALIGN_CORNERS),
-                   amp_dtype=amp_dtype, crop_padding=bool(test.CROP_PADDING))
-
-
-def _resize(x: torch.Tensor, size: tuple[int, int], align_corners: bool) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=align_corners)
+                   amp_dtype=amp_dtype_of(cfg), crop_padding=bool(test.CROP_PADDING))
 
 
 @torch.inference_mode()
@@ -148,7 +141,7 @@ def forward_logits(model, images: torch.Tensor, *, flip: bool = False,
         # Averaging before the resize is exact (a bilinear resize commutes with mirroring) and
         # resizes half as much.
         logits = 0.5 * (logits[:n] + logits[n:].flip(-1))
-    return _resize(logits, (height, width), align_corners)
+    return resize_bilinear(logits, (height, width), align_corners)
 
 
 def to_scores(logits: torch.Tensor, accumulate: str) -> torch.Tensor:
@@ -290,7 +283,20 @@ def padded_sliding_window(model, image: torch.Tensor,
 def rescale(image: torch.Tensor, long_side: int) -> torch.Tensor:
     """``image`` (N x 3 x H x W) resized bilinearly so that its long side is ``long_side`` pixels,
     the other side rounded as the reference rounds it (``scaled_size``)."""
-    return _resize(image, scaled_size(*image.shape[-2:], long_side), align_corners=False)
+    return resize_bilinear(image, scaled_size(*image.shape[-2:], long_side), align_corners=False)
+
+
+@torch.inference_mode()
+def scale_one_output(model, images: torch.Tensor, base_size: int | None = None,
+                     amp_dtype: torch.dtype | None = None):
+    """The network's own output (``SegOutput`` / ``OCROutput``, maps at its resolution) for
+    ``images`` N x 3 x H x W at scale 1: resized so that the long side is ``base_size`` (as given
+    when None), the forward under autocast in ``amp_dtype``.  What the pictures of S_i, S_s,
+    S_f, the offsets and the confidence show."""
+    if base_size is not None:
+        images = rescale(images, base_size)
+    with autocast(images.device, amp_dtype):
+        return model(images)
 
 
 @torch.inference_mode()
@@ -312,7 +318,7 @@ def multi_scale_inference(model, image: torch.Tensor,
             scores = _forward_scores(model, scaled, settings)
         else:
             scores = sliding_window(model, scaled, settings)
-        scores = _resize(scores, (height, width), settings.align_corners)
+        scores = resize_bilinear(scores, (height, width), settings.align_corners)
         total = scores if total is None else total.add_(scores)
     return total
 
@@ -334,18 +340,18 @@ def ade20k_inference(model, image: torch.Tensor, settings: InferenceSettings) ->
     """
     _check_single(image, "ade20k_inference")
     height, width = image.shape[-2:]
-    resized = _resize(image, short_side_size(height, width, settings.base_size), False)
+    resized = resize_bilinear(image, short_side_size(height, width, settings.base_size), False)
     padded = _pad(resized, *(-(-side // _ADE20K_MULTIPLE) * _ADE20K_MULTIPLE
                              for side in resized.shape[-2:]), 0.0)
     total = None
     for scale in settings.scales:
         scaled = rescale(padded, int(settings.base_size * scale + 0.5))
         scores = padded_sliding_window(model, scaled, settings)
-        scores = _resize(scores, tuple(padded.shape[-2:]), settings.align_corners)
+        scores = resize_bilinear(scores, tuple(padded.shape[-2:]), settings.align_corners)
         total = scores if total is None else total.add_(scores)
     if settings.crop_padding:
         total = total[:, :, :resized.shape[-2], :resized.shape[-1]]
-    return _resize(total, (height, width), settings.align_corners)
+    return resize_bilinear(total, (height, width), settings.align_corners)
 
 
 # Evaluation protocols by name (TEST.PROTOCOL, datasets' ``eval_protocol``).

@@ -2,6 +2,8 @@
 import logging
 import os
 
+import torch
+
 from ..config import register_choices
 from .branched_seg_hrnet import BranchedSegHRNet
 from .hrnet import BLOCKS, StageSpec, set_bn_momentum
@@ -10,8 +12,11 @@ from .offset_path import OFFSET_BRANCHES, OffsetSettings
 from .output import OCROutput, SegOutput
 from .seg_hrnet import SegHRNet
 from .seg_hrnet_ocr import BranchedSegHRNetOCR, SegHRNetOCR
+from .weights import CheckpointError, load_state_dict, read_state_dict
+from .weights import load_pretrained as load_pretrained_weights
 
-__all__ = ["build_model", "build_eval_model", "SegOutput", "OCROutput", "SegHRNet",
+__all__ = ["MODELS", "build_model", "build_eval_model", "apply_speed_flags", "SegOutput",
+           "OCROutput", "SegHRNet",
            "BranchedSegHRNet", "SegHRNetOCR", "BranchedSegHRNetOCR", "StageSpec"]
 
 logger = logging.getLogger(__name__)
@@ -91,9 +96,8 @@ def build_model(cfg, load_pretrained=True):
     model = MODELS[name](cfg)
     set_bn_momentum(model, cfg.MODEL.BN_MOMENTUM)
     if load_pretrained and (cfg.MODEL.PRETRAINED or cfg.MODEL.OFFSET_PRETRAINED):
-        from .weights import load_pretrained as _load
-        _load(model, cfg.MODEL.PRETRAINED, cfg.MODEL.OFFSET_PRETRAINED,
-              offset_head=cfg.MODEL.OFFSET_PRETRAINED_HEAD)
+        load_pretrained_weights(model, cfg.MODEL.PRETRAINED, cfg.MODEL.OFFSET_PRETRAINED,
+                                offset_head=cfg.MODEL.OFFSET_PRETRAINED_HEAD)
     return model
 
 
@@ -103,17 +107,22 @@ def build_eval_model(cfg, model_file, device):
     MODEL.PRETRAINED is not read (the file holds all weights); TRAIN.CHANNELS_LAST and
     TRAIN.COMPILE apply as in training.
     """
-    import torch
-
-    from .weights import CheckpointError, load_state_dict, read_state_dict
-
     if not model_file:
         raise CheckpointError("TEST.MODEL_FILE is empty: give the weights to evaluate")
     if not os.path.isfile(model_file):
         raise CheckpointError(f"TEST.MODEL_FILE {model_file} does not exist")
     model = build_model(cfg, load_pretrained=False)
     load_state_dict(model, read_state_dict(model_file), model_file, require_all=True)
-    model = model.to(device).eval()
-    if cfg.TRAIN.CHANNELS_LAST:
+    return apply_speed_flags(model.to(device).eval(), channels_last=cfg.TRAIN.CHANNELS_LAST,
+                             compile=cfg.TRAIN.COMPILE)
+
+
+def apply_speed_flags(model, *, channels_last: bool, compile: bool, wrap=None):
+    """TRAIN.CHANNELS_LAST and TRAIN.COMPILE on ``model``: channels-last memory, then
+    ``wrap(model)`` when given (training's DistributedDataParallel), then ``torch.compile`` of
+    the result.  Returns the model to call."""
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return torch.compile(model) if cfg.TRAIN.COMPILE else model
+    if wrap is not None:
+        model = wrap(model)
+    return torch.compile(model) if compile else model

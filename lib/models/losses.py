@@ -1,11 +1,11 @@
-"""Losses of the baseline and the offset-vector network (DESIGN section 5).
+"""Losses of every network: cross-entropy, OHEM, the confidence loss and their named sum.
 
 Every loss takes maps at the network's resolution (B x C x h x w) and a label map B x H x W
 (int64, ``ignore_label`` = not labelled), resizes the maps bilinearly to H x W, and computes in
 fp32.  Nothing in a forward pass reads a value back to the host: selections and "no valid pixel"
 cases are tensor operations, so a training step stays asynchronous.
 
-``OffsetSegLoss`` returns named, weighted terms; their sum is the loss to minimise.  It serves
+``SegLoss`` returns named, weighted terms; their sum is the loss to minimise.  It serves
 the one-head networks (``SegOutput``) and the two-head OCR networks (``OCROutput``).
 """
 from collections.abc import Sequence
@@ -15,10 +15,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import register_choices
+from ..utils.geometry import resize_bilinear
 from .output import OCROutput, SegOutput
 from .seed import base_grid
 
-__all__ = ["CrossEntropy", "OhemCrossEntropy", "ConfidenceLoss", "OffsetSegLoss",
+__all__ = ["CrossEntropy", "OhemCrossEntropy", "ConfidenceLoss", "SegLoss",
            "build_criterion"]
 
 CONFIDENCE_MODES = ("reference", "masked")  # LOSS.CONFIDENCE_MODE
@@ -27,13 +28,6 @@ register_choices("LOSS.CONFIDENCE_MODE", CONFIDENCE_MODES)
 register_choices("LOSS.REGION_MEAN", REGION_MEANS)
 # Keeps -log(F) and -log(1 - F) finite at F = 0 and 1 (the reference constant).
 _LOG_EPS = 1e-7
-
-
-def _resize_to(x, size, align_corners):
-    """Bilinear resize of B x C x h x w to ``size`` (H, W); the same tensor when already there."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=align_corners)
 
 
 def _as_buffer(weight):
@@ -65,7 +59,7 @@ class CrossEntropy(nn.Module):
         self.register_buffer("weight", _as_buffer(weight), persistent=False)
 
     def forward(self, logits, target):
-        logits = _resize_to(logits.float(), target.shape[-2:], self.align_corners)
+        logits = resize_bilinear(logits.float(), target.shape[-2:], self.align_corners)
         weight = None if self.weight is None else self.weight.to(logits.device)
         total = F.cross_entropy(logits, target, weight=weight, ignore_index=self.ignore_label,
                                 reduction="sum")
@@ -121,7 +115,7 @@ class OhemCrossEntropy(nn.Module):
         self.register_buffer("weight", _as_buffer(weight), persistent=False)
 
     def forward(self, logits, target):
-        logits = _resize_to(logits.float(), target.shape[-2:], self.align_corners)
+        logits = resize_bilinear(logits.float(), target.shape[-2:], self.align_corners)
         valid = target != self.ignore_label
         labels = torch.where(valid, target, 0)
         # One log_softmax gives both the per-pixel loss and the true-class probability.
@@ -176,8 +170,8 @@ class ConfidenceLoss(nn.Module):
 
     def forward(self, confidence, offsets, target):
         size = target.shape[-2:]
-        confidence = _resize_to(confidence.float(), size, self.align_corners)[:, 0]
-        offsets = _resize_to(offsets.detach().float(), size, self.align_corners)
+        confidence = resize_bilinear(confidence.float(), size, self.align_corners)[:, 0]
+        offsets = resize_bilinear(offsets.detach().float(), size, self.align_corners)
         grid = base_grid(*size, device=offsets.device, dtype=offsets.dtype)
         seed_grid = grid + offsets.permute(0, 2, 3, 1)
 
@@ -198,7 +192,7 @@ class ConfidenceLoss(nn.Module):
 _TERMS = (("seg", "logits"), ("seed", "seed_logits"), ("fused", "fused_logits"))
 
 
-class OffsetSegLoss(nn.Module):
+class SegLoss(nn.Module):
     """The training loss as named, weighted terms; the loss is ``sum(terms.values())``.
 
     forward(output: SegOutput or OCROutput, target B x H x W) -> dict.  With (w_i, w_s, w_f, w_c)
@@ -265,7 +259,7 @@ class OffsetSegLoss(nn.Module):
 
 
 def build_criterion(cfg, class_weights=None):
-    """The ``OffsetSegLoss`` that the config describes (it serves every network).
+    """The ``SegLoss`` that the config describes (it serves every network).
 
     With OHEM, the soft regions of the OCR networks take cross-entropy averaged as
     LOSS.REGION_MEAN says ("all_pixels", the reference, or "labelled"); without OHEM they take
@@ -305,5 +299,5 @@ def build_criterion(cfg, class_weights=None):
     # network's setting (its OCR recipes use True everywhere else); so do we.
     confidence_loss = ConfidenceLoss(mode=cfg.LOSS.CONFIDENCE_MODE, ignore_label=ignore_label,
                                      align_corners=False)
-    return OffsetSegLoss(seg_loss, confidence_loss, term_weights=cfg.LOSS.TERM_WEIGHTS,
+    return SegLoss(seg_loss, confidence_loss, term_weights=cfg.LOSS.TERM_WEIGHTS,
                          region_loss=region_loss, balance_weights=cfg.LOSS.BALANCE_WEIGHTS)

@@ -160,16 +160,6 @@ def get_world_size():
     return dist.get_world_size() if is_initialized() else 1
 
 
-def is_main_process():
-    return get_rank() == 0
-
-
-def barrier():
-    """Collective: wait for every rank."""
-    if is_initialized():
-        dist.barrier()
-
-
 def all_reduce_sum(tensor):
     """Collective: sum ``tensor`` over ranks in place and return it (unchanged on one process)."""
     if is_initialized():
@@ -180,6 +170,20 @@ def all_reduce_sum(tensor):
 def any_rank(flag, device):
     """Collective: True when ``flag`` is true on at least one rank."""
     return bool(all_reduce_sum(torch.tensor([float(flag)], device=device)).item())
+
+
+def on_rank_0(action, device, failure):
+    """Collective: ``action()`` on rank 0 only; when it raises, every rank raises, so that none
+    is left waiting in the next collective for a rank 0 that stopped.  Rank 0 re-raises its own
+    error; the others raise ``failure`` (an exception saying where to look)."""
+    error = None
+    if get_rank() == 0:
+        try:
+            action()
+        except Exception as e:  # re-raised below, on every rank
+            error = e
+    if any_rank(error is not None, device):
+        raise error or failure
 
 
 def all_equal(values):

@@ -1,6 +1,17 @@
-"""Image-size rules shared by the training transform and the inference."""
+"""Image-size rules and the bilinear resize shared by the transforms, the losses and the
+inference."""
+import torch
+import torch.nn.functional as F
 
-__all__ = ["scaled_size", "short_side_size"]
+__all__ = ["scaled_size", "short_side_size", "resize_bilinear"]
+
+
+def resize_bilinear(x: torch.Tensor, size, align_corners: bool) -> torch.Tensor:
+    """``x`` (N x C x h x w) resized bilinearly to ``size`` (H, W) with ``align_corners``; ``x``
+    itself when it has that size already."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=align_corners)
 
 
 def scaled_size(h, w, long_size):

@@ -1,13 +1,22 @@
-"""Measurements the training log reports: FLOPs of a call and peak memory.
+"""The measurement kit: FLOPs of a call, peak memory, timing of calls (alone or interleaved),
+peak FLOP/s of known GPUs, device names and versions, Markdown tables.  The training log and
+``tools/benchmark.py`` use it.
 
 FLOPs come from ``torch.utils.flop_counter.FlopCounterMode``: it counts matrix products and
 convolutions (forward and backward) as 2 x multiply-accumulates; element-wise ops, batch norm,
 interpolation, grid_sample and reductions count 0.
 """
+import gc
+import platform
+import re
 import resource
+import statistics
 import sys
+import time
+from dataclasses import dataclass
 
 import torch
+import torch.nn as nn
 
 
 def count_flops(fn):
@@ -29,3 +38,140 @@ def peak_memory_mb(device):
     scale = 2 ** 20 if sys.platform == "darwin" else 2 ** 10
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / scale, "process peak RSS since start"
+
+
+# Timing conventions: times are measured with ``time.perf_counter`` around each call, after
+# ``sync()`` on both sides (``torch.cuda.synchronize`` on CUDA), and reported in milliseconds.
+# Peak FLOP/s of known GPUs are dense (no sparsity) figures of NVIDIA's data sheets:
+# (device-name pattern, dense TFLOP/s per precision); the first match wins, so specific names
+# come before general ones.  H200 has the H100 SXM tensor cores (same clocks, more memory).
+PEAK_TFLOPS = (
+    (r"H100.*(PCIe|NVL)", {"bf16": 756.0, "tf32": 378.0, "fp32": 51.2}),
+    (r"H200|H100", {"bf16": 989.4, "tf32": 494.7, "fp32": 66.9}),
+    (r"A100", {"bf16": 312.0, "tf32": 156.0, "fp32": 19.5}),
+    (r"\bL4\b", {"bf16": 121.0, "tf32": 60.0, "fp32": 30.3}),
+)
+PEAK_SOURCE = "NVIDIA data sheet, dense"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Summary of per-call times, milliseconds: mean, median and 90th percentile (nearest rank)."""
+
+    mean: float
+    median: float
+    p90: float
+
+    @classmethod
+    def of(cls, seconds):
+        ms = sorted(s * 1e3 for s in seconds)
+        if not ms:
+            raise ValueError("no timed calls")
+        p90 = ms[max(0, -(-9 * len(ms) // 10) - 1)]
+        return cls(statistics.fmean(ms), statistics.median(ms), p90)
+
+
+def precision_of(device, amp):
+    """Arithmetic the convolutions run in: "bf16" under autocast; for fp32 on CUDA "tf32" when
+    cuDNN may use TF32 (PyTorch's default for convolutions, which dominate these networks)."""
+    if amp:
+        return "bf16"
+    if device.type == "cuda" and torch.backends.cudnn.allow_tf32:
+        return "tf32"
+    return "fp32"
+
+
+def peak_tflops(device_name, precision, override=None):
+    """``(peak TFLOP/s or None, where it comes from)`` for ``device_name`` in ``precision``.
+
+    ``override`` (the user's ``--peak-tflops``) wins; then the first matching row of
+    ``PEAK_TFLOPS``; otherwise the peak is unknown.
+    """
+    if override is not None:
+        return float(override), "--peak-tflops"
+    for pattern, peaks in PEAK_TFLOPS:
+        if re.search(pattern, device_name) and precision in peaks:
+            return peaks[precision], f"{PEAK_SOURCE} {precision} ({pattern!r})"
+    return None, "unknown (give --peak-tflops)"
+
+
+def time_calls(fn, iters, warmup, sync):
+    """Call ``fn()`` ``warmup`` times untimed, then ``iters`` times; per-call seconds."""
+    return time_interleaved([fn], iters, warmup, sync)[0]
+
+
+def time_interleaved(fns, iters, warmup, sync):
+    """``time_calls`` of several functions called in turn within each iteration, so that all of
+    them meet the same load of a shared machine; one list of per-call seconds per function."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    sync()
+    seconds = [[] for _ in fns]
+    for _ in range(iters):
+        for fn, times in zip(fns, seconds, strict=True):
+            start = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - start)
+    return seconds
+
+
+def reset_memory(device):
+    """Free what earlier runs left (the caller drops its references first); reset CUDA peaks."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+class ShapeRecorder(nn.Module):
+    """Calls ``model`` unchanged and appends the shape of every input to ``shapes``.
+
+    Wrapping a network in it during one inference run gives the exact list of forward inputs
+    that the run performs, without restating the inference logic.
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.shapes = []
+
+    def forward(self, x):
+        self.shapes.append(tuple(x.shape))
+        return self.model(x)
+
+
+def markdown_table(headers, rows):
+    """A Markdown table with columns padded to equal width; cells are strings."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells):
+        return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def device_name(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f
+                         if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"CPU {model} ({torch.get_num_threads()} torch threads)"
+
+
+def versions():
+    try:
+        import torchvision
+        vision = torchvision.__version__
+    except ImportError:
+        vision = "not installed"
+    return (f"torch {torch.__version__}, torchvision {vision}, "
+            f"cuDNN {torch.backends.cudnn.version()}, Python {platform.python_version()}")

@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import flow_to_image
 
-
 __all__ = ["colorize", "overlay", "confidence_image", "offset_image", "denormalize",
            "offsets_to_pixels", "save_png", "prediction_panels"]
 

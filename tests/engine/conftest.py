@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from lib.config import load_cfg
-from lib.engine.trainer import Trainer
+from lib.engine.build import build_trainer
 from tests.tools.conftest import synthetic_root  # noqa: F401 (the session fixture)
 from tests.tools.helpers import OFFSET_CFG, small_opts
 
@@ -16,7 +16,7 @@ def make_trainer(synthetic_root, tmp_path):  # noqa: F811
 
     def make(out=None, cfg_path=OFFSET_CFG, **extra):
         cfg = load_cfg(cfg_path, small_opts(synthetic_root, str(out or tmp_path), **extra))
-        trainer = Trainer(cfg, cfg_path, torch.device("cpu"), rank=0, world_size=1)
+        trainer = build_trainer(cfg, cfg_path, torch.device("cpu"), rank=0, world_size=1)
         made.append(trainer)
         return trainer
 

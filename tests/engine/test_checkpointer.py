@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from lib.engine.checkpointer import Checkpointer, CheckpointError
 from lib.engine import checkpointer
+from lib.engine.checkpointer import Checkpointer, CheckpointError
 
 
 def _parts(seed=0):
@@ -21,7 +21,7 @@ def _parts(seed=0):
 def _checkpointer(folder, parts, iters=(4,)):
     model, optimizer, scaler = parts
     return Checkpointer(str(folder), model, optimizer, scaler, iters_per_epoch=list(iters),
-                        config_text="A: 1\n", rank=0, device=torch.device("cpu"))
+                        config_text="A: 1\n", device=torch.device("cpu"))
 
 
 def _train(parts, steps=1):
@@ -146,7 +146,7 @@ def _rank_whose_rank_0_disk_is_full(rank, port, folder, results):
     try:
         model, optimizer, scaler = _parts()
         saver = Checkpointer(folder, model, optimizer, scaler, iters_per_epoch=[4],
-                             config_text="A: 1\n", rank=rank, device=torch.device("cpu"))
+                             config_text="A: 1\n", device=torch.device("cpu"))
         if rank == 0:
             def full(*_):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -1,6 +1,7 @@
 """The speed flags keep the results: bf16 autocast, channels_last and torch.compile, on the model
 itself and through ``build_eval_model`` (TRAIN.AMP, TRAIN.CHANNELS_LAST, TRAIN.COMPILE)."""
 import copy
+import dataclasses
 import os
 import shutil
 
@@ -11,7 +12,6 @@ import torch.nn.functional as F
 
 from lib.evaluation.protocols import InferenceSettings, forward_logits, predict
 from lib.models import build_eval_model, build_model
-from lib.utils.precision import amp_dtype
 from tests.conftest import tiny_cfg
 
 HEIGHT, WIDTH, BLOCK = 64, 128, 16
@@ -131,10 +131,10 @@ def test_build_eval_model_with_train_amp_keeps_99_percent_of_the_predictions(
     _, image = confident
     cfg = _eval_cfg(AMP=True)
     model = build_eval_model(cfg, weights_file, torch.device("cpu"))
-    settings = InferenceSettings.from_config(cfg, amp_dtype(cfg.TRAIN.AMP))
+    settings = InferenceSettings.from_config(cfg)
     assert settings.amp_dtype == torch.bfloat16
     scores = predict(model, image, settings)
-    fp32 = predict(model, image, InferenceSettings.from_config(cfg, None))
+    fp32 = predict(model, image, dataclasses.replace(settings, amp_dtype=None))
     assert not torch.equal(scores, fp32)
     torch.testing.assert_close(fp32.log(), reference, atol=ATOL, rtol=0)
     assert _agreement(scores, fp32) >= 0.99

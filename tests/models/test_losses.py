@@ -11,8 +11,8 @@ from lib.config import get_cfg
 from lib.models.losses import (
     ConfidenceLoss,
     CrossEntropy,
-    OffsetSegLoss,
     OhemCrossEntropy,
+    SegLoss,
     build_criterion,
 )
 from lib.models.output import OCROutput, SegOutput
@@ -243,7 +243,7 @@ def test_confidence_loss_rejects_unknown_mode():
         ConfidenceLoss("mean")
 
 
-# --- OffsetSegLoss and the builder --------------------------------------------------------------
+# --- SegLoss and the builder --------------------------------------------------------------
 
 def offset_output(seed=8):
     gen = torch.Generator().manual_seed(seed)
@@ -259,7 +259,7 @@ def test_offset_seg_loss_returns_four_weighted_named_terms():
     output = offset_output()
     _, target = random_case(9, h=8, w=8)
     seg, conf = CrossEntropy(), ConfidenceLoss("masked")
-    terms = OffsetSegLoss(seg, conf, term_weights=(0.1, 0.2, 0.3, 0.4))(output, target)
+    terms = SegLoss(seg, conf, term_weights=(0.1, 0.2, 0.3, 0.4))(output, target)
     assert list(terms) == ["seg", "seed", "fused", "confidence"]
     expected = {"seg": 0.1 * seg(output.logits, target),
                 "seed": 0.2 * seg(output.seed_logits, target),
@@ -273,14 +273,14 @@ def test_offset_seg_loss_baseline_returns_unweighted_seg_only():
     output = SegOutput(logits=offset_output().logits)
     _, target = random_case(10, h=8, w=8)
     seg = CrossEntropy()
-    terms = OffsetSegLoss(seg, ConfidenceLoss(), term_weights=(0.1, 0.2, 0.3, 0.4))(output, target)
+    terms = SegLoss(seg, ConfidenceLoss(), term_weights=(0.1, 0.2, 0.3, 0.4))(output, target)
     assert list(terms) == ["seg"]
     assert terms["seg"].item() == pytest.approx(seg(output.logits, target).item(), rel=1e-6)
 
 
 def test_offset_seg_loss_rejects_wrong_number_of_term_weights():
     with pytest.raises(ValueError, match="4 values"):
-        OffsetSegLoss(CrossEntropy(), ConfidenceLoss(), term_weights=(1.0, 1.0))
+        SegLoss(CrossEntropy(), ConfidenceLoss(), term_weights=(1.0, 1.0))
 
 
 def test_build_criterion_translates_config():
@@ -350,7 +350,7 @@ def test_ocr_terms_are_balance_weighted_pairs_inside_the_term_weights():
     output = ocr_output()
     _, target = random_case(12, h=4, w=4)
     conf = ConfidenceLoss()
-    loss = OffsetSegLoss(CrossEntropy(), conf, term_weights=(0.1, 0.2, 0.3, 0.4),
+    loss = SegLoss(CrossEntropy(), conf, term_weights=(0.1, 0.2, 0.3, 0.4),
                          balance_weights=(0.4, 1.0))
     terms = loss(output, target)
     assert list(terms) == ["seg_regions", "seg_ocr", "seed_regions", "seed_ocr", "fused_regions",
@@ -424,7 +424,7 @@ def test_zero_offsets_give_equal_seed_and_initial_terms_for_both_heads(make_tiny
 
 
 def test_ocr_loss_needs_two_balance_weights():
-    loss = OffsetSegLoss(CrossEntropy(), ConfidenceLoss(), balance_weights=(1.0,))
+    loss = SegLoss(CrossEntropy(), ConfidenceLoss(), balance_weights=(1.0,))
     with pytest.raises(ValueError, match="BALANCE_WEIGHTS"):
         loss(ocr_output(), random_case(14, h=8, w=8)[1])
     # One-head networks do not read them (published HRNetV2 files say [1]).

@@ -11,7 +11,6 @@ from lib.config import load_cfg
 from lib.datasets.transforms import normalize
 from lib.evaluation.protocols import InferenceSettings, predict
 from lib.models import build_eval_model
-from lib.utils.precision import amp_dtype
 from tests.tools.helpers import OFFSET_CFG, run_tool, small_opts
 from tests.tools.test_test_tool import (
     LABEL_IDS,
@@ -60,7 +59,7 @@ def _predict_array(opts, bgr):
     cfg = load_cfg(OFFSET_CFG, opts)
     model = build_eval_model(cfg, cfg.TEST.MODEL_FILE, torch.device("cpu"))
     image = torch.from_numpy(normalize(bgr))[None]
-    settings = InferenceSettings.from_config(cfg, amp_dtype(cfg.TRAIN.AMP))
+    settings = InferenceSettings.from_config(cfg)
     return predict(model, image, settings).argmax(dim=1)[0].numpy()
 
 

@@ -14,7 +14,6 @@ from lib.config import load_cfg
 from lib.datasets import build_dataset
 from lib.evaluation.protocols import InferenceSettings, predict
 from lib.models import build_eval_model
-from lib.utils.precision import amp_dtype
 from tests.tools.helpers import BASELINE_CFG, OFFSET_CFG, ROOT, free_port, run_tool, small_opts
 
 NAME = os.path.splitext(os.path.basename(OFFSET_CFG))[0]
@@ -186,7 +185,7 @@ def test_save_pred_writes_label_ids_and_colours_of_the_predicted_train_ids(evalu
     cfg = load_cfg(OFFSET_CFG, evaluation.opts)
     model = build_eval_model(cfg, cfg.TEST.MODEL_FILE, torch.device("cpu"))
     dataset = build_dataset(cfg, "test")
-    settings = InferenceSettings.from_config(cfg, amp_dtype(cfg.TRAIN.AMP))
+    settings = InferenceSettings.from_config(cfg)
     predictions = os.path.join(evaluation.folder, "predictions")
     classes_seen = set()
     for index in range(len(dataset)):

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from lib.config import load_cfg
-from lib.engine.launch import RunError
+from lib.engine.build import build_trainer
 from lib.engine.schedule import Phase, PolySchedule
-from lib.engine.trainer import NonFiniteLossError, Trainer
+from lib.engine.trainer import NonFiniteLossError
+from lib.utils.errors import RunError
 from tests.tools.helpers import OFFSET_CFG, ROOT, free_port, run_tool, small_opts
 
 NAME = os.path.splitext(os.path.basename(OFFSET_CFG))[0]
@@ -94,7 +95,7 @@ def test_resume_after_sigkill_ends_with_the_same_weights(synthetic_root, tmp_pat
 
 def _trainer(synthetic_root, out, **extra):
     cfg = load_cfg(OFFSET_CFG, small_opts(synthetic_root, out, **extra))
-    return Trainer(cfg, OFFSET_CFG, torch.device("cpu"), rank=0, world_size=1)
+    return build_trainer(cfg, OFFSET_CFG, torch.device("cpu"), rank=0, world_size=1)
 
 
 class _NaNAt:
@@ -162,7 +163,7 @@ def test_unwritable_output_folder_is_named(synthetic_root, tmp_path):
     cfg = load_cfg(OFFSET_CFG, small_opts(synthetic_root, str(tmp_path)) +
                    ["OUTPUT_DIR", str(blocker / "sub")])
     with pytest.raises(RunError, match="OUTPUT_DIR"):
-        Trainer(cfg, OFFSET_CFG, torch.device("cpu"), rank=0, world_size=1)
+        build_trainer(cfg, OFFSET_CFG, torch.device("cpu"), rank=0, world_size=1)
 
 
 @pytest.mark.parametrize("launcher", ["torch.distributed.launch", "torchrun"])
@@ -249,7 +250,7 @@ def test_extra_phase_trains_on_its_own_list_with_its_own_schedule(synthetic_root
         "TRAIN.END_EPOCH": 1, "TRAIN.EXTRA_EPOCH": 2, "TRAIN.EXTRA_LR": 0.001,
         "DATASET.EXTRA_TRAIN_SET": "list/cityscapes/trainval.lst", "TRAIN.EVAL_INTERVAL": 0})
     main_iters = len(trainer.loader)
-    extra_iters = len(trainer.phase_loaders[1][0])
+    extra_iters = len(trainer.phases[1][0])
     assert extra_iters > main_iters  # trainval (12 images) is longer than train (8)
     lrs = []
     real_step = trainer.optimizer.step

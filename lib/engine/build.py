@@ -1,0 +1,167 @@
+"""A training run built from its config: ``build_trainer(cfg, ...)`` makes every part the
+``Trainer`` runs, and ``build_step_parts`` the parts of one training step, which
+``tools/benchmark.py --mode train`` times as they are built for training."""
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+
+from ..config import amp_dtype_of
+from ..datasets import build_dataset, dataset_tables
+from ..datasets.loaders import eval_loader, train_loader
+from ..models import apply_speed_flags, build_model
+from ..models.losses import build_criterion
+from ..utils import distributed as dist
+from ..utils.compat import stop_persistent_workers, unwrap_model
+from ..utils.errors import RunError
+from ..utils.logger import create_writer, setup_logging
+from ..utils.precision import needs_loss_scaling
+from ..utils.profiling import count_flops
+from .checkpointer import Checkpointer
+from .folder_lock import FolderLock
+from .launch import configure_cudnn, make_writable_dir, run_dirs, seed_everything
+from .schedule import Phase, PolySchedule, build_optimizer
+from .trainer import LoopSettings, Trainer
+from .validator import Validator
+
+__all__ = ["StepParts", "build_step_parts", "build_trainer", "forward_flops"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StepParts:
+    """What one training step needs: the network as it is trained (SyncBN, channels-last, DDP
+    and compile applied), the bare network inside it, the loss, the optimiser, the loss scaler
+    and the autocast dtype."""
+
+    model: torch.nn.Module
+    network: torch.nn.Module
+    criterion: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+
+
+def build_step_parts(cfg, device, world_size=1, load_pretrained=True):
+    """The ``StepParts`` of MODEL.*, LOSS.* and TRAIN.* on ``device``, for a group of
+    ``world_size`` processes (SyncBatchNorm and DDP above 1, SyncBatchNorm on CUDA only).
+
+    The loss takes the class weights of DATASET.DATASET's tables when LOSS.CLASS_BALANCE is on
+    (no dataset is read).  ``load_pretrained``: initialise from MODEL.PRETRAINED /
+    OFFSET_PRETRAINED.
+    """
+    network = build_model(cfg, load_pretrained=load_pretrained).to(device)
+    if world_size > 1 and device.type == "cuda":
+        network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(network)
+
+    def ddp(module):
+        return torch.nn.parallel.DistributedDataParallel(
+            module, device_ids=[device.index] if device.type == "cuda" else None)
+
+    model = apply_speed_flags(network, channels_last=cfg.TRAIN.CHANNELS_LAST,
+                              compile=cfg.TRAIN.COMPILE, wrap=ddp if world_size > 1 else None)
+    weights = dataset_tables(cfg).class_weight_table if cfg.LOSS.CLASS_BALANCE else None
+    criterion = build_criterion(cfg, weights).to(device)
+    optimizer = build_optimizer(unwrap_model(model), cfg.TRAIN.OPTIMIZER, cfg.TRAIN.LR,
+                                cfg.TRAIN.MOMENTUM, cfg.TRAIN.WD, cfg.TRAIN.NESTEROV)
+    dtype = amp_dtype_of(cfg)
+    scaler = torch.amp.GradScaler(device.type, enabled=needs_loss_scaling(dtype))
+    return StepParts(model, unwrap_model(model), criterion, optimizer, scaler, dtype)
+
+
+def forward_flops(model, crop_hw, device):
+    """Forward FLOPs of one image at the training crop, counted in eval mode."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        flops = count_flops(lambda: model(torch.zeros(1, 3, *crop_hw, device=device)))
+    model.train(was_training)
+    return flops
+
+
+def _lock_folders(output_dir, log_dir, device):
+    """Collective: rank 0 creates the folders and takes the output folder's lock; every rank
+    fails with it.  Returns the lock (None on the other ranks)."""
+    locks = []
+
+    def take():
+        make_writable_dir(output_dir, "OUTPUT_DIR")
+        make_writable_dir(log_dir, "LOG_DIR")
+        locks.append(FolderLock(output_dir).acquire())
+
+    dist.on_rank_0(take, device, RunError(f"rank 0 could not start the run in {output_dir}"))
+    return locks[0] if locks else None
+
+
+def _build_phases(cfg, device):
+    """``(loader, sampler)`` of each training phase and their ``PolySchedule``."""
+    pin = cfg.PIN_MEMORY and device.type == "cuda"
+    train_set = build_dataset(cfg, "train")
+    sets = [(train_set, "main", cfg.TRAIN.LR, cfg.TRAIN.END_EPOCH)]
+    if cfg.TRAIN.EXTRA_EPOCH > 0:
+        if not cfg.DATASET.EXTRA_TRAIN_SET:
+            raise RunError("TRAIN.EXTRA_EPOCH > 0 needs DATASET.EXTRA_TRAIN_SET")
+        extra = build_dataset(cfg, "train", list_path=cfg.DATASET.EXTRA_TRAIN_SET)
+        sets.append((extra, "extra", cfg.TRAIN.EXTRA_LR, cfg.TRAIN.EXTRA_EPOCH))
+    phases = [train_loader(dataset, cfg.TRAIN.BATCH_SIZE_PER_GPU, cfg.WORKERS, pin,
+                           max(cfg.TRAIN.SEED, 0), cfg.TRAIN.SHUFFLE) for dataset, *_ in sets]
+    schedule = PolySchedule([Phase(name, lr, epochs, len(loader))
+                             for (_, name, lr, epochs), (loader, _) in zip(sets, phases,
+                                                                           strict=True)])
+    return phases, schedule
+
+
+def _closers(writer, lock):
+    return [f for f in (writer and writer.close, lock and lock.release) if f]
+
+
+def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
+    """The ``Trainer`` of the configured run in ``OUTPUT_DIR/<dataset>/<config name>``.
+
+    Collective.  Takes the output folder's lock (a second run into the same folder stops at
+    once), sets up logging, seeds and cuDNN, builds the data, the step parts, the checkpointer,
+    the validator and the TensorBoard writer, and writes ``config.yaml`` once all of it has
+    been built (a run that fails to start leaves the folder as it was).  The Trainer releases
+    the lock when it is closed.
+    """
+    output_dir, log_dir = run_dirs(cfg, cfg_path)
+    lock = _lock_folders(output_dir, log_dir, device)
+    phases, writer = [], None
+    try:
+        setup_logging(output_dir, rank, "train")
+        seed_everything(cfg.TRAIN.SEED)
+        configure_cudnn(cfg.CUDNN)
+        phases, schedule = _build_phases(cfg, device)
+        val_set = build_dataset(cfg, "val")
+        val_loader = eval_loader(val_set, cfg.TEST.BATCH_SIZE_PER_GPU, cfg.WORKERS,
+                                 cfg.PIN_MEMORY and device.type == "cuda")
+        parts = build_step_parts(cfg, device, world_size)
+        crop_hw = (cfg.TRAIN.IMAGE_SIZE[1], cfg.TRAIN.IMAGE_SIZE[0])
+        logger.info("%s: %.2fM parameters, %.1f GFLOPs per %dx%d image (forward)",
+                    cfg.MODEL.NAME, sum(p.numel() for p in parts.network.parameters()) / 1e6,
+                    forward_flops(parts.network, crop_hw, device) / 1e9, *crop_hw)
+        writer = create_writer(log_dir, rank)
+        checkpointer = Checkpointer(output_dir, parts.model, parts.optimizer, parts.scaler,
+                                    iters_per_epoch=[p.iters_per_epoch for p in schedule.phases],
+                                    config_text=cfg.dump(), device=device)
+        validator = Validator(val_loader, val_set, device, align_corners=cfg.MODEL.ALIGN_CORNERS,
+                              amp_dtype=parts.amp_dtype, writer=writer)
+    except BaseException:
+        for loader, _ in phases:
+            stop_persistent_workers(loader)
+        for close in _closers(writer, lock):
+            close()
+        raise
+    on_close = _closers(writer, lock)
+    trainer = Trainer(parts.model, parts.criterion, parts.optimizer, parts.scaler, phases,
+                      schedule, checkpointer, LoopSettings.from_config(cfg), device=device,
+                      validator=validator, writer=writer, world_size=world_size,
+                      on_close=on_close)
+    if rank == 0:  # only once the run has started: a failed start leaves a folder unchanged
+        path = os.path.join(output_dir, "config.yaml")
+        with open(path, "w") as f:
+            f.write(cfg.dump())
+        logger.info("config (also in %s):\n%s", path, cfg.dump())
+    return trainer

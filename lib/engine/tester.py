@@ -1,0 +1,84 @@
+"""The test run of ``tools/test.py``: evaluate a network with the configured procedure, write
+``results.json`` and, when asked, the prediction files."""
+import json
+import logging
+import os
+import sys
+
+from ..datasets import build_dataset
+from ..datasets.loaders import eval_loader
+from ..evaluation.loop import evaluate, predict_by_protocol
+from ..evaluation.metrics import format_table, json_safe
+from ..evaluation.prediction_files import PredictionFiles, PredictionWriter
+from ..evaluation.protocols import InferenceSettings
+from ..models import build_eval_model
+from ..utils.errors import RunError
+from ..utils.logger import create_writer, setup_logging
+from .launch import configure_cudnn, make_writable_dir, run_dirs
+
+__all__ = ["run_test"]
+
+logger = logging.getLogger(__name__)
+
+
+def run_test(cfg, cfg_path, device, rank, save_pred=False):
+    """Collective: evaluate TEST.MODEL_FILE (default: the run's ``final_state.pth``) on
+    DATASET.TEST_SET with the TEST.* procedure, every rank its shard.
+
+    Rank 0 writes ``results.json`` into the run's output folder and logs the table; with
+    ``save_pred`` (or TEST.SAVE_PRED) label-id and colour PNGs, with TEST.VISUALIZATION the
+    maps of every image.  A list without labels is refused unless something is written.
+    Returns the results dict on rank 0 when there are labels, else None.
+    """
+    output_dir, log_dir = run_dirs(cfg, cfg_path)
+    make_writable_dir(output_dir, "OUTPUT_DIR")
+    setup_logging(output_dir, rank, "test")
+    configure_cudnn(cfg.CUDNN)
+    settings = InferenceSettings.from_config(cfg)
+    files = PredictionFiles(save_pred or cfg.TEST.SAVE_PRED, cfg.TEST.VISUALIZATION,
+                            cfg.TEST.BASE_SIZE, cfg.MODEL.ALIGN_CORNERS, settings.amp_dtype)
+    dataset = build_dataset(cfg, "test")
+    if not dataset.has_labels and not (files.save_pred or files.visualize):
+        raise RunError(f"{cfg.DATASET.TEST_SET} has no labels, so there is nothing to measure "
+                       f"and nothing would be written: pass --save-pred (or TEST.SAVE_PRED "
+                       f"True) to write the predictions")
+    model_file = cfg.TEST.MODEL_FILE or os.path.join(output_dir, "final_state.pth")
+    if not cfg.TEST.MODEL_FILE and not os.path.isfile(model_file):
+        raise FileNotFoundError(f"TEST.MODEL_FILE is not set and the run's {model_file} does "
+                                f"not exist: train first or give TEST.MODEL_FILE")
+    model = build_eval_model(cfg, model_file, device)
+    logger.info("evaluating %s on %d images of %s: scales %s, flip %s, accumulate %s",
+                model_file, len(dataset), cfg.DATASET.TEST_SET, list(settings.scales),
+                settings.flip, settings.accumulate)
+    writer = create_writer(log_dir, rank) if files.visualize else None
+    try:
+        on_batch = PredictionWriter(output_dir, dataset, model, files, writer) \
+            if files.save_pred or files.visualize else None
+        loader = eval_loader(dataset, 1, cfg.WORKERS, pin_memory=False)
+        evaluator = evaluate(predict_by_protocol(model, settings), loader, dataset, device,
+                             on_batch, progress=rank == 0 and sys.stderr.isatty())
+    finally:
+        if writer is not None:
+            writer.close()
+    results = None
+    if rank == 0:
+        if evaluator is None:
+            written = [name for name, on in (("predictions", files.save_pred),
+                                             ("visualizations", files.visualize)) if on]
+            logger.info("%s has no labels: no metrics; %s written under %s",
+                        cfg.DATASET.TEST_SET, " and ".join(written), output_dir)
+        else:
+            results = _write_results(evaluator, dataset, cfg, model_file, settings, output_dir)
+        logger.info("output folder: %s", os.path.abspath(output_dir))
+    return results
+
+
+def _write_results(evaluator, dataset, cfg, model_file, settings, output_dir):
+    results = evaluator.results(dataset.class_names)
+    results.update(model_file=model_file, test_set=cfg.DATASET.TEST_SET,
+                   scales=list(settings.scales), flip=settings.flip, num_images=len(dataset),
+                   confusion_matrix=evaluator.overall.cpu().tolist())
+    with open(os.path.join(output_dir, "results.json"), "w") as f:
+        json.dump(json_safe(results), f, indent=2)
+    logger.info("results:\n%s", format_table(results))
+    return results

@@ -1,0 +1,19 @@
+"""The device a process computes on, chosen once (by the tools) and passed down."""
+import torch
+
+__all__ = ["select_device"]
+
+
+def select_device(choice: str | None = None, local_rank: int = 0) -> torch.device:
+    """``choice`` None: ``cuda:<local_rank>`` when CUDA is available, else the CPU.  "cpu",
+    "cuda" (= ``cuda:<local_rank>``) or "cuda:N" choose; CUDA without a CUDA device is an error.
+    A CUDA device also becomes the current one (what NCCL and ``torch.cuda`` calls use)."""
+    device = torch.device(choice) if choice else torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu")
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
+        raise RuntimeError(f"device {choice!r}: CUDA is not available on this machine")
+    device = torch.device("cuda", local_rank if device.index is None else device.index)
+    torch.cuda.set_device(device)
+    return device
