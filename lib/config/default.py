@@ -4,7 +4,7 @@ Key names follow the experiment files of the original HRNetV2 segmentation code 
 offset-vector thesis code, so that those files load unchanged.  Sizes given as two numbers
 (``TRAIN.IMAGE_SIZE``, ``TEST.IMAGE_SIZE``) are ``[width, height]``, as in the original.
 
-Keys marked "no effect" are accepted so that published files load; nothing reads them.
+The keys that nothing reads, accepted so that published files load, stand together at the end.
 """
 from yacs.config import CfgNode as CN
 
@@ -14,8 +14,6 @@ _C = CN()
 _C.OUTPUT_DIR = "output"
 # Folder for TensorBoard events, laid out like OUTPUT_DIR (``<LOG_DIR>/<dataset>/<config name>/``).
 _C.LOG_DIR = "log"
-# No effect: the number of processes comes from the launcher (torchrun / torch.distributed.launch).
-_C.GPUS = (0,)
 # DataLoader worker processes per training/evaluation process (0 = load in the main process).
 _C.WORKERS = 4
 # Write one log line every PRINT_FREQ training iterations.
@@ -24,8 +22,6 @@ _C.PRINT_FREQ = 20
 _C.AUTO_RESUME = False
 # Pin host memory in the DataLoaders (only used when training on CUDA).
 _C.PIN_MEMORY = True
-# No effect: the process rank comes from the launcher's environment.
-_C.RANK = 0
 
 # cuDNN switches, applied once per process.
 _C.CUDNN = CN()
@@ -64,9 +60,6 @@ _C.MODEL.ALIGN_CORNERS = False
 # Momentum of every batch norm's running statistics: 0.01 in the HRNetV2 reference, 0.1 in
 # HRNet-OCR and OVeNet-OCR.
 _C.MODEL.BN_MOMENTUM = 0.01
-# No effect: the original's number of outputs (2 in HRNet-OCR files); the networks return named
-# fields (SegOutput, OCROutput) instead of a list.
-_C.MODEL.NUM_OUTPUTS = 1
 
 # The OCR head of seg_hrnet_ocr / branched_seg_hrnet_ocr (defaults: the published HRNet-OCR).
 _C.MODEL.OCR = CN()
@@ -81,7 +74,6 @@ _C.MODEL.OCR.DROPOUT = 0.05
 # defines this key but reads it nowhere: it fixes both of its "scale"s at 1, this temperature and
 # the pooling factor inside the object attention, which has no key here.
 _C.MODEL.OCR.SCALE = 1.0
-
 
 def _stage(num_modules, num_branches, block, num_blocks, num_channels):
     stage = CN()
@@ -100,14 +92,11 @@ def _stage(num_modules, num_branches, block, num_blocks, num_channels):
     stage.FUSE_METHOD = "SUM"
     return stage
 
-
 # Architecture of the network.  Defaults are HRNetV2-W48; experiment files spell out every stage.
 _C.MODEL.EXTRA = CN()
 # Kernel size of the last classifier convolution (1 or 3) of seg_hrnet / branched_seg_hrnet; the
 # OCR networks' classifiers are 1x1, as published.
 _C.MODEL.EXTRA.FINAL_CONV_KERNEL = 1
-# No effect: read by the thesis configs, the seed prediction has no convolution of its own.
-_C.MODEL.EXTRA.FINAL_CONV_SEED = 1
 # Stage 1 of the main path: bottleneck blocks at 1/4 resolution.
 _C.MODEL.EXTRA.STAGE1 = _stage(1, 1, "BOTTLENECK", [4], [64])
 # Stage 2 of the main path: branches at 1/4 and 1/8.
@@ -132,9 +121,6 @@ _C.MODEL.EXTRA.ITERATIVE_REFINEMENT = 0
 # True: seeds gather and fuse logits.  False: they gather and fuse class probabilities, and the
 # network returns the logarithm of the fused probabilities so every consumer still sees logits.
 _C.MODEL.EXTRA.LOGITS = True
-# No effect: the thesis configs' confidence switch.  Both of its values, 0 and 1, fuse with the
-# learned confidence map F (S_f = (1 - F) S_i + F S_s), as the thesis code did; others are an error.
-_C.MODEL.EXTRA.CONFIDENCE = 1
 # align_corners of the seed sampling grid (grid_sample); True matches the offset units above.
 _C.MODEL.EXTRA.GRID_ALIGN_CORNERS = True
 
@@ -196,14 +182,6 @@ _C.DATASET.CLASS_WEIGHTS = []
 
 # Training: transform, schedule, optimiser and run control.
 _C.TRAIN = CN()
-# No effect: the original's layer-freezing keys (see MODEL.FREEZED_PAR).
-_C.TRAIN.FREEZE_LAYERS = ""
-# No effect: the original's number of epochs with frozen layers.
-_C.TRAIN.FREEZE_EPOCHS = -1
-# No effect: the original's names of parameters outside the backbone.
-_C.TRAIN.NONBACKBONE_KEYWORDS = []
-# No effect: the original's learning-rate factor of parameters outside the backbone.
-_C.TRAIN.NONBACKBONE_MULT = 10
 # Training crop [width, height].
 _C.TRAIN.IMAGE_SIZE = [1024, 512]
 # Long side of an image at scale 1 before random scaling.
@@ -217,14 +195,6 @@ _C.TRAIN.FLIP = True
 _C.TRAIN.MULTI_SCALE = True
 # Largest k of the training scales 0.5 + k / 10, k = 0..SCALE_FACTOR (16: scales 0.5 to 2.1).
 _C.TRAIN.SCALE_FACTOR = 16
-# No effect: the original's brightness augmentation switch.
-_C.TRAIN.RANDOM_BRIGHTNESS = False
-# No effect: the original's brightness shift.
-_C.TRAIN.RANDOM_BRIGHTNESS_SHIFT_VALUE = 10
-# No effect: the original's step schedule factor (the schedule is poly, see TRAIN.LR).
-_C.TRAIN.LR_FACTOR = 0.1
-# No effect: the original's step schedule epochs.
-_C.TRAIN.LR_STEP = [90, 110]
 # Base learning rate of the poly schedule lr = LR * (1 - it / max_it) ** 0.9.
 _C.TRAIN.LR = 0.01
 # Base learning rate of the second phase (EXTRA_EPOCH).
@@ -253,8 +223,6 @@ _C.TRAIN.BATCH_SIZE_PER_GPU = 32
 _C.TRAIN.SHUFFLE = True
 # Use only the first NUM_SAMPLES training images (0 = all).
 _C.TRAIN.NUM_SAMPLES = 0
-# No effect: a folder of the thesis code that nothing read.
-_C.TRAIN.OFFSET_DIR = ""
 # Autocast (in TRAIN.AMP_DTYPE) of the network's forward passes in training, validation,
 # tools/test.py and tools/infer.py, on CUDA and on the CPU (losses and softmax stay fp32).  False
 # (fp32) reproduces the reference exactly.
@@ -290,15 +258,8 @@ _C.TEST.NUM_SAMPLES = 0
 _C.TEST.MODEL_FILE = ""
 # Average the prediction of the mirrored image.
 _C.TEST.FLIP_TEST = False
-# No effect: as in the reference, TEST.SCALE_LIST alone decides the evaluation scales.
-_C.TEST.MULTI_SCALE = False
 # Scales of multi-scale testing ([1.0] = single scale); on the command line "0.5,0.75,1.0".
 _C.TEST.SCALE_LIST = [1.0]
-# No effect: which output of the original's list was evaluated (-1 = the last, the OCR head);
-# here SegOutput.final / OCROutput.final (the OCR head's fused prediction) is evaluated.
-_C.TEST.OUTPUT_INDEX = -1
-# No effect: kept so published files load.
-_C.TEST.CENTER_CROP_TEST = False
 # Write S_i, S_s, S_f, confidence and offset images of every evaluated image.
 _C.TEST.VISUALIZATION = False
 # Sliding windows per network forward (twice as many images with flipping); raise it for speed
@@ -319,15 +280,47 @@ _C.TEST.CROP_PADDING = False
 # Write label-id and colour predictions under <output folder>/predictions (also --save-pred).
 _C.TEST.SAVE_PRED = False
 
-# No effect: the original's debug switches.
+
+# -------------------------------------------------------------------------------------------------
+# Keys that nothing reads.  They are accepted so that experiment files written for the original
+# HRNet, HRNet-OCR, thesis and OVeNet codes load unchanged:
+# - GPUS, RANK: the processes and their ranks come from the launcher (torchrun,
+#   torch.distributed.launch, srun);
+# - MODEL.NUM_OUTPUTS, TEST.OUTPUT_INDEX: the networks return named fields (SegOutput, OCROutput)
+#   and evaluation takes their ``final`` (S_f of the OCR head for OVeNet-OCR), not a list item;
+# - MODEL.EXTRA.FINAL_CONV_SEED: the seed prediction has no convolution of its own;
+# - MODEL.EXTRA.CONFIDENCE: both of the thesis' values, 0 and 1, fuse with the learned
+#   confidence map F, as the thesis code did; any other value is an error;
+# - TRAIN.FREEZE_LAYERS, FREEZE_EPOCHS, NONBACKBONE_KEYWORDS, NONBACKBONE_MULT: the original's
+#   layer freezing and learning-rate factors (MODEL.FREEZED_PAR freezes here);
+# - TRAIN.RANDOM_BRIGHTNESS, RANDOM_BRIGHTNESS_SHIFT_VALUE: the original's brightness
+#   augmentation, off in every published file;
+# - TRAIN.LR_FACTOR, LR_STEP: the original's step schedule (the schedule is poly, TRAIN.LR);
+# - TRAIN.OFFSET_DIR: a folder of the thesis code that nothing read;
+# - TEST.MULTI_SCALE: as in the reference, TEST.SCALE_LIST alone sets the evaluation scales;
+# - TEST.CENTER_CROP_TEST: off in every published file;
+# - DEBUG.DEBUG, SAVE_BATCH_IMAGES_GT, SAVE_BATCH_IMAGES_PRED, SAVE_HEATMAPS_GT,
+#   SAVE_HEATMAPS_PRED: the original's debug dumps.
+_C.GPUS = (0,)
+_C.RANK = 0
+_C.MODEL.NUM_OUTPUTS = 1
+_C.MODEL.EXTRA.FINAL_CONV_SEED = 1
+_C.MODEL.EXTRA.CONFIDENCE = 1
+_C.TRAIN.FREEZE_LAYERS = ""
+_C.TRAIN.FREEZE_EPOCHS = -1
+_C.TRAIN.NONBACKBONE_KEYWORDS = []
+_C.TRAIN.NONBACKBONE_MULT = 10
+_C.TRAIN.RANDOM_BRIGHTNESS = False
+_C.TRAIN.RANDOM_BRIGHTNESS_SHIFT_VALUE = 10
+_C.TRAIN.LR_FACTOR = 0.1
+_C.TRAIN.LR_STEP = [90, 110]
+_C.TRAIN.OFFSET_DIR = ""
+_C.TEST.MULTI_SCALE = False
+_C.TEST.OUTPUT_INDEX = -1
+_C.TEST.CENTER_CROP_TEST = False
 _C.DEBUG = CN()
-# No effect: the original's debug mode.
 _C.DEBUG.DEBUG = False
-# No effect: the original's dump of ground-truth batches.
 _C.DEBUG.SAVE_BATCH_IMAGES_GT = False
-# No effect: the original's dump of predicted batches.
 _C.DEBUG.SAVE_BATCH_IMAGES_PRED = False
-# No effect: the original's dump of ground-truth heatmaps.
 _C.DEBUG.SAVE_HEATMAPS_GT = False
-# No effect: the original's dump of predicted heatmaps.
 _C.DEBUG.SAVE_HEATMAPS_PRED = False

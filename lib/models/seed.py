@@ -65,9 +65,3 @@ def refine_offsets(offsets, grid, iterations, align_corners=True):
 def fuse(values, seed_values, confidence):
     """S_f = (1 - F) * S_i + F * S_s; confidence is B x 1 x h x w in [0, 1]."""
     return values + confidence * (seed_values - values)
-
-
-def flip_offsets(offsets):
-    """Offset field of the horizontally mirrored image: mirror the map and negate x."""
-    flipped = offsets.flip(-1)
-    return torch.cat((-flipped[:, :1], flipped[:, 1:]), dim=1)

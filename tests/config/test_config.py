@@ -2,6 +2,7 @@ import ast
 import glob
 import logging
 import os
+import re
 
 import pytest
 
@@ -11,6 +12,7 @@ import lib.config
 import lib.engine.schedule  # noqa: F401
 import lib.evaluation.protocols  # noqa: F401
 import lib.models  # noqa: F401
+import lib.models.losses  # noqa: F401
 from lib.config import ConfigError, get_cfg, load_cfg, register_choices
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -62,8 +64,13 @@ def _attribute_path(node):
     return [node.id, *reversed(names)] if isinstance(node, ast.Name) and names else None
 
 
+NO_EFFECT_BLOCK = "# Keys that nothing reads."
+
+
 def _definitions_in_default_py():
-    """{key path: whether the line directly above its assignment is a comment}, from the source.
+    """{key path: whether it is documented}, from the source: the line directly above its
+    assignment is a comment, or, in the block of keys that nothing reads at the end of the
+    file, the block's one comment names the key.
 
     Stage keys are assigned inside ``_stage`` (``stage.NUM_MODULES = ...``) and belong to every
     ``_C....STAGEk = _stage(...)``.
@@ -71,8 +78,14 @@ def _definitions_in_default_py():
     with open(DEFAULT_PY) as f:
         source = f.read()
     lines = source.splitlines()
+    block = next(i for i, line in enumerate(lines) if line.startswith(NO_EFFECT_BLOCK))
+    end = next(i for i in range(block, len(lines)) if not lines[i].startswith("#"))
+    block_comment = "\n".join(lines[block:end])
 
     def commented(statement):
+        if statement.lineno - 1 >= block:
+            name = _attribute_path(statement.targets[0])[-1]
+            return re.search(rf"\b{name}\b", block_comment) is not None
         return statement.lineno >= 2 and lines[statement.lineno - 2].lstrip().startswith("#")
 
     tree = ast.parse(source)
@@ -318,3 +331,23 @@ def test_a_non_mapping_file_and_a_value_below_a_value_are_errors_naming_the_culp
         load_cfg(None, ["TEST.FLIP_TEST.X", "1"])
     with pytest.raises(ConfigError, match=r"TRAIN must be a mapping of keys"):
         load_cfg(_write(tmp_path, "TRAIN: 1\n"))
+
+
+def test_the_comment_check_finds_a_key_of_the_no_effect_block_that_its_comment_omits(
+        tmp_path, monkeypatch):
+    with open(DEFAULT_PY) as f:
+        source = f.read()
+    broken = tmp_path / "default.py"
+    broken.write_text(source.replace("# - TRAIN.LR_FACTOR, LR_STEP:", "# - TRAIN.LR_FACTOR:"))
+    monkeypatch.setattr(f"{__name__}.DEFAULT_PY", str(broken))
+    definitions = _definitions_in_default_py()
+    assert [key for key, ok in definitions.items() if not ok] == ["TRAIN.LR_STEP"]
+
+
+def test_keys_that_nothing_reads_stand_in_one_block_at_the_end():
+    with open(DEFAULT_PY) as f:
+        lines = f.read().splitlines()
+    block = next(i for i, line in enumerate(lines) if line.startswith(NO_EFFECT_BLOCK))
+    before = "\n".join(lines[:block])
+    assert "no effect" not in before.lower()
+    assert all(line.startswith(("#", "_C.")) for line in lines[block:])

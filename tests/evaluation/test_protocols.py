@@ -315,12 +315,17 @@ def test_settings_from_config_translate_test_keys(make_tiny_cfg):
     assert settings == InferenceSettings(scales=(0.5, 1.5), base_size=64, window_hw=(32, 48),
                                          flip=True, stride_ratio=1.0, accumulate="softmax",
                                          align_corners=False, batch_size=1)
-    x = image(40, 64)
-    torch.testing.assert_close(
-        predict(Pointwise(), x, settings),
-        multi_scale_inference(Pointwise(), x, InferenceSettings(
-            scales=(0.5, 1.5), base_size=64, window_hw=(32, 48), flip=True,
-            accumulate="softmax")))
+    # What those settings compute, derived for a pointwise model (which a flip and windows leave
+    # unchanged): softmax scores of the image resized to long sides 32 and 96, each resized
+    # back to 40 x 64, added.
+    x, model = image(40, 64), Pointwise()
+
+    def scores_at(h, w):
+        logits = model(F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)).final
+        return F.interpolate(logits.softmax(dim=1), size=(40, 64), mode="bilinear",
+                             align_corners=False)
+
+    torch.testing.assert_close(predict(model, x, settings), scores_at(20, 32) + scores_at(60, 96))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
