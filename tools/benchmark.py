@@ -54,6 +54,7 @@ from lib.engine.build import build_step_parts
 from lib.engine.launch import configure_cudnn
 from lib.evaluation.protocols import InferenceSettings, forward_logits, predict
 from lib.models import apply_speed_flags, build_model
+from lib.utils.compat import reset_compiled
 from lib.utils.device import select_device
 from lib.utils.precision import autocast
 from lib.utils.profiling import (
@@ -261,7 +262,7 @@ def variant_row(bench, variant):
         forwards = result.pop("forwards")
         row.update(forwards_ms_mean=forwards.mean, forwards_ms_median=forwards.median, **result)
     if variant.compile:
-        torch._dynamo.reset()
+        reset_compiled()
     return row
 
 

@@ -13,31 +13,22 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse
-
-from lib.engine.launch import init_process
+from lib.engine.launch import launched
 from lib.engine.tester import run_test
-from lib.utils import distributed as dist
+from tools.launch_args import launcher_parser
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Evaluate a segmentation network.")
-    parser.add_argument("--cfg", required=True, help="experiment YAML file")
+    parser = launcher_parser("Evaluate a segmentation network.")
     parser.add_argument("--save-pred", "--save_pred", action="store_true",
                         help="write label-id and colour PNGs of every image (also TEST.SAVE_PRED)")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=None,
-                        help=argparse.SUPPRESS)
-    parser.add_argument("opts", nargs="*", help="KEY VALUE overrides of the config")
     return parser.parse_intermixed_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg, device, rank, _ = init_process(args.cfg, args.opts, args.local_rank)
-    try:
+    with launched(args.cfg, args.opts, args.local_rank) as (cfg, device, rank, _):
         run_test(cfg, args.cfg, device, rank, save_pred=args.save_pred)
-    finally:
-        dist.cleanup()
 
 
 if __name__ == "__main__":

@@ -13,34 +13,23 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse
 import signal
 
 from lib.engine.build import build_trainer
-from lib.engine.launch import init_process
-from lib.utils import distributed as dist
+from lib.engine.launch import launched
+from tools.launch_args import launcher_parser
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Train a segmentation network.")
-    parser.add_argument("--cfg", required=True, help="experiment YAML file")
-    # torch.distributed.launch passes --local-rank (newer) or --local_rank (older); torchrun
-    # sets LOCAL_RANK, which is what is used.
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=None,
-                        help=argparse.SUPPRESS)
-    parser.add_argument("opts", nargs="*", help="KEY VALUE overrides of the config")
-    return parser.parse_intermixed_args(argv)
+    return launcher_parser("Train a segmentation network.").parse_intermixed_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg, device, rank, world_size = init_process(args.cfg, args.opts, args.local_rank)
-    try:
-        with build_trainer(cfg, args.cfg, device, rank, world_size) as trainer:
-            signal.signal(signal.SIGTERM, lambda *_: trainer.request_stop())
-            trainer.fit()
-    finally:
-        dist.cleanup()
+    with launched(args.cfg, args.opts, args.local_rank) as (cfg, device, rank, world_size), \
+            build_trainer(cfg, args.cfg, device, rank, world_size) as trainer:
+        signal.signal(signal.SIGTERM, lambda *_: trainer.request_stop())
+        trainer.fit()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Process set-up of every tool: config, device, process group, threads, output folders, seeding,
 cuDNN flags."""
+import contextlib
 import logging
 import os
 import random
@@ -29,6 +30,16 @@ def init_process(cfg_path, opts, local_rank_arg=None):
     device = select_device(local_rank=local_rank)
     dist.init_distributed(device.type)
     return cfg, device, rank, world_size
+
+
+@contextlib.contextmanager
+def launched(cfg_path, opts, local_rank_arg=None):
+    """``with launched(...) as (cfg, device, rank, world_size):`` ``init_process``, and the
+    process group torn down at the end, whatever happens inside."""
+    try:
+        yield init_process(cfg_path, opts, local_rank_arg)
+    finally:
+        dist.cleanup()
 
 
 def run_dirs(cfg, cfg_path):

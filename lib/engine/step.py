@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..utils.compat import non_finite_check_
+from ..utils.compat import can_skip_on_device, non_finite_check_, step_unless_found_inf
 from ..utils.precision import autocast
 
 
@@ -48,7 +48,7 @@ def step_unless_nonfinite(optimizer, scaler):
     ``found_inf``, the same contract ``GradScaler.step`` uses; for float16 the gradients are
     unscaled first and the scaler's scale is updated after.
     """
-    if not getattr(optimizer, "_step_supports_amp_scaling", False):
+    if not can_skip_on_device(optimizer):
         raise TypeError(f"{type(optimizer).__name__} cannot skip a step on the device; "
                         f"build it with fused=True (lib.engine.schedule.build_optimizer)")
     scaler.unscale_(optimizer)
@@ -60,10 +60,6 @@ def step_unless_nonfinite(optimizer, scaler):
     found_inf = torch.zeros((), device=next(iter(by_dtype.values()))[0].device)
     for grads in by_dtype.values():
         non_finite_check_(grads, found_inf)  # one multi-tensor pass per dtype
-    optimizer.found_inf, optimizer.grad_scale = found_inf, None
-    try:
-        optimizer.step()
-    finally:
-        del optimizer.found_inf, optimizer.grad_scale
+    step_unless_found_inf(optimizer, found_inf)
     scaler.update()
     return found_inf

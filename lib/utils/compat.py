@@ -1,11 +1,13 @@
 """The private PyTorch internals this project relies on, in one place.
 
-Each has no public equivalent; all were checked against torch 2.4 to 2.14.  When a release
-changes one of them, this is the file to mend.
+None has a public equivalent.  All of them exist from torch 2.0 on (the project needs 2.4 or
+later) and the test suite runs each of them; when a release changes one, this is the file to
+mend.
 """
 import torch
 
-__all__ = ["unwrap_model", "non_finite_check_", "stop_loader_workers", "stop_persistent_workers"]
+__all__ = ["unwrap_model", "non_finite_check_", "can_skip_on_device", "step_unless_found_inf",
+           "stop_loader_workers", "stop_persistent_workers", "reset_compiled"]
 
 
 def unwrap_model(model):
@@ -25,6 +27,27 @@ def non_finite_check_(grads, found_inf):
     a NaN or infinity, in one multi-tensor pass on the device: GradScaler's own check, with a
     scale of 1.0 that leaves the gradients unchanged."""
     torch._amp_foreach_non_finite_check_and_unscale_(grads, found_inf, found_inf.new_ones(()))
+
+
+def can_skip_on_device(optimizer):
+    """Whether ``optimizer.step`` reads a ``found_inf`` flag and skips on the device (the fused
+    SGD / AdamW, as GradScaler uses them)."""
+    return getattr(optimizer, "_step_supports_amp_scaling", False)
+
+
+def step_unless_found_inf(optimizer, found_inf):
+    """``optimizer.step()`` told the 0-dim ``found_inf`` (1 = skip the update) and no scale,
+    through the attributes GradScaler sets for such optimisers."""
+    optimizer.found_inf, optimizer.grad_scale = found_inf, None
+    try:
+        optimizer.step()
+    finally:
+        del optimizer.found_inf, optimizer.grad_scale
+
+
+def reset_compiled():
+    """Forget every graph torch.compile made (between benchmark variants)."""
+    torch._dynamo.reset()
 
 
 def stop_loader_workers(iterator):

@@ -4,12 +4,11 @@ import torch
 
 from lib.config import load_cfg
 from lib.engine.build import build_trainer
-from tests.tools.conftest import synthetic_root  # noqa: F401 (the session fixture)
 from tests.tools.helpers import OFFSET_CFG, small_opts
 
 
 @pytest.fixture
-def make_trainer(synthetic_root, tmp_path):  # noqa: F811
+def make_trainer(synthetic_root, tmp_path):
     """``make_trainer(out=None, cfg_path=OFFSET_CFG, **overrides)``: a Trainer (default: of the
     offset network) writing under ``out`` or tmp_path."""
     made = []
