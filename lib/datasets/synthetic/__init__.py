@@ -16,8 +16,8 @@ JPEGs are written with quality 90.  Label PNGs are unfiltered.  Image ``index`` 
 from a Generator seeded with ``(seed, split, index)``: the same seed gives byte-identical files.
 """
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np

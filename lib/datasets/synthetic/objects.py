@@ -217,30 +217,31 @@ def _indoor(s, voc):
 
 
 def _void_outline(labels, objects):
-    """VOC's void band: 255 on the borders of ``objects`` (values of object classes)."""
+    """VOC's void band: 255 in a band around ``objects`` (values of object classes), 1% of the
+    short side wide and at least a pixel; the objects keep all their pixels."""
     thickness = max(min(labels.shape) // 100, 1)
     kernel = np.ones((2 * thickness + 1,) * 2, np.uint8)
     mask = np.isin(labels, objects).astype(np.uint8)
-    band = cv2.dilate(mask, kernel) != cv2.erode(mask, kernel)
-    edges = cv2.dilate(labels, kernel) != cv2.erode(labels, kernel)
-    return np.where(band & edges, np.uint8(_VOID), labels)
+    band = (cv2.dilate(mask, kernel) > 0) & (mask == 0)
+    return np.where(band, np.uint8(_VOID), labels)
 
 
 def render_objects(rng, height, width, index, vocabulary):
     """(RGB uint8 (H, W, 3), stored labels uint8 (H, W)) of one scene in ``vocabulary``'s
-    values: outdoor for even ``index``, a room for odd; one to three objects far to near."""
+    values: outdoor for even ``index``, a room for odd; blobs of no class, then one to three
+    objects far to near."""
     s = Scene(rng, height, width, {0: _LOOKS["background"]})
     candidates = (_outdoor if index % 2 == 0 else _indoor)(s, vocabulary)
+    for _ in range(rng.integers(1, 3)):
+        centre = (rng.uniform(0, s.w), rng.uniform(0.2, 1.0) * s.h)
+        s.ellipse(_new(s, vocabulary, "background"), centre,
+                  (rng.uniform(0.03, 0.07) * s.w, rng.uniform(0.03, 0.07) * s.h))
     roles = [candidates[(index // 2 + k) % len(candidates)] for k in range(rng.integers(1, 4))]
     feet = np.sort(rng.uniform(0.15, 0.95, len(roles)))
     for role, t in zip(roles, feet, strict=True):
         foot = s.y0 + t * (s.h - s.y0)
         size = (0.15 + 0.3 * t) * min(s.h, s.w)
         _draw(s, vocabulary, role, rng.uniform(0.1, 0.75) * s.w, foot, size)
-    for _ in range(rng.integers(1, 3)):
-        centre = (rng.uniform(0, s.w), rng.uniform(0.2, 1.0) * s.h)
-        s.ellipse(_new(s, vocabulary, "background"), centre,
-                  (rng.uniform(0.03, 0.07) * s.w, rng.uniform(0.03, 0.07) * s.h))
     labels = s.labels()
     if vocabulary.void_outline:
         objects = [vocabulary.raw(r) for r in _OUTDOOR + _INDOOR if vocabulary.raw(r)]
