@@ -3,6 +3,7 @@ load and build the network they were written for."""
 import glob
 import logging
 import os
+import shutil
 import textwrap
 
 import pytest
@@ -11,7 +12,9 @@ import yaml
 
 from lib.config import load_cfg
 from lib.config.published import resolve_published
+from lib.datasets import build_dataset
 from lib.models import build_model
+from tools.make_synthetic_dataset import make_synthetic_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = sorted(os.path.relpath(p, ROOT)
@@ -27,6 +30,14 @@ W48_PARAMETERS = {
     ("branched_seg_hrnet_ocr", 19): 103_309_225,
     ("branched_seg_hrnet_ocr", 150): 103_470_879,
 }
+# Every class adds its classifier weights and bias: 720 + 1 in HRNetV2's last_layer; 720 + 1
+# (soft regions) and 512 + 1 (OCR head) in HRNet-OCR; so the counts of the other class numbers
+# (PASCAL-Context 59, COCO-Stuff 171, LIP 20, VOC 21) follow from the 19-class ones.
+for _name, _per_class in (("seg_hrnet", 721), ("seg_hrnet_ocr", 1234),
+                          ("branched_seg_hrnet_ocr", 1234)):
+    for _classes in (20, 21, 59, 171):
+        W48_PARAMETERS[(_name, _classes)] = (W48_PARAMETERS[(_name, 19)]
+                                             + (_classes - 19) * _per_class)
 
 _built = {}
 
@@ -68,6 +79,37 @@ def test_shipped_experiment_file_loads_and_builds(path):
         assert cfg.LOSS.BALANCE_WEIGHTS == [0.4, 1.0]
 
 
+@pytest.fixture(scope="module")
+def synthetic_data(tmp_path_factory):
+    """DATASET.ROOT with a small synthetic set of every dataset the shipped files name, in its
+    release layout with its lists; ``streets3`` (the dataset of your own) is Cityscapes'."""
+    root = tmp_path_factory.mktemp("every_dataset")
+    for dataset in ("cityscapes", "acdc", "ade20k", "pascal_ctx", "cocostuff", "lip",
+                    "pascal_voc"):
+        counts = {"train": 2, "val": 1}
+        if dataset in ("cityscapes", "acdc"):
+            counts = {"train": 4, "val": 4}  # one image of each ACDC condition in val
+        make_synthetic_dataset(str(root), dataset, counts, (32, 40), seed=0)
+    os.symlink(root / "cityscapes", root / "streets3")
+    os.makedirs(root / "list" / "streets3")
+    for split in ("train", "val"):
+        shutil.copy(root / "list" / "cityscapes" / f"{split}.lst", root / "list" / "streets3")
+    return str(root)
+
+
+@pytest.mark.parametrize("path", SHIPPED)
+def test_shipped_experiment_file_builds_its_datasets_from_synthetic_data(path, synthetic_data):
+    cfg = load_cfg(os.path.join(ROOT, path), ["DATASET.ROOT", synthetic_data])
+    for split in ("train", "val"):
+        dataset = build_dataset(cfg, split)
+        image, label, _, _ = dataset[0]
+        assert dataset.num_classes == cfg.DATASET.NUM_CLASSES and image.shape[0] == 3
+        classes = set(label.unique().tolist()) - {cfg.TRAIN.IGNORE_LABEL}
+        assert classes and max(classes) < cfg.DATASET.NUM_CLASSES
+        if split == "train" and cfg.TRAIN.MULTI_SCALE:
+            assert list(label.shape) == cfg.TRAIN.IMAGE_SIZE[::-1]
+
+
 @pytest.mark.parametrize("path, name, settings", [
     ("cityscapes/seg_offset_hrnet_ocr_w48_train_512x1024_sgd_lr1e-2_wd5e-4_bs_8_epoch484.yaml",
      "branched_seg_hrnet_ocr", dict(lr=0.01, wd=0.0005, epochs=484, crop=[1024, 512], ohem=False,
@@ -78,6 +120,29 @@ def test_shipped_experiment_file_loads_and_builds(path):
     ("ade20k/seg_offset_hrnet_ocr_w48_520x520_ohem_sgd_lr2e-2_wd1e-4_bs_16_epoch120.yaml",
      "branched_seg_hrnet_ocr", dict(lr=0.02, wd=0.0001, epochs=120, crop=[520, 520], ohem=True,
                                     threshold=0.2, classes=150)),
+    # The HRNet-OCR branch's recipes (and the OVeNet repository's for VOC), values written out.
+    ("pascal_ctx/seg_hrnet_w48_cls59_520x520_sgd_lr1e-3_wd1e-4_bs_16_epoch200.yaml",
+     "seg_hrnet", dict(lr=0.001, wd=0.0001, epochs=200, crop=[520, 520], ohem=False, classes=59,
+                       batch=16, base=520, scale_factor=16)),
+    ("pascal_ctx/seg_offset_hrnet_ocr_w48_cls59_520x520_sgd_lr1e-3_wd1e-4_bs_16_epoch200.yaml",
+     "branched_seg_hrnet_ocr", dict(lr=0.001, wd=0.0001, epochs=200, crop=[520, 520], ohem=False,
+                                    threshold=0.2, classes=59, batch=16, base=520)),
+    ("cocostuff/seg_hrnet_ocr_w48_520x520_ohem_sgd_lr1e-3_wd1e-4_bs_16_epoch110.yaml",
+     "seg_hrnet_ocr", dict(lr=0.001, wd=0.0001, epochs=110, crop=[520, 520], ohem=True,
+                           classes=171, batch=16, base=520, scale_factor=16)),
+    ("cocostuff/seg_offset_hrnet_ocr_w48_520x520_ohem_sgd_lr1e-3_wd1e-4_bs_16_epoch110.yaml",
+     "branched_seg_hrnet_ocr", dict(lr=0.001, wd=0.0001, epochs=110, crop=[520, 520], ohem=True,
+                                    threshold=0.2, classes=171, batch=16, base=520)),
+    ("lip/seg_hrnet_w48_473x473_sgd_lr7e-3_wd5e-4_bs_40_epoch150.yaml",
+     "seg_hrnet", dict(lr=0.007, wd=0.0005, epochs=150, crop=[473, 473], ohem=False, classes=20,
+                       batch=40, base=473, scale_factor=11)),
+    ("lip/seg_offset_hrnet_ocr_w48_473x473_sgd_lr7e-3_wd5e-4_bs_40_epoch150.yaml",
+     "branched_seg_hrnet_ocr", dict(lr=0.007, wd=0.0005, epochs=150, crop=[473, 473], ohem=False,
+                                    threshold=0.2, classes=20, batch=40, base=473,
+                                    scale_factor=11)),
+    ("pascal_voc/seg_hrnet_ocr_w48_520x520_sgd_lr1e-3_wd1e-4_bs_8_epoch200.yaml",
+     "seg_hrnet_ocr", dict(lr=0.001, wd=0.0001, epochs=200, crop=[520, 520], ohem=False,
+                           classes=21, batch=8, base=520, scale_factor=16)),
 ])
 def test_recipes_carry_the_published_settings(path, name, settings):
     cfg = load_cfg(os.path.join(ROOT, "experiments", path))
@@ -92,6 +157,12 @@ def test_recipes_carry_the_published_settings(path, name, settings):
         assert cfg.TRAIN.BATCH_SIZE_PER_GPU * 4 == 16
         assert cfg.TRAIN.BASE_SIZE == cfg.TEST.BASE_SIZE == 520
         assert cfg.TEST.IMAGE_SIZE == [520, 520]
+    if "batch" in settings:  # on the 4 GPUs of the reference
+        assert cfg.TRAIN.BATCH_SIZE_PER_GPU * 4 == settings["batch"]
+        assert cfg.TRAIN.BASE_SIZE == cfg.TEST.BASE_SIZE == settings["base"]
+        assert cfg.TEST.IMAGE_SIZE == settings["crop"]
+    if "scale_factor" in settings:
+        assert cfg.TRAIN.SCALE_FACTOR == settings["scale_factor"]
 
 
 # Every key of the default configs of the thesis code, the OVeNet repository and HRNet-OCR, with

@@ -5,14 +5,22 @@ __doc__ = """Write ``<out>/<dataset>/{train,val,trainval,test}.lst`` from the da
     python tools/make_lists.py --dataset cityscapes --root data
     python tools/make_lists.py --dataset acdc --root data --conditions fog night
     python tools/make_lists.py --dataset ade20k --root data
+    python tools/make_lists.py --dataset pascal_ctx --root data     (also cocostuff, lip, pascal_voc)
     python tools/make_lists.py --dataset mydata --root data \
         --images 'images/{split}/*.jpg' --labels 'masks/{split}/*.png' [--image-only test]
 
 Paths in the lists are relative to ``<root>/<dataset>/``; train, val and trainval lines are
 ``image<TAB>label``, test lines only ``image`` (Cityscapes test labels are dummies, ACDC has none;
 ADE20K has train and val: ``images/{training,validation}/*.jpg`` with
-``annotations/{training,validation}/*.png`` of the same stem).
-Lines are sorted.  A label without an image, or a train/val image without a label, is an error
+``annotations/{training,validation}/*.png`` of the same stem).  PASCAL-Context and COCO-Stuff
+pair ``{train,val}/image/*.jpg`` with ``{train,val}/label/*.png``; LIP pairs
+``TrainVal_images/{train,val}_images/*.jpg`` with
+``TrainVal_parsing_annotations/{train,val}_segmentations/*.png`` (paths relative to those two
+folders, lists named trainList.txt and valList.txt as the reference's); PASCAL VOC lists
+``VOCdevkit/VOC2012``'s ImageSets/Segmentation/val.txt for val and, for train, every
+SegmentationClassAug label of another image (the augmented set), or train.txt with
+SegmentationClass when there are no augmented labels.  Each split's count is printed against
+the release's.  Lines are sorted.  A label without an image, or a train/val image without a label, is an error
 that lists the files.  A split without a folder is skipped with a note.
 
 A dataset of your own is listed from two glob patterns relative to ``<root>/<dataset>/``, with
@@ -24,11 +32,12 @@ except the ``--image-only`` splits, which are listed without labels.
 import argparse
 import glob
 
+from lib.datasets import LIST_NAMES
 from lib.datasets.acdc import CONDITIONS
 from lib.datasets.files import DatasetError
 
 SPLITS = ("train", "val", "test")
-_DATASETS = ("acdc", "ade20k", "cityscapes")
+_DATASETS = ("acdc", "ade20k", "cityscapes", "cocostuff", "lip", "pascal_ctx", "pascal_voc")
 _LABELLED = ("train", "val")
 _MAX_LISTED = 20
 
@@ -105,25 +114,85 @@ def scan_acdc(data_dir, conditions=CONDITIONS):
     return found, problems
 
 
-# ADE20K split folders and the number of images of the official release (ADEChallengeData2016).
-_ADE20K_SPLITS = {"train": ("training", 20210), "val": ("validation", 2000)}
+# Per dataset and split: (image folder, label folder, both relative to the dataset folder and
+# the roots of the list's paths; image glob, label glob, relative to them), and the number of
+# images of the official release.
+_PAIRED_SPLITS = {
+    "ade20k": {"train": (("", "", "images/training/*.jpg", "annotations/training/*.png"), 20210),
+               "val": (("", "", "images/validation/*.jpg", "annotations/validation/*.png"),
+                       2000)},
+    "pascal_ctx": {split: (("", "", f"{split}/image/*.jpg", f"{split}/label/*.png"), official)
+                   for split, official in (("train", 4998), ("val", 5105))},
+    "cocostuff": {split: (("", "", f"{split}/image/*.jpg", f"{split}/label/*.png"), official)
+                  for split, official in (("train", 9000), ("val", 1000))},
+    "lip": {split: (("TrainVal_images", "TrainVal_parsing_annotations", f"{split}_images/*.jpg",
+                     f"{split}_segmentations/*.png"), official)
+            for split, official in (("train", 30462), ("val", 10000))},
+}
 
 
-def scan_ade20k(data_dir):
-    """{split: [(image, label)]} of the ADE20K split folders that exist (train, val)."""
+def _count_note(dataset, split, count, official):
+    note = "" if count == official else "note: "
+    print(f"{note}{dataset} {split}: {count} images; the official release has {official}")
+
+
+def scan_paired(data_dir, dataset):
+    """{split: [(image, label)]} of the split folders of ``dataset`` (a :data:`_PAIRED_SPLITS`
+    entry) that exist; images and labels pair by stem."""
     found, problems = {}, []
-    for split, (folder, official) in _ADE20K_SPLITS.items():
-        image_dir = os.path.join(data_dir, "images", folder)
+    for split, ((image_root, label_root, images, labels), official) in (
+            _PAIRED_SPLITS[dataset].items()):
+        image_dir = os.path.join(data_dir, image_root, os.path.dirname(images))
         if not os.path.isdir(image_dir) and not os.path.isdir(
-                os.path.join(data_dir, "annotations", folder)):
-            print(f"note: ade20k {split}: no folder {image_dir}, split skipped")
+                os.path.join(data_dir, label_root, os.path.dirname(labels))):
+            print(f"note: {dataset} {split}: no folder {image_dir}, split skipped")
             continue
-        images = _relative_files(data_dir, f"images/{folder}/*.jpg")
-        labels = _relative_files(data_dir, f"annotations/{folder}/*.png")
+        images = _relative_files(os.path.join(data_dir, image_root), images)
+        labels = _relative_files(os.path.join(data_dir, label_root), labels)
         pairs, bad = _pair(images, labels, _strip(".jpg"), _strip(".png"), split, True)
-        if len(pairs) != official:
-            print(f"note: ade20k {split}: {len(pairs)} images; the official release has {official}")
+        _count_note(dataset, split, len(pairs), official)
         found[split], problems = pairs, problems + bad
+    return found, problems
+
+
+# VOC 2012: the folder of the release, and the images of the augmented training set and of val.
+_VOC_DIR = "VOCdevkit/VOC2012"
+_VOC_OFFICIAL = {"train": 10582, "val": 1449}
+
+
+def _voc_ids(data_dir, split):
+    """The ids of ImageSets/Segmentation/<split>.txt, or None (with a note) without one."""
+    path = os.path.join(data_dir, _VOC_DIR, "ImageSets", "Segmentation", f"{split}.txt")
+    if not os.path.isfile(path):
+        print(f"note: pascal_voc {split}: no {path}, split skipped")
+        return None
+    with open(path) as f:
+        return sorted({line.strip() for line in f if line.strip()})
+
+
+def scan_pascal_voc(data_dir):
+    """{split: [(image, label)]} of VOC 2012: val.txt for val; the augmented training set (every
+    SegmentationClassAug label of an image not in val.txt), else train.txt with
+    SegmentationClass."""
+    problems, found = [], {}
+    val = _voc_ids(data_dir, "val")
+    aug = _relative_files(os.path.join(data_dir, _VOC_DIR), "SegmentationClassAug/*.png")
+    folder = "SegmentationClassAug" if aug else "SegmentationClass"
+    if aug:
+        train = sorted({os.path.splitext(os.path.basename(p))[0] for p in aug} - set(val or ()))
+    else:
+        print(f"note: pascal_voc: no {_VOC_DIR}/SegmentationClassAug, train is train.txt")
+        train = _voc_ids(data_dir, "train")
+    for split, ids in (("train", train), ("val", val)):
+        if ids is None:
+            continue
+        pairs = [(f"{_VOC_DIR}/JPEGImages/{i}.jpg", f"{_VOC_DIR}/{folder}/{i}.png") for i in ids]
+        for pair in pairs:
+            problems += [f"{split}: {what} not found: {rel}" for what, rel in zip(
+                ("image", "label"), pair) if not os.path.isfile(os.path.join(data_dir, rel))]
+        if aug or split == "val":
+            _count_note("pascal_voc", split, len(pairs), _VOC_OFFICIAL[split])
+        found[split] = pairs
     return found, problems
 
 
@@ -232,10 +301,11 @@ def make_lists(root, dataset, conditions=None, out=None):
         if unknown:
             raise DatasetError(f"unknown ACDC condition(s) {unknown}; valid: {list(CONDITIONS)}")
         found, problems = scan_acdc(data_dir, conditions)
-    elif dataset == "ade20k":
+    elif dataset in _PAIRED_SPLITS or dataset == "pascal_voc":
         if conditions:
             raise DatasetError("--conditions applies to acdc only")
-        found, problems = scan_ade20k(data_dir)
+        found, problems = (scan_pascal_voc(data_dir) if dataset == "pascal_voc"
+                           else scan_paired(data_dir, dataset))
     else:
         raise DatasetError(f"unknown dataset {dataset!r}; valid names: {list(_DATASETS)} "
                            f"(list a dataset of your own with --images and --labels)")
@@ -254,9 +324,10 @@ def _write_lists(data_dir, found, problems, dataset, root, out):
     if "train" in found and "val" in found:
         found["trainval"] = found["train"] + found["val"]
     out_dir = os.path.join(out if out is not None else os.path.join(root, "list"), dataset)
+    names = LIST_NAMES.get(dataset, {})
     counts = {}
     for name, pairs in found.items():
-        path = os.path.join(out_dir, f"{name}.lst")
+        path = os.path.join(out_dir, names.get(name, f"{name}.lst"))
         write_list(path, pairs)
         counts[name] = len(pairs)
         print(f"{path}: {len(pairs)} images")

@@ -7,7 +7,8 @@ merges the file and then the command-line overrides in one walk each, so that
 - the spellings people use are accepted: a whole number for a float key, a bare list for a list
   key ("0.5,0.75", "fog,night", "[night]", or one value), a number for a file name;
 - published experiment files load unchanged: the rules of :data:`_PUBLISHED_FILE_RULES`
-  translate what they say differently (``NUM_RANCHES``, with a warning);
+  translate what they say differently (``NUM_RANCHES``, ``IGNORE_LABEL -1``, with a
+  warning);
 
 and then checks the values (choices come from the builders' own name tables, which they
 register with ``register_choices``).
@@ -103,11 +104,21 @@ def _rename_num_ranches(raw, source, prefix=""):
             _rename_num_ranches(value, source, f"{prefix}{key}.")
 
 
+def _ignore_label_minus_one(raw, source):
+    """The HRNet master-branch PASCAL-Context files and an OVeNet VOC file ignore label -1 (their
+    loaders wrote ignored pixels as -1); labels here are 8-bit and ignore 255."""
+    train = raw.get("TRAIN")
+    if isinstance(train, dict) and str(train.get("IGNORE_LABEL")).strip() == "-1":
+        logger.warning("%s: TRAIN.IGNORE_LABEL -1 (the reference's ignored pixels) is read as "
+                       "255: labels are 8-bit", source)
+        train["IGNORE_LABEL"] = 255
+
+
 # Rules for what published experiment files (HRNet, HRNet-OCR, the thesis) say differently from
 # this tree.  Each rule takes the raw mapping of one source (the file, then the command line) and
 # the source's name, and rewrites the mapping in place before it is merged; a rule may look at
 # several keys of the mapping at once.  Every rule of this kind belongs in this table.
-_PUBLISHED_FILE_RULES = (_rename_num_ranches,)
+_PUBLISHED_FILE_RULES = (_rename_num_ranches, _ignore_label_minus_one)
 
 
 def _merge(node, raw, prefix, source):

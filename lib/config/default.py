@@ -152,17 +152,24 @@ _C.LOSS.CONFIDENCE_MODE = "reference"
 _C.DATASET = CN()
 # Folder that holds one sub-folder per dataset (``<ROOT>/cityscapes``, ``<ROOT>/acdc``) and ``list/``.
 _C.DATASET.ROOT = "data/"
-# Dataset name: "cityscapes", "acdc", "ade20k", or the name of a dataset of your own (folder
-# <ROOT>/<name>/, lists <ROOT>/list/<name>/), described by CLASS_NAMES, LABEL_MAP, PALETTE and
-# CLASS_WEIGHTS; lib.datasets.build_dataset checks it against its table.
+# Dataset name: "cityscapes", "acdc", "ade20k", "pascal_ctx", "cocostuff", "lip", "pascal_voc",
+# or the name of a dataset of your own (folder <ROOT>/<name>/, lists <ROOT>/list/<name>/),
+# described by CLASS_NAMES, LABEL_MAP, PALETTE and CLASS_WEIGHTS; lib.datasets.build_dataset
+# checks it against its table.
 _C.DATASET.DATASET = "cityscapes"
-# Number of classes predicted (19 trainIds for Cityscapes and ACDC).
+# Number of classes predicted (19 trainIds for Cityscapes and ACDC).  It also picks the variant of
+# pascal_ctx (59: background ignored; 60: with it) and pascal_voc (21: with the background; 20:
+# the object classes, background ignored).
 _C.DATASET.NUM_CLASSES = 19
-# Training list, relative to DATASET.ROOT.
+# Training list, relative to DATASET.ROOT; a split name ("train", "val", "trainval", "testval" =
+# "val", "test"), as some reference files give, stands for list/<DATASET>/<split>.lst (the list
+# tools/make_lists.py writes; LIP's are named trainList.txt, valList.txt as in the reference).
 _C.DATASET.TRAIN_SET = "list/cityscapes/train.lst"
-# Training list of the second phase (TRAIN.EXTRA_EPOCH); "" = no second phase.
+# Training list of the second phase (TRAIN.EXTRA_EPOCH), or a split name as for TRAIN_SET;
+# "" = no second phase.
 _C.DATASET.EXTRA_TRAIN_SET = ""
-# Evaluation list, relative to DATASET.ROOT (a test list without labels gives predictions only).
+# Evaluation list, relative to DATASET.ROOT (a test list without labels gives predictions only);
+# a split name stands for its list, as for TRAIN_SET.
 _C.DATASET.TEST_SET = "list/cityscapes/val.lst"
 # ACDC conditions to use (any of fog, night, rain, snow); empty = all four.
 _C.DATASET.CONDITIONS = []
@@ -207,7 +214,8 @@ _C.TRAIN.MOMENTUM = 0.9
 _C.TRAIN.WD = 0.0005
 # Nesterov momentum of SGD.
 _C.TRAIN.NESTEROV = False
-# Label value excluded from losses and metrics.
+# Label value excluded from losses and metrics (labels are 8-bit: NUM_CLASSES..255).  The -1 of
+# some reference files (their loaders wrote ignored pixels as -1) is read as 255, with a warning.
 _C.TRAIN.IGNORE_LABEL = 255
 # First epoch of the main phase.
 _C.TRAIN.BEGIN_EPOCH = 0
@@ -270,8 +278,11 @@ _C.TEST.STRIDE_RATIO = 1.0
 # How windows and scales are added: "exp_logits" (the reference) or "softmax".
 _C.TEST.ACCUMULATE = "exp_logits"
 # Evaluation protocol of tools/test.py: "cityscapes" (long side to BASE_SIZE * scale, windows
-# moved inside, STRIDE_RATIO), "ade20k" (HRNet-OCR: short side to BASE_SIZE first, windows at
-# 2/3 stride padded with black), or "" = the protocol of DATASET.DATASET.
+# moved inside, STRIDE_RATIO), "ade20k" (HRNet-OCR testval of ADE20K, PASCAL-Context and
+# COCO-Stuff, also used for PASCAL VOC: short side to BASE_SIZE first, windows at 2/3 stride
+# padded with black), "lip" (image resized to IMAGE_SIZE, then as "ade20k"), or "" = the
+# protocol of DATASET.DATASET.  Flip testing swaps the left/right classes of a dataset that has
+# them (LIP), under any protocol.
 _C.TEST.PROTOCOL = ""
 # ade20k protocol only: cut the multiple-of-8 padding off the summed scores before the resize to
 # the label size.  False = the reference (HRNet-OCR's ADE20K testval resizes the padded map,

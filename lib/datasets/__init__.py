@@ -8,29 +8,81 @@ from .acdc import ACDC, CONDITIONS
 from .ade20k import ADE20K
 from .base_dataset import SPLITS, BaseDataset
 from .cityscapes import Cityscapes
+from .cocostuff import COCOStuff
 from .custom import CustomDataset, class_tables
 from .files import DatasetError
+from .lip import LIP
+from .pascal_ctx import PASCALContext, PASCALContext59
+from .pascal_voc import PascalVOC, PascalVOC20
 from .transforms import TrainTransform
 
 __all__ = ["build_dataset", "build_train_transform", "dataset_class", "dataset_tables",
-           "eval_protocol", "init_worker", "BaseDataset", "Cityscapes", "ACDC",
-           "ADE20K", "CustomDataset", "CONDITIONS", "DatasetError", "SPLITS", "TrainTransform"]
+           "eval_protocol", "label_flip_pairs", "list_of_split", "init_worker", "BaseDataset",
+           "Cityscapes", "ACDC", "ADE20K", "COCOStuff", "LIP", "PASCALContext",
+           "PASCALContext59", "PascalVOC", "PascalVOC20", "CustomDataset", "CONDITIONS",
+           "DatasetError", "SPLITS", "TrainTransform"]
 
-_DATASETS = {"cityscapes": Cityscapes, "acdc": ACDC, "ade20k": ADE20K}
+# Built-in datasets by DATASET.DATASET; a dataset with variants maps DATASET.NUM_CLASSES to each,
+# its reference default first.
+_DATASETS = {"cityscapes": Cityscapes, "acdc": ACDC, "ade20k": ADE20K,
+             "pascal_ctx": {59: PASCALContext59, 60: PASCALContext}, "cocostuff": COCOStuff,
+             "lip": LIP, "pascal_voc": {21: PascalVOC, 20: PascalVOC20}}
+
+# Split names that reference files give instead of a list (``TRAIN_SET: 'train'``) and the split
+# whose list they stand for: the reference's "testval" is the val set.
+_SPLIT_NAMES = {"train": "train", "val": "val", "trainval": "trainval", "testval": "val",
+                "test": "test"}
+# List file names of the splits, where a dataset's reference names them otherwise than
+# "<split>.lst".
+LIST_NAMES = {"lip": {"train": "trainList.txt", "val": "valList.txt",
+                      "trainval": "trainvalList.txt"}}
 
 
-def dataset_class(name):
-    """The dataset class called ``name`` (DATASET.DATASET); its class tables (palette,
-    class_names, train_id_to_label, ...) are usable without building a dataset."""
+def dataset_class(name, num_classes=None):
+    """The dataset class called ``name`` (DATASET.DATASET) with ``num_classes`` classes (None:
+    its default variant); its class tables (palette, class_names, train_id_to_label, ...) are
+    usable without building a dataset."""
     if name not in _DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; valid names: {sorted(_DATASETS)}")
-    return _DATASETS[name]
+    variants = _DATASETS[name]
+    if not isinstance(variants, dict):
+        if num_classes is not None and num_classes != variants.num_classes:
+            raise DatasetError(f"DATASET.NUM_CLASSES is {num_classes} but {name} has "
+                               f"{variants.num_classes} classes")
+        return variants
+    if num_classes is None:
+        return next(iter(variants.values()))
+    if num_classes not in variants:
+        counts = ", ".join(f"{k} ({cls.__name__})" for k, cls in variants.items())
+        raise DatasetError(f"DATASET.NUM_CLASSES is {num_classes} but {name} has {counts} "
+                           f"classes")
+    return variants[num_classes]
+
+
+def _class_of(name):
+    return dataset_class(name) if name in _DATASETS else CustomDataset
 
 
 def eval_protocol(name):
     """The evaluation protocol (``lib.evaluation.protocols.PROTOCOLS``) of the dataset called ``name``;
     a dataset of your own is evaluated like Cityscapes (long side to TEST.BASE_SIZE)."""
-    return _DATASETS.get(name, CustomDataset).eval_protocol
+    return _class_of(name).eval_protocol
+
+
+def label_flip_pairs(name):
+    """The (a, b) class pairs of dataset ``name`` that trade places in a mirrored image (LIP's
+    left and right parts; () for the others)."""
+    return tuple(_class_of(name).flip_pairs)
+
+
+def list_of_split(name, list_path):
+    """``list_path`` (DATASET.TRAIN_SET, TEST_SET, ...) as a list file relative to DATASET.ROOT:
+    a split name (train, val, trainval, testval = val, test) stands for the list that
+    ``tools/make_lists.py`` writes for it, ``list/<name>/<split>.lst``; anything else is a path."""
+    split = _SPLIT_NAMES.get(list_path)
+    if split is None:
+        return list_path
+    return f"list/{name}/{LIST_NAMES.get(name, {}).get(split, f'{split}.lst')}"
 
 
 def dataset_tables(cfg):
@@ -40,11 +92,8 @@ def dataset_tables(cfg):
     DATASET.CLASS_NAMES, LABEL_MAP, PALETTE and CLASS_WEIGHTS.  Checks DATASET.NUM_CLASSES."""
     d = cfg.DATASET
     if d.DATASET in _DATASETS:
-        tables = _DATASETS[d.DATASET]
+        tables = dataset_class(d.DATASET, d.NUM_CLASSES)
         _check_builtin_keys(d, tables)
-        if d.NUM_CLASSES != tables.num_classes:
-            raise DatasetError(f"DATASET.NUM_CLASSES is {d.NUM_CLASSES} but {d.DATASET} has "
-                               f"{tables.num_classes} classes")
         return tables
     if not d.CLASS_NAMES:
         raise DatasetError(f"DATASET.DATASET {d.DATASET!r} is not built in ({sorted(_DATASETS)}); "
@@ -78,15 +127,18 @@ def build_dataset(cfg, split, list_path=None):
     - ``"test"``: as "val", labels read when the list has them.
 
     ``list_path`` (relative to DATASET.ROOT) replaces the list, e.g. DATASET.EXTRA_TRAIN_SET for
-    the second training phase.  ACDC keeps the items of DATASET.CONDITIONS (empty = all).  A
+    the second training phase; a split name stands for its list (:func:`list_of_split`).  A
+    dataset with variants (PASCAL-Context 59 / 60, VOC 21 / 20) is the one of
+    DATASET.NUM_CLASSES.  ACDC keeps the items of DATASET.CONDITIONS (empty = all).  A
     name that is not built in is a :class:`CustomDataset` under ``<DATASET.ROOT>/<name>/`` with
     the tables of :func:`dataset_tables`.
     """
     name = cfg.DATASET.DATASET
     tables = dataset_tables(cfg)
-    cls = _DATASETS.get(name, CustomDataset)
+    cls = tables if name in _DATASETS else CustomDataset
     if list_path is None:  # the dataset checks the split
         list_path = cfg.DATASET.TRAIN_SET if split == "train" else cfg.DATASET.TEST_SET
+    list_path = list_of_split(name, list_path)
     kwargs = {"ignore_label": cfg.TRAIN.IGNORE_LABEL}
     if split == "train":
         kwargs.update(transform=build_train_transform(cfg), num_samples=cfg.TRAIN.NUM_SAMPLES,

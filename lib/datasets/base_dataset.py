@@ -64,11 +64,20 @@ class BaseDataset(Dataset):
     """
 
     folder = ""
+    # Sub-folders of ``folder`` that the list's image and label paths are relative to ("" =
+    # ``folder`` itself; LIP keeps images and annotations in two release folders).
+    image_folder = ""
+    label_folder = ""
+    # Fields a list line may hold; those after ``image label`` are not read.
+    list_fields = 2
     image_suffix = ""
     num_classes = 0
     label_to_train_id = None
     # The lib.evaluation.protocols protocol of the dataset's benchmark (TEST.PROTOCOL "").
     eval_protocol = "cityscapes"
+    # (a, b) class pairs that trade places when an image is mirrored (LIP's left and right
+    # body parts): the training flip and flip testing swap them.
+    flip_pairs = ()
 
     def __init__(self, root: str, list_path: str, split: str, *, ignore_label: int = 255,
                  transform: TrainTransform | None = None, mean: tuple[float, float, float] = MEAN,
@@ -109,10 +118,11 @@ class BaseDataset(Dataset):
         if not os.path.isdir(self.data_dir):
             raise DatasetError(f"dataset folder not found: {self.data_dir}")
         self.list_file = os.path.join(root, list_path)
-        entries = self._select(read_list(self.list_file))
+        entries = self._select(read_list(self.list_file, self.list_fields))
         if num_samples:
             entries = entries[:num_samples]
-        check_listed_files(entries, self.data_dir, self.list_file)
+        check_listed_files(entries, os.path.join(self.data_dir, self.image_folder),
+                           self.list_file, os.path.join(self.data_dir, self.label_folder))
         return entries
 
     def _select(self, entries):
@@ -142,13 +152,13 @@ class BaseDataset(Dataset):
         index, epoch = key if isinstance(key, tuple) else (key, PLAIN_INDEX_EPOCH)
         entry = self.entries[index]
         where = f"{self.list_file}:{entry.line}: "
-        image_path = os.path.join(self.data_dir, entry.image)
+        image_path = os.path.join(self.data_dir, self.image_folder, entry.image)
         image = read_image(image_path, where)
         size = torch.tensor(image.shape[:2], dtype=torch.int64)
         name = self.names[index]
         if entry.label is None:
             return torch.from_numpy(normalize(image, self.mean, self.std)), size, name
-        label_path = os.path.join(self.data_dir, entry.label)
+        label_path = os.path.join(self.data_dir, self.label_folder, entry.label)
         label = read_label(label_path, self._lut, where)
         if label.shape != image.shape[:2]:
             raise DatasetError(f"{where}image and label sizes differ: {image_path} is "

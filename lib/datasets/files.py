@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from PIL import Image
 
 __all__ = ["DatasetError", "ListEntry", "read_list", "check_listed_files", "read_image",
            "read_label"]
@@ -16,6 +17,9 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Every complete PNG ends with an empty IEND chunk: length 0, type, CRC.  OpenCV can decode a cut
 # file partially, so its end is checked before decoding.
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+# Byte 25 of a PNG (in its IHDR chunk) is the colour type; 3 = indexed colour (a palette).
+_PNG_COLOUR_TYPE_AT = 25
+_PNG_INDEXED = 3
 # A JPEG starts with the start-of-image marker and ends with the end-of-image marker FF D9, which
 # cannot occur inside compressed data (0xFF there is followed by 0x00 or a restart marker).  OpenCV
 # decodes a cut JPEG with grey rows instead of failing, so the marker is looked for in the last
@@ -40,12 +44,14 @@ class ListEntry:
     line: int
 
 
-def read_list(list_file):
+def read_list(list_file, max_fields=2):
     """The entries of ``list_file``; blank lines are ignored, every other line is a sample.
 
-    A line holds ``image label`` (tab or spaces) or only ``image``.  Raises DatasetError for a
-    missing or empty file, a line with more than two fields, and a list that mixes ``image label``
-    lines with ``image`` lines (naming the first odd line).
+    A line holds ``image label`` (tab or spaces) or only ``image``; up to ``max_fields`` fields
+    are accepted and those after the label are not read (the LIP lists of the reference add the
+    mirrored annotation and more).  Raises DatasetError for a missing or empty file, a line with
+    more than ``max_fields`` fields, and a list that mixes ``image label`` lines with ``image``
+    lines (naming the first odd line).
     """
     if not os.path.isfile(list_file):
         raise DatasetError(f"list file not found: {list_file}")
@@ -55,10 +61,12 @@ def read_list(list_file):
             fields = line.split()
             if not fields:
                 continue
-            if len(fields) > 2:
-                raise DatasetError(f"{list_file}:{number}: expected 'image label' or 'image', "
+            if len(fields) > max_fields:
+                expected = "'image label' or 'image'" + (
+                    f" (at most {max_fields} fields)" if max_fields > 2 else "")
+                raise DatasetError(f"{list_file}:{number}: expected {expected}, "
                                    f"got {len(fields)} fields: {line.strip()!r}")
-            entries.append(ListEntry(fields[0], fields[1] if len(fields) == 2 else None, number))
+            entries.append(ListEntry(fields[0], fields[1] if len(fields) >= 2 else None, number))
     if not entries:
         raise DatasetError(f"list file is empty: {list_file}")
     first = entries[0]
@@ -74,14 +82,17 @@ def _columns(entry):
     return "1 column (image)" if entry.label is None else "2 columns (image label)"
 
 
-def check_listed_files(entries, data_dir, list_file):
-    """Raise one DatasetError listing every file of ``entries`` missing under ``data_dir``."""
+def check_listed_files(entries, data_dir, list_file, label_dir=None):
+    """Raise one DatasetError listing every file of ``entries`` missing: images under
+    ``data_dir``, labels under ``label_dir`` (default ``data_dir``)."""
+    label_dir = data_dir if label_dir is None else label_dir
     missing = []
     for entry in entries:
-        for what, rel in (("image", entry.image), ("label", entry.label)):
-            if rel is not None and not os.path.isfile(os.path.join(data_dir, rel)):
+        for what, folder, rel in (("image", data_dir, entry.image),
+                                  ("label", label_dir, entry.label)):
+            if rel is not None and not os.path.isfile(os.path.join(folder, rel)):
                 missing.append(f"{list_file}:{entry.line}: {what} not found: "
-                               f"{os.path.join(data_dir, rel)}")
+                               f"{os.path.join(folder, rel)}")
     if missing:
         more = len(missing) - _MAX_LISTED
         listed = "\n".join(missing[:_MAX_LISTED])
@@ -136,9 +147,30 @@ def read_image(path, where=""):
     return image
 
 
+def _is_indexed_png(path):
+    with open(path, "rb") as f:
+        head = f.read(_PNG_COLOUR_TYPE_AT + 1)
+    return (head.startswith(_PNG_SIGNATURE) and len(head) > _PNG_COLOUR_TYPE_AT
+            and head[_PNG_COLOUR_TYPE_AT] == _PNG_INDEXED)
+
+
+def _palette_indices(path, where):
+    """The palette indices of an indexed-colour PNG (OpenCV would decode it to colours)."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image, dtype=np.uint8)
+    except OSError as e:
+        raise DatasetError(f"{where}cannot decode label: {path} ({e})") from None
+
+
 def read_label(path, label_to_train_id, where=""):
-    """uint8 (H, W) trainIds: a single-channel 8-bit label-id PNG mapped by the 256-entry LUT."""
+    """uint8 (H, W) trainIds: a single-channel 8-bit label-id PNG mapped by the 256-entry LUT.
+
+    An indexed-colour PNG (PASCAL VOC's SegmentationClass files) holds label ids as its
+    palette indices; those are read, not the colours."""
     _check_file(path, "label", where)
+    if _is_indexed_png(path):
+        return cv2.LUT(_palette_indices(path, where), label_to_train_id)
     label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if label is None:
         raise DatasetError(f"{where}cannot decode label: {path}")

@@ -12,7 +12,7 @@ import numpy as np
 from ..utils.geometry import scaled_size
 from .files import DatasetError
 
-__all__ = ["MEAN", "STD", "normalize", "random_scaled_crop", "TrainTransform"]
+__all__ = ["MEAN", "STD", "normalize", "random_scaled_crop", "swap_pairs", "TrainTransform"]
 
 # ImageNet statistics of RGB values in [0, 1].
 MEAN = (0.485, 0.456, 0.406)
@@ -68,6 +68,14 @@ def random_scaled_crop(image, label, long_size, crop_size, ignore_label, rng):
     return image, label
 
 
+def swap_pairs(label, pairs):
+    """``label`` (uint8 trainIds) with the classes of each (a, b) in ``pairs`` trading places."""
+    lut = np.arange(256, dtype=np.uint8)
+    for a, b in pairs:
+        lut[a], lut[b] = b, a
+    return cv2.LUT(label, lut)
+
+
 @dataclass(frozen=True)
 class TrainTransform:
     """The reference training transform: random scale and crop, flip, label downsampling.
@@ -86,6 +94,7 @@ class TrainTransform:
             the whole image, neither resized nor cropped.
         downsample_rate: the label is resized by ``1 / downsample_rate`` (nearest).
         ignore_label: label written into the padding.
+        flip_pairs: (a, b) class pairs swapped in a flipped label (LIP's left and right parts).
     """
 
     base_size: int = 2048
@@ -95,6 +104,7 @@ class TrainTransform:
     multi_scale: bool = True
     downsample_rate: float = 1
     ignore_label: int = 255
+    flip_pairs: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self):
         if len(self.crop_size) != 2 or min(self.crop_size) <= 0:
@@ -113,6 +123,8 @@ class TrainTransform:
                                               self.crop_size, self.ignore_label, rng)
         if self.flip and rng.integers(0, 2):
             image, label = cv2.flip(image, 1), cv2.flip(label, 1)
+            if self.flip_pairs:
+                label = swap_pairs(label, self.flip_pairs)
         if self.downsample_rate != 1:
             rate = 1.0 / self.downsample_rate
             label = cv2.resize(label, None, fx=rate, fy=rate, interpolation=cv2.INTER_NEAREST)

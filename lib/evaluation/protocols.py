@@ -1,6 +1,6 @@
 """Evaluation protocols: whole-image, sliding-window, multi-scale and flip inference.
 
-Two protocols, named by ``InferenceSettings.protocol`` (TEST.PROTOCOL, "" = the dataset's
+Three protocols, named by ``InferenceSettings.protocol`` (TEST.PROTOCOL, "" = the dataset's
 ``eval_protocol``), share the forward, flip and window code:
 
 - ``"cityscapes"`` (:func:`multi_scale_inference`), the reference of HRNetV2 on Cityscapes: each
@@ -10,6 +10,13 @@ Two protocols, named by ``InferenceSettings.protocol`` (TEST.PROTOCOL, "" = the 
   is first resized to ``base_size`` and padded to a multiple of 8; each scale resizes the long
   side to ``base_size * s``; windows of ``window_hw`` at a stride of 2/3 of the window, windows
   running past the bottom/right edge padded with black.
+  HRNet-OCR's ``testval`` of PASCAL-Context and COCO-Stuff is the same procedure (PASCAL VOC is
+  evaluated with it too).
+- ``"lip"`` (:func:`lip_inference`), the reference of HRNetV2 / HRNet-OCR on LIP: the image is
+  resized to ``window_hw``, then each scale as in "ade20k".
+
+Flip testing mirrors the prediction of the mirrored image back and, for a dataset with left/right
+classes (``flip_pairs``, LIP's arms, legs and shoes), swaps their channels before averaging.
 
 Conventions used throughout:
 - Images are normalised RGB tensors N x 3 x H x W.  Every result is a float32 tensor on the
@@ -36,15 +43,15 @@ from dataclasses import dataclass
 import torch
 
 from ..config import amp_dtype_of, register_choices
-from ..datasets import eval_protocol
+from ..datasets import eval_protocol, label_flip_pairs
 from ..datasets.transforms import MEAN, STD
 from ..utils.geometry import resize_bilinear, scaled_size, short_side_size
 from ..utils.precision import autocast
 
 __all__ = ["InferenceSettings", "ACCUMULATE_MODES", "PROTOCOLS", "BLACK", "forward_logits",
            "to_scores", "window_boxes", "padded_window_boxes", "sliding_window",
-           "padded_sliding_window", "scaled_size", "rescale", "scale_one_output",
-           "multi_scale_inference", "ade20k_inference", "predict"]
+           "padded_sliding_window", "scaled_size", "rescale", "scale_one_output", "swap_channels",
+           "multi_scale_inference", "ade20k_inference", "lip_inference", "predict"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,14 +68,16 @@ class InferenceSettings:
 
     The defaults are those of the config (``from_config`` of the default config gives them).
 
-    protocol:      "cityscapes" (``multi_scale_inference``) or "ade20k" (``ade20k_inference``).
+    protocol:      "cityscapes" (``multi_scale_inference``), "ade20k" (``ade20k_inference``) or
+                   "lip" (``lip_inference``).
     scales:        resize factors of ``base_size`` (TEST.SCALE_LIST, or (1.0,)).
     base_size:     long side of the image at scale 1, pixels (TEST.BASE_SIZE); the ade20k
                    protocol also resizes the short side to it first.
     window_hw:     sliding window (height, width) (TEST.IMAGE_SIZE is [w, h]).
     flip:          average with the mirrored image's logits (TEST.FLIP_TEST).
     stride_ratio:  window stride as a fraction of the window (TEST.STRIDE_RATIO, reference 1.0);
-                   cityscapes protocol only: the ade20k protocol's stride is 2/3 of the window.
+                   cityscapes protocol only: the ade20k and lip protocols' stride is 2/3 of
+                   the window.
     accumulate:    "exp_logits" or "softmax" (TEST.ACCUMULATE).
     align_corners: of the bilinear resizes of logits and scores (MODEL.ALIGN_CORNERS).
     batch_size:    windows per network forward, twice as many images with flip (TEST.WINDOW_BATCH).
@@ -77,6 +86,8 @@ class InferenceSettings:
                    (black, as in the reference).
     crop_padding:  ade20k protocol: cut the multiple-of-8 padding off before the resize to the
                    image size (TEST.CROP_PADDING; False = the reference, which resizes it too).
+    flip_pairs:    (a, b) class pairs whose channels are swapped in the mirrored image's
+                   prediction (the dataset's ``flip_pairs``; () for most).
     """
 
     protocol: str = "cityscapes"
@@ -91,6 +102,7 @@ class InferenceSettings:
     amp_dtype: torch.dtype | None = None
     pad_value: tuple[float, float, float] = BLACK
     crop_padding: bool = False
+    flip_pairs: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
@@ -107,30 +119,43 @@ class InferenceSettings:
     def from_config(cls, cfg) -> "InferenceSettings":
         """TEST.*, MODEL.ALIGN_CORNERS and the autocast of TRAIN.AMP; TEST.SCALE_LIST alone sets
         the scales, as in the reference (TEST.MULTI_SCALE has no effect).  TEST.PROTOCOL ""
-        takes the protocol of the DATASET.DATASET class (``eval_protocol``)."""
+        takes the protocol of the DATASET.DATASET class (``eval_protocol``), whose
+        ``flip_pairs`` flip testing swaps."""
         test = cfg.TEST
         protocol = test.PROTOCOL or eval_protocol(cfg.DATASET.DATASET)
-        if protocol == "ade20k" and float(test.STRIDE_RATIO) != 1.0:
-            logger.warning("TEST.STRIDE_RATIO %s has no effect: the ade20k protocol slides its "
-                           "windows at 2/3 of the window", test.STRIDE_RATIO)
+        if protocol in _TWO_THIRDS_STRIDE and float(test.STRIDE_RATIO) != 1.0:
+            logger.warning("TEST.STRIDE_RATIO %s has no effect: the %s protocol slides its "
+                           "windows at 2/3 of the window", test.STRIDE_RATIO, protocol)
         scales = tuple(float(s) for s in test.SCALE_LIST)
         width, height = (int(v) for v in test.IMAGE_SIZE)
         return cls(protocol=protocol, scales=scales, base_size=int(test.BASE_SIZE),
                    window_hw=(height, width), batch_size=int(test.WINDOW_BATCH),
                    flip=bool(test.FLIP_TEST), stride_ratio=float(test.STRIDE_RATIO),
                    accumulate=test.ACCUMULATE, align_corners=bool(cfg.MODEL.ALIGN_CORNERS),
-                   amp_dtype=amp_dtype_of(cfg), crop_padding=bool(test.CROP_PADDING))
+                   amp_dtype=amp_dtype_of(cfg), crop_padding=bool(test.CROP_PADDING),
+                   flip_pairs=label_flip_pairs(cfg.DATASET.DATASET))
+
+
+def swap_channels(x: torch.Tensor, pairs) -> torch.Tensor:
+    """``x`` (N x K x H x W) with channels a and b of each (a, b) in ``pairs`` exchanged."""
+    if not pairs:
+        return x
+    order = list(range(x.shape[1]))
+    for a, b in pairs:
+        order[a], order[b] = b, a
+    return x[:, order]
 
 
 @torch.inference_mode()
 def forward_logits(model, images: torch.Tensor, *, flip: bool = False,
-                   align_corners: bool = False,
-                   amp_dtype: torch.dtype | None = None) -> torch.Tensor:
+                   align_corners: bool = False, amp_dtype: torch.dtype | None = None,
+                   flip_pairs=()) -> torch.Tensor:
     """Logits of ``model(images).final`` resized to the input: N x 3 x H x W -> N x K x H x W fp32.
 
     With ``flip`` the images and their mirrors go through the network as one batch of 2N; the
-    mirrors' logits are mirrored back and averaged with the others (the reference averages
-    logits, not scores).
+    mirrors' logits are mirrored back, their ``flip_pairs`` channels swapped (a left arm seen
+    in the mirror is a right arm), and averaged with the others (the reference averages logits,
+    not scores).
     """
     n, _, height, width = images.shape
     batch = torch.cat((images, images.flip(-1))) if flip else images
@@ -140,7 +165,7 @@ def forward_logits(model, images: torch.Tensor, *, flip: bool = False,
     if flip:
         # Averaging before the resize is exact (a bilinear resize commutes with mirroring) and
         # resizes half as much.
-        logits = 0.5 * (logits[:n] + logits[n:].flip(-1))
+        logits = 0.5 * (logits[:n] + swap_channels(logits[n:].flip(-1), flip_pairs))
     return resize_bilinear(logits, (height, width), align_corners)
 
 
@@ -160,7 +185,8 @@ def _forward_scores(model, images: torch.Tensor, settings: InferenceSettings) ->
     view of its input, so they are exponentiated in place to save a full-size buffer.
     """
     logits = forward_logits(model, images, flip=settings.flip,
-                            align_corners=settings.align_corners, amp_dtype=settings.amp_dtype)
+                            align_corners=settings.align_corners, amp_dtype=settings.amp_dtype,
+                            flip_pairs=settings.flip_pairs)
     return logits.exp_() if settings.accumulate == "exp_logits" else to_scores(
         logits, settings.accumulate)
 
@@ -343,19 +369,47 @@ def ade20k_inference(model, image: torch.Tensor, settings: InferenceSettings) ->
     resized = resize_bilinear(image, short_side_size(height, width, settings.base_size), False)
     padded = _pad(resized, *(-(-side // _ADE20K_MULTIPLE) * _ADE20K_MULTIPLE
                              for side in resized.shape[-2:]), 0.0)
-    total = None
-    for scale in settings.scales:
-        scaled = rescale(padded, int(settings.base_size * scale + 0.5))
-        scores = padded_sliding_window(model, scaled, settings)
-        scores = resize_bilinear(scores, tuple(padded.shape[-2:]), settings.align_corners)
-        total = scores if total is None else total.add_(scores)
+    total = _padded_scales(model, padded, settings)
     if settings.crop_padding:
         total = total[:, :, :resized.shape[-2], :resized.shape[-1]]
     return resize_bilinear(total, (height, width), settings.align_corners)
 
 
+def _padded_scales(model, image: torch.Tensor, settings: InferenceSettings) -> torch.Tensor:
+    """Step 2 of the ade20k and lip protocols: the sum over ``settings.scales`` of the
+    ``padded_sliding_window`` scores of ``image`` with its long side at int(base_size * s +
+    0.5), each resized to the size of ``image``: 1 x K x h x w."""
+    total = None
+    for scale in settings.scales:
+        scaled = rescale(image, int(settings.base_size * scale + 0.5))
+        scores = padded_sliding_window(model, scaled, settings)
+        scores = resize_bilinear(scores, tuple(image.shape[-2:]), settings.align_corners)
+        total = scores if total is None else total.add_(scores)
+    return total
+
+
+@torch.inference_mode()
+def lip_inference(model, image: torch.Tensor, settings: InferenceSettings) -> torch.Tensor:
+    """LIP-protocol (HRNetV2 / HRNet-OCR) multi-scale scores of one image 1 x 3 x H x W:
+    1 x K x H x W.
+
+    The image is resized (bilinear, align_corners=False) to ``settings.window_hw`` whatever its
+    aspect ratio, as the reference's ``testval`` does; each scale then as step 2 of
+    ``ade20k_inference`` (long side to int(base_size * s + 0.5), padded windows), added at the
+    window size; the sum is resized to H x W.  Flip testing swaps ``settings.flip_pairs``.
+    """
+    _check_single(image, "lip_inference")
+    height, width = image.shape[-2:]
+    resized = resize_bilinear(image, tuple(settings.window_hw), False)
+    return resize_bilinear(_padded_scales(model, resized, settings), (height, width),
+                   settings.align_corners)
+
+
 # Evaluation protocols by name (TEST.PROTOCOL, datasets' ``eval_protocol``).
-PROTOCOLS = {"cityscapes": multi_scale_inference, "ade20k": ade20k_inference}
+PROTOCOLS = {"cityscapes": multi_scale_inference, "ade20k": ade20k_inference,
+             "lip": lip_inference}
+# The protocols whose windows slide at 2/3 of the window (TEST.STRIDE_RATIO has no effect).
+_TWO_THIRDS_STRIDE = ("ade20k", "lip")
 
 
 register_choices("TEST.PROTOCOL", ("", *PROTOCOLS))

@@ -9,6 +9,7 @@ import pytest
 
 from lib.datasets import DatasetError, build_dataset, dataset_class
 from lib.datasets.ade20k import ShortSideFirst
+from lib.datasets.synthetic import ade20k as ade20k_scenes
 from lib.datasets.transforms import TrainTransform
 from tools import make_synthetic_dataset as synthetic
 from tools.make_lists import make_lists
@@ -146,7 +147,7 @@ def test_make_lists_reports_an_image_without_its_annotation(tmp_path):
 
 def test_synthetic_constants_are_the_ade20k_raw_values():
     names = dataset_class("ade20k").class_names
-    constants = {name: value for name, value in vars(synthetic).items()
+    constants = {name: value for name, value in vars(ade20k_scenes).items()
                  if name.startswith("ADE_") and isinstance(value, int)}
     assert len(constants) == 20
     for name, value in constants.items():

@@ -54,7 +54,8 @@ def test_index_epoch_keys_give_the_same_samples_in_any_order_and_with_any_worker
 def test_dataset_class_gives_the_class_tables_and_names_the_valid_datasets():
     assert dataset_class("cityscapes") is Cityscapes and dataset_class("acdc") is ACDC
     assert dataset_class("acdc").palette.shape == (19, 3)
-    with pytest.raises(DatasetError, match=r"'kitti'.*\['acdc', 'ade20k', 'cityscapes'\]"):
+    with pytest.raises(DatasetError, match=r"'kitti'.*\['acdc', 'ade20k', 'cityscapes', "
+                       r"'cocostuff', 'lip', 'pascal_ctx', 'pascal_voc'\]"):
         dataset_class("kitti")
 
 

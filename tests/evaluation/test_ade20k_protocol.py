@@ -182,7 +182,7 @@ def test_the_dataset_chooses_the_protocol_unless_test_protocol_is_set():
     torch.testing.assert_close(predict(Pointwise(), x, settings),
                                multi_scale_inference(Pointwise(), x, settings))
     cfg.TEST.PROTOCOL = "pascal"
-    with pytest.raises(ValueError, match=r"'pascal'.*\['ade20k', 'cityscapes'\]"):
+    with pytest.raises(ValueError, match=r"'pascal'.*\['ade20k', 'cityscapes', 'lip'\]"):
         InferenceSettings.from_config(cfg)
 
 
