@@ -202,6 +202,13 @@ _C.TRAIN.FLIP = True
 _C.TRAIN.MULTI_SCALE = True
 # Largest k of the training scales 0.5 + k / 10, k = 0..SCALE_FACTOR (16: scales 0.5 to 2.1).
 _C.TRAIN.SCALE_FACTOR = 16
+# Parameters whose name contains one of these words (the heads: ['last_layer'] for HRNetV2,
+# ['cls', 'aux', 'ocr'] for the OCR networks in HRNet-OCR's PASCAL-Context and COCO-Stuff files)
+# train at NONBACKBONE_MULT times the schedule's learning rate; [] = one learning rate for all.
+_C.TRAIN.NONBACKBONE_KEYWORDS = []
+# Learning-rate factor of the NONBACKBONE_KEYWORDS parameters (HRNet-OCR's schedule applies 10,
+# the value of every published file).
+_C.TRAIN.NONBACKBONE_MULT = 10
 # Base learning rate of the poly schedule lr = LR * (1 - it / max_it) ** 0.9.
 _C.TRAIN.LR = 0.01
 # Base learning rate of the second phase (EXTRA_EPOCH).
@@ -302,8 +309,8 @@ _C.TEST.SAVE_PRED = False
 # - MODEL.EXTRA.FINAL_CONV_SEED: the seed prediction has no convolution of its own;
 # - MODEL.EXTRA.CONFIDENCE: both of the thesis' values, 0 and 1, fuse with the learned
 #   confidence map F, as the thesis code did; any other value is an error;
-# - TRAIN.FREEZE_LAYERS, FREEZE_EPOCHS, NONBACKBONE_KEYWORDS, NONBACKBONE_MULT: the original's
-#   layer freezing and learning-rate factors (MODEL.FREEZED_PAR freezes here);
+# - TRAIN.FREEZE_LAYERS, FREEZE_EPOCHS: the original's layer freezing (MODEL.FREEZED_PAR
+#   freezes here);
 # - TRAIN.RANDOM_BRIGHTNESS, RANDOM_BRIGHTNESS_SHIFT_VALUE: the original's brightness
 #   augmentation, off in every published file;
 # - TRAIN.LR_FACTOR, LR_STEP: the original's step schedule (the schedule is poly, TRAIN.LR);
@@ -319,8 +326,6 @@ _C.MODEL.EXTRA.FINAL_CONV_SEED = 1
 _C.MODEL.EXTRA.CONFIDENCE = 1
 _C.TRAIN.FREEZE_LAYERS = ""
 _C.TRAIN.FREEZE_EPOCHS = -1
-_C.TRAIN.NONBACKBONE_KEYWORDS = []
-_C.TRAIN.NONBACKBONE_MULT = 10
 _C.TRAIN.RANDOM_BRIGHTNESS = False
 _C.TRAIN.RANDOM_BRIGHTNESS_SHIFT_VALUE = 10
 _C.TRAIN.LR_FACTOR = 0.1

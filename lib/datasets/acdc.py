@@ -50,6 +50,7 @@ class ACDC(CityscapesTables, BaseDataset):
 
     folder = "acdc"
     image_suffix = "_rgb_anon.png"
+    same_size_images = True  # 1920 x 1080
 
     def __init__(self, root: str, list_path: str, split: str, *,
                  conditions: tuple[str, ...] | list[str] = (), **kwargs):

@@ -75,6 +75,9 @@ class BaseDataset(Dataset):
     label_to_train_id = None
     # The lib.evaluation.protocols protocol of the dataset's benchmark (TEST.PROTOCOL "").
     eval_protocol = "cityscapes"
+    # Whether every image of the dataset has the same size, so that whole images can be batched
+    # for evaluation (Cityscapes and ACDC); others are evaluated one image per batch.
+    same_size_images = False
     # (a, b) class pairs that trade places when an image is mirrored (LIP's left and right
     # body parts): the training flip and flip testing swap them.
     flip_pairs = ()

@@ -73,3 +73,4 @@ class Cityscapes(CityscapesTables, BaseDataset):
     folder = "cityscapes"
     image_suffix = "_leftImg8bit.png"
     conditions = ()  # no weather conditions (ACDC has four)
+    same_size_images = True  # 2048 x 1024

@@ -1,4 +1,5 @@
 """The DataLoaders of training and evaluation."""
+import logging
 import signal
 
 from torch.utils.data import BatchSampler, DataLoader, Subset
@@ -7,6 +8,8 @@ from ..utils import distributed as dist
 from ..utils.errors import RunError
 from . import init_worker
 from .sampler import TrainSampler
+
+logger = logging.getLogger(__name__)
 
 
 def _init_worker(worker_id):
@@ -36,7 +39,15 @@ def train_loader(dataset, batch_size, workers, pin_memory, seed, shuffle):
 
 
 def eval_loader(dataset, batch_size, workers, pin_memory):
-    """This rank's exact shard of ``dataset`` in order (every item on one rank only)."""
+    """This rank's exact shard of ``dataset`` in order (every item on one rank only), in batches
+    of ``batch_size`` whole images when the dataset's images all have one size
+    (``same_size_images``), else one image per batch (the reference files of PASCAL-Context,
+    LIP and VOC ask for 16 images of different sizes)."""
+    if batch_size > 1 and not dataset.same_size_images:
+        logger.info("%s images differ in size: evaluated one per batch (TEST.BATCH_SIZE_PER_GPU "
+                    "%d applies to datasets of one image size)", type(dataset).__name__,
+                    batch_size)
+        batch_size = 1
     shard = Subset(dataset, dist.shard_indices(len(dataset)))
     return DataLoader(shard, batch_size=batch_size, shuffle=False,
                       num_workers=min(workers, len(shard)), pin_memory=pin_memory,

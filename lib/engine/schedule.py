@@ -11,20 +11,34 @@ OPTIMIZERS = ("sgd", "adamw")
 register_choices("TRAIN.OPTIMIZER", OPTIMIZERS)
 
 
-def build_optimizer(model, name, lr, momentum, weight_decay, nesterov):
+def build_optimizer(model, name, lr, momentum, weight_decay, nesterov, head_keywords=(),
+                    head_lr_mult=1.0):
     """SGD (the reference) or AdamW over the parameters that require gradients.
+
+    With ``head_keywords`` (TRAIN.NONBACKBONE_KEYWORDS) the parameters whose name contains one
+    of them form a second group whose learning rate is ``head_lr_mult`` (TRAIN.NONBACKBONE_MULT)
+    times the schedule's, as HRNet-OCR trains PASCAL-Context and COCO-Stuff; each group keeps
+    its factor as ``lr_mult`` for ``set_lr``.
 
     Fused implementations: they take ``found_inf`` and skip a step on the device (see
     ``lib.engine.step``).  SGD's momentum buffers start at zero rather than lazily at the first
     gradient: the same update (``0 * momentum + grad``), and a first step that is skipped leaves
     no uninitialised buffer behind.
     """
-    params = [p for p in model.parameters() if p.requires_grad]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    heads = [p for n, p in named if any(k in n for k in head_keywords)]
+    trunk = [p for n, p in named if not any(k in n for k in head_keywords)]
+    if head_keywords and not heads:
+        raise ValueError(f"TRAIN.NONBACKBONE_KEYWORDS {list(head_keywords)} name no parameter "
+                         f"of the network")
+    params = [{"params": trunk, "lr": lr, "lr_mult": 1.0}]
+    if heads:
+        params.append({"params": heads, "lr": lr * head_lr_mult, "lr_mult": float(head_lr_mult)})
     if name == "sgd":
         optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
                                     nesterov=nesterov, fused=True)
         if momentum:
-            for p in params:
+            for _, p in named:
                 optimizer.state[p]["momentum_buffer"] = torch.zeros_like(p)
         return optimizer
     if name == "adamw":
@@ -33,8 +47,9 @@ def build_optimizer(model, name, lr, momentum, weight_decay, nesterov):
 
 
 def set_lr(optimizer, lr):
+    """The schedule's ``lr`` on every parameter group, times the group's ``lr_mult``."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_mult", 1.0)
 
 
 @dataclass(frozen=True)

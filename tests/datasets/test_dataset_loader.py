@@ -113,3 +113,31 @@ def test_both_acdc_experiment_files_exist():
                      "seg_hrnet_w48_train_540x960_sgd_lr1e-2_wd5e-4_bs_12_epoch484.yaml",
                      "seg_hrnet_w48_train_540x960_sgd_lr1e-2_wd5e-4_bs_8_epoch484.yaml",
                      "seg_offset_hrnet_ocr_w48_train_540x960_sgd_lr1e-2_wd5e-4_bs_8_epoch484.yaml"]
+
+
+class _Sized(torch.utils.data.Dataset):
+    def __init__(self, same_size_images):
+        self.same_size_images = same_size_images
+
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, index):
+        return torch.zeros(3, 2 + index, 4)  # the sizes differ when they may
+
+
+def test_evaluation_batches_whole_images_only_when_the_dataset_has_one_image_size():
+    from lib.datasets.loaders import eval_loader
+
+    assert eval_loader(_Sized(True), 3, 0, False).batch_size == 3
+    varied = eval_loader(_Sized(False), 16, 0, False)
+    assert varied.batch_size == 1
+    assert [tuple(b.shape) for b in varied] == [(1, 3, 2 + i, 4) for i in range(6)]
+
+
+def test_the_datasets_say_whether_their_images_have_one_size():
+    from lib.datasets import dataset_class
+
+    assert dataset_class("cityscapes").same_size_images and dataset_class("acdc").same_size_images
+    for name in ("ade20k", "pascal_ctx", "cocostuff", "lip", "pascal_voc"):
+        assert not dataset_class(name).same_size_images, name
