@@ -51,6 +51,7 @@ from ..utils.precision import autocast
 __all__ = ["InferenceSettings", "ACCUMULATE_MODES", "PROTOCOLS", "BLACK", "forward_logits",
            "to_scores", "window_boxes", "padded_window_boxes", "sliding_window",
            "padded_sliding_window", "scaled_size", "rescale", "scale_one_output", "swap_channels",
+           "head_logits", "split_heads",
            "multi_scale_inference", "ade20k_inference", "lip_inference", "predict"]
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,9 @@ class InferenceSettings:
                    image size (TEST.CROP_PADDING; False = the reference, which resizes it too).
     flip_pairs:    (a, b) class pairs whose channels are swapped in the mirrored image's
                    prediction (the dataset's ``flip_pairs``; () for most).
+    heads:         output fields predicted, e.g. ("logits", "seed_logits", "fused_logits"):
+                   their K-channel maps go through every step side by side (H * K channels,
+                   head-major), from the same forwards; ("final",) = the network's prediction.
     """
 
     protocol: str = "cityscapes"
@@ -103,6 +107,7 @@ class InferenceSettings:
     pad_value: tuple[float, float, float] = BLACK
     crop_padding: bool = False
     flip_pairs: tuple[tuple[int, int], ...] = ()
+    heads: tuple[str, ...] = ("final",)
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
@@ -111,6 +116,8 @@ class InferenceSettings:
         if self.accumulate not in ACCUMULATE_MODES:
             raise ValueError(f"accumulate (TEST.ACCUMULATE) must be one of "
                              f"{list(ACCUMULATE_MODES)}, got {self.accumulate!r}")
+        if not self.heads:
+            raise ValueError("heads names no output field")
         if self.batch_size < 1 or min(self.window_hw) < 1 or self.base_size < 1:
             raise ValueError(f"batch_size, window_hw and base_size must be positive, got "
                              f"{self.batch_size}, {self.window_hw}, {self.base_size}")
@@ -136,20 +143,35 @@ class InferenceSettings:
                    flip_pairs=label_flip_pairs(cfg.DATASET.DATASET))
 
 
-def swap_channels(x: torch.Tensor, pairs) -> torch.Tensor:
-    """``x`` (N x K x H x W) with channels a and b of each (a, b) in ``pairs`` exchanged."""
+def swap_channels(x: torch.Tensor, pairs, heads: int = 1) -> torch.Tensor:
+    """``x`` (N x heads*K x H x W, head-major) with the class channels a and b of each (a, b)
+    in ``pairs`` exchanged in every head."""
     if not pairs:
         return x
+    k = x.shape[1] // heads
     order = list(range(x.shape[1]))
-    for a, b in pairs:
-        order[a], order[b] = b, a
+    for head in range(heads):
+        for a, b in pairs:
+            order[head * k + a], order[head * k + b] = head * k + b, head * k + a
     return x[:, order]
+
+
+def head_logits(output, heads=("final",)) -> torch.Tensor:
+    """The maps of the output fields ``heads`` of a network output side by side:
+    N x len(heads)*K x h x w (head-major)."""
+    maps = [getattr(output, name) for name in heads]
+    return maps[0] if len(maps) == 1 else torch.cat(maps, dim=1)
+
+
+def split_heads(scores: torch.Tensor, heads) -> dict:
+    """{head: N x K x H x W} of side-by-side maps (``head_logits``, a protocol's scores)."""
+    return dict(zip(heads, scores.chunk(len(heads), dim=1), strict=True))
 
 
 @torch.inference_mode()
 def forward_logits(model, images: torch.Tensor, *, flip: bool = False,
                    align_corners: bool = False, amp_dtype: torch.dtype | None = None,
-                   flip_pairs=()) -> torch.Tensor:
+                   flip_pairs=(), heads=("final",)) -> torch.Tensor:
     """Logits of ``model(images).final`` resized to the input: N x 3 x H x W -> N x K x H x W fp32.
 
     With ``flip`` the images and their mirrors go through the network as one batch of 2N; the
@@ -160,21 +182,23 @@ def forward_logits(model, images: torch.Tensor, *, flip: bool = False,
     n, _, height, width = images.shape
     batch = torch.cat((images, images.flip(-1))) if flip else images
     with autocast(images.device, amp_dtype):
-        logits = model(batch).final
+        logits = head_logits(model(batch), heads)
     logits = logits.float()
     if flip:
         # Averaging before the resize is exact (a bilinear resize commutes with mirroring) and
         # resizes half as much.
-        logits = 0.5 * (logits[:n] + swap_channels(logits[n:].flip(-1), flip_pairs))
+        logits = 0.5 * (logits[:n] + swap_channels(logits[n:].flip(-1), flip_pairs, len(heads)))
     return resize_bilinear(logits, (height, width), align_corners)
 
 
-def to_scores(logits: torch.Tensor, accumulate: str) -> torch.Tensor:
-    """N x K x H x W logits -> fp32 scores: exp(logits) ("exp_logits") or softmax ("softmax")."""
+def to_scores(logits: torch.Tensor, accumulate: str, heads: int = 1) -> torch.Tensor:
+    """N x heads*K x H x W logits -> fp32 scores: exp(logits) ("exp_logits") or the softmax of
+    each head ("softmax")."""
     if accumulate == "exp_logits":
         return logits.float().exp()
     if accumulate == "softmax":
-        return logits.float().softmax(dim=1)
+        n, c, h, w = logits.shape
+        return logits.float().view(n, heads, c // heads, h, w).softmax(dim=2).view(n, c, h, w)
     raise ValueError(f"accumulate must be one of {list(ACCUMULATE_MODES)}, got {accumulate!r}")
 
 
@@ -186,9 +210,9 @@ def _forward_scores(model, images: torch.Tensor, settings: InferenceSettings) ->
     """
     logits = forward_logits(model, images, flip=settings.flip,
                             align_corners=settings.align_corners, amp_dtype=settings.amp_dtype,
-                            flip_pairs=settings.flip_pairs)
+                            flip_pairs=settings.flip_pairs, heads=settings.heads)
     return logits.exp_() if settings.accumulate == "exp_logits" else to_scores(
-        logits, settings.accumulate)
+        logits, settings.accumulate, len(settings.heads))
 
 
 def _spans(size: int, window: int, stride: int, inside: bool) -> list[tuple[int, int]]:

@@ -1,5 +1,6 @@
 """Inference: flip, sliding windows, multi-scale and score accumulation."""
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from lib.evaluation.protocols import (
     predict,
     scaled_size,
     sliding_window,
+    split_heads,
     to_scores,
     window_boxes,
 )
@@ -339,3 +341,34 @@ def test_results_stay_on_the_input_device():
         assert scores.device == x.device
         torch.testing.assert_close(scores.cpu(), predict(model.cpu(), x.cpu(), settings))
         model.cuda()
+
+
+class _OneHead(nn.Module):
+    """``model`` whose ``final`` is its output field ``head``: the protocol run for one head."""
+
+    def __init__(self, model, head):
+        super().__init__()
+        self.model, self.head = model, head
+
+    def forward(self, x):
+        output = self.model(x)
+        return SegOutput(logits=getattr(output, self.head))
+
+
+HEADS = ("logits", "seed_logits", "fused_logits")
+
+
+@pytest.mark.parametrize("protocol, accumulate, flip_pairs", [
+    ("cityscapes", "exp_logits", ()), ("ade20k", "softmax", ()), ("lip", "softmax", ((0, 2),))])
+def test_every_head_from_one_pass_equals_the_protocol_run_for_that_head_alone(
+        tiny_branched, protocol, accumulate, flip_pairs):
+    x = image(40, 56, seed=4)
+    settings = InferenceSettings(protocol=protocol, scales=(0.75, 1.5), base_size=56,
+                                 window_hw=(32, 32), flip=True, accumulate=accumulate,
+                                 batch_size=2, flip_pairs=flip_pairs)
+    together = split_heads(predict(tiny_branched, x, replace(settings, heads=HEADS)), HEADS)
+    for head in HEADS:
+        alone = predict(_OneHead(tiny_branched, head), x, settings)
+        torch.testing.assert_close(together[head], alone, rtol=1e-5, atol=1e-6)
+    final = predict(tiny_branched, x, settings)
+    torch.testing.assert_close(together["fused_logits"], final, rtol=1e-5, atol=1e-6)
