@@ -1,0 +1,1 @@
+"""Evaluation: metrics, boundary and fusion analysis, figures."""
