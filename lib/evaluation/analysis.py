@@ -14,11 +14,28 @@ import torch.distributed as dist
 
 from ..core.metrics import segmentation_metrics
 from ..utils.distributed import all_reduce_sum, get_world_size, is_initialized
-from .boundary import (band_levels, boundary_iou_counts, boundary_iou_metrics, boundary_radius,
-                       ground_truth_regions, inner_band, trimap_boundary, trimap_counts,
-                       trimap_metrics)
-from .fusion import (LENGTH_EDGES, OUTCOMES, confidence_edges, fusion_outcome, fusion_summary,
-                     histogram_counts, outcome_counts)
+from .boundary import (
+    band_levels,
+    boundary_iou_metrics,
+    boundary_radius,
+    confusion,
+    inner_band,
+    joint_base,
+    joint_counts,
+    label_regions,
+    trimap_boundary,
+    trimap_metrics,
+)
+from .fusion import (
+    LENGTH_EDGES,
+    OUTCOMES,
+    confidence_bin,
+    confidence_edges,
+    fusion_counts,
+    fusion_outcome,
+    fusion_summary,
+    length_bin,
+)
 from .heads import fusion_pairs
 
 __all__ = ["SegAnalysis", "DEFAULT_BANDS"]
@@ -28,8 +45,9 @@ DEFAULT_BANDS = (1, 2, 4, 8, 16, 32)
 
 
 class SegAnalysis:
-    """Accumulates, per head: confusion matrices by trimap band level, Boundary IoU counts; per
-    fused head (``heads.fusion_pairs``): outcome counts and offset-length / confidence histograms.
+    """Accumulates, per head, ``boundary.joint_counts`` (from which come its confusion matrix,
+    trimap and Boundary IoU figures); per fused head (``heads.fusion_pairs``), ``fusion_counts``
+    of the offset lengths and of the confidence.
 
     Args:
         num_classes: K.
@@ -39,16 +57,15 @@ class SegAnalysis:
         bands: trimap band widths in pixels (TEST.TRIMAP_BANDS), increasing.
         boundary_ratio: Boundary IoU width as a fraction of the image diagonal
             (TEST.BOUNDARY_IOU_RATIO).
-        length_edges: lower edges of the offset-length histogram bins, pixels.
-        confidence_bins: equal confidence bins over [0, 1].
+        confidence_bins: equal confidence bins over [0, 1] (offset lengths have the fixed
+            ``fusion.LENGTH_EDGES``).
         device: where the counts live; put them where the predictions are (nccl all-reduces
             CUDA tensors only).  None = CPU.
     """
 
     def __init__(self, num_classes: int, heads: Sequence[str], *, ignore_label: int = 255,
                  bands: Sequence[int] = DEFAULT_BANDS, boundary_ratio: float = 0.02,
-                 length_edges: Sequence[float] = LENGTH_EDGES, confidence_bins: int = 20,
-                 device=None):
+                 confidence_bins: int = 20, device=None):
         if not heads:
             raise ValueError("SegAnalysis needs at least one head")
         self.num_classes = num_classes
@@ -57,25 +74,18 @@ class SegAnalysis:
         self.bands = [int(w) for w in bands]
         self.boundary_ratio = boundary_ratio
         self.pairs = fusion_pairs(self.heads)
-        self.length_edges = tuple(float(e) for e in length_edges)
         self.conf_edges = confidence_edges(confidence_bins)
         self.device = torch.device("cpu") if device is None else torch.device(device)
-        self._edges = {"offset_length": torch.tensor(self.length_edges, device=self.device),
-                       "confidence": torch.tensor(self.conf_edges, device=self.device)}
         self._layout = self._make_layout()
         self._counts = {None: self._zeros()}
         self._reduced = False
 
     def _make_layout(self):
-        k, levels = self.num_classes, len(self.bands) + 1
-        layout = {}
-        for head in self.heads:
-            layout[f"trimap/{head}"] = (levels, k, k)
-            layout[f"boundary/{head}"] = (3, k)
+        k = self.num_classes
+        layout = {f"joint/{head}": (k, k, len(self.bands) + 1, 2, 2) for head in self.heads}
         for fused in self.pairs:
-            layout[f"fusion/{fused}/outcomes"] = (len(OUTCOMES), k)
-            for name, edges in self._edges.items():
-                layout[f"fusion/{fused}/{name}"] = (len(OUTCOMES), len(edges))
+            layout[f"fusion/{fused}/offset_length"] = (k, len(OUTCOMES), len(LENGTH_EDGES))
+            layout[f"fusion/{fused}/confidence"] = (k, len(OUTCOMES), len(self.conf_edges))
         return layout
 
     def _zeros(self):
@@ -97,36 +107,31 @@ class SegAnalysis:
             raise RuntimeError("update() after reduce(): the counts are already summed over ranks")
         self._check(preds, labels, offsets, confidence)
         for key, rows in _rows_by_group(groups, labels.shape[0], labels.device):
-            def pick(x):
-                return x if rows is None or x is None else x.index_select(0, rows)
+            picked = [_pick(x, rows) for x in (labels, offsets, confidence)]
             counts = self._counts.setdefault(key, self._zeros()) if key is not None \
                 else self._counts[None]
-            self._add(counts, {head: pick(preds[head]) for head in self.heads}, pick(labels),
-                      pick(offsets), pick(confidence))
+            self._add(counts, {head: _pick(preds[head], rows) for head in self.heads}, *picked)
 
     def _add(self, counts, preds, labels, offsets, confidence):
-        k, ignore = self.num_classes, self.ignore_label
-        levels = band_levels(trimap_boundary(labels, k, ignore), self.bands)
+        k, bands = self.num_classes, len(self.bands)
+        regions = label_regions(labels, k, self.ignore_label)
+        levels = band_levels(trimap_boundary(regions, k), self.bands)
         radius = boundary_radius(labels.shape[-2], labels.shape[-1], self.boundary_ratio)
-        gt_band = inner_band(ground_truth_regions(labels, k, ignore), radius)
+        base = joint_base(regions, levels, inner_band(regions, radius), bands, k)
         for head in self.heads:
-            pred = preds[head]
-            _accumulate(counts, f"trimap/{head}",
-                        trimap_counts(pred, labels, levels, len(self.bands), k, ignore))
-            _accumulate(counts, f"boundary/{head}",
-                        boundary_iou_counts(pred, labels, gt_band, radius, k, ignore))
+            _accumulate(counts, f"joint/{head}",
+                        joint_counts(preds[head], regions, base, radius, bands, k))
         if not self.pairs:
             return
-        values = {"offset_length": offsets.float().norm(dim=1),
-                  "confidence": confidence.float().reshape(labels.shape)}
+        bins = {"offset_length": (length_bin(torch.hypot(offsets[:, 0].float(), offsets[:, 1].float())),
+                                  len(LENGTH_EDGES)),
+                "confidence": (confidence_bin(confidence.reshape(labels.shape),
+                                               len(self.conf_edges)), len(self.conf_edges))}
         for fused, base in self.pairs.items():
-            outcome, valid = fusion_outcome(preds[base], preds[fused], labels, k, ignore)
-            _accumulate(counts, f"fusion/{fused}/outcomes",
-                        outcome_counts(outcome, valid, labels, k))
-            for name, value in values.items():
-                edges = self._edges[name].to(value.device)
+            outcome = fusion_outcome(preds[base], preds[fused], regions)
+            for name, (values, size) in bins.items():
                 _accumulate(counts, f"fusion/{fused}/{name}",
-                            histogram_counts(value, outcome, valid, edges))
+                            fusion_counts(values, outcome, regions, k, size))
 
     def _check(self, preds, labels, offsets, confidence):
         if labels.dim() != 3:
@@ -193,7 +198,7 @@ class SegAnalysis:
 
     def confusion(self, head: str, group: str | None = None) -> torch.Tensor:
         """K x K int64 confusion matrix of ``head`` (rows = ground truth), overall or of a group."""
-        return self._group_counts(group)[f"trimap/{head}"].sum(dim=0)
+        return confusion(self._group_counts(group)[f"joint/{head}"])
 
     def results(self, class_names: Sequence[str] | None = None) -> dict:
         """{"heads": {head: metrics}, "boundary": {head: ...}, "fusion": {fused head: ...}}.
@@ -213,20 +218,23 @@ class SegAnalysis:
     def _blocks(self, counts, class_names):
         heads, boundary, fusion = {}, {}, {}
         for head in self.heads:
-            trimap = counts[f"trimap/{head}"]
-            heads[head] = segmentation_metrics(trimap.sum(dim=0), class_names)
-            boundary[head] = {**trimap_metrics(trimap, self.bands, class_names),
-                              **boundary_iou_metrics(counts[f"boundary/{head}"], class_names)}
+            joint = counts[f"joint/{head}"]
+            heads[head] = segmentation_metrics(confusion(joint), class_names)
+            boundary[head] = {**trimap_metrics(joint, self.bands, class_names),
+                              **boundary_iou_metrics(joint, class_names)}
         for fused, base in self.pairs.items():
             fusion[fused] = {"against": base, **fusion_summary(
-                counts[f"fusion/{fused}/outcomes"], counts[f"fusion/{fused}/offset_length"],
-                counts[f"fusion/{fused}/confidence"], self.length_edges, self.conf_edges,
-                class_names)}
+                counts[f"fusion/{fused}/offset_length"], counts[f"fusion/{fused}/confidence"],
+                self.conf_edges, class_names)}
         return {"heads": heads, "boundary": boundary, "fusion": fusion}
 
 
 def _accumulate(counts, name, value):
     counts[name] += value.to(counts[name].device)
+
+
+def _pick(x, rows):
+    return x if rows is None or x is None else x.index_select(0, rows)
 
 
 def _group_order(key):

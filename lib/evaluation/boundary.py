@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from ..core.metrics import segmentation_metrics
 from .counts import count_bins
 
-__all__ = ["window_max", "window_min", "boundary_radius", "trimap_boundary", "band_levels",
-           "inner_band", "ground_truth_regions", "trimap_counts", "boundary_iou_counts", "trimap_metrics",
+__all__ = ["window_max", "window_min", "boundary_radius", "label_regions", "trimap_boundary",
+           "band_levels", "inner_band", "joint_base", "joint_counts", "confusion", "trimap_metrics",
            "boundary_iou_metrics"]
 
 
@@ -79,21 +79,22 @@ def boundary_radius(height: int, width: int, ratio: float) -> int:
     return max(1, int(round(ratio * math.sqrt(height * height + width * width))))
 
 
-def _region_dtype(num_classes):
-    if num_classes + 2 > torch.iinfo(torch.int16).max:
+def label_regions(labels: torch.Tensor, num_classes: int, ignore_label: int = 255) -> torch.Tensor:
+    """int16 N x H x W: the class of each labelled pixel, K where the label is ignored (or
+    outside 0..K-1).  Every value is one mask of a partition: the form the functions below take."""
+    if num_classes + 1 >= torch.iinfo(torch.int16).max:
         raise ValueError(f"{num_classes} classes do not fit the int16 region maps")
-    return torch.int16
+    labelled = (labels != ignore_label) & (labels >= 0) & (labels < num_classes)
+    return torch.where(labelled, labels, num_classes).to(torch.int16)
 
 
-def trimap_boundary(labels: torch.Tensor, num_classes: int,
-                    ignore_label: int = 255) -> torch.Tensor:
-    """Bool N x H x W: the boundary pixels of the label map (module docstring)."""
-    labelled = _labelled(labels, num_classes, ignore_label)
-    classes = labels.to(_region_dtype(num_classes))
-    # Ignored pixels get values that never beat a class: below all for the max, above for the min.
-    above = window_max(torch.where(labelled, classes, -1), 1, fill=-1)
-    below = window_min(torch.where(labelled, classes, num_classes), 1, fill=num_classes)
-    return labelled & ((above > classes) | (below < classes))
+def trimap_boundary(regions: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Bool N x H x W: the boundary pixels of ``label_regions`` (module docstring)."""
+    labelled = regions < num_classes
+    # Ignored pixels never beat a class: they are K (above all) for the min, -1 for the max.
+    above = window_max(torch.where(labelled, regions, -1), 1, fill=-1)
+    below = window_min(regions, 1, fill=num_classes)
+    return labelled & ((above > regions) | (below < regions))
 
 
 def band_levels(boundary: torch.Tensor, widths: Sequence[int]) -> torch.Tensor:
@@ -116,84 +117,72 @@ def band_levels(boundary: torch.Tensor, widths: Sequence[int]) -> torch.Tensor:
 
 
 def inner_band(regions: torch.Tensor, radius: int) -> torch.Tensor:
-    """Bool N x H x W: pixels whose (2r+1)^2 square holds another value of ``regions`` or reaches
-    past the image edge.
-
-    For the masks of a partition (every value is one mask) this is each mask's inner band of
-    width r, for all masks at once.  ``regions`` must be an integer map whose values lie strictly
-    between the int16 limits.
-    """
-    regions = regions.to(torch.int16)
-    info = torch.iinfo(torch.int16)
+    """Bool N x H x W: pixels whose (2r+1)^2 square holds another value of ``regions`` (int16)
+    or reaches past the image edge: the inner band of width r of every mask at once."""
+    info = torch.iinfo(regions.dtype)
     return window_max(regions, radius, fill=info.max) != window_min(regions, radius, fill=info.min)
 
 
-def trimap_counts(pred: torch.Tensor, target: torch.Tensor, levels: torch.Tensor,
-                  num_bands: int, num_classes: int, ignore_label: int = 255) -> torch.Tensor:
-    """int64 (L + 1) x K x K confusion matrices of the labelled pixels by band level, L = num_bands.
+def joint_base(regions: torch.Tensor, levels: torch.Tensor, target_band: torch.Tensor,
+               num_bands: int, num_classes: int) -> torch.Tensor:
+    """int64 N x H x W: the head-independent part of the ``joint_counts`` bin of each pixel.
 
-    pred, target, levels: N x H x W; levels from ``band_levels`` (values 0..L).  Matrix l counts
-    the pixels whose narrowest band is l (l = L: outside every band), so the matrix of band l is
-    the sum of matrices 0..l and the sum of all is the plain confusion matrix.  Rows = ground
-    truth, columns = prediction.
+    regions: ``label_regions``; levels: ``band_levels`` (0..L, L = num_bands = outside every
+    band); target_band: ``inner_band(regions, radius)``.
     """
-    k = num_classes
-    valid = _labelled(target, k, ignore_label) & (pred >= 0) & (pred < k)
-    index = (levels.long() * k + target.long()) * k + pred.long()
-    return count_bins(index, valid, (num_bands + 1) * k * k).view(num_bands + 1, k, k)
+    depth = (num_bands + 1) * 4
+    return (regions.long() * (num_classes * depth)).add_(levels * 4).add_(target_band * 2)
 
 
-def _labelled(target, num_classes, ignore_label):
-    return (target != ignore_label) & (target >= 0) & (target < num_classes)
+def joint_counts(pred: torch.Tensor, regions: torch.Tensor, base: torch.Tensor, radius: int,
+                 num_bands: int, num_classes: int) -> torch.Tensor:
+    """int64 K x K x (L + 1) x 2 x 2 counts of the labelled pixels, L = num_bands, by
+    (ground truth, prediction, band level, in the ground truth's Boundary IoU band, in the
+    prediction's).
 
-
-def ground_truth_regions(target: torch.Tensor, num_classes: int,
-                         ignore_label: int = 255) -> torch.Tensor:
-    """int16 map of the ground-truth masks: the class, or K where the label is ignored."""
-    labelled = _labelled(target, num_classes, ignore_label)
-    return torch.where(labelled, target, num_classes).to(_region_dtype(num_classes))
-
-
-def boundary_iou_counts(pred: torch.Tensor, target: torch.Tensor, target_band: torch.Tensor,
-                        radius: int, num_classes: int, ignore_label: int = 255) -> torch.Tensor:
-    """int64 3 x K: per class, |B_gt & B_pred|, |B_gt| and |B_pred| (module docstring).
-
-    target_band: ``inner_band(ground_truth_regions(target), radius)`` (computed once for all
-    heads); the prediction's band is made here from ``pred`` restricted to the labelled pixels.
-    Union = |B_gt| + |B_pred| - intersection.
+    pred: N x H x W argmax in 0..K-1; regions: ``label_regions``; base: ``joint_base`` (one for
+    all heads).  The prediction's masks are restricted to the labelled pixels here.  Every
+    measure is a sum of this: ``confusion``, ``trimap_metrics``, ``boundary_iou_metrics``.
     """
-    k = num_classes
-    labelled = _labelled(target, k, ignore_label)
-    pred_regions = torch.where(labelled & (pred >= 0) & (pred < k), pred, k)
-    pred_band = inner_band(pred_regions.to(_region_dtype(k)), radius) & (pred_regions < k)
-    gt_band = target_band & labelled
-    both = gt_band & pred_band & (pred_regions == target)
-    index = torch.stack((target, target + k, pred_regions + 2 * k)).long()
-    valid = torch.stack((both, gt_band, pred_band))
-    return count_bins(index, valid, 3 * k).view(3, k)
+    k, depth = num_classes, (num_bands + 1) * 4
+    labelled = regions < k
+    pred_band = inner_band(torch.where(labelled, pred.to(regions.dtype), k), radius) & labelled
+    # Ignored pixels have region K: they land in a trailing block that is dropped.
+    index = (pred.long() * depth).add_(base).add_(pred_band)
+    return count_bins(index, (k + 1) * k * depth)[:k * k * depth].view(k, k, num_bands + 1, 2, 2)
 
 
-def trimap_metrics(counts: torch.Tensor, widths: Sequence[int],
+def confusion(joint: torch.Tensor) -> torch.Tensor:
+    """K x K confusion matrix (rows = ground truth) of ``joint_counts``."""
+    return joint.sum(dim=(2, 3, 4))
+
+
+def trimap_metrics(joint: torch.Tensor, widths: Sequence[int],
                    class_names: Sequence[str] | None = None) -> dict:
-    """{"trimap_mIoU": {"w": mIoU}, "trimap_IoU": {"w": {class: IoU}}} of ``trimap_counts`` sums.
+    """{"trimap_mIoU": {"w": mIoU}, "trimap_IoU": {"w": {class: IoU}}} of summed
+    ``joint_counts``; the band of widths[i] holds levels 0..i.
 
     Fractions in [0, 1], NaN where undefined; keys are the widths as strings (JSON keys).
     """
-    cumulative = counts.cumsum(dim=0)
-    bands = {str(w): segmentation_metrics(cumulative[i], class_names)
+    cumulative = joint.sum(dim=(3, 4)).cumsum(dim=2)
+    bands = {str(w): segmentation_metrics(cumulative[:, :, i], class_names)
              for i, w in enumerate(widths)}
     return {"trimap_mIoU": {w: m["mIoU"] for w, m in bands.items()},
             "trimap_IoU": {w: m["IoU"] for w, m in bands.items()}}
 
 
-def boundary_iou_metrics(counts: torch.Tensor,
+def boundary_iou_metrics(joint: torch.Tensor,
                          class_names: Sequence[str] | None = None) -> dict:
-    """{"boundary_mIoU": mean, "boundary_IoU": {class: IoU}} of summed ``boundary_iou_counts``.
+    """{"boundary_mIoU": mean, "boundary_IoU": {class: IoU}} of summed ``joint_counts``.
 
-    IoU_c = intersection / union, NaN for an empty union; the mean is over non-empty unions.
+    Per class c: intersection = pixels of ground truth c and prediction c in both bands,
+    |B_gt| = pixels of ground truth c in its band, |B_pred| = pixels predicted c in theirs;
+    IoU = intersection / (|B_gt| + |B_pred| - intersection), NaN for an empty union; the mean
+    is over the non-empty unions.
     """
-    counts = counts.detach().cpu().double()
-    inter, union = counts[0], counts[1] + counts[2] - counts[0]
+    bands = joint.detach().cpu().double().sum(dim=2)  # K x K x (gt band) x (pred band)
+    inter = torch.diagonal(bands[:, :, 1, 1])
+    union = bands[:, :, 1, :].sum(dim=(1, 2)) + bands[:, :, :, 1].sum(dim=(0, 2)) - inter
     iou = torch.where(union > 0, inter / union.clamp(min=1), torch.nan)
     names = [str(c) for c in range(len(iou))] if class_names is None else list(class_names)
     if len(names) != len(iou):

@@ -19,12 +19,29 @@ import torch
 
 from .counts import count_bins
 
-__all__ = ["OUTCOMES", "LENGTH_EDGES", "confidence_edges", "fusion_outcome", "outcome_counts",
-           "histogram_counts", "fusion_summary"]
+__all__ = ["OUTCOMES", "LENGTH_EDGES", "length_bin", "confidence_bin", "confidence_edges",
+           "fusion_outcome", "fusion_counts", "fusion_summary"]
 
 OUTCOMES = ("same", "fixed", "broken", "changed")
-# Offset lengths in pixels of the label map: doubling bins, 0.5 px to 512 px and beyond.
+# Lower edges of the offset-length bins, pixels of the label map: [0, 0.5), then doubling bins
+# [2^(j-2), 2^(j-1)) up to [256, 512), and [512, inf).
 LENGTH_EDGES = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0)
+
+
+def length_bin(length: torch.Tensor) -> torch.Tensor:
+    """int64 bin of each offset length (pixels, >= 0) among ``LENGTH_EDGES``.
+
+    From the binary exponent (``frexp``: l = m 2^e, m in [0.5, 1), so l in [2^(e-1), 2^e) is
+    bin e + 1), exact at the edges and cheaper than a search.
+    """
+    exponent = torch.frexp(length.float()).exponent.long()
+    bins = torch.where(length > 0, exponent + 1, 0)
+    return bins.clamp_(0, len(LENGTH_EDGES) - 1)
+
+
+def confidence_bin(confidence: torch.Tensor, bins: int) -> torch.Tensor:
+    """int64 bin floor(F * bins) of each confidence in [0, 1]; F = 1 goes to the last bin."""
+    return (confidence.float() * bins).floor_().clamp_(0, bins - 1).long()
 
 
 def confidence_edges(bins: int = 20) -> tuple[float, ...]:
@@ -32,52 +49,47 @@ def confidence_edges(bins: int = 20) -> tuple[float, ...]:
     return tuple(i / bins for i in range(bins))
 
 
-def fusion_outcome(base: torch.Tensor, fused: torch.Tensor, target: torch.Tensor,
-                   num_classes: int, ignore_label: int = 255):
-    """(outcome, valid): int64 index into ``OUTCOMES`` and the labelled-pixel mask, N x H x W.
+def fusion_outcome(base: torch.Tensor, fused: torch.Tensor,
+                   regions: torch.Tensor) -> torch.Tensor:
+    """int64 N x H x W index into ``OUTCOMES`` of each pixel (meaningless where ignored).
 
-    base, fused: argmax of S_i and of S_f; target: labels.  Same shapes.
+    base, fused: argmax of S_i and of S_f; regions: ``boundary.label_regions`` of the labels.
     """
-    valid = (target != ignore_label) & (target >= 0) & (target < num_classes)
-    outcome = torch.where(base == fused, 0,
-                          torch.where(fused == target, 1, torch.where(base == target, 2, 3)))
-    return outcome, valid
+    return torch.where(base == fused, 0,
+                       torch.where(fused == regions, 1, torch.where(base == regions, 2, 3)))
 
 
-def outcome_counts(outcome, valid, target, num_classes: int) -> torch.Tensor:
-    """int64 4 x K: pixels of each outcome (rows, ``OUTCOMES`` order) by ground-truth class."""
-    index = outcome * num_classes + target.long()
-    return count_bins(index, valid, len(OUTCOMES) * num_classes).view(len(OUTCOMES), num_classes)
+def fusion_counts(bins: torch.Tensor, outcome: torch.Tensor, regions: torch.Tensor,
+                  num_classes: int, num_bins: int) -> torch.Tensor:
+    """int64 K x 4 x B: labelled pixels by (ground-truth class, outcome, histogram bin).
 
-
-def histogram_counts(values: torch.Tensor, outcome, valid, edges: torch.Tensor) -> torch.Tensor:
-    """int64 4 x B: histogram of ``values`` (N x H x W) per outcome; B = len(edges).
-
-    edges: increasing lower bin edges, on the values' device; values below edges[0] fall in
-    bin 0.
+    bins: ``length_bin`` or ``confidence_bin`` (0..B-1); ignored pixels (region K) are left
+    out.  Summed over the bins it is the outcome count of each class.
     """
-    bins = torch.bucketize(values, edges[1:], right=True)
-    return count_bins(outcome * len(edges) + bins, valid,
-                      len(OUTCOMES) * len(edges)).view(len(OUTCOMES), len(edges))
+    index = (regions.long() * len(OUTCOMES) + outcome) * num_bins + bins
+    size = num_classes * len(OUTCOMES) * num_bins
+    counts = count_bins(index, size + len(OUTCOMES) * num_bins)[:size]
+    return counts.view(num_classes, len(OUTCOMES), num_bins)
 
 
-def fusion_summary(outcomes: torch.Tensor, length: torch.Tensor, confidence: torch.Tensor,
-                   length_edges: Sequence[float], conf_edges: Sequence[float],
+def fusion_summary(length: torch.Tensor, confidence: torch.Tensor, conf_edges: Sequence[float],
                    class_names: Sequence[str] | None = None) -> dict:
-    """The results.json block of one (S_i, S_f) pair from summed counts.
+    """The results.json block of one (S_i, S_f) pair from summed ``fusion_counts``.
 
-    outcomes: 4 x K (``outcome_counts``); length, confidence: 4 x B histograms.  Shares are
+    length, confidence: K x 4 x B counts over ``LENGTH_EDGES`` and ``conf_edges``.  Shares are
     fractions of the labelled pixels (per class: of that class's labelled pixels), NaN where
-    there are none; histograms are pixel counts with their lower edges.
+    there are none; histograms are pixel counts, "all" and one per outcome, with their lower
+    edges.
     """
-    outcomes = outcomes.detach().cpu().long()
-    names = [str(c) for c in range(outcomes.shape[1])] if class_names is None \
+    length = length.detach().cpu().long()
+    by_class = length.sum(dim=2)  # K x 4
+    names = [str(c) for c in range(len(by_class))] if class_names is None \
         else list(class_names)
-    if len(names) != outcomes.shape[1]:
-        raise ValueError(f"{len(names)} class names for {outcomes.shape[1]} classes")
-    block = _shares(outcomes.sum(dim=1))
-    block["per_class"] = {name: _shares(outcomes[:, c]) for c, name in enumerate(names)}
-    block["offset_length"] = _histograms(length, length_edges, unit="pixels")
+    if len(names) != len(by_class):
+        raise ValueError(f"{len(names)} class names for {len(by_class)} classes")
+    block = _shares(by_class.sum(dim=0))
+    block["per_class"] = {name: _shares(by_class[c]) for c, name in enumerate(names)}
+    block["offset_length"] = _histograms(length, LENGTH_EDGES, unit="pixels")
     block["confidence"] = _histograms(confidence, conf_edges, unit="F")
     return block
 
@@ -92,7 +104,7 @@ def _shares(counts):
 
 
 def _histograms(counts, edges, unit):
-    counts = counts.detach().cpu().long()
+    counts = counts.detach().cpu().long().sum(dim=0)  # 4 x B
     block = {"unit": unit, "edges": [float(e) for e in edges],
              "all": counts.sum(dim=0).tolist()}
     block.update({name: counts[i].tolist() for i, name in enumerate(OUTCOMES)})

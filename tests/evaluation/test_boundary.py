@@ -7,8 +7,14 @@ import torch
 from scipy import ndimage
 
 from lib.evaluation.analysis import SegAnalysis
-from lib.evaluation.boundary import (band_levels, boundary_radius, trimap_boundary, window_max,
-                                     window_min)
+from lib.evaluation.boundary import (
+    band_levels,
+    boundary_radius,
+    label_regions,
+    trimap_boundary,
+    window_max,
+    window_min,
+)
 from tests.evaluation import references as ref
 
 K = 4
@@ -42,6 +48,10 @@ def sample_set(seed=0):
         preds = np.stack([noisy_prediction(rng, label) for label in labels])
         batches.append((preds, labels))
     return batches
+
+
+def boundary_of(labels):
+    return trimap_boundary(label_regions(torch.from_numpy(labels), K), K)
 
 
 def analyse(batches, bands=(1, 2, 3, 5), ratio=0.02):
@@ -80,8 +90,8 @@ def test_boundary_radius_is_the_ratio_of_the_diagonal_rounded_and_at_least_one()
 
 
 def test_boundary_pixels_match_the_pixel_loop():
-    for preds, labels in sample_set(1):
-        got = trimap_boundary(torch.from_numpy(labels), K).numpy()
+    for _, labels in sample_set(1):
+        got = boundary_of(labels).numpy()
         for image, label in zip(got, labels, strict=True):
             np.testing.assert_array_equal(image, ref.boundary_pixels(label, K))
 
@@ -89,13 +99,13 @@ def test_boundary_pixels_match_the_pixel_loop():
 def test_ignored_pixels_make_no_boundary():
     label = np.zeros((9, 12), np.int64)
     label[3:6, 4:8] = 255  # an ignored blob inside one class
-    assert not trimap_boundary(torch.from_numpy(label)[None], K).any()
+    assert not boundary_of(label[None]).any()
     label = np.zeros((9, 12), np.int64)
     label[:, 6] = 255  # an ignored column between two classes, two pixels apart
     label[:, 7:] = 2
-    assert not trimap_boundary(torch.from_numpy(label)[None], K).any()
+    assert not boundary_of(label[None]).any()
     label[4, 6] = 1  # one labelled pixel in the gap touches both sides
-    boundary = trimap_boundary(torch.from_numpy(label)[None], K)[0].numpy()
+    boundary = boundary_of(label[None])[0].numpy()
     assert set(zip(*np.nonzero(boundary))) == {(4, 6)} | {(y, x) for y in (3, 4, 5)
                                                              for x in (5, 7)}
 
@@ -103,7 +113,7 @@ def test_ignored_pixels_make_no_boundary():
 def test_band_levels_give_the_loop_bands():
     widths = [1, 2, 3, 6]
     for _, labels in sample_set(2):
-        boundary = trimap_boundary(torch.from_numpy(labels), K)
+        boundary = boundary_of(labels)
         levels = band_levels(boundary, widths).numpy()
         for image, label in zip(levels, labels, strict=True):
             loop_boundary = ref.boundary_pixels(label, K)

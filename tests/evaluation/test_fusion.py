@@ -5,7 +5,15 @@ import pytest
 import torch
 
 from lib.evaluation.analysis import SegAnalysis
-from lib.evaluation.fusion import confidence_edges, fusion_outcome, outcome_counts
+from lib.evaluation.boundary import label_regions
+from lib.evaluation.fusion import (
+    LENGTH_EDGES,
+    confidence_bin,
+    confidence_edges,
+    fusion_counts,
+    fusion_outcome,
+    length_bin,
+)
 
 HEADS = ["logits", "seed_logits", "fused_logits"]
 # One image of 2 x 4 pixels, classes 0..2; column by column:
@@ -25,12 +33,25 @@ CONF = torch.tensor([[[[0.0, 0.97, 0.5, 1.0], [0.26, 0.04, 0.5, 0.5]]]])
 
 
 def test_outcomes_of_hand_made_pixels():
-    outcome, valid = fusion_outcome(BASE, FUSED, LABELS, 3)
-    assert valid.tolist() == [[[True] * 4, [True, True, False, True]]]
-    assert torch.where(valid, outcome, -1)[0].tolist() == OUTCOME
-    counts = outcome_counts(outcome, valid, LABELS, 3)
-    # rows same, fixed, broken, changed; columns classes 0, 1, 2
-    assert counts.tolist() == [[1, 2, 0], [1, 0, 0], [0, 1, 1], [0, 0, 1]]
+    regions = label_regions(LABELS, 3)
+    outcome = fusion_outcome(BASE, FUSED, regions)
+    assert torch.where(LABELS == 255, -1, outcome)[0].tolist() == OUTCOME
+    counts = fusion_counts(torch.zeros_like(outcome), outcome, regions, 3, 1)[..., 0]
+    # rows classes 0, 1, 2; columns same, fixed, broken, changed; the ignored pixel nowhere
+    assert counts.tolist() == [[1, 1, 0, 0], [2, 0, 1, 0], [0, 0, 1, 1]]
+
+
+def test_length_bins_double_from_half_a_pixel_and_are_exact_at_the_edges():
+    edges = torch.tensor(LENGTH_EDGES)
+    assert length_bin(edges).tolist() == list(range(len(LENGTH_EDGES)))
+    below = torch.nextafter(edges[1:], torch.zeros(()))
+    assert length_bin(below).tolist() == list(range(len(LENGTH_EDGES) - 1))
+    assert length_bin(torch.tensor([1e-30, 3.0, 1e6])).tolist() == [0, 3, 11]
+
+
+def test_confidence_bins_are_equal_and_one_falls_in_the_last():
+    values = torch.tensor([0.0, 0.2499, 0.25, 0.74, 0.75, 0.999, 1.0])
+    assert confidence_bin(values, 4).tolist() == [0, 0, 1, 2, 3, 3, 3]
 
 
 def _analysis_of(groups=None, batch=1):
