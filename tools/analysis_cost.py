@@ -9,8 +9,9 @@ timed on the same batch (median over ``--iters`` after one warm-up):
 
   forward    ``model(images)``: what every evaluation pays;
   final      resize of ``.final`` to the label size and its argmax: what evaluation does today;
-  heads      ``label_size_inputs``: every head resized and reduced to its argmax, offsets and
-             confidence resized (the extra heads are this less "final");
+  heads      ``label_size_inputs``: every head resized and reduced to its argmax (the final
+             head's among them), offsets and confidence resized; what it adds is this less
+             "final";
   analysis   ``SegAnalysis.update`` of every head: confusion matrices by trimap band, Boundary
              IoU, the fusion split and histograms (TEST.TRIMAP_BANDS, TEST.BOUNDARY_IOU_RATIO).
 
@@ -104,9 +105,9 @@ def main(argv=None):
     extra_heads = median["heads"] - median["final"]
     for name, value in (("forward", median["forward"]), ("final head resize + argmax",
                                                           median["final"]),
-                        ("extra heads resize + argmax", extra_heads),
+                        ("every head (inputs) - final", extra_heads),
                         ("analysis update", median["analysis"]),
-                        ("extra heads + analysis", extra_heads + median["analysis"])):
+                        ("added: inputs - final + update", extra_heads + median["analysis"])):
         print(f"  {name:30s} {1000 * value / args.batch:10.1f} ms/image "
               f"{100 * value / median['forward']:7.1f} % of the forward")
 

@@ -29,12 +29,11 @@ from .boundary import (
 from .fusion import (
     LENGTH_EDGES,
     OUTCOMES,
-    confidence_bin,
     confidence_edges,
     fusion_counts,
     fusion_outcome,
     fusion_summary,
-    length_bin,
+    histogram_bins,
 )
 from .heads import fusion_pairs
 
@@ -46,8 +45,8 @@ DEFAULT_BANDS = (1, 2, 4, 8, 16, 32)
 
 class SegAnalysis:
     """Accumulates, per head, ``boundary.joint_counts`` (from which come its confusion matrix,
-    trimap and Boundary IoU figures); per fused head (``heads.fusion_pairs``), ``fusion_counts``
-    of the offset lengths and of the confidence.
+    trimap and Boundary IoU figures); per fused head (``heads.fusion_pairs``),
+    ``fusion.fusion_counts`` (outcomes by class, offset length and confidence).
 
     Args:
         num_classes: K.
@@ -84,8 +83,7 @@ class SegAnalysis:
         k = self.num_classes
         layout = {f"joint/{head}": (k, k, len(self.bands) + 1, 2, 2) for head in self.heads}
         for fused in self.pairs:
-            layout[f"fusion/{fused}/offset_length"] = (k, len(OUTCOMES), len(LENGTH_EDGES))
-            layout[f"fusion/{fused}/confidence"] = (k, len(OUTCOMES), len(self.conf_edges))
+            layout[f"fusion/{fused}"] = (k, len(OUTCOMES), len(LENGTH_EDGES), len(self.conf_edges))
         return layout
 
     def _zeros(self):
@@ -118,20 +116,18 @@ class SegAnalysis:
         levels = band_levels(trimap_boundary(regions, k), self.bands)
         radius = boundary_radius(labels.shape[-2], labels.shape[-1], self.boundary_ratio)
         base = joint_base(regions, levels, inner_band(regions, radius), bands, k)
+        preds = {head: pred.to(regions.dtype) for head, pred in preds.items()}
         for head in self.heads:
             _accumulate(counts, f"joint/{head}",
                         joint_counts(preds[head], regions, base, radius, bands, k))
         if not self.pairs:
             return
-        bins = {"offset_length": (length_bin(torch.hypot(offsets[:, 0].float(), offsets[:, 1].float())),
-                                  len(LENGTH_EDGES)),
-                "confidence": (confidence_bin(confidence.reshape(labels.shape),
-                                               len(self.conf_edges)), len(self.conf_edges))}
-        for fused, base in self.pairs.items():
-            outcome = fusion_outcome(preds[base], preds[fused], regions)
-            for name, (values, size) in bins.items():
-                _accumulate(counts, f"fusion/{fused}/{name}",
-                            fusion_counts(values, outcome, regions, k, size))
+        length = torch.hypot(offsets[:, 0].float(), offsets[:, 1].float())
+        bins = histogram_bins(length, confidence.reshape(labels.shape), len(self.conf_edges))
+        for fused, base_head in self.pairs.items():
+            outcome = fusion_outcome(preds[base_head], preds[fused], regions)
+            _accumulate(counts, f"fusion/{fused}",
+                        fusion_counts(outcome, regions, bins, k, len(self.conf_edges)))
 
     def _check(self, preds, labels, offsets, confidence):
         if labels.dim() != 3:
@@ -223,9 +219,8 @@ class SegAnalysis:
             boundary[head] = {**trimap_metrics(joint, self.bands, class_names),
                               **boundary_iou_metrics(joint, class_names)}
         for fused, base in self.pairs.items():
-            fusion[fused] = {"against": base, **fusion_summary(
-                counts[f"fusion/{fused}/offset_length"], counts[f"fusion/{fused}/confidence"],
-                self.conf_edges, class_names)}
+            fusion[fused] = {"against": base, **fusion_summary(counts[f"fusion/{fused}"],
+                                                                self.conf_edges, class_names)}
         return {"heads": heads, "boundary": boundary, "fusion": fusion}
 
 

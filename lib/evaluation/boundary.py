@@ -87,7 +87,7 @@ def label_regions(labels: torch.Tensor, num_classes: int, ignore_label: int = 25
     if num_classes + 1 >= torch.iinfo(torch.int16).max:
         raise ValueError(f"{num_classes} classes do not fit the int16 region maps")
     labelled = (labels != ignore_label) & (labels >= 0) & (labels < num_classes)
-    return torch.where(labelled, labels, num_classes).to(torch.int16)
+    return torch.where(labelled, labels.to(torch.int16), num_classes)
 
 
 def trimap_boundary(regions: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -142,9 +142,10 @@ def joint_counts(pred: torch.Tensor, regions: torch.Tensor, base: torch.Tensor, 
     (ground truth, prediction, band level, in the ground truth's Boundary IoU band, in the
     prediction's).
 
-    pred: N x H x W argmax in 0..K-1; regions: ``label_regions``; base: ``joint_base`` (one for
-    all heads).  The prediction's masks are restricted to the labelled pixels here.  Every
-    measure is a sum of this: ``confusion``, ``trimap_metrics``, ``boundary_iou_metrics``.
+    pred: N x H x W argmax in 0..K-1 (int16 saves a conversion); regions: ``label_regions``;
+    base: ``joint_base`` (one for all heads).  The prediction's masks are restricted to the
+    labelled pixels here.  Every measure is a sum of this: ``confusion``, ``trimap_metrics``,
+    ``boundary_iou_metrics``.
     """
     k, depth = num_classes, (num_bands + 1) * 4
     labelled = regions < k

@@ -20,7 +20,7 @@ import torch
 from .counts import count_bins
 
 __all__ = ["OUTCOMES", "LENGTH_EDGES", "length_bin", "confidence_bin", "confidence_edges",
-           "fusion_outcome", "fusion_counts", "fusion_summary"]
+           "histogram_bins", "fusion_outcome", "fusion_counts", "fusion_summary"]
 
 OUTCOMES = ("same", "fixed", "broken", "changed")
 # Lower edges of the offset-length bins, pixels of the label map: [0, 0.5), then doubling bins
@@ -29,14 +29,13 @@ LENGTH_EDGES = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 51
 
 
 def length_bin(length: torch.Tensor) -> torch.Tensor:
-    """int64 bin of each offset length (pixels, >= 0) among ``LENGTH_EDGES``.
+    """int32 bin of each offset length (pixels, >= 0) among ``LENGTH_EDGES``.
 
-    From the binary exponent (``frexp``: l = m 2^e, m in [0.5, 1), so l in [2^(e-1), 2^e) is
-    bin e + 1), exact at the edges and cheaper than a search.
+    The binary exponent of the float32 value (bits 23-30): l in [2^e, 2^(e+1)) is bin e + 2,
+    exact at the edges and cheaper than a search; 0 and subnormals fall in bin 0.
     """
-    exponent = torch.frexp(length.float()).exponent.long()
-    bins = torch.where(length > 0, exponent + 1, 0)
-    return bins.clamp_(0, len(LENGTH_EDGES) - 1)
+    exponent = length.float().contiguous().view(torch.int32) >> 23
+    return (exponent - 125).clamp_(0, len(LENGTH_EDGES) - 1)
 
 
 def confidence_bin(confidence: torch.Tensor, bins: int) -> torch.Tensor:
@@ -49,48 +48,59 @@ def confidence_edges(bins: int = 20) -> tuple[float, ...]:
     return tuple(i / bins for i in range(bins))
 
 
+def histogram_bins(length: torch.Tensor, confidence: torch.Tensor, conf_bins: int):
+    """int64 N x H x W joint bin length_bin * conf_bins + confidence_bin of each pixel.
+
+    length: offset lengths in pixels, N x H x W; confidence: F, N x H x W.
+    """
+    return length_bin(length) * conf_bins + confidence_bin(confidence, conf_bins)
+
+
 def fusion_outcome(base: torch.Tensor, fused: torch.Tensor,
                    regions: torch.Tensor) -> torch.Tensor:
-    """int64 N x H x W index into ``OUTCOMES`` of each pixel (meaningless where ignored).
+    """uint8 N x H x W index into ``OUTCOMES`` of each pixel (meaningless where ignored).
 
     base, fused: argmax of S_i and of S_f; regions: ``boundary.label_regions`` of the labels.
     """
-    return torch.where(base == fused, 0,
-                       torch.where(fused == regions, 1, torch.where(base == regions, 2, 3)))
+    differ = (base != fused).to(torch.uint8)
+    fixed = (fused == regions).to(torch.uint8)
+    broken = (base == regions).to(torch.uint8)
+    # differ: fixed 1, broken 2, changed 3 (fixed and broken exclude each other when differ).
+    return differ * (3 - 2 * fixed - broken)
 
 
-def fusion_counts(bins: torch.Tensor, outcome: torch.Tensor, regions: torch.Tensor,
-                  num_classes: int, num_bins: int) -> torch.Tensor:
-    """int64 K x 4 x B: labelled pixels by (ground-truth class, outcome, histogram bin).
+def fusion_counts(outcome: torch.Tensor, regions: torch.Tensor, bins: torch.Tensor,
+                  num_classes: int, conf_bins: int) -> torch.Tensor:
+    """int64 K x 4 x L x C: labelled pixels by (ground-truth class, outcome, length bin,
+    confidence bin); L = len(LENGTH_EDGES), C = conf_bins.
 
-    bins: ``length_bin`` or ``confidence_bin`` (0..B-1); ignored pixels (region K) are left
-    out.  Summed over the bins it is the outcome count of each class.
+    bins: ``histogram_bins``; ignored pixels (region K) are left out.  Summed over the bins it
+    is the outcome count of each class; each histogram is a sum over the other bin.
     """
-    index = (regions.long() * len(OUTCOMES) + outcome) * num_bins + bins
-    size = num_classes * len(OUTCOMES) * num_bins
-    counts = count_bins(index, size + len(OUTCOMES) * num_bins)[:size]
-    return counts.view(num_classes, len(OUTCOMES), num_bins)
+    block = len(OUTCOMES) * len(LENGTH_EDGES) * conf_bins
+    index = (regions.long() * block).add_(outcome * (len(LENGTH_EDGES) * conf_bins)).add_(bins)
+    counts = count_bins(index, (num_classes + 1) * block)[:num_classes * block]
+    return counts.view(num_classes, len(OUTCOMES), len(LENGTH_EDGES), conf_bins)
 
 
-def fusion_summary(length: torch.Tensor, confidence: torch.Tensor, conf_edges: Sequence[float],
+def fusion_summary(counts: torch.Tensor, conf_edges: Sequence[float],
                    class_names: Sequence[str] | None = None) -> dict:
     """The results.json block of one (S_i, S_f) pair from summed ``fusion_counts``.
 
-    length, confidence: K x 4 x B counts over ``LENGTH_EDGES`` and ``conf_edges``.  Shares are
-    fractions of the labelled pixels (per class: of that class's labelled pixels), NaN where
-    there are none; histograms are pixel counts, "all" and one per outcome, with their lower
-    edges.
+    Shares are fractions of the labelled pixels (per class: of that class's labelled pixels),
+    NaN where there are none; histograms are pixel counts, "all" and one per outcome, over
+    ``LENGTH_EDGES`` and ``conf_edges`` (lower edges).
     """
-    length = length.detach().cpu().long()
-    by_class = length.sum(dim=2)  # K x 4
+    counts = counts.detach().cpu().long()
+    by_class = counts.sum(dim=(2, 3))  # K x 4
     names = [str(c) for c in range(len(by_class))] if class_names is None \
         else list(class_names)
     if len(names) != len(by_class):
         raise ValueError(f"{len(names)} class names for {len(by_class)} classes")
     block = _shares(by_class.sum(dim=0))
     block["per_class"] = {name: _shares(by_class[c]) for c, name in enumerate(names)}
-    block["offset_length"] = _histograms(length, LENGTH_EDGES, unit="pixels")
-    block["confidence"] = _histograms(confidence, conf_edges, unit="F")
+    block["offset_length"] = _histograms(counts.sum(dim=(0, 3)), LENGTH_EDGES, unit="pixels")
+    block["confidence"] = _histograms(counts.sum(dim=(0, 2)), conf_edges, unit="F")
     return block
 
 
@@ -104,7 +114,7 @@ def _shares(counts):
 
 
 def _histograms(counts, edges, unit):
-    counts = counts.detach().cpu().long().sum(dim=0)  # 4 x B
+    """counts: 4 x B, one row an outcome."""
     block = {"unit": unit, "edges": [float(e) for e in edges],
              "all": counts.sum(dim=0).tolist()}
     block.update({name: counts[i].tolist() for i, name in enumerate(OUTCOMES)})

@@ -49,9 +49,10 @@ def label_size_inputs(output, size, align_corners: bool) -> dict:
 
     output: ``SegOutput`` / ``OCROutput``, maps at any resolution (the networks give H/4 x W/4).
     Every class map is resized bilinearly with ``align_corners`` (MODEL.ALIGN_CORNERS) and
-    reduced to its argmax, one at a time.  Returns {"preds": {head: N x H x W int64},
-    "offsets": N x 2 x H x W (x, y) in pixels of the label map, or None, "confidence":
-    N x 1 x H x W in [0, 1], or None}.  Offsets are in normalised align_corners=True units,
+    reduced to its argmax, one at a time; the final head's is the evaluated prediction.
+    Returns {"preds": {head: N x H x W int64}, "offsets": N x 2 x H x W (x, y) in pixels of
+    the label map, or None, "confidence": N x 1 x H x W in [0, 1], or None}.  Offsets are in
+    normalised align_corners=True units,
     which do not depend on the map's size: they are resized, then scaled by (W - 1) / 2 and
     (H - 1) / 2 (``offsets_to_pixels``).
     """
@@ -61,7 +62,10 @@ def label_size_inputs(output, size, align_corners: bool) -> dict:
         return F.interpolate(x.float(), size=(height, width), mode="bilinear",
                              align_corners=align_corners)
 
-    preds = {head: resize(getattr(output, head)).argmax(dim=1) for head in output_heads(output)}
+    # max().indices is argmax (the first of equal maxima; NaN counts as the maximum), several
+    # times faster on the CPU for this channel reduction.
+    preds = {head: resize(getattr(output, head)).max(dim=1).indices
+             for head in output_heads(output)}
     offsets = output.offsets
     if offsets is not None:
         offsets = offsets_to_pixels(resize(offsets), height, width)

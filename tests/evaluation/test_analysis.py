@@ -155,3 +155,10 @@ def test_label_size_inputs_resize_every_map_and_give_offsets_in_label_pixels():
     torch.testing.assert_close(inputs["offsets"][0, 1], torch.full((16, 32), -15 / 2))
     torch.testing.assert_close(inputs["confidence"], torch.full((1, 1, 16, 32), 0.25))
     assert label_size_inputs(SegOutput(logits), (16, 32), False)["offsets"] is None
+
+
+def test_label_size_predictions_are_the_argmax_also_where_classes_tie():
+    logits = torch.randint(0, 3, (2, K, 6, 10)).float()  # many equal maxima
+    logits[0, 2, 1, 1] = float("nan")
+    inputs = label_size_inputs(SegOutput(logits), (6, 10), align_corners=True)
+    assert torch.equal(inputs["preds"]["logits"], logits.argmax(dim=1))

@@ -35,8 +35,8 @@ CONF = torch.tensor([[[[0.0, 0.97, 0.5, 1.0], [0.26, 0.04, 0.5, 0.5]]]])
 def test_outcomes_of_hand_made_pixels():
     regions = label_regions(LABELS, 3)
     outcome = fusion_outcome(BASE, FUSED, regions)
-    assert torch.where(LABELS == 255, -1, outcome)[0].tolist() == OUTCOME
-    counts = fusion_counts(torch.zeros_like(outcome), outcome, regions, 3, 1)[..., 0]
+    assert torch.where(LABELS == 255, -1, outcome.long())[0].tolist() == OUTCOME
+    counts = fusion_counts(outcome, regions, torch.zeros_like(LABELS), 3, 1).sum(dim=(2, 3))
     # rows classes 0, 1, 2; columns same, fixed, broken, changed; the ignored pixel nowhere
     assert counts.tolist() == [[1, 1, 0, 0], [2, 0, 1, 0], [0, 0, 1, 1]]
 
