@@ -18,9 +18,9 @@ from .boundary import (
     band_levels,
     boundary_iou_metrics,
     boundary_radius,
-    confusion,
     inner_band,
     joint_base,
+    joint_confusion,
     joint_counts,
     label_regions,
     trimap_boundary,
@@ -67,6 +67,8 @@ class SegAnalysis:
                  confidence_bins: int = 20, device=None):
         if not heads:
             raise ValueError("SegAnalysis needs at least one head")
+        if any(b <= a for a, b in zip(bands, bands[1:])) or min(bands, default=0) < 0:
+            raise ValueError(f"trimap band widths must be increasing and >= 0, got {list(bands)}")
         self.num_classes = num_classes
         self.heads = list(heads)
         self.ignore_label = ignore_label
@@ -105,10 +107,11 @@ class SegAnalysis:
             raise RuntimeError("update() after reduce(): the counts are already summed over ranks")
         self._check(preds, labels, offsets, confidence)
         for key, rows in _rows_by_group(groups, labels.shape[0], labels.device):
+            if key not in self._counts:
+                self._counts[key] = self._zeros()
             picked = [_pick(x, rows) for x in (labels, offsets, confidence)]
-            counts = self._counts.setdefault(key, self._zeros()) if key is not None \
-                else self._counts[None]
-            self._add(counts, {head: _pick(preds[head], rows) for head in self.heads}, *picked)
+            self._add(self._counts[key], {head: _pick(preds[head], rows) for head in self.heads},
+                      *picked)
 
     def _add(self, counts, preds, labels, offsets, confidence):
         k, bands = self.num_classes, len(self.bands)
@@ -194,7 +197,7 @@ class SegAnalysis:
 
     def confusion(self, head: str, group: str | None = None) -> torch.Tensor:
         """K x K int64 confusion matrix of ``head`` (rows = ground truth), overall or of a group."""
-        return confusion(self._group_counts(group)[f"joint/{head}"])
+        return joint_confusion(self._group_counts(group)[f"joint/{head}"])
 
     def results(self, class_names: Sequence[str] | None = None) -> dict:
         """{"heads": {head: metrics}, "boundary": {head: ...}, "fusion": {fused head: ...}}.
@@ -215,7 +218,7 @@ class SegAnalysis:
         heads, boundary, fusion = {}, {}, {}
         for head in self.heads:
             joint = counts[f"joint/{head}"]
-            heads[head] = segmentation_metrics(confusion(joint), class_names)
+            heads[head] = segmentation_metrics(joint_confusion(joint), class_names)
             boundary[head] = {**trimap_metrics(joint, self.bands, class_names),
                               **boundary_iou_metrics(joint, class_names)}
         for fused, base in self.pairs.items():

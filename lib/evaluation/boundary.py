@@ -35,7 +35,7 @@ from ..core.metrics import segmentation_metrics
 from .counts import count_bins
 
 __all__ = ["window_max", "window_min", "boundary_radius", "label_regions", "trimap_boundary",
-           "band_levels", "inner_band", "joint_base", "joint_counts", "confusion", "trimap_metrics",
+           "band_levels", "inner_band", "joint_base", "joint_counts", "joint_confusion", "trimap_metrics",
            "boundary_iou_metrics"]
 
 
@@ -144,8 +144,8 @@ def joint_counts(pred: torch.Tensor, regions: torch.Tensor, base: torch.Tensor, 
 
     pred: N x H x W argmax in 0..K-1 (int16 saves a conversion); regions: ``label_regions``;
     base: ``joint_base`` (one for all heads).  The prediction's masks are restricted to the
-    labelled pixels here.  Every measure is a sum of this: ``confusion``, ``trimap_metrics``,
-    ``boundary_iou_metrics``.
+    labelled pixels here.  Every measure is a sum of this: ``joint_confusion``,
+    ``trimap_metrics``, ``boundary_iou_metrics``.
     """
     k, depth = num_classes, (num_bands + 1) * 4
     labelled = regions < k
@@ -155,7 +155,7 @@ def joint_counts(pred: torch.Tensor, regions: torch.Tensor, base: torch.Tensor, 
     return count_bins(index, (k + 1) * k * depth)[:k * k * depth].view(k, k, num_bands + 1, 2, 2)
 
 
-def confusion(joint: torch.Tensor) -> torch.Tensor:
+def joint_confusion(joint: torch.Tensor) -> torch.Tensor:
     """K x K confusion matrix (rows = ground truth) of ``joint_counts``."""
     return joint.sum(dim=(2, 3, 4))
 

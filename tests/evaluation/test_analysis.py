@@ -125,6 +125,11 @@ def test_wrong_inputs_name_the_head_and_the_shapes():
                         groups=["a", "b", "c"])
 
 
+def test_band_widths_must_increase():
+    with pytest.raises(ValueError, match="increasing"):
+        SegAnalysis(K, HEADS, bands=(4, 2))
+
+
 def test_heads_and_fusion_pairs_of_the_output_types():
     x = torch.zeros(1, K, 2, 2)
     assert output_heads(SegOutput(x)) == ["logits"]
