@@ -133,7 +133,7 @@ def joint_base(regions: torch.Tensor, levels: torch.Tensor, target_band: torch.T
     band); target_band: ``inner_band(regions, radius)``.
     """
     depth = (num_bands + 1) * 4
-    return (regions.long() * (num_classes * depth)).add_(levels * 4).add_(target_band * 2)
+    return (regions.long() * (num_classes * depth)).add_(levels.long() * 4).add_(target_band * 2)
 
 
 def joint_counts(pred: torch.Tensor, regions: torch.Tensor, base: torch.Tensor, radius: int,

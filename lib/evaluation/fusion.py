@@ -78,7 +78,8 @@ def fusion_counts(outcome: torch.Tensor, regions: torch.Tensor, bins: torch.Tens
     is the outcome count of each class; each histogram is a sum over the other bin.
     """
     block = len(OUTCOMES) * len(LENGTH_EDGES) * conf_bins
-    index = (regions.long() * block).add_(outcome * (len(LENGTH_EDGES) * conf_bins)).add_(bins)
+    index = (regions.long() * block).add_(outcome.long() * (len(LENGTH_EDGES) * conf_bins))
+    index.add_(bins)
     counts = count_bins(index, (num_classes + 1) * block)[:num_classes * block]
     return counts.view(num_classes, len(OUTCOMES), len(LENGTH_EDGES), conf_bins)
 

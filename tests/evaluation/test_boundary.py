@@ -199,3 +199,18 @@ def test_predictions_at_ignored_pixels_change_nothing():
     scrambled = [(np.where(labels == 255, rng.integers(0, K, size=labels.shape), preds), labels)
                  for preds, labels in batches]
     assert analyse(batches) == analyse(scrambled)
+
+
+def test_seventy_bands_count_each_pixel_in_its_narrowest_band():
+    label = np.where(np.arange(200) < 100, 0, 1)[None].repeat(8, 0)
+    label[:, 150:153] = 255
+    analysis = SegAnalysis(K, ["logits"], bands=list(range(1, 71)))
+    analysis.update({"logits": torch.from_numpy(np.roll(label.clip(max=1), 3, axis=1))[None]},
+                    torch.from_numpy(label)[None])
+    trimap = analysis.reduce().results()["boundary"]["logits"]["trimap_IoU"]
+    for width in (1, 40, 70):
+        inside = ref.band(ref.boundary_pixels(label, K), width) & (label != 255)
+        pred = np.roll(label.clip(max=1), 3, axis=1)
+        tp = ((pred == 0) & (label == 0) & inside).sum()
+        union = (((pred == 0) | (label == 0)) & inside).sum()
+        assert trimap[str(width)]["0"] == pytest.approx(tp / union)

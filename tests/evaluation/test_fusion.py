@@ -54,8 +54,8 @@ def test_confidence_bins_are_equal_and_one_falls_in_the_last():
     assert confidence_bin(values, 4).tolist() == [0, 0, 1, 2, 3, 3, 3]
 
 
-def _analysis_of(groups=None, batch=1):
-    analysis = SegAnalysis(3, HEADS, bands=(1,), confidence_bins=4)
+def _analysis_of(groups=None, batch=1, confidence_bins=4):
+    analysis = SegAnalysis(3, HEADS, bands=(1,), confidence_bins=confidence_bins)
     preds = {"logits": BASE, "seed_logits": FUSED, "fused_logits": FUSED}
     offsets = torch.cat((DX, DY))[None]
     analysis.update({h: p.repeat(batch, 1, 1) for h, p in preds.items()},
@@ -86,6 +86,15 @@ def test_the_fusion_block_counts_shares_per_class_and_histograms():
     assert confidence["edges"] == [0.0, 0.25, 0.5, 0.75]
     assert confidence["all"] == [2, 1, 2, 2]
     assert confidence["fixed"] == [0, 0, 0, 1] and confidence["broken"] == [1, 0, 1, 0]
+
+
+@pytest.mark.parametrize("bins", [1, 20, 100])
+def test_the_split_does_not_depend_on_the_histogram_bins(bins):
+    block = _analysis_of(confidence_bins=bins)["fused_logits"]
+    assert (block["fixed"], block["broken"], block["changed"]) == pytest.approx((1 / 7, 2 / 7,
+                                                                                  1 / 7))
+    assert block["offset_length"]["broken"] == [1] + [0] * 6 + [1, 0, 0, 0, 0]
+    assert sum(block["confidence"]["changed"]) == 1 and len(block["confidence"]["all"]) == bins
 
 
 def test_every_fusion_count_is_per_condition_too():
