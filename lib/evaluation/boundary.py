@@ -121,8 +121,9 @@ def band_levels(boundary: torch.Tensor, widths: Sequence[int]) -> torch.Tensor:
 def inner_band(regions: torch.Tensor, radius: int) -> torch.Tensor:
     """Bool N x H x W: pixels whose (2r+1)^2 square holds another value of ``regions`` (int16)
     or reaches past the image edge: the inner band of width r of every mask at once."""
-    info = torch.iinfo(regions.dtype)
-    return window_max(regions, radius, fill=info.max) != window_min(regions, radius, fill=info.min)
+    # One window over (R, -R): max(-R) = -min(R), and the edge fill makes the two differ.
+    both = window_max(torch.stack((regions, -regions)), radius, fill=torch.iinfo(regions.dtype).max)
+    return both[0] != -both[1]
 
 
 def joint_base(regions: torch.Tensor, levels: torch.Tensor, target_band: torch.Tensor,
