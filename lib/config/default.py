@@ -297,6 +297,12 @@ _C.TEST.PROTOCOL = ""
 _C.TEST.CROP_PADDING = False
 # Write label-id and colour predictions under <output folder>/predictions (also --save-pred).
 _C.TEST.SAVE_PRED = False
+# Trimap band widths in pixels of the label map: the mIoU of the labelled pixels within each
+# Chebyshev distance of a ground-truth boundary pixel (lib.evaluation.boundary); increasing.
+_C.TEST.TRIMAP_BANDS = [1, 2, 4, 8, 16, 32]
+# Boundary IoU band width as a fraction of the image diagonal (Cheng et al.: 0.02), rounded to
+# whole pixels, at least 1.
+_C.TEST.BOUNDARY_IOU_RATIO = 0.02
 
 
 # -------------------------------------------------------------------------------------------------

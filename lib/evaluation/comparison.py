@@ -1,0 +1,108 @@
+"""Several evaluations side by side (``tools/compare.py``): headline table and figures.
+
+A run is the content of one results.json: the top-level figures of ``.final`` ("mIoU",
+"pixel_acc", "mean_acc", "IoU") and, when the evaluation made them, the "heads", "boundary"
+and "fusion" blocks of ``SegAnalysis.results``.  Boundary and fusion figures are those of each
+run's final head (``heads.final_head``).  Differences are against the first run.
+"""
+import os
+from collections.abc import Mapping, Sequence
+
+from .figures import iou_bars_figure, trimap_figure
+from .heads import final_head, head_label
+from .report import percent, points
+
+__all__ = ["run_labels", "headline", "headline_table", "comparison_figures"]
+
+
+def run_labels(paths: Sequence[str]) -> list[str]:
+    """A short, distinct label per results file: its folder's name (the run), with more of the
+    path, or a number, where two would be the same."""
+    labels = [os.path.basename(os.path.dirname(os.path.abspath(p))) or p for p in paths]
+    for depth in (2, 3):
+        if len(set(labels)) == len(labels):
+            return labels
+        labels = [os.path.join(*os.path.abspath(p).split(os.sep)[-depth - 1:-1]) for p in paths]
+    if len(set(labels)) < len(labels):
+        labels = [f"{label} #{i + 1}" for i, label in enumerate(labels)]
+    return labels
+
+
+def _final(run):
+    return final_head(run["heads"]) if run.get("heads") else None
+
+
+def headline(run: Mapping) -> dict:
+    """{measure: fraction} of one run: the top-level figures; the final head's Boundary IoU,
+    trimap mIoU and fusion shares (named without the head, so that runs whose final heads
+    differ line up); each head's mIoU."""
+    values = {"mIoU": run.get("mIoU"), "pixel acc": run.get("pixel_acc"),
+              "mean acc": run.get("mean_acc")}
+    final = _final(run)
+    if final in run.get("boundary", {}):
+        boundary = run["boundary"][final]
+        values["boundary IoU"] = boundary["boundary_mIoU"]
+        for width, value in boundary["trimap_mIoU"].items():
+            values[f"trimap {width}px"] = value
+    if final in run.get("fusion", {}):
+        for key in ("differ", "fixed", "broken", "changed"):
+            values[f"fusion: {key}"] = run["fusion"][final][key]
+    for head, metrics in run.get("heads", {}).items():
+        values[f"mIoU {head_label(head)}"] = metrics["mIoU"]
+    return values
+
+
+def headline_table(runs: Mapping[str, Mapping]) -> str:
+    """Markdown table: one row a measure (in %), one column a run, and after each run but the
+    first its difference from the first in points ("-" where a run lacks the measure); a line
+    below names each run's final head."""
+    figures = {label: headline(run) for label, run in runs.items()}
+    labels = list(figures)
+    measures = sorted(dict.fromkeys(m for values in figures.values() for m in values),
+                      key=_measure_group)
+    first = figures[labels[0]]
+    header = ["measure (%)", labels[0]]
+    for label in labels[1:]:
+        header += [label, f"{label} - {labels[0]}"]
+    rows = []
+    for measure in measures:
+        row = [measure, percent(first.get(measure))]
+        for label in labels[1:]:
+            value = figures[label].get(measure)
+            row += [percent(value), points(value, first.get(measure))]
+        rows.append(row)
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    finals = [f"{label} {head_label(_final(run))}" for label, run in runs.items()
+              if _final(run) is not None]
+    if finals:
+        lines += ["", "Top-level, boundary and fusion rows are each run's final head: "
+                  + ", ".join(finals) + "."]
+    return "\n".join(lines) + "\n"
+
+
+# Rows in the order of ``headline``: top level (0), boundary, fusion, heads.
+_GROUPS = (("boundary IoU", 1), ("trimap", 1), ("fusion:", 2), ("mIoU ", 3))
+
+
+def _measure_group(measure):
+    return next((rank for prefix, rank in _GROUPS if measure.startswith(prefix)), 0)
+
+
+def comparison_figures(runs: Mapping[str, Mapping]) -> dict:
+    """{"iou.png": per-class IoU of each run's final prediction, "trimap.png": trimap curves of
+    each run's final head (with its mIoU over all pixels)}; the trimap figure only when a run
+    has boundary figures."""
+    figures = {"iou.png": iou_bars_figure({label: run["IoU"] for label, run in runs.items()},
+                                          title="IoU per class")}
+    curves, plain = {}, {}
+    for label, run in runs.items():
+        final = _final(run)
+        if final in run.get("boundary", {}):
+            name = f"{label} ({head_label(final)})"
+            curves[name] = run["boundary"][final]["trimap_mIoU"]
+            plain[name] = run.get("mIoU")
+    if curves:
+        figures["trimap.png"] = trimap_figure(curves, plain)
+    return figures

@@ -1,0 +1,94 @@
+"""Text tables of ``SegAnalysis.results`` for the log, values in % ("-" where undefined)."""
+import math
+from collections.abc import Mapping, Sequence
+
+from .heads import fusion_pairs, head_label
+
+__all__ = ["heads_table", "boundary_table", "fusion_table", "analysis_tables", "text_table",
+           "percent", "points"]
+
+
+def percent(value) -> str:
+    """A fraction as a percentage with two decimals; "-" for None or NaN."""
+    return "-" if value is None or not math.isfinite(value) else f"{100.0 * value:.2f}"
+
+
+def points(a, b) -> str:
+    """a - b of two fractions in percentage points, signed; "-" when either is undefined."""
+    if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
+        return "-"
+    return f"{100.0 * (a - b):+.2f}"
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]],
+               rule_before: int | None = None) -> str:
+    """Aligned columns: the first left, the others right; a rule under the header and, with
+    ``rule_before``, above that row."""
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(row):
+        cells = [str(c).rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        return "  ".join([str(row[0]).ljust(widths[0]), *cells]).rstrip()
+
+    rule = "-" * len(line(header))
+    lines = [line(header), rule]
+    for i, row in enumerate(rows):
+        if i == rule_before:
+            lines.append(rule)
+        lines.append(line(row))
+    return "\n".join(lines)
+
+
+def heads_table(results: Mapping, class_names: Sequence[str] | None = None) -> str:
+    """IoU per class of every head, and "S_f - S_i" (points) for every fused head; then mIoU,
+    pixel accuracy and mean accuracy."""
+    heads = results["heads"]
+    pairs = fusion_pairs(list(heads))
+    names = list(next(iter(heads.values()))["IoU"]) if class_names is None else list(class_names)
+    header = ["class", *(head_label(h) for h in heads),
+              *(f"{head_label(f)} - {head_label(b)}" for f, b in pairs.items())]
+
+    def row(label, get):
+        return [label, *(percent(get(heads[h])) for h in heads),
+                *(points(get(heads[f]), get(heads[b])) for f, b in pairs.items())]
+
+    rows = [row(name, lambda m, name=name: m["IoU"][name]) for name in names]
+    rows += [row(label, lambda m, key=key: m[key])
+             for label, key in (("mIoU", "mIoU"), ("pixel acc", "pixel_acc"),
+                                ("mean acc", "mean_acc"))]
+    return text_table(header, rows, rule_before=len(names))
+
+
+def boundary_table(results: Mapping) -> str:
+    """Per head: trimap mIoU at each band width and Boundary mIoU."""
+    boundary = results["boundary"]
+    widths = list(next(iter(boundary.values()))["trimap_mIoU"])
+    header = ["head", *(f"trimap {w}px" for w in widths), "boundary IoU"]
+    rows = [[head_label(h), *(percent(b["trimap_mIoU"][w]) for w in widths),
+             percent(b["boundary_mIoU"])] for h, b in boundary.items()]
+    return text_table(header, rows)
+
+
+def fusion_table(results: Mapping) -> str:
+    """Per fused head (and condition): labelled pixels, shares that differ, fixed, broken,
+    changed, and fixed - broken (points)."""
+    header = ["fusion", "pixels", "differ", "fixed", "broken", "changed", "fixed - broken"]
+    rows = []
+    for fused, block in results["fusion"].items():
+        name = f"{head_label(fused)} vs {head_label(block['against'])}"
+        for label, entry in [(name, block), *((f"{name} {condition}", entry) for condition, entry
+                                              in block.get("per_condition", {}).items())]:
+            rows.append([label, f"{entry['pixels']:,}",
+                         *(percent(entry[k]) for k in ("differ", "fixed", "broken", "changed")),
+                         points(entry["fixed"], entry["broken"])])
+    return text_table(header, rows)
+
+
+def analysis_tables(results: Mapping, class_names: Sequence[str] | None = None) -> str:
+    """The three tables with a title each (the fusion table only with a fused head)."""
+    parts = [("IoU of every head (%)", heads_table(results, class_names)),
+             ("boundaries (mIoU, %)", boundary_table(results))]
+    if results.get("fusion"):
+        parts.append(("what the fusion changed (% of the labelled pixels)",
+                      fusion_table(results)))
+    return "\n\n".join(f"{title}:\n{table}" for title, table in parts)

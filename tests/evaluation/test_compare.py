@@ -1,0 +1,79 @@
+"""tools/compare.py end to end on two small results.json files, and its table."""
+import json
+import math
+
+import cv2
+
+from lib.datasets.cityscapes import CLASS_NAMES
+from lib.evaluation.comparison import headline, headline_table, run_labels
+from lib.evaluation.metrics import json_safe
+from tests.evaluation.synthetic import results_json
+from tests.tools.helpers import run_tool
+
+
+def _write(folder, results):
+    folder.mkdir(parents=True)
+    path = folder / "results.json"
+    path.write_text(json.dumps(json_safe(results)))
+    return str(path)
+
+
+def _row(table, measure):
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[0] == measure:
+            return cells[1:]
+    raise AssertionError(f"no row {measure!r} in\n{table}")
+
+
+def test_compare_writes_figures_and_a_table_of_headline_differences(tmp_path):
+    baseline = results_json(CLASS_NAMES, heads=("logits",), seed=1)
+    offset = results_json(CLASS_NAMES, seed=2)
+    paths = [_write(tmp_path / "hrnet", baseline), _write(tmp_path / "offset", offset)]
+    out = tmp_path / "compare"
+    proc = run_tool(["tools/compare.py", *paths, "--out", str(out)])
+    assert sorted(p.name for p in out.iterdir()) == ["headline.md", "iou.png", "trimap.png"]
+    for name in ("iou.png", "trimap.png"):
+        assert cv2.imread(str(out / name)).std() > 10
+    table = (out / "headline.md").read_text()
+    assert table in proc.stdout
+    assert table.splitlines()[0] == "| measure (%) | hrnet | offset | offset - hrnet |"
+    mine, theirs, diff = _row(table, "mIoU")
+    assert mine == f"{100 * baseline['mIoU']:.2f}" and theirs == f"{100 * offset['mIoU']:.2f}"
+    assert math.isclose(float(diff), 100 * (offset["mIoU"] - baseline["mIoU"]), abs_tol=0.005)
+    # Boundary rows line up the final heads: the baseline's S_i and the offset network's S_f.
+    trimap = [run["boundary"][head]["trimap_mIoU"]["8"]
+              for run, head in ((baseline, "logits"), (offset, "fused_logits"))]
+    assert _row(table, "trimap 8px") == [f"{100 * trimap[0]:.2f}", f"{100 * trimap[1]:.2f}",
+                                         f"{100 * (trimap[1] - trimap[0]):+.2f}"]
+    assert "final head: hrnet S_i, offset S_f." in table
+    assert _row(table, "fusion: fixed")[0] == "-"
+    assert _row(table, "mIoU S_s")[0] == "-"
+
+
+def test_compare_needs_two_runs_and_names_an_unreadable_file(tmp_path):
+    path = _write(tmp_path / "a", results_json(CLASS_NAMES, heads=("logits",)))
+    proc = run_tool(["tools/compare.py", path, "--out", str(tmp_path / "o")], check=False)
+    assert proc.returncode == 2 and "two or more" in proc.stderr
+    missing = str(tmp_path / "nowhere" / "results.json")
+    proc = run_tool(["tools/compare.py", path, missing, "--out", str(tmp_path / "o")],
+                    check=False)
+    assert proc.returncode != 0 and f"cannot read {missing}" in proc.stderr
+
+
+def test_headline_differences_are_against_the_first_run():
+    runs = {"a": {"mIoU": 0.5, "pixel_acc": 0.9, "mean_acc": 0.6},
+            "b": {"mIoU": 0.55, "pixel_acc": 0.85, "mean_acc": None}}
+    table = headline_table(runs)
+    assert _row(table, "mIoU") == ["50.00", "55.00", "+5.00"]
+    assert _row(table, "pixel acc") == ["90.00", "85.00", "-5.00"]
+    assert _row(table, "mean acc") == ["60.00", "-", "-"]
+    assert list(headline(runs["a"])) == ["mIoU", "pixel acc", "mean acc"]
+
+
+def test_run_labels_are_the_folders_made_distinct():
+    assert run_labels(["out/x/hrnet/results.json", "out/y/offset/results.json"]) == [
+        "hrnet", "offset"]
+    assert run_labels(["out/cityscapes/run/results.json", "out/acdc/run/results.json"]) == [
+        "cityscapes/run", "acdc/run"]
+    assert run_labels(["r.json", "r.json"])[0].endswith("#1")

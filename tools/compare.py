@@ -1,0 +1,64 @@
+"""Two or more evaluations side by side, e.g. HRNetV2 against the offset network.
+
+    python tools/compare.py RESULTS.json RESULTS.json [...] --out DIR [--labels A B ...]
+
+Writes into DIR: iou.png (per-class IoU of each run), trimap.png (trimap curves of each run's
+final head, when the runs have boundary figures) and headline.md (the headline figures of every
+run, in %, with each run's difference from the first in points); the table is also printed.
+Runs are labelled by their folder's name unless --labels names them.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+import json
+
+from lib.evaluation.comparison import comparison_figures, headline_table, run_labels
+from lib.evaluation.figures import save_figure
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="Compare evaluations (results.json files).")
+    parser.add_argument("results", nargs="+", help="results.json files, two or more")
+    parser.add_argument("--out", required=True, help="folder for the figures and the table")
+    parser.add_argument("--labels", nargs="+", help="one name per results file")
+    args = parser.parse_args(argv)
+    if len(args.results) < 2:
+        parser.error("give two or more results.json files to compare")
+    if args.labels is not None and len(args.labels) != len(args.results):
+        parser.error(f"{len(args.labels)} labels for {len(args.results)} results files")
+    return args
+
+
+def read_results(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except OSError as e:
+        raise SystemExit(f"cannot read {path}: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"{path} is not a JSON file: {e}") from None
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    labels = args.labels or run_labels(args.results)
+    runs = {label: read_results(path) for label, path in zip(labels, args.results, strict=True)}
+    for label, path in zip(labels, args.results, strict=True):
+        if "IoU" not in runs[label]:
+            raise SystemExit(f"{path} has no per-class IoU: is it a results.json of tools/test.py?")
+    os.makedirs(args.out, exist_ok=True)
+    for name, figure in comparison_figures(runs).items():
+        save_figure(figure, os.path.join(args.out, name))
+    table = headline_table(runs)
+    with open(os.path.join(args.out, "headline.md"), "w") as f:
+        f.write(table)
+    print(table, end="")
+    print(f"written to {os.path.abspath(args.out)}: "
+          f"{', '.join(sorted(os.listdir(args.out)))}")
+
+
+if __name__ == "__main__":
+    main()
