@@ -149,7 +149,9 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
                                     iters_per_epoch=[p.iters_per_epoch for p in schedule.phases],
                                     config_text=cfg.dump(), device=device)
         validator = Validator(val_loader, val_set, device, align_corners=cfg.MODEL.ALIGN_CORNERS,
-                              amp_dtype=parts.amp_dtype, writer=writer)
+                              amp_dtype=parts.amp_dtype, writer=writer,
+                              bands=cfg.TEST.TRIMAP_BANDS,
+                              boundary_ratio=cfg.TEST.BOUNDARY_IOU_RATIO)
     except BaseException:
         for loader, _ in phases:
             stop_persistent_workers(loader)

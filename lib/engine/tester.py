@@ -7,10 +7,13 @@ import sys
 
 from ..datasets import build_dataset
 from ..datasets.loaders import eval_loader
-from ..evaluation.loop import evaluate, predict_by_protocol
+from ..evaluation.figures import evaluation_figures, save_figure
+from ..evaluation.heads import final_head
+from ..evaluation.loop import build_analysis, evaluate, predict_by_protocol
 from ..evaluation.metrics import format_table, json_safe
 from ..evaluation.prediction_files import PredictionFiles, PredictionWriter
 from ..evaluation.protocols import InferenceSettings
+from ..evaluation.report import analysis_tables
 from ..models import build_eval_model
 from ..utils.errors import RunError
 from ..utils.logger import create_writer, setup_logging
@@ -55,8 +58,10 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
         on_batch = PredictionWriter(output_dir, dataset, model, files, writer) \
             if files.save_pred or files.visualize else None
         loader = eval_loader(dataset, 1, cfg.WORKERS, pin_memory=False)
+        analysis = build_analysis(model, dataset, device, bands=cfg.TEST.TRIMAP_BANDS,
+                                  boundary_ratio=cfg.TEST.BOUNDARY_IOU_RATIO)
         evaluator = evaluate(predict_by_protocol(model, settings), loader, dataset, device,
-                             on_batch, progress=rank == 0 and sys.stderr.isatty())
+                             analysis, on_batch, progress=rank == 0 and sys.stderr.isatty())
     finally:
         if writer is not None:
             writer.close()
@@ -68,17 +73,26 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
             logger.info("%s has no labels: no metrics; %s written under %s",
                         cfg.DATASET.TEST_SET, " and ".join(written), output_dir)
         else:
-            results = _write_results(evaluator, dataset, cfg, model_file, settings, output_dir)
+            results = _write_results(evaluator, analysis, dataset, cfg, model_file, settings,
+                                     output_dir)
         logger.info("output folder: %s", os.path.abspath(output_dir))
     return results
 
 
-def _write_results(evaluator, dataset, cfg, model_file, settings, output_dir):
-    results = evaluator.results(dataset.class_names)
+def _write_results(evaluator, analysis, dataset, cfg, model_file, settings, output_dir):
+    """results.json, the figures beside it, and the tables in the log (rank 0)."""
+    names = dataset.class_names
+    results = evaluator.results(names)
     results.update(model_file=model_file, test_set=cfg.DATASET.TEST_SET,
                    scales=list(settings.scales), flip=settings.flip, num_images=len(dataset),
-                   confusion_matrix=evaluator.overall.cpu().tolist())
+                   confusion_matrix=evaluator.overall.cpu().tolist(), **analysis.results(names))
     with open(os.path.join(output_dir, "results.json"), "w") as f:
         json.dump(json_safe(results), f, indent=2)
     logger.info("results:\n%s", format_table(results))
+    logger.info("%s", analysis_tables(results, names))
+    final = final_head(results["heads"])
+    figures = evaluation_figures(results, analysis.confusion(final), names)
+    for name, figure in figures.items():
+        save_figure(figure, os.path.join(output_dir, name))
+    logger.info("figures: %s in %s", ", ".join(figures), output_dir)
     return results

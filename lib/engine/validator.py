@@ -2,22 +2,30 @@
 import logging
 
 from ..datasets.transforms import MEAN, STD
-from ..evaluation.loop import evaluate, predict_whole_image
+from ..evaluation.analysis import DEFAULT_BANDS
+from ..evaluation.figures import evaluation_figures, figure_image
+from ..evaluation.heads import final_head
+from ..evaluation.loop import build_analysis, evaluate, predict_whole_image
 from ..evaluation.metrics import format_table
 from ..evaluation.protocols import scale_one_output
+from ..evaluation.report import analysis_tables
 from ..utils.visualize import denormalize, prediction_panels
 
 logger = logging.getLogger(__name__)
 
 
 class Validator:
-    """``validator(model, iteration)`` -> mIoU: every rank predicts its shard of ``dataset``
-    whole, at one scale, without flipping (collective); rank 0 logs the table, and the mIoU,
-    per-class IoU and the first image's panels go to ``writer`` when there is one."""
+    """``validator(model, iteration)`` -> mIoU of the final head: every rank predicts its shard
+    of ``dataset`` whole, at one scale, without flipping (collective); rank 0 logs the tables of
+    every head, the boundaries and the fusion (``SegAnalysis``, with the trimap ``bands`` and
+    the Boundary IoU ``boundary_ratio``), and the mIoU, per-class and per-head IoU, the
+    analysis figures and the first image's panels go to ``writer`` when there is one."""
 
-    def __init__(self, loader, dataset, device, *, align_corners, amp_dtype=None, writer=None):
+    def __init__(self, loader, dataset, device, *, align_corners, amp_dtype=None, writer=None,
+                 bands=DEFAULT_BANDS, boundary_ratio=0.02):
         self.loader, self.dataset, self.device = loader, dataset, device
         self.align_corners, self.amp_dtype, self.writer = align_corners, amp_dtype, writer
+        self.bands, self.boundary_ratio = bands, boundary_ratio
 
     def __call__(self, model, iteration):
         shown = []
@@ -27,16 +35,31 @@ class Validator:
                 self.image_summary(model, images, iteration)
                 shown.append(True)
 
+        names = self.dataset.class_names
+        analysis = build_analysis(model, self.dataset, self.device, bands=self.bands,
+                                  boundary_ratio=self.boundary_ratio)
         evaluator = evaluate(predict_whole_image(model, self.align_corners, self.amp_dtype),
-                             self.loader, self.dataset, self.device, summary_of_first_batch)
-        results = evaluator.results(self.dataset.class_names)
-        logger.info("validation at iteration %d:\n%s", iteration,
-                    format_table(results, self.dataset.class_names))
+                             self.loader, self.dataset, self.device, analysis,
+                             summary_of_first_batch)
+        results = {**evaluator.results(names), **analysis.results(names)}
+        logger.info("validation at iteration %d:\n%s\n%s", iteration,
+                    format_table(results, names), analysis_tables(results, names))
         if self.writer is not None:
-            self.writer.add_scalar("val/mIoU", results["mIoU"], iteration)
-            for name, iou in results["IoU"].items():
-                self.writer.add_scalar(f"val_IoU/{name.replace(' ', '_')}", iou, iteration)
+            self._write_summaries(results, analysis, iteration)
         return results["mIoU"]
+
+    def _write_summaries(self, results, analysis, iteration):
+        writer, names = self.writer, self.dataset.class_names
+        writer.add_scalar("val/mIoU", results["mIoU"], iteration)
+        for name, iou in results["IoU"].items():
+            writer.add_scalar(f"val_IoU/{name.replace(' ', '_')}", iou, iteration)
+        for head, metrics in results["heads"].items():
+            writer.add_scalar(f"val_heads/mIoU_{head}", metrics["mIoU"], iteration)
+        final = final_head(results["heads"])
+        for name, figure in evaluation_figures(results, analysis.confusion(final),
+                                               names).items():
+            writer.add_image(f"val_analysis/{name[:-4]}", figure_image(figure), iteration,
+                             dataformats="HWC")
 
     def image_summary(self, model, images, iteration):
         output = scale_one_output(model, images[:1], amp_dtype=self.amp_dtype)

@@ -7,9 +7,11 @@ paired with the ``*logits`` head it fuses.
 """
 import torch.nn.functional as F
 
+from ..utils.compat import unwrap_model
 from ..utils.visualize import offsets_to_pixels
 
-__all__ = ["output_heads", "fusion_pairs", "final_head", "head_label", "label_size_inputs"]
+__all__ = ["output_heads", "fusion_pairs", "final_head", "head_label", "label_size_inputs",
+           "label_size_offsets", "network_heads"]
 
 _LABELS = {"logits": "S_i", "seed_logits": "S_s", "fused_logits": "S_f",
            "region_logits": "region S_i", "region_seed_logits": "region S_s",
@@ -20,6 +22,12 @@ def output_heads(output) -> list[str]:
     """Names of the class-map fields of ``output`` that are set, in field order."""
     return [name for name in output._fields
             if name.endswith("logits") and getattr(output, name) is not None]
+
+
+def network_heads(model) -> tuple[str, ...]:
+    """The output fields that ``model`` (or the network inside its DDP / compile wrappers)
+    predicts classes in: its ``HEADS``, in field order."""
+    return tuple(unwrap_model(model).HEADS)
 
 
 def fusion_pairs(heads) -> dict[str, str]:
@@ -66,9 +74,21 @@ def label_size_inputs(output, size, align_corners: bool) -> dict:
     # times faster on the CPU for this channel reduction.
     preds = {head: resize(getattr(output, head)).max(dim=1).indices
              for head in output_heads(output)}
-    offsets = output.offsets
-    if offsets is not None:
-        offsets = offsets_to_pixels(resize(offsets), height, width)
-    confidence = None if output.confidence is None else resize(output.confidence)
-    return {"preds": preds, "offsets": offsets, "confidence": confidence}
+    return {"preds": preds, **label_size_offsets(output, size, align_corners)}
+
+
+def label_size_offsets(output, size, align_corners: bool) -> dict:
+    """{"offsets": N x 2 x H x W in pixels of the label map, "confidence": N x 1 x H x W} of an
+    offset network's output at the label size (H, W), as ``label_size_inputs`` makes them;
+    both None for a network without offsets."""
+    if output.offsets is None:
+        return {"offsets": None, "confidence": None}
+    height, width = size
+
+    def resize(x):
+        return F.interpolate(x.float(), size=(height, width), mode="bilinear",
+                             align_corners=align_corners)
+
+    return {"offsets": offsets_to_pixels(resize(output.offsets), height, width),
+            "confidence": resize(output.confidence)}
 
