@@ -1,0 +1,83 @@
+"""What a training step keeps in memory, measured the same way on every device.
+
+Two figures decide whether a training step fits:
+
+- the bytes that autograd saves for backward during the forward (``saved_tensor_bytes``): the
+  activations, which grow with the batch and the crop;
+- the bytes of the weights, their gradients and the optimiser's state (``ParameterMemory``),
+  which do not.
+
+``saved_tensor_bytes`` counts the tensors handed to autograd's saved-tensor hooks (the same
+tensors are saved on the CPU and on CUDA, so the figure is the same on both).  Each storage is
+counted once (views and in-place results share one), and the parameters' own storages are left
+out (they are counted by ``ParameterMemory``); copies made for the forward, such as the bf16
+weights of autocast, are counted.  With activation checkpointing (``torch.utils.checkpoint``,
+non-reentrant) a recomputed segment saves only its inputs, which go through the same hooks, so the
+figure stays honest.
+"""
+from dataclasses import dataclass
+
+import torch
+
+GIB = 2 ** 30
+
+
+def _storage_key(tensor):
+    storage = tensor.untyped_storage()
+    return storage.device, storage.data_ptr()
+
+
+def saved_tensor_bytes(fn, exclude=()):
+    """``(fn(), bytes)``: run ``fn()`` and count the bytes of the distinct storages that autograd
+    saves for backward during the call, leaving out the storages of the tensors in ``exclude``
+    (pass the model's parameters).
+
+    Counted at the moment each tensor is saved; a storage saved several times counts once.  The
+    figure is what the graph holds when ``fn`` returns if nothing is freed before the backward,
+    which is the case for a training forward.
+    """
+    skip = {_storage_key(t) for t in exclude}
+    sizes = {}
+
+    def pack(tensor):
+        if tensor.layout == torch.strided and tensor.device.type != "meta":
+            key = _storage_key(tensor)
+            if key not in skip:
+                sizes[key] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        result = fn()
+    return result, sum(sizes.values())
+
+
+@dataclass(frozen=True)
+class ParameterMemory:
+    """Bytes of the trainable parameters, of their gradients and of the optimiser's state."""
+
+    parameters: int
+    gradients: int
+    optimizer_state: int
+
+    @property
+    def total(self) -> int:
+        return self.parameters + self.gradients + self.optimizer_state
+
+    @classmethod
+    def of(cls, model, optimizer=None):
+        """The figures of ``model`` and ``optimizer`` as they are now: gradients and optimiser
+        state count once they exist (after a backward and a step); before that, a gradient per
+        trainable parameter is assumed (it will exist) and the state counts 0."""
+        params = [p for p in model.parameters() if p.requires_grad]
+        param_bytes = sum(p.numel() * p.element_size() for p in params)
+        if any(p.grad is not None for p in params):
+            grad_bytes = sum(p.grad.numel() * p.grad.element_size()
+                             for p in params if p.grad is not None)
+        else:
+            grad_bytes = param_bytes
+        state_bytes = 0
+        if optimizer is not None:
+            for state in optimizer.state.values():
+                state_bytes += sum(v.numel() * v.element_size() for v in state.values()
+                                   if torch.is_tensor(v) and v.dim() > 0)
+        return cls(param_bytes, grad_bytes, state_bytes)
