@@ -1,8 +1,10 @@
 """Throughput, latency, peak memory and FLOP utilisation of the configured network.
 
-    python tools/benchmark.py --cfg <yaml> [--mode train|infer|eval|data] [--iters N] [--warmup W]
+    python tools/benchmark.py --cfg <yaml> [--mode train|infer|eval|data|memory] [--iters N] [--warmup W]
         [--variants fp32,bf16,bf16_cl,bf16_cl_compile] [--batch B] [--size H W]
         [--device cpu|cuda] [--peak-tflops T] [--json PATH] [KEY VALUE ...]
+    python tools/benchmark.py --mode memory [--cfg <yaml>] [--crops 512x1024,1024x1024,520x520]
+        [--variants fp32,bf16] [--checkpointing off,on] [--gpu-memory 12,16,24,40,80] [--batch B]
 
 Modes:
   train  one training step per iteration on random images and labels (0..K-1, about 10% ignore
@@ -21,6 +23,14 @@ Modes:
          network (resizing, windows, flip, accumulation).
   data   samples/s of the training DataLoader of the trainer (``lib.datasets.loaders``: WORKERS,
          TrainSampler, seeded workers, pinned memory on CUDA) on DATASET.ROOT.
+  memory what a training step keeps in memory (``lib.engine.memory_use``), for every crop of
+         --crops (H x W), precision (--variants: fp32, bf16, ...) and TRAIN.GRAD_CHECKPOINTING
+         off / on (--checkpointing): the bytes autograd saves for backward per image (saved-tensor
+         hooks, the same on every device), parameters + gradients + optimiser state, on CUDA the
+         max_memory_allocated of a real training step of --batch images, and the largest batch
+         per GPU for the memory sizes of --gpu-memory by the rule of ``StepMemory.estimate``.
+         Without --cfg: the four W48 Cityscapes recipes (HRNetV2, HRNet-OCR, the offset network,
+         OVeNet-OCR).  On the CPU only the forward and the loss run at each crop.
 
 ``--size H W`` replaces the image size of train/infer/eval, ``--batch`` the batch of train/infer.
 Variants (train/infer/eval): fp32, fp32_cl (channels_last), bf16 (autocast), bf16_cl,
@@ -52,10 +62,12 @@ from lib.datasets.loaders import train_loader
 from lib.engine import step
 from lib.engine.build import build_step_parts
 from lib.engine.launch import configure_cudnn
+from lib.engine.memory_use import FREE_BYTES, FREE_SHARE, measure_step_memory
 from lib.evaluation.protocols import InferenceSettings, forward_logits, predict
 from lib.models import apply_speed_flags, build_model
 from lib.utils.compat import reset_compiled
 from lib.utils.device import select_device
+from lib.utils.memory import GIB
 from lib.utils.precision import autocast
 from lib.utils.profiling import (
     ShapeRecorder,
@@ -89,7 +101,16 @@ VARIANTS = {v.name: v for v in (
     Variant("bf16_cl_compile", True, True, True),
 )}
 DEFAULT_VARIANTS = {"cpu": "fp32", "cuda": "fp32,bf16,bf16_cl,bf16_cl_compile"}
-MODES = ("train", "infer", "eval", "data")
+MODES = ("train", "infer", "eval", "data", "memory")
+# --mode memory without --cfg: the W48 networks of the paper at their Cityscapes recipes.
+MEMORY_RECIPES = tuple(f"experiments/cityscapes/{name}.yaml" for name in (
+    "seg_hrnet_w48_train_512x1024_sgd_lr1e-2_wd5e-4_bs_12_epoch484",
+    "seg_hrnet_ocr_w48_train_512x1024_sgd_lr1e-2_wd5e-4_bs_12_epoch484",
+    "seg_hrnet_w48_train_512x1024_sgd_lr1e-2_wd5e-4_bs_8_epoch484",
+    "seg_offset_hrnet_ocr_w48_train_512x1024_sgd_lr1e-2_wd5e-4_bs_8_epoch484",
+))
+DEFAULT_CROPS = "512x1024,1024x1024,520x520"
+DEFAULT_GPU_GB = "12,16,24,40,80"
 # Share of random training labels set to the ignore label.
 IGNORED_SHARE = 0.1
 
@@ -101,6 +122,34 @@ def _variant_names(text):
         raise argparse.ArgumentTypeError(f"unknown variant(s) {unknown or [text]}; valid: "
                                          f"{', '.join(VARIANTS)}")
     return names
+
+
+def _crops(text):
+    try:
+        crops = [tuple(int(v) for v in c.lower().split("x")) for c in text.split(",") if c]
+    except ValueError:
+        crops = []
+    if not crops or any(len(c) != 2 or min(c) < 1 for c in crops):
+        raise argparse.ArgumentTypeError(f"crops are HxW[,HxW...], e.g. 512x1024; got {text!r}")
+    return crops
+
+
+def _on_off(text):
+    choices = {"off": False, "on": True}
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names or any(n not in choices for n in names):
+        raise argparse.ArgumentTypeError(f"expected off, on or off,on; got {text!r}")
+    return [choices[n] for n in names]
+
+
+def _sizes_gb(text):
+    try:
+        sizes = [float(v) for v in text.split(",") if v]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) <= 0:
+        raise argparse.ArgumentTypeError(f"expected GB sizes such as 12,24,80; got {text!r}")
+    return sizes
 
 
 def _int_at_least(minimum):
@@ -115,7 +164,8 @@ def _int_at_least(minimum):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cfg", required=True, help="experiment YAML file")
+    parser.add_argument("--cfg", default=None,
+                        help="experiment YAML file (memory mode: default the W48 recipes)")
     parser.add_argument("--mode", choices=MODES, default="train")
     parser.add_argument("--iters", type=_int_at_least(1), default=10, help="timed iterations")
     parser.add_argument("--warmup", type=_int_at_least(0), default=3,
@@ -131,8 +181,18 @@ def parse_args(argv=None):
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="peak TFLOP/s of the device for the %% of peak column")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
+    parser.add_argument("--crops", type=_crops, default=_crops(DEFAULT_CROPS),
+                        help=f"memory mode: training crops HxW (default {DEFAULT_CROPS})")
+    parser.add_argument("--checkpointing", type=_on_off, default=[False, True],
+                        help="memory mode: TRAIN.GRAD_CHECKPOINTING off, on or off,on (default)")
+    parser.add_argument("--gpu-memory", type=_sizes_gb, default=_sizes_gb(DEFAULT_GPU_GB),
+                        help=f"memory mode: GPU sizes in GB (2^30 bytes) for the largest batch "
+                             f"(default {DEFAULT_GPU_GB})")
     parser.add_argument("opts", nargs="*", help="KEY VALUE overrides of the config")
-    return parser.parse_intermixed_args(argv)
+    args = parser.parse_intermixed_args(argv)
+    if args.cfg is None and args.mode != "memory":
+        parser.error(f"--cfg is required in --mode {args.mode}")
+    return args
 
 
 def random_images(batch, hw, device, seed):
@@ -147,13 +207,16 @@ def random_labels(batch, hw, num_classes, ignore_label, device, seed):
     return labels.masked_fill(ignored, ignore_label).to(device)
 
 
-def variant_cfg(cfg, variant):
-    """``cfg`` with the variant's TRAIN.AMP, TRAIN.CHANNELS_LAST and TRAIN.COMPILE: every
-    variant is built by the builders of training and testing from its own config."""
+def variant_cfg(cfg, variant, checkpointing=None):
+    """``cfg`` with the variant's TRAIN.AMP, TRAIN.CHANNELS_LAST and TRAIN.COMPILE (and
+    TRAIN.GRAD_CHECKPOINTING unless None): every variant is built by the builders of training and
+    testing from its own config."""
     cfg = cfg.clone()
     cfg.defrost()
     cfg.TRAIN.AMP, cfg.TRAIN.CHANNELS_LAST = variant.amp, variant.channels_last
     cfg.TRAIN.COMPILE = variant.compile
+    if checkpointing is not None:
+        cfg.TRAIN.GRAD_CHECKPOINTING = checkpointing
     cfg.freeze()
     return cfg
 
@@ -341,6 +404,88 @@ def run_model_modes(cfg, args, device):
             model_notes(rows, bench.flops, args.mode), figures)
 
 
+def memory_row(cfg, args, device, crop, variant, checkpointing):
+    """One row of the memory table: a training step of ``cfg`` at ``crop`` (H, W)."""
+    cfg = variant_cfg(cfg, variant, checkpointing)
+    seed = max(cfg.TRAIN.SEED, 0)
+    torch.manual_seed(seed)
+    reset_memory(device)
+    parts = build_step_parts(cfg, device, load_pretrained=False)
+    batch = args.batch or 1
+    images = random_images(batch, crop, device, seed)
+    labels = random_labels(batch, crop, cfg.DATASET.NUM_CLASSES, cfg.TRAIN.IGNORE_LABEL,
+                           device, seed)
+    if variant.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    use = measure_step_memory(parts, images, labels)
+    row = {"network": cfg.MODEL.NAME, "crop": list(crop), "variant": variant.name,
+           "checkpointing": checkpointing, "batch": batch,
+           "saved_per_image_bytes": use.saved_per_image,
+           "parameters_bytes": use.parameters.parameters,
+           "gradients_bytes": use.parameters.gradients,
+           "optimizer_state_bytes": use.parameters.optimizer_state,
+           "cuda_peak_bytes": use.cuda_peak,
+           "largest_batch": {f"{gb:g}": use.largest_batch(int(gb * GIB))
+                             for gb in args.gpu_memory}}
+    if variant.compile:
+        reset_compiled()
+    return row
+
+
+def memory_table(rows, sizes_gb):
+    headers = ["network", "crop", "precision", "checkpointing", "saved GiB/image",
+               "params+grads+opt GiB", "CUDA peak GiB (batch)"] + \
+        [f"batch @ {gb:g} GB" for gb in sizes_gb]
+    lines = []
+    for r in rows:
+        fixed = r["parameters_bytes"] + r["gradients_bytes"] + r["optimizer_state_bytes"]
+        peak = "n/a" if r["cuda_peak_bytes"] is None \
+            else f"{r['cuda_peak_bytes'] / GIB:.2f} ({r['batch']})"
+        lines.append([r["network"], "x".join(map(str, r["crop"])), r["variant"],
+                      "on" if r["checkpointing"] else "off",
+                      f"{r['saved_per_image_bytes'] / GIB:.3f}", f"{fixed / GIB:.3f}", peak]
+                     + [str(r["largest_batch"][f"{gb:g}"]) for gb in sizes_gb])
+    return markdown_table(headers, lines)
+
+
+def memory_notes(rows):
+    notes = ["saved GiB/image: distinct storages that autograd saves for backward in the forward "
+             "and the loss (lib.utils.memory.saved_tensor_bytes), parameters left out",
+             f"batch @ N GB: the largest B with params+grads+opt + B x saved <= N GB x "
+             f"{1 - FREE_SHARE:g} - {FREE_BYTES / GIB:g} GiB (lib.engine.memory_use), an "
+             f"estimate; GB = 2^30 bytes"]
+    off = {(r["network"], tuple(r["crop"]), r["variant"]): r for r in rows
+           if not r["checkpointing"]}
+    for r in rows:
+        base = off.get((r["network"], tuple(r["crop"]), r["variant"]))
+        if r["checkpointing"] and base is not None:
+            share = r["saved_per_image_bytes"] / base["saved_per_image_bytes"]
+            notes.append(f"{r['network']} {'x'.join(map(str, r['crop']))} {r['variant']}: "
+                         f"checkpointing keeps {share:.3f} of the saved bytes")
+    return notes
+
+
+def run_memory_mode(args, argv_opts, device):
+    """``(header, table, notes, figures)`` of the memory benchmark."""
+    paths = [args.cfg] if args.cfg else list(MEMORY_RECIPES)
+    variants = args.variants or ["fp32", "bf16"]
+    rows = []
+    for path in paths:
+        cfg = load_cfg(path, argv_opts)
+        for crop in args.crops:
+            for variant in variants:
+                for checkpointing in args.checkpointing:
+                    rows.append(memory_row(cfg, args, device, crop, VARIANTS[variant],
+                                           checkpointing))
+    header = {"device": device_name(device), "versions": versions(),
+              "config": ", ".join(paths),
+              "measured": "a full training step" if device.type == "cuda"
+              else "forward and loss (CPU); gradients and optimiser state from a 64x64 step"}
+    figures = {"rows": rows, "gpu_memory_gb": args.gpu_memory,
+               "rule": {"free_share": FREE_SHARE, "free_bytes": FREE_BYTES}}
+    return header, memory_table(rows, args.gpu_memory), memory_notes(rows), figures
+
+
 def missing_data_message(cfg):
     root = cfg.DATASET.ROOT
     return (f"no training data for the data benchmark: DATASET.ROOT {root} must hold "
@@ -408,14 +553,16 @@ def report(mode, header, table, notes, figures, json_path):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    cfg = load_cfg(args.cfg, args.opts)
+    cfg = load_cfg(args.cfg or MEMORY_RECIPES[0], args.opts)
     try:
         device = select_device(args.device)
     except RuntimeError as e:
         raise SystemExit(f"--device {args.device}: {e}") from None
     configure_cudnn(cfg.CUDNN)
     command = "python " + shlex.join(["tools/benchmark.py", *argv])
-    if args.mode == "data":
+    if args.mode == "memory":
+        header, table, notes, figures = run_memory_mode(args, args.opts, device)
+    elif args.mode == "data":
         if not os.path.isfile(os.path.join(cfg.DATASET.ROOT, cfg.DATASET.TRAIN_SET)):
             print(missing_data_message(cfg), file=sys.stderr)
             return 2

@@ -53,6 +53,8 @@ def build_step_parts(cfg, device, world_size=1, load_pretrained=True):
     OFFSET_PRETRAINED.
     """
     network = build_model(cfg, load_pretrained=load_pretrained).to(device)
+    if cfg.TRAIN.GRAD_CHECKPOINTING:
+        network.set_grad_checkpointing(True)
     if world_size > 1 and device.type == "cuda":
         network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(network)
 

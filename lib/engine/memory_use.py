@@ -1,0 +1,104 @@
+"""The memory of a training step of a configured network, and the largest batch that fits.
+
+``measure_step_memory`` runs the trainer's own step (``lib.engine.step.train_step``) on parts
+built as training builds them (``build_step_parts``: TRAIN.AMP, TRAIN.CHANNELS_LAST and
+TRAIN.GRAD_CHECKPOINTING of the config) and returns a ``StepMemory``:
+
+- ``saved_per_image``: the bytes that autograd saves for backward in the forward and the loss,
+  per image (``lib.utils.memory.saved_tensor_bytes``; the same on every device);
+- ``parameters``: weights, gradients and optimiser state (``ParameterMemory``);
+- ``cuda_peak``: on CUDA, ``torch.cuda.max_memory_allocated`` of the whole step.
+
+``largest_batch`` turns the first two into the largest batch per GPU by the rule of
+``StepMemory.estimate``.
+"""
+from dataclasses import dataclass
+
+import torch
+
+from ..utils.memory import GIB, ParameterMemory, saved_tensor_bytes
+from ..utils.precision import autocast
+from . import step
+
+# The rule of ``StepMemory.estimate``: of a device's memory, this share and this many bytes are
+# kept free for what the saved tensors do not show: the activation gradients alive during the
+# backward (and, with checkpointing, the activations of the segment being recomputed), the
+# cuDNN and cuBLAS workspaces, the CUDA context and the caching allocator's fragmentation.
+FREE_SHARE = 0.2
+FREE_BYTES = GIB
+# The crop of the small step that creates the gradients and the optimiser state on a device
+# where the measured step is the forward only.
+_STATE_CROP = (64, 64)
+
+
+@dataclass(frozen=True)
+class StepMemory:
+    """What one training step of ``batch`` images kept in memory (bytes)."""
+
+    saved_per_image: int
+    parameters: ParameterMemory
+    batch: int
+    cuda_peak: int | None = None
+
+    def estimate(self, batch: int) -> int:
+        """Weights, gradients, optimiser state and ``batch`` images' saved tensors."""
+        return self.parameters.total + batch * self.saved_per_image
+
+    def largest_batch(self, device_bytes: int) -> int:
+        """The largest batch per GPU with ``estimate(batch)`` within ``device_bytes`` less the
+        free share and bytes of the rule (0 when not even one image fits)."""
+        usable = device_bytes * (1 - FREE_SHARE) - FREE_BYTES - self.parameters.total
+        return max(0, int(usable // self.saved_per_image))
+
+
+def measure_step_memory(parts, images, labels, full_step=None) -> StepMemory:
+    """Memory of one training step of ``parts`` (``StepParts``) on ``images`` N x 3 x H x W and
+    ``labels`` N x H x W, on their device.
+
+    ``full_step`` (default: on CUDA only): run the whole ``train_step`` (forward, loss, backward,
+    update) and, on CUDA, record its peak.  Otherwise only the forward and the loss run at this
+    size (the saved tensors are all made there), and a step on a small crop creates the
+    gradients and the optimiser state that ``parameters`` counts.  The weights change either way.
+    """
+    device = images.device
+    if full_step is None:
+        full_step = device.type == "cuda"
+    params = list(parts.network.parameters())
+    parts.model.train()
+    if full_step:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+        _, saved = saved_tensor_bytes(lambda: _step(parts, images, labels), exclude=params)
+        peak = None
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            peak = torch.cuda.max_memory_allocated(device)
+    else:
+        def forward_and_loss():
+            with autocast(device, parts.amp_dtype):
+                output = parts.model(images)
+            return sum(parts.criterion(output, labels).values())
+
+        _, saved = saved_tensor_bytes(forward_and_loss, exclude=params)
+        small = torch.nn.functional.interpolate(images[:1].float(), size=_STATE_CROP)
+        small_labels = labels[:1, :_STATE_CROP[0], :_STATE_CROP[1]]
+        _step(parts, small.to(images.dtype).contiguous(
+            memory_format=_memory_format(images)), small_labels)
+        peak = None
+    batch = images.shape[0]
+    return StepMemory(saved // batch, ParameterMemory.of(parts.network, parts.optimizer), batch,
+                      peak)
+
+
+def _step(parts, images, labels):
+    out = step.train_step(parts.model, parts.criterion, parts.optimizer, parts.scaler, images,
+                          labels, parts.amp_dtype)
+    return out.total
+
+
+def _memory_format(images):
+    if images.dim() == 4 and images.is_contiguous(memory_format=torch.channels_last) \
+            and not images.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format

@@ -1,0 +1,50 @@
+"""lib.engine.memory_use: the memory of a training step and the largest batch that fits."""
+import pytest
+import torch
+
+from lib.config import load_cfg
+from lib.engine.build import build_step_parts
+from lib.engine.memory_use import FREE_BYTES, FREE_SHARE, StepMemory, measure_step_memory
+from lib.utils.memory import GIB, ParameterMemory
+from tests.tools.helpers import OFFSET_CFG
+
+CROP = (64, 128)
+
+
+def parts_and_batch(batch, *opts):
+    cfg = load_cfg(OFFSET_CFG, ["LOSS.OHEMKEEP", "1000", *opts])
+    torch.manual_seed(0)
+    parts = build_step_parts(cfg, torch.device("cpu"), load_pretrained=False)
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(batch, 3, *CROP, generator=g)
+    labels = torch.randint(0, cfg.DATASET.NUM_CLASSES, (batch, *CROP), generator=g)
+    return parts, images, labels
+
+
+def test_the_rule_of_the_largest_batch():
+    fixed = ParameterMemory(GIB, GIB, GIB)  # 3 GiB that do not grow with the batch
+    use = StepMemory(saved_per_image=GIB // 2, parameters=fixed, batch=1)
+    assert use.estimate(4) == 5 * GIB
+    # 16 GiB x 0.8 - 1 GiB - 3 GiB = 8.8 GiB of saved tensors: 17 images of 0.5 GiB.
+    assert (FREE_SHARE, FREE_BYTES) == (0.2, GIB)
+    assert use.largest_batch(16 * GIB) == 17
+    assert use.largest_batch(4 * GIB) == 0
+
+
+def test_saved_bytes_are_per_image_and_the_state_is_that_of_sgd_with_momentum():
+    one = measure_step_memory(*parts_and_batch(1))
+    parts, images, labels = parts_and_batch(3)
+    three = measure_step_memory(parts, images, labels)
+    assert three.batch == 3 and three.cuda_peak is None
+    # Everything saved is per image except a few per-channel batch-norm statistics.
+    assert three.saved_per_image == pytest.approx(one.saved_per_image, rel=0.01)
+    params = sum(p.numel() * 4 for p in parts.network.parameters() if p.requires_grad)
+    assert three.parameters == ParameterMemory(params, params, params)
+
+
+def test_the_forward_alone_saves_what_the_whole_step_saves():
+    forward_only = measure_step_memory(*parts_and_batch(2), full_step=False)
+    whole = measure_step_memory(*parts_and_batch(2), full_step=True)
+    # The step adds only its 0-dim loss scalars to what the forward and the loss save.
+    assert 0 <= whole.saved_per_image - forward_only.saved_per_image < 64
+    assert whole.parameters == forward_only.parameters
