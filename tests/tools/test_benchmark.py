@@ -185,3 +185,35 @@ def test_timing_gives_mean_median_and_nearest_rank_p90_in_ms():
 def test_markdown_table_pads_columns_and_right_aligns():
     assert markdown_table(["a", "bb"], [["1", "2"], ["333", "4"]]).splitlines() == [
         "|   a | bb |", "|----:|---:|", "|   1 |  2 |", "| 333 |  4 |"]
+
+
+def test_memory_mode_reports_saved_bytes_that_grow_with_the_crop(capsys, tmp_path):
+    path = tmp_path / "memory.json"
+    assert benchmark.main(["--cfg", OFFSET_CFG, "--mode", "memory", "--crops", "32x64,64x128",
+                           "--variants", "fp32", "--checkpointing", "off", "--gpu-memory",
+                           "2,4", "--json", str(path), "LOSS.OHEMKEEP", "1000"]) == 0
+    out = capsys.readouterr().out
+    printed = table(out)
+    rows = json.loads(path.read_text())["rows"]
+    assert [(r["crop"], r["variant"], r["checkpointing"]) for r in rows] == [
+        ([32, 64], "fp32", False), ([64, 128], "fp32", False)]
+    small, large = (r["saved_per_image_bytes"] for r in rows)
+    assert large == pytest.approx(4 * small, rel=0.05)  # activations grow with the pixels
+    for shown, row in zip(printed, rows, strict=True):
+        assert shown["saved GiB/image"] == f"{row['saved_per_image_bytes'] / 2 ** 30:.3f}"
+        assert shown["CUDA peak GiB (batch)"] == "n/a"  # measured on CUDA only
+        fixed = row["parameters_bytes"] + row["gradients_bytes"] + row["optimizer_state_bytes"]
+        assert row["optimizer_state_bytes"] == row["parameters_bytes"]  # SGD momentum
+        for gb in (2, 4):
+            expected = int((gb * 2 ** 30 * 0.8 - 2 ** 30 - fixed) // row["saved_per_image_bytes"])
+            assert expected > 0 and int(shown[f"batch @ {gb:g} GB"]) == expected
+    assert "batch @ N GB: the largest B" in out
+
+
+def test_memory_mode_alone_needs_no_config():
+    assert benchmark.parse_args(["--mode", "memory"]).cfg is None
+    assert benchmark.parse_args(["--mode", "memory", "--crops", "520x520"]).crops == [(520, 520)]
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--mode", "train"])
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--mode", "memory", "--crops", "512by1024"])
