@@ -30,7 +30,10 @@ Modes:
          max_memory_allocated of a real training step of --batch images, and the largest batch
          per GPU for the memory sizes of --gpu-memory by the rule of ``StepMemory.estimate``.
          Without --cfg: the four W48 Cityscapes recipes (HRNetV2, HRNet-OCR, the offset network,
-         OVeNet-OCR).  On the CPU only the forward and the loss run at each crop.
+         OVeNet-OCR).  The device is CUDA when there is one, else the meta device, which saves
+         the same tensors as the others without computing them (seconds per row; fp32 only, as
+         autocast has no meta backend; --device cpu measures bf16 under the CPU's autocast).
+         Off CUDA only the forward and the loss run.
 
 ``--size H W`` replaces the image size of train/infer/eval, ``--batch`` the batch of train/infer.
 Variants (train/infer/eval): fp32, fp32_cl (channels_last), bf16 (autocast), bf16_cl,
@@ -177,7 +180,8 @@ def parse_args(argv=None):
     parser.add_argument("--size", type=_int_at_least(1), nargs=2, metavar=("H", "W"),
                         default=None, help="image size (train: TRAIN.IMAGE_SIZE, infer/eval: "
                                            "TEST.IMAGE_SIZE)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    parser.add_argument("--device", choices=("cpu", "cuda", "meta"), default=None,
+                        help="default: CUDA when there is one, else the CPU (memory mode: meta)")
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="peak TFLOP/s of the device for the %% of peak column")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
@@ -192,6 +196,11 @@ def parse_args(argv=None):
     args = parser.parse_intermixed_args(argv)
     if args.cfg is None and args.mode != "memory":
         parser.error(f"--cfg is required in --mode {args.mode}")
+    if args.device == "meta" and args.mode != "memory":
+        parser.error("--device meta: only --mode memory can run without arithmetic")
+    if args.device == "meta" and any(VARIANTS[v].amp for v in args.variants or ()):
+        parser.error("--device meta measures fp32 only (autocast has no meta backend); measure "
+                     "bf16 with --device cpu or cuda")
     return args
 
 
@@ -468,7 +477,7 @@ def memory_notes(rows):
 def run_memory_mode(args, argv_opts, device):
     """``(header, table, notes, figures)`` of the memory benchmark."""
     paths = [args.cfg] if args.cfg else list(MEMORY_RECIPES)
-    variants = args.variants or ["fp32", "bf16"]
+    variants = args.variants or (["fp32"] if device.type == "meta" else ["fp32", "bf16"])
     rows = []
     for path in paths:
         cfg = load_cfg(path, argv_opts)
@@ -479,8 +488,9 @@ def run_memory_mode(args, argv_opts, device):
                                            checkpointing))
     header = {"device": device_name(device), "versions": versions(),
               "config": ", ".join(paths),
-              "measured": "a full training step" if device.type == "cuda"
-              else "forward and loss (CPU); gradients and optimiser state from a 64x64 step"}
+              "measured": "a full training step" if device.type == "cuda" else
+              f"forward and loss on the {device.type} device; gradients and optimiser state "
+              f"as the step will make them"}
     figures = {"rows": rows, "gpu_memory_gb": args.gpu_memory,
                "rule": {"free_share": FREE_SHARE, "free_bytes": FREE_BYTES}}
     return header, memory_table(rows, args.gpu_memory), memory_notes(rows), figures
@@ -554,8 +564,11 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     cfg = load_cfg(args.cfg or MEMORY_RECIPES[0], args.opts)
+    choice = args.device
+    if choice is None and args.mode == "memory" and not torch.cuda.is_available():
+        choice = "meta"
     try:
-        device = select_device(args.device)
+        device = select_device(choice)
     except RuntimeError as e:
         raise SystemExit(f"--device {args.device}: {e}") from None
     configure_cudnn(cfg.CUDNN)

@@ -26,9 +26,6 @@ from . import step
 # cuDNN and cuBLAS workspaces, the CUDA context and the caching allocator's fragmentation.
 FREE_SHARE = 0.2
 FREE_BYTES = GIB
-# The crop of the small step that creates the gradients and the optimiser state on a device
-# where the measured step is the forward only.
-_STATE_CROP = (64, 64)
 
 
 @dataclass(frozen=True)
@@ -56,9 +53,9 @@ def measure_step_memory(parts, images, labels, full_step=None) -> StepMemory:
     ``labels`` N x H x W, on their device.
 
     ``full_step`` (default: on CUDA only): run the whole ``train_step`` (forward, loss, backward,
-    update) and, on CUDA, record its peak.  Otherwise only the forward and the loss run at this
-    size (the saved tensors are all made there), and a step on a small crop creates the
-    gradients and the optimiser state that ``parameters`` counts.  The weights change either way.
+    update; the weights change) and, on CUDA, record its peak.  Otherwise only the forward and
+    the loss run (every saved tensor is made there), which also works on the meta device: the
+    same tensors are saved there, without any arithmetic.
     """
     device = images.device
     if full_step is None:
@@ -81,10 +78,6 @@ def measure_step_memory(parts, images, labels, full_step=None) -> StepMemory:
             return sum(parts.criterion(output, labels).values())
 
         _, saved = saved_tensor_bytes(forward_and_loss, exclude=params)
-        small = torch.nn.functional.interpolate(images[:1].float(), size=_STATE_CROP)
-        small_labels = labels[:1, :_STATE_CROP[0], :_STATE_CROP[1]]
-        _step(parts, small.to(images.dtype).contiguous(
-            memory_format=_memory_format(images)), small_labels)
         peak = None
     batch = images.shape[0]
     return StepMemory(saved // batch, ParameterMemory.of(parts.network, parts.optimizer), batch,
@@ -96,9 +89,3 @@ def _step(parts, images, labels):
                           labels, parts.amp_dtype)
     return out.total
 
-
-def _memory_format(images):
-    if images.dim() == 4 and images.is_contiguous(memory_format=torch.channels_last) \
-            and not images.is_contiguous():
-        return torch.channels_last
-    return torch.contiguous_format

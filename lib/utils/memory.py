@@ -23,8 +23,9 @@ GIB = 2 ** 30
 
 
 def _storage_key(tensor):
-    storage = tensor.untyped_storage()
-    return storage.device, storage.data_ptr()
+    # The address of the storage's implementation: one per storage, shared by its views, and
+    # distinct also on the meta device, where every data pointer is 0.
+    return tensor.untyped_storage()._cdata
 
 
 def saved_tensor_bytes(fn, exclude=()):
@@ -40,7 +41,7 @@ def saved_tensor_bytes(fn, exclude=()):
     sizes = {}
 
     def pack(tensor):
-        if tensor.layout == torch.strided and tensor.device.type != "meta":
+        if tensor.layout == torch.strided:
             key = _storage_key(tensor)
             if key not in skip:
                 sizes[key] = tensor.untyped_storage().nbytes()
@@ -65,19 +66,38 @@ class ParameterMemory:
 
     @classmethod
     def of(cls, model, optimizer=None):
-        """The figures of ``model`` and ``optimizer`` as they are now: gradients and optimiser
-        state count once they exist (after a backward and a step); before that, a gradient per
-        trainable parameter is assumed (it will exist) and the state counts 0."""
+        """The figures of ``model`` and ``optimizer``: what exists now, or, before the first
+        backward and step, what they will make: a gradient per trainable parameter and the
+        optimiser's buffers (``state_buffers``)."""
         params = [p for p in model.parameters() if p.requires_grad]
-        param_bytes = sum(p.numel() * p.element_size() for p in params)
+        param_bytes = sum(_nbytes(p) for p in params)
         if any(p.grad is not None for p in params):
-            grad_bytes = sum(p.grad.numel() * p.grad.element_size()
-                             for p in params if p.grad is not None)
+            grad_bytes = sum(_nbytes(p.grad) for p in params if p.grad is not None)
         else:
             grad_bytes = param_bytes
         state_bytes = 0
-        if optimizer is not None:
+        if optimizer is not None and optimizer.state:
             for state in optimizer.state.values():
-                state_bytes += sum(v.numel() * v.element_size() for v in state.values()
+                state_bytes += sum(_nbytes(v) for v in state.values()
                                    if torch.is_tensor(v) and v.dim() > 0)
+        elif optimizer is not None:
+            for group in optimizer.param_groups:
+                buffers = state_buffers(optimizer, group)
+                state_bytes += buffers * sum(_nbytes(p) for p in group["params"]
+                                             if p.requires_grad)
         return cls(param_bytes, grad_bytes, state_bytes)
+
+
+def state_buffers(optimizer, group) -> int:
+    """Parameter-sized buffers that ``optimizer`` keeps per parameter of ``group``: SGD one
+    momentum buffer (none without momentum), Adam and AdamW two moments (three with amsgrad)."""
+    if isinstance(optimizer, torch.optim.SGD):
+        return 1 if group["momentum"] else 0
+    if isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)):
+        return 3 if group["amsgrad"] else 2
+    raise TypeError(f"no rule for the state of {type(optimizer).__name__}; take the figures "
+                    f"after a step")
+
+
+def _nbytes(tensor):
+    return tensor.numel() * tensor.element_size()

@@ -1,4 +1,6 @@
 """Mixed precision: the autocast dtype of a run (TRAIN.AMP, TRAIN.AMP_DTYPE) and its context."""
+import contextlib
+
 import torch
 
 AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -13,9 +15,11 @@ def amp_dtype(enabled, name="bfloat16"):
 
 
 def autocast(device, dtype):
-    """Autocast context for ``device`` in ``dtype``; a no-op context when dtype is None."""
-    return torch.autocast(device_type=device.type, dtype=dtype or torch.float32,
-                          enabled=dtype is not None)
+    """Autocast context for ``device`` in ``dtype``; a no-op context when dtype is None (also
+    on devices without autocast, such as the meta device)."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def needs_loss_scaling(dtype):

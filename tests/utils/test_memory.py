@@ -62,14 +62,15 @@ def test_parameter_memory_counts_gradients_and_the_optimiser_state():
     model.append(frozen)
     trainable = sum(nbytes(p) for p in model.parameters() if p.requires_grad)
     sgd = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    before = ParameterMemory.of(model, sgd)
-    assert (before.parameters, before.gradients, before.optimizer_state) == \
-        (trainable, trainable, 0)  # a gradient per parameter is to come; no state yet
+    before = ParameterMemory.of(model, sgd)  # what the backward and the step will make
     model[:2](torch.randn(4, 10)).sum().backward()
     sgd.step()
-    after = ParameterMemory.of(model, sgd)
-    assert after == ParameterMemory(trainable, trainable, trainable)  # one momentum buffer
-    adam = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
-    adam.step()
-    assert ParameterMemory.of(model, adam).optimizer_state == 2 * trainable  # exp_avg(_sq)
+    after = ParameterMemory.of(model, sgd)  # what they made
+    assert after == before == ParameterMemory(trainable, trainable, trainable)  # momentum
     assert after.total == 3 * trainable
+    adam = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+    expected = ParameterMemory.of(model, adam).optimizer_state
+    adam.step()
+    assert ParameterMemory.of(model, adam).optimizer_state == expected == 2 * trainable
+    plain = torch.optim.SGD(model.parameters(), lr=0.1)
+    assert ParameterMemory.of(model, plain).optimizer_state == 0
