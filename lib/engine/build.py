@@ -108,11 +108,20 @@ def _build_phases(cfg, device):
         extra = build_dataset(cfg, "train", list_path=cfg.DATASET.EXTRA_TRAIN_SET)
         sets.append((extra, "extra", cfg.TRAIN.EXTRA_LR, cfg.TRAIN.EXTRA_EPOCH))
     phases = [train_loader(dataset, cfg.TRAIN.BATCH_SIZE_PER_GPU, cfg.WORKERS, pin,
-                           max(cfg.TRAIN.SEED, 0), cfg.TRAIN.SHUFFLE) for dataset, *_ in sets]
+                           max(cfg.TRAIN.SEED, 0), cfg.TRAIN.SHUFFLE, cfg.TRAIN.ACCUMULATE_STEPS)
+              for dataset, *_ in sets]
     schedule = PolySchedule([Phase(name, lr, epochs, len(loader))
                              for (_, name, lr, epochs), (loader, _) in zip(sets, phases,
                                                                            strict=True)])
     return phases, schedule
+
+
+def _log_effective_batch(batch_per_gpu, world_size, accumulate_steps):
+    logger.info("effective batch %d = %d per GPU (TRAIN.BATCH_SIZE_PER_GPU) x %d GPU%s x %d "
+                "micro-batch%s per optimiser step (TRAIN.ACCUMULATE_STEPS)",
+                batch_per_gpu * world_size * accumulate_steps, batch_per_gpu, world_size,
+                "" if world_size == 1 else "s", accumulate_steps,
+                "" if accumulate_steps == 1 else "es")
 
 
 def _closers(writer, lock):
@@ -144,6 +153,8 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
         logger.info("%s: %.2fM parameters, %.1f GFLOPs per %dx%d image (forward)",
                     cfg.MODEL.NAME, sum(p.numel() for p in parts.network.parameters()) / 1e6,
                     forward_flops(parts.network, crop_hw, device) / 1e9, *crop_hw)
+        _log_effective_batch(cfg.TRAIN.BATCH_SIZE_PER_GPU, world_size,
+                             cfg.TRAIN.ACCUMULATE_STEPS)
         writer = create_writer(log_dir, rank)
         checkpointer = Checkpointer(output_dir, parts.model, parts.optimizer, parts.scaler,
                                     iters_per_epoch=[p.iters_per_epoch for p in schedule.phases],

@@ -44,13 +44,14 @@ class LoopSettings:
     eval_interval: int  # epochs; 0 = after the last one only
     begin_epoch: int = 0  # where a run that does not resume starts (TRAIN.BEGIN_EPOCH)
     resume: bool = False  # continue from the output folder's checkpoint when there is one
+    accumulate_steps: int = 1  # micro-batches of a loader batch, one optimiser step for all
 
     @classmethod
     def from_config(cls, cfg):
         train = cfg.TRAIN
         return cls(amp_dtype_of(cfg), train.CHANNELS_LAST, cfg.PRINT_FREQ, train.MAX_NONFINITE,
                    train.CHECKPOINT_INTERVAL, train.EVAL_INTERVAL, train.BEGIN_EPOCH,
-                   bool(train.RESUME or cfg.AUTO_RESUME))
+                   bool(train.RESUME or cfg.AUTO_RESUME), train.ACCUMULATE_STEPS)
 
 
 @dataclass
@@ -233,7 +234,8 @@ class Trainer:
             window.data_time += time.perf_counter() - data_tic
             set_lr(self.optimizer, self.schedule.lr(self.state.iteration))
             window.add(step.train_step(self.model, self.criterion, self.optimizer, self.scaler,
-                                       images, labels, self.settings.amp_dtype))
+                                       images, labels, self.settings.amp_dtype,
+                                       self.settings.accumulate_steps))
             self.state.iteration += 1
             interval = self.settings.checkpoint_interval
             checkpoint_due = interval > 0 and self.state.iteration % interval == 0
