@@ -21,6 +21,7 @@ from ..utils.profiling import count_flops
 from .checkpointer import Checkpointer
 from .folder_lock import FolderLock
 from .launch import configure_cudnn, make_writable_dir, run_dirs, seed_everything
+from .out_of_memory import Workload
 from .schedule import Phase, PolySchedule, build_optimizer
 from .trainer import LoopSettings, Trainer
 from .validator import Validator
@@ -162,7 +163,8 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
         validator = Validator(val_loader, val_set, device, align_corners=cfg.MODEL.ALIGN_CORNERS,
                               amp_dtype=parts.amp_dtype, writer=writer,
                               bands=cfg.TEST.TRIMAP_BANDS,
-                              boundary_ratio=cfg.TEST.BOUNDARY_IOU_RATIO)
+                              boundary_ratio=cfg.TEST.BOUNDARY_IOU_RATIO,
+                              workload=Workload.validation(cfg))
     except BaseException:
         for loader, _ in phases:
             stop_persistent_workers(loader)
@@ -173,7 +175,7 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
     trainer = Trainer(parts.model, parts.criterion, parts.optimizer, parts.scaler, phases,
                       schedule, checkpointer, LoopSettings.from_config(cfg), device=device,
                       validator=validator, writer=writer, world_size=world_size,
-                      on_close=on_close)
+                      on_close=on_close, workload=Workload.training(cfg))
     if rank == 0:  # only once the run has started: a failed start leaves a folder unchanged
         path = os.path.join(output_dir, "config.yaml")
         with open(path, "w") as f:
