@@ -69,8 +69,9 @@ def stop_persistent_workers(loader):
 
 def abort_process_group():
     """Tear the default process group down at once, without waiting for the other ranks and
-    without finishing the collectives in flight (NCCL's destroy may wait for them); torch's
-    ``_abort_process_group`` where it exists (2.6 on), else ``destroy_process_group``."""
+    without finishing the collectives in flight (NCCL's destroy may wait for them): torch's
+    private ``_abort_process_group``; releases without it fall back to the public
+    ``destroy_process_group``."""
     abort = getattr(torch.distributed.distributed_c10d, "_abort_process_group", None)
     if abort is None:
         torch.distributed.destroy_process_group()
