@@ -207,14 +207,14 @@ def test_two_processes_all_reduce_once_per_step_and_train_as_one_process_of_all_
         images, labels = _step_batch(k, seed, 2)
         step.train_step(model, criterion, optimizer, scaler, images, labels,
                         accumulate_steps=2 * k)
-    for rank in (0, 1):
-        per_step, weights = results[rank]
+    ranks = [results[0], results[1]]  # one copy each out of the manager
+    for per_step, weights in ranks:
         # Every gradient element is all-reduced once per optimiser step, also with 2
         # micro-batches (not once per backward); DDP may regroup its buckets between steps.
         assert per_step == [sum(p.numel() for p in model.parameters())] * 2
         for name, p in model.named_parameters():
-            assert _relative_difference(weights[name], p.detach()) <= 1e-6, (rank, name)
-    assert all(torch.equal(results[0][1][n], results[1][1][n]) for n in results[0][1])
+            assert _relative_difference(weights[name], p.detach()) <= 1e-6, name
+    assert all(torch.equal(ranks[0][1][n], ranks[1][1][n]) for n in ranks[0][1])
 
 
 # -- the trainer: one loader batch = one optimiser step ----------------------------------------
