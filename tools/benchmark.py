@@ -8,7 +8,8 @@
 
 Modes:
   train  one training step per iteration on random images and labels (0..K-1, about 10% ignore
-         label) of TRAIN.IMAGE_SIZE, TRAIN.BATCH_SIZE_PER_GPU per step: the trainer's own
+         label) of TRAIN.IMAGE_SIZE, TRAIN.ACCUMULATE_STEPS micro-batches of
+         TRAIN.BATCH_SIZE_PER_GPU (or --batch) per step: the trainer's own
          ``lib.engine.step.train_step`` (forward under autocast for bf16 variants, the configured
          criterion with the dataset's class weights, backward, the fused optimiser step that
          skips non-finite updates on the device).
@@ -176,7 +177,8 @@ def parse_args(argv=None):
     parser.add_argument("--variants", type=_variant_names, default=None,
                         help=f"comma-separated subset of {', '.join(VARIANTS)}")
     parser.add_argument("--batch", type=_int_at_least(1), default=None,
-                        help="images per iteration (train: TRAIN.BATCH_SIZE_PER_GPU, infer: 1)")
+                        help="images per forward (train: TRAIN.BATCH_SIZE_PER_GPU, a micro-batch "
+                             "of TRAIN.ACCUMULATE_STEPS; infer: 1)")
     parser.add_argument("--size", type=_int_at_least(1), nargs=2, metavar=("H", "W"),
                         default=None, help="image size (train: TRAIN.IMAGE_SIZE, infer/eval: "
                                            "TEST.IMAGE_SIZE)")
@@ -239,9 +241,11 @@ class Bench:
         self.flops = self.parameters = None
         self.sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" \
             else (lambda: None)
+        self.accumulate = cfg.TRAIN.ACCUMULATE_STEPS if args.mode == "train" else 1
         if args.mode == "train":
             width, height = cfg.TRAIN.IMAGE_SIZE
-            self.batch = args.batch or cfg.TRAIN.BATCH_SIZE_PER_GPU
+            # images per iteration: every micro-batch of the optimiser step
+            self.batch = (args.batch or cfg.TRAIN.BATCH_SIZE_PER_GPU) * self.accumulate
         else:
             width, height = cfg.TEST.IMAGE_SIZE
             self.batch = 1 if args.mode == "eval" else (args.batch or 1)
@@ -278,7 +282,7 @@ class Bench:
 
         def run(net):
             step.train_step(net, parts.criterion, parts.optimizer, parts.scaler, images, labels,
-                            parts.amp_dtype)
+                            parts.amp_dtype, self.accumulate)
 
         self.count_once(lambda: run(parts.network))
         return {"timing": self.timed(lambda: run(parts.model))}
@@ -371,6 +375,8 @@ def model_header(cfg, args, bench, name):
     what = {"train": "per training step", "infer": "per forward_logits call",
             "eval": "per predict call"}[args.mode]
     images = f"{bench.batch} image{'' if bench.batch == 1 else 's'}"
+    if bench.accumulate > 1:
+        images += f" ({bench.accumulate} micro-batches of {bench.batch // bench.accumulate})"
     header = {
         "device": name, "versions": versions(), "config": args.cfg,
         "model": f"{cfg.MODEL.NAME}, {bench.parameters:,} parameters",

@@ -201,6 +201,9 @@ def _validate(cfg):
         size = _get(cfg, key)
         if len(size) != 2 or any(v <= 0 for v in size):
             raise ConfigError(f"{key} must be [width, height] with positive sizes, got {size}")
+    if cfg.TRAIN.ACCUMULATE_STEPS < 1:
+        raise ConfigError(f"TRAIN.ACCUMULATE_STEPS must be a whole number >= 1 (micro-batches per "
+                          f"optimiser step), got {cfg.TRAIN.ACCUMULATE_STEPS}")
     if len(cfg.LOSS.TERM_WEIGHTS) != 4:
         raise ConfigError(f"LOSS.TERM_WEIGHTS needs 4 weights (S_i, S_s, S_f, confidence), "
                           f"got {cfg.LOSS.TERM_WEIGHTS}")

@@ -232,8 +232,13 @@ _C.TRAIN.END_EPOCH = 484
 _C.TRAIN.EXTRA_EPOCH = 0
 # Continue from ``checkpoint.pth.tar`` in the output folder when it exists.
 _C.TRAIN.RESUME = False
-# Images per process per iteration.
+# Images per process per forward pass (a micro-batch when ACCUMULATE_STEPS > 1).
 _C.TRAIN.BATCH_SIZE_PER_GPU = 32
+# Micro-batches of BATCH_SIZE_PER_GPU per optimiser step (gradient accumulation), whole number
+# >= 1: the effective batch is BATCH_SIZE_PER_GPU x processes x ACCUMULATE_STEPS, e.g. 3 x 1 x 4
+# for the 12-image recipes (3 x 4 GPUs) on one GPU.  Iterations, the schedule, PRINT_FREQ,
+# CHECKPOINT_INTERVAL and MAX_NONFINITE count optimiser steps; batch norm sees a micro-batch.
+_C.TRAIN.ACCUMULATE_STEPS = 1
 # Shuffle the training set each epoch.
 _C.TRAIN.SHUFFLE = True
 # Use only the first NUM_SAMPLES training images (0 = all).

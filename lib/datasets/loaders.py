@@ -22,17 +22,24 @@ def _init_worker(worker_id):
     init_worker(worker_id)
 
 
-def train_loader(dataset, batch_size, workers, pin_memory, seed, shuffle):
+def train_loader(dataset, batch_size, workers, pin_memory, seed, shuffle, accumulate_steps=1):
     """``(loader, sampler)`` of this rank's shard of the shuffled epochs (whole batches only).
 
-    Each epoch is chosen with ``sampler.set_epoch(epoch, start_batch)``.
+    A batch holds ``batch_size * accumulate_steps`` samples (TRAIN.BATCH_SIZE_PER_GPU x
+    TRAIN.ACCUMULATE_STEPS): the micro-batches of one optimiser step, so that the loader's
+    length, a resume position and the schedule all count optimiser steps.  Each epoch is chosen
+    with ``sampler.set_epoch(epoch, start_batch)``.
     """
     rank, world_size = dist.get_rank(), dist.get_world_size()
-    sampler = TrainSampler(len(dataset), batch_size, rank, world_size, seed=seed, shuffle=shuffle)
+    step_batch = batch_size * accumulate_steps
+    sampler = TrainSampler(len(dataset), step_batch, rank, world_size, seed=seed, shuffle=shuffle)
     if sampler.batches_per_epoch == 0:
-        raise RunError(f"TRAIN.BATCH_SIZE_PER_GPU = {batch_size} x {world_size} processes is "
-                          f"more than the {len(dataset)} training samples of {dataset.list_file}")
-    loader = DataLoader(dataset, batch_sampler=BatchSampler(sampler, batch_size, drop_last=True),
+        accumulation = f" x TRAIN.ACCUMULATE_STEPS = {accumulate_steps}" \
+            if accumulate_steps > 1 else ""
+        raise RunError(f"TRAIN.BATCH_SIZE_PER_GPU = {batch_size}{accumulation} x {world_size} "
+                       f"processes is more than the {len(dataset)} training samples of "
+                       f"{dataset.list_file}")
+    loader = DataLoader(dataset, batch_sampler=BatchSampler(sampler, step_batch, drop_last=True),
                         num_workers=workers, pin_memory=pin_memory,
                         persistent_workers=workers > 0, worker_init_fn=_init_worker)
     return loader, sampler

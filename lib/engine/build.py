@@ -21,6 +21,7 @@ from ..utils.profiling import count_flops
 from .checkpointer import Checkpointer
 from .folder_lock import FolderLock
 from .launch import configure_cudnn, make_writable_dir, run_dirs, seed_everything
+from .out_of_memory import Workload
 from .schedule import Phase, PolySchedule, build_optimizer
 from .trainer import LoopSettings, Trainer
 from .validator import Validator
@@ -110,11 +111,20 @@ def _build_phases(cfg, device):
         extra = build_dataset(cfg, "train", list_path=cfg.DATASET.EXTRA_TRAIN_SET)
         sets.append((extra, "extra", cfg.TRAIN.EXTRA_LR, cfg.TRAIN.EXTRA_EPOCH))
     phases = [train_loader(dataset, cfg.TRAIN.BATCH_SIZE_PER_GPU, cfg.WORKERS, pin,
-                           max(cfg.TRAIN.SEED, 0), cfg.TRAIN.SHUFFLE) for dataset, *_ in sets]
+                           max(cfg.TRAIN.SEED, 0), cfg.TRAIN.SHUFFLE, cfg.TRAIN.ACCUMULATE_STEPS)
+              for dataset, *_ in sets]
     schedule = PolySchedule([Phase(name, lr, epochs, len(loader))
                              for (_, name, lr, epochs), (loader, _) in zip(sets, phases,
                                                                            strict=True)])
     return phases, schedule
+
+
+def _log_effective_batch(batch_per_gpu, world_size, accumulate_steps):
+    logger.info("effective batch %d = %d per GPU (TRAIN.BATCH_SIZE_PER_GPU) x %d GPU%s x %d "
+                "micro-batch%s per optimiser step (TRAIN.ACCUMULATE_STEPS)",
+                batch_per_gpu * world_size * accumulate_steps, batch_per_gpu, world_size,
+                "" if world_size == 1 else "s", accumulate_steps,
+                "" if accumulate_steps == 1 else "es")
 
 
 def _closers(writer, lock):
@@ -146,6 +156,8 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
         logger.info("%s: %.2fM parameters, %.1f GFLOPs per %dx%d image (forward)",
                     cfg.MODEL.NAME, sum(p.numel() for p in parts.network.parameters()) / 1e6,
                     forward_flops(parts.network, crop_hw, device) / 1e9, *crop_hw)
+        _log_effective_batch(cfg.TRAIN.BATCH_SIZE_PER_GPU, world_size,
+                             cfg.TRAIN.ACCUMULATE_STEPS)
         writer = create_writer(log_dir, rank)
         checkpointer = Checkpointer(output_dir, parts.model, parts.optimizer, parts.scaler,
                                     iters_per_epoch=[p.iters_per_epoch for p in schedule.phases],
@@ -153,7 +165,8 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
         validator = Validator(val_loader, val_set, device, align_corners=cfg.MODEL.ALIGN_CORNERS,
                               amp_dtype=parts.amp_dtype, writer=writer,
                               bands=cfg.TEST.TRIMAP_BANDS,
-                              boundary_ratio=cfg.TEST.BOUNDARY_IOU_RATIO)
+                              boundary_ratio=cfg.TEST.BOUNDARY_IOU_RATIO,
+                              workload=Workload.validation(cfg))
     except BaseException:
         for loader, _ in phases:
             stop_persistent_workers(loader)
@@ -164,7 +177,7 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
     trainer = Trainer(parts.model, parts.criterion, parts.optimizer, parts.scaler, phases,
                       schedule, checkpointer, LoopSettings.from_config(cfg), device=device,
                       validator=validator, writer=writer, world_size=world_size,
-                      on_close=on_close)
+                      on_close=on_close, workload=Workload.training(cfg))
     if rank == 0:  # only once the run has started: a failed start leaves a folder unchanged
         path = os.path.join(output_dir, "config.yaml")
         with open(path, "w") as f:

@@ -161,7 +161,8 @@ class Checkpointer:
         if ckpt["iters_per_epoch"] != self.iters_per_epoch:
             raise CheckpointError(
                 f"{path} was written with {ckpt['iters_per_epoch']} iterations per epoch, this "
-                f"run has {self.iters_per_epoch}: batch size, world size or data changed; use "
+                f"run has {self.iters_per_epoch}: TRAIN.BATCH_SIZE_PER_GPU, "
+                f"TRAIN.ACCUMULATE_STEPS, the world size or the data changed; use "
                 f"another OUTPUT_DIR or TRAIN.RESUME False")
         unwrap_model(self.model).load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])

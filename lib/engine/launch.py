@@ -35,9 +35,14 @@ def init_process(cfg_path, opts, local_rank_arg=None):
 @contextlib.contextmanager
 def launched(cfg_path, opts, local_rank_arg=None):
     """``with launched(...) as (cfg, device, rank, world_size):`` ``init_process``, and the
-    process group torn down at the end, whatever happens inside."""
+    process group torn down at the end, whatever happens inside: after an exception it is
+    aborted (``dist.abort``), so that this rank exits even while the others wait in a
+    collective it will not join."""
     try:
         yield init_process(cfg_path, opts, local_rank_arg)
+    except BaseException:
+        dist.abort()
+        raise
     finally:
         dist.cleanup()
 

@@ -1,4 +1,5 @@
 """One training step, shared by the Trainer and ``tools/benchmark.py --mode train``."""
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -17,28 +18,78 @@ class StepOutput:
     skipped: torch.Tensor  # 0-dim float, 1.0 when the update was skipped (on every rank)
 
 
-def train_step(model, criterion, optimizer, scaler, images, labels, amp_dtype=None):
+def train_step(model, criterion, optimizer, scaler, images, labels, amp_dtype=None,
+               accumulate_steps=1):
     """Forward (autocast in ``amp_dtype``), criterion terms, backward and the update, with no
     host synchronisation.
 
     ``images`` N x 3 x H x W, ``labels`` N x H x W train ids.  ``scaler`` is a
     ``torch.amp.GradScaler``, enabled for float16 only.  The update is skipped on the device
     when a gradient is not finite; ``optimizer`` must be a fused one (``build_optimizer``).
+
+    ``accumulate_steps`` k (TRAIN.ACCUMULATE_STEPS) splits the batch into k micro-batches of
+    N / k, each with its own forward, terms and backward of loss / k, and makes one update of
+    the summed gradients: the mean of the micro-batches' gradients, as DDP's are the mean of
+    the ranks', so k micro-batches of B on one process train as k processes of B do (batch
+    norm, OHEM's kept pixels and the reference confidence loss see a micro-batch, as they see
+    one process's batch).  Under DDP the gradients are all-reduced once, in the last
+    micro-batch's backward.  A non-finite loss in any micro-batch skips the whole update; the
+    terms returned are the means over the micro-batches.
     """
+    if images.shape[0] % accumulate_steps:
+        raise ValueError(f"a batch of {images.shape[0]} images does not split into "
+                         f"TRAIN.ACCUMULATE_STEPS = {accumulate_steps} equal micro-batches")
+    optimizer.zero_grad(set_to_none=True)
+    terms, nonfinite = {}, None
+    for index, (x, y) in enumerate(_micro_batches(images, labels, accumulate_steps)):
+        last = index == accumulate_steps - 1
+        with contextlib.nullcontext() if last else _no_gradient_sync(model):
+            micro_terms, bad = _forward_backward(model, criterion, scaler, x, y, amp_dtype,
+                                                 accumulate_steps)
+        nonfinite = bad if nonfinite is None else nonfinite | bad
+        for name, term in micro_terms.items():
+            terms[name] = term if name not in terms else terms[name] + term
+    if accumulate_steps > 1:
+        terms = {name: term / accumulate_steps for name, term in terms.items()}
+    skipped = step_unless_nonfinite(optimizer, scaler)
+    return StepOutput(terms, sum(terms.values()), nonfinite, skipped)
+
+
+def _micro_batches(images, labels, k):
+    if k == 1:
+        return [(images, labels)]
+    size = images.shape[0] // k
+    return list(zip(images.split(size), labels.split(size), strict=True))
+
+
+def _no_gradient_sync(model):
+    """DDP's ``no_sync()`` of ``model`` or of the DDP module inside its torch.compile wrapper
+    (the gradients accumulate locally until a backward outside it); a no-op without DDP."""
+    while not isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        model = getattr(model, "_orig_mod", None)
+        if model is None:
+            return contextlib.nullcontext()
+    return model.no_sync()
+
+
+def _forward_backward(model, criterion, scaler, images, labels, amp_dtype, accumulate_steps):
+    """Forward, terms and backward of one micro-batch; returns ``(detached terms, 0-dim bool
+    non-finite flag)``.  The backward adds the gradients of loss / ``accumulate_steps``."""
     with autocast(images.device, amp_dtype):
         output = model(images)
     terms = criterion(output, labels)
     total = sum(terms.values())
     nonfinite = ~torch.isfinite(total.detach())
-    optimizer.zero_grad(set_to_none=True)
     # A non-finite loss turns every gradient into NaN (0 * NaN is NaN), even where its own
-    # gradient happens to be finite; after DDP's all-reduce every rank then sees it and skips the
-    # same update, without an extra collective.
+    # gradient happens to be finite; NaN stays NaN through the sums of later micro-batches and
+    # DDP's all-reduce, so every rank then sees it and skips the same update, without an extra
+    # collective.
     poison = torch.where(nonfinite, float("nan"), 1.0)
-    scaler.scale(total * poison).backward()
-    skipped = step_unless_nonfinite(optimizer, scaler)
-    detached = {name: term.detach() for name, term in terms.items()}
-    return StepOutput(detached, total.detach(), nonfinite, skipped)
+    loss = total * poison
+    if accumulate_steps > 1:
+        loss = loss / accumulate_steps
+    scaler.scale(loss).backward()
+    return {name: term.detach() for name, term in terms.items()}, nonfinite
 
 
 def step_unless_nonfinite(optimizer, scaler):

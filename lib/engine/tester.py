@@ -18,6 +18,7 @@ from ..models import build_eval_model
 from ..utils.errors import RunError
 from ..utils.logger import create_writer, setup_logging
 from .launch import configure_cudnn, make_writable_dir, run_dirs
+from .out_of_memory import InputWatch, Workload, explain_out_of_memory
 
 __all__ = ["run_test"]
 
@@ -31,7 +32,9 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
     Rank 0 writes ``results.json`` into the run's output folder and logs the table; with
     ``save_pred`` (or TEST.SAVE_PRED) label-id and colour PNGs, with TEST.VISUALIZATION the
     maps of every image.  A list without labels is refused unless something is written.
-    Returns the results dict on rank 0 when there are labels, else None.
+    Returns the results dict on rank 0 when there are labels, else None.  Out of device
+    memory, it raises an ``OutOfMemoryRunError`` that names the network, the image, the
+    procedure and what to change.
     """
     output_dir, log_dir = run_dirs(cfg, cfg_path)
     make_writable_dir(output_dir, "OUTPUT_DIR")
@@ -49,7 +52,9 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
     if not cfg.TEST.MODEL_FILE and not os.path.isfile(model_file):
         raise FileNotFoundError(f"TEST.MODEL_FILE is not set and the run's {model_file} does "
                                 f"not exist: train first or give TEST.MODEL_FILE")
-    model = build_eval_model(cfg, model_file, device)
+    workload = Workload.testing(cfg)
+    with explain_out_of_memory(workload, device):
+        model = build_eval_model(cfg, model_file, device)
     logger.info("evaluating %s on %d images of %s: scales %s, flip %s, accumulate %s",
                 model_file, len(dataset), cfg.DATASET.TEST_SET, list(settings.scales),
                 settings.flip, settings.accumulate)
@@ -58,10 +63,12 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
         on_batch = PredictionWriter(output_dir, dataset, model, files, writer) \
             if files.save_pred or files.visualize else None
         loader = eval_loader(dataset, 1, cfg.WORKERS, pin_memory=False)
-        analysis = build_analysis(model, dataset, device, bands=cfg.TEST.TRIMAP_BANDS,
-                                  boundary_ratio=cfg.TEST.BOUNDARY_IOU_RATIO)
-        evaluator = evaluate(predict_by_protocol(model, settings), loader, dataset, device,
-                             analysis, on_batch, progress=rank == 0 and sys.stderr.isatty())
+        watch = InputWatch(predict_by_protocol(model, settings))
+        with explain_out_of_memory(workload, device, watch):
+            analysis = build_analysis(model, dataset, device, bands=cfg.TEST.TRIMAP_BANDS,
+                                      boundary_ratio=cfg.TEST.BOUNDARY_IOU_RATIO)
+            evaluator = evaluate(watch, loader, dataset, device, analysis, on_batch,
+                                 progress=rank == 0 and sys.stderr.isatty())
     finally:
         if writer is not None:
             writer.close()

@@ -23,6 +23,7 @@ from ..utils import distributed as dist
 from ..utils.compat import stop_persistent_workers, unwrap_model
 from ..utils.profiling import peak_memory_mb
 from . import step
+from .out_of_memory import Workload
 from .schedule import set_lr
 
 logger = logging.getLogger(__name__)
@@ -44,13 +45,14 @@ class LoopSettings:
     eval_interval: int  # epochs; 0 = after the last one only
     begin_epoch: int = 0  # where a run that does not resume starts (TRAIN.BEGIN_EPOCH)
     resume: bool = False  # continue from the output folder's checkpoint when there is one
+    accumulate_steps: int = 1  # micro-batches of a loader batch, one optimiser step for all
 
     @classmethod
     def from_config(cls, cfg):
         train = cfg.TRAIN
         return cls(amp_dtype_of(cfg), train.CHANNELS_LAST, cfg.PRINT_FREQ, train.MAX_NONFINITE,
                    train.CHECKPOINT_INTERVAL, train.EVAL_INTERVAL, train.BEGIN_EPOCH,
-                   bool(train.RESUME or cfg.AUTO_RESUME))
+                   bool(train.RESUME or cfg.AUTO_RESUME), train.ACCUMULATE_STEPS)
 
 
 @dataclass
@@ -138,6 +140,8 @@ class Trainer:
         world_size: processes in the group (for images/s).
         on_close: what ``close()`` calls besides stopping the loaders (the folder lock's
             release, the writer's close).
+        workload: the ``Workload`` an out-of-memory error of a step describes (default: the
+            network's class name only).
 
     Use it as a context manager (or call ``close``).  ``request_stop()`` (the SIGTERM handler)
     ends the run at the next check with a checkpoint.
@@ -145,12 +149,13 @@ class Trainer:
 
     def __init__(self, model, criterion, optimizer, scaler, phases, schedule, checkpointer,
                  settings: LoopSettings, *, device, validator=None, writer=None, world_size=1,
-                 on_close: Sequence[Callable[[], None]] = ()):
+                 on_close: Sequence[Callable[[], None]] = (), workload: Workload | None = None):
         self.model, self.criterion, self.optimizer, self.scaler = model, criterion, optimizer, \
             scaler
         self.phases, self.schedule, self.checkpointer = list(phases), schedule, checkpointer
         self.settings, self.device, self.world_size = settings, device, world_size
         self.validator, self.writer, self.on_close = validator, writer, list(on_close)
+        self.workload = workload or Workload.of_model("training", model)
         self.state = RunState(iteration=settings.begin_epoch * len(self.loader))
         self.window = StepWindow(device)
         self.buffers = BufferGuard(model, device)
@@ -232,8 +237,12 @@ class Trainer:
             images, labels = self._to_device(batch)
             window.data_time += time.perf_counter() - data_tic
             set_lr(self.optimizer, self.schedule.lr(self.state.iteration))
-            window.add(step.train_step(self.model, self.criterion, self.optimizer, self.scaler,
-                                       images, labels, self.settings.amp_dtype))
+            try:
+                window.add(step.train_step(self.model, self.criterion, self.optimizer,
+                                           self.scaler, images, labels, self.settings.amp_dtype,
+                                           self.settings.accumulate_steps))
+            except torch.cuda.OutOfMemoryError as e:  # leaves the run before any save
+                raise self.workload.error(self.device, images.shape, e) from e
             self.state.iteration += 1
             interval = self.settings.checkpoint_interval
             checkpoint_due = interval > 0 and self.state.iteration % interval == 0

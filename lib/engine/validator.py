@@ -10,6 +10,7 @@ from ..evaluation.metrics import format_table
 from ..evaluation.protocols import scale_one_output
 from ..evaluation.report import analysis_tables
 from ..utils.visualize import denormalize, prediction_panels
+from .out_of_memory import InputWatch, Workload, explain_out_of_memory
 
 logger = logging.getLogger(__name__)
 
@@ -19,13 +20,16 @@ class Validator:
     of ``dataset`` whole, at one scale, without flipping (collective); rank 0 logs the tables of
     every head, the boundaries and the fusion (``SegAnalysis``, with the trimap ``bands`` and
     the Boundary IoU ``boundary_ratio``), and the mIoU, per-class and per-head IoU, the
-    analysis figures and the first image's panels go to ``writer`` when there is one."""
+    analysis figures and the first image's panels go to ``writer`` when there is one.  Out of
+    device memory, it raises the ``OutOfMemoryRunError`` of ``workload`` (default: named by the
+    network's class)."""
 
     def __init__(self, loader, dataset, device, *, align_corners, amp_dtype=None, writer=None,
-                 bands=DEFAULT_BANDS, boundary_ratio=0.02):
+                 bands=DEFAULT_BANDS, boundary_ratio=0.02, workload=None):
         self.loader, self.dataset, self.device = loader, dataset, device
         self.align_corners, self.amp_dtype, self.writer = align_corners, amp_dtype, writer
         self.bands, self.boundary_ratio = bands, boundary_ratio
+        self.workload = workload
 
     def __call__(self, model, iteration):
         shown = []
@@ -36,11 +40,13 @@ class Validator:
                 shown.append(True)
 
         names = self.dataset.class_names
-        analysis = build_analysis(model, self.dataset, self.device, bands=self.bands,
-                                  boundary_ratio=self.boundary_ratio)
-        evaluator = evaluate(predict_whole_image(model, self.align_corners, self.amp_dtype),
-                             self.loader, self.dataset, self.device, analysis,
-                             summary_of_first_batch)
+        workload = self.workload or Workload.of_model("validation", model)
+        watch = InputWatch(predict_whole_image(model, self.align_corners, self.amp_dtype))
+        with explain_out_of_memory(workload, self.device, watch):
+            analysis = build_analysis(model, self.dataset, self.device, bands=self.bands,
+                                      boundary_ratio=self.boundary_ratio)
+            evaluator = evaluate(watch, self.loader, self.dataset, self.device, analysis,
+                                 summary_of_first_batch)
         results = {**evaluator.results(names), **analysis.results(names)}
         logger.info("validation at iteration %d:\n%s\n%s", iteration,
                     format_table(results, names), analysis_tables(results, names))

@@ -5,9 +5,11 @@ later) and the test suite runs each of them; when a release changes one, this is
 mend.
 """
 import torch
+import torch.distributed
 
 __all__ = ["unwrap_model", "non_finite_check_", "can_skip_on_device", "step_unless_found_inf",
-           "stop_loader_workers", "stop_persistent_workers", "reset_compiled"]
+           "stop_loader_workers", "stop_persistent_workers", "reset_compiled",
+           "abort_process_group"]
 
 
 def unwrap_model(model):
@@ -63,3 +65,15 @@ def stop_persistent_workers(loader):
     if getattr(loader, "_iterator", None) is not None:
         stop_loader_workers(loader._iterator)
         loader._iterator = None
+
+
+def abort_process_group():
+    """Tear the default process group down at once, without waiting for the other ranks and
+    without finishing the collectives in flight (NCCL's destroy may wait for them): torch's
+    private ``_abort_process_group``; releases without it fall back to the public
+    ``destroy_process_group``."""
+    abort = getattr(torch.distributed.distributed_c10d, "_abort_process_group", None)
+    if abort is None:
+        torch.distributed.destroy_process_group()
+        return
+    abort()

@@ -11,6 +11,8 @@ import re
 import torch
 import torch.distributed as dist
 
+from .compat import abort_process_group
+
 _TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
 # srun sets these for every task of a job step; SLURM_STEP_NUM_TASKS is the step's size.  The
 # batch script itself runs outside any step: there SLURM_NTASKS is the allocation's task count, and
@@ -212,3 +214,12 @@ def shard_indices(num_items, rank=None, world_size=None):
 def cleanup():
     if is_initialized():
         dist.destroy_process_group()
+
+
+def abort():
+    """Leave the process group at once, after an error on this rank: the other ranks may be
+    waiting in a collective this rank will never join; tearing down the group (rather than
+    waiting in ``destroy_process_group``) lets this process exit, and its exit ends their wait
+    with an error (gloo at once, NCCL when its watchdog or the launcher ends them)."""
+    if is_initialized():
+        abort_process_group()

@@ -351,3 +351,11 @@ def test_keys_that_nothing_reads_stand_in_one_block_at_the_end():
     before = "\n".join(lines[:block])
     assert "no effect" not in before.lower()
     assert all(line.startswith(("#", "_C.")) for line in lines[block:])
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "2.5", "two"])
+def test_accumulate_steps_must_be_a_whole_number_of_at_least_one(value):
+    with pytest.raises(ConfigError, match="TRAIN.ACCUMULATE_STEPS"):
+        load_cfg(None, ["TRAIN.ACCUMULATE_STEPS", value])
+    assert load_cfg(None, ["TRAIN.ACCUMULATE_STEPS", "4"]).TRAIN.ACCUMULATE_STEPS == 4
+    assert get_cfg().TRAIN.ACCUMULATE_STEPS == 1

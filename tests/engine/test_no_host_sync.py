@@ -2,6 +2,7 @@
 import os
 import traceback
 
+import pytest
 import torch
 
 SYNCS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "numpy")
@@ -25,16 +26,21 @@ def _count_syncs(monkeypatch):
     return calls
 
 
-def test_a_step_loop_synchronises_once_per_print_freq(make_trainer, monkeypatch):
-    trainer = make_trainer(epochs=1, PRINT_FREQ=4, **{"TRAIN.BATCH_SIZE_PER_GPU": 1})
+@pytest.mark.parametrize("accumulate_steps", [1, 2])
+def test_a_step_loop_synchronises_once_per_print_freq(make_trainer, monkeypatch,
+                                                      accumulate_steps):
+    # 8 images: 8 steps of 1 with a check every 4, or 4 steps of 2 micro-batches of 1 with a
+    # check every 2: two checks either way, and no other host read.
+    trainer = make_trainer(epochs=1, PRINT_FREQ=4 // accumulate_steps, **{
+        "TRAIN.BATCH_SIZE_PER_GPU": 1, "TRAIN.ACCUMULATE_STEPS": accumulate_steps})
     epoch = next(trainer.schedule.epochs(0))
     iterations = len(trainer.loader)
-    assert iterations == 8
+    assert iterations == 8 // accumulate_steps
     calls = _count_syncs(monkeypatch)
     trainer.train_epoch(epoch)
     monkeypatch.undo()
     assert trainer.iteration == iterations
-    assert len(calls) == iterations // 4, calls
+    assert len(calls) == 2, calls
 
 
 def test_the_counter_sees_a_host_read(monkeypatch):

@@ -19,17 +19,21 @@ LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_
 
 # srun on one node: SLURM_NTASKS copies of the command, task i with SLURM_PROCID = SLURM_LOCALID
 # = i and the step's size SLURM_STEP_NUM_TASKS, each writing to <SRUN_LOGS>/step<k>_task<i>.log
-# (step k = how many srun calls came before); fails when a task fails.
+# (step k = how many srun calls came before); fails when a task fails.  srun's own options
+# (--kill-on-bad-exit=1) come before the command and are left out.
 FAKE_SRUN = f"""#!{sys.executable}
 import os, subprocess, sys
 logs = os.environ["SRUN_LOGS"]
 step = len({{name.split("_")[0] for name in os.listdir(logs)}})
+command = sys.argv[1:]
+while command[0].startswith("-"):
+    command = command[1:]
 procs = []
 for task in range(int(os.environ["SLURM_NTASKS"])):
     env = dict(os.environ, SLURM_PROCID=str(task), SLURM_LOCALID=str(task),
                SLURM_STEP_NUM_TASKS=os.environ["SLURM_NTASKS"])
     log = open(os.path.join(logs, f"step{{step}}_task{{task}}.log"), "w")
-    procs.append(subprocess.Popen(sys.argv[1:], env=env, stdout=log, stderr=subprocess.STDOUT))
+    procs.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
 sys.exit(max(proc.wait() for proc in procs))
 """
 
@@ -107,14 +111,16 @@ def _recording_srun(tmp_path):
 ])
 def test_sbatch_scripts_pass_the_experiment_and_the_overrides_to_both_tools(tmp_path, script,
                                                                             batch_opts):
-    """The user's overrides come after the script's own settings, so that they win."""
+    """The user's overrides come after the script's own settings, so that they win; srun ends
+    every task when one fails (a rank out of memory must not leave the others waiting)."""
     env, calls = _recording_srun(tmp_path)
     subprocess.run(["bash", f"tools/slurm/{script}", "my.yaml", "TRAIN.LR", "0.1"], cwd=ROOT,
                    env=env, check=True, timeout=60)
     train, test = (line.split() for line in calls.read_text().splitlines())
-    assert train == ["python", "tools/train.py", "--cfg", "my.yaml", "WORKERS", "6",
-                     *batch_opts, "TRAIN.LR", "0.1"]
-    assert test == ["python", "tools/test.py", "--cfg", "my.yaml", "WORKERS", "6",
+    assert train == ["--kill-on-bad-exit=1", "python", "tools/train.py", "--cfg", "my.yaml",
+                     "WORKERS", "6", *batch_opts, "TRAIN.LR", "0.1"]
+    assert test == ["--kill-on-bad-exit=1", "python", "tools/test.py", "--cfg", "my.yaml",
+                    "WORKERS", "6",
                     "TEST.SCALE_LIST", "0.5,0.75,1.0,1.25,1.5,1.75", "TEST.FLIP_TEST", "True",
                     "TRAIN.LR", "0.1"]
 
@@ -123,5 +129,6 @@ def test_sbatch_script_without_arguments_trains_the_w48_offset_recipe(tmp_path):
     env, calls = _recording_srun(tmp_path)
     subprocess.run(["bash", "tools/slurm/train_1node_4gpu.sbatch"], cwd=ROOT, env=env,
                    check=True, timeout=60)
-    cfg = calls.read_text().split()[3]
+    words = calls.read_text().split()
+    cfg = words[words.index("--cfg") + 1]
     assert os.path.isfile(os.path.join(ROOT, cfg)) and "w48" in cfg and "bs_8" in cfg

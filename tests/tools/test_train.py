@@ -71,15 +71,20 @@ def _kill_after_checkpoint(args, folder, env):
     return torch.load(ckpt, map_location="cpu", weights_only=True)["iteration"]
 
 
-def test_resume_after_sigkill_ends_with_the_same_weights(synthetic_root, tmp_path):
+@pytest.mark.parametrize("accumulate_steps", [1, 2])
+def test_resume_after_sigkill_ends_with_the_same_weights(synthetic_root, tmp_path,
+                                                         accumulate_steps):
+    # 8 images in batches of 2: 4 optimiser steps per epoch, or 2 of 2 micro-batches each.
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    extra = {"TRAIN.CHECKPOINT_INTERVAL": 3, "TRAIN.END_EPOCH": 3, "TRAIN.EVAL_INTERVAL": 0}
+    extra = {"TRAIN.CHECKPOINT_INTERVAL": 3, "TRAIN.END_EPOCH": 3, "TRAIN.EVAL_INTERVAL": 0,
+             "TRAIN.ACCUMULATE_STEPS": accumulate_steps}
+    total = 3 * 8 // (2 * accumulate_steps)
     straight = str(tmp_path / "straight")
     run_tool(["tools/train.py", "--cfg", OFFSET_CFG, *small_opts(synthetic_root, straight, **extra)])
     broken = str(tmp_path / "broken")
     args = ["tools/train.py", "--cfg", OFFSET_CFG, *small_opts(synthetic_root, broken, **extra)]
     killed_at = _kill_after_checkpoint(args, _folder(broken), env)
-    assert 0 < killed_at < 12
+    assert 0 < killed_at < total
     resumed = run_tool(args + ["TRAIN.RESUME", "True"])
     assert "resumed from" in resumed.stdout and f"iteration {killed_at}" in resumed.stdout
     a = _weights(os.path.join(_folder(straight), "final_state.pth"))
@@ -90,7 +95,9 @@ def test_resume_after_sigkill_ends_with_the_same_weights(synthetic_root, tmp_pat
     # The learning rate continued the poly curve: the saved optimiser holds the last step's lr.
     ckpt = torch.load(os.path.join(_folder(broken), "checkpoint.pth.tar"), map_location="cpu",
                       weights_only=True)
-    assert ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.02 * (1 - 11 / 12) ** 0.9)
+    last_lr = 0.02 * (1 - (total - 1) / total) ** 0.9
+    assert ckpt["iteration"] == total
+    assert ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(last_lr)
 
 
 def _trainer(synthetic_root, out, **extra):
