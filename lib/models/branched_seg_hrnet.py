@@ -33,6 +33,6 @@ class BranchedSegHRNet(OffsetPath, SegHRNet):
 
     def forward(self, x):
         main, side = self.path_features(x)
-        logits = self.last_layer(main)
-        offsets, confidence, [(seeds, fused)] = self.gather(self.offset_layer(side), [logits])
+        logits = self.run_head(self.last_layer, main)
+        offsets, confidence, [(seeds, fused)] = self.gather(self.offset_head(side), [logits])
         return SegOutput(logits, offsets, seeds, fused, confidence)

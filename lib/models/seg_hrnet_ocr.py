@@ -66,8 +66,8 @@ class BranchedSegHRNetOCR(OffsetPath, SegHRNetOCR):
 
     def forward(self, x):
         main, side = self.path_features(x)
-        regions, logits = ocr_forward(self, main)
-        offsets, confidence, pairs = self.gather(self.aux_head_offset(side), [regions, logits])
+        regions, logits = ocr_forward(self, concat_branches(main, self.align_corners))
+        offsets, confidence, pairs = self.gather(self.offset_head(side), [regions, logits])
         (region_seeds, region_fused), (seeds, fused) = pairs
         return OCROutput(logits, offsets, seeds, fused, confidence, regions, region_seeds,
                          region_fused)
