@@ -4,7 +4,9 @@ The trunk is shared up to stage ``offset_branch - 1``; from there the offset pat
 copies of the later stages (``transition{k-1}_2``, ``stage{k}_2``) and ends in a head
 (720 -> 720 -> 3 for W48) that predicts a 2-D offset field o and a confidence map F.  Class maps
 S_i are sampled at each pixel's seed p + o(p) to give S_s and fused by the confidence:
-S_f = (1 - F) S_i + F S_s.  Geometry conventions are those of ``seed``.
+S_f = (1 - F) S_i + F S_s.  Geometry conventions are those of ``seed``.  With grad
+checkpointing the duplicated stages are recomputed like the trunk's, and so is the head (with the
+concatenation of its branches); the seed gathering is not (it keeps little).
 """
 from collections.abc import Sequence
 from dataclasses import dataclass
