@@ -16,6 +16,8 @@ class BranchedSegHRNet(OffsetPath, SegHRNet):
     """HRNetV2 with an offset/confidence head.
 
     Input B x 3 x H x W; output ``SegOutput`` with every field at H/4 x W/4 (see SegOutput).
+    ``set_grad_checkpointing()`` recomputes, in the backward, the segments of both paths
+    (``HRNetTrunk``), ``last_layer`` and ``offset_layer``.
 
     Args:
         stages: STAGE1..STAGE4 of the main path.
@@ -33,6 +35,6 @@ class BranchedSegHRNet(OffsetPath, SegHRNet):
 
     def forward(self, x):
         main, side = self.path_features(x)
-        logits = self.last_layer(main)
-        offsets, confidence, [(seeds, fused)] = self.gather(self.offset_layer(side), [logits])
+        logits = self.run_head(self.last_layer, main)
+        offsets, confidence, [(seeds, fused)] = self.gather(self.offset_head(side), [logits])
         return SegOutput(logits, offsets, seeds, fused, confidence)

@@ -13,6 +13,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .checkpointing import GradCheckpointing
+
+# With grad checkpointing, branches 0 .. CHECKPOINTED_BRANCHES - 1 (1/4 and 1/8 resolution) of
+# every HighResolutionModule are recomputed.  Every branch costs about the same FLOPs, but branch
+# k stores about 2^-k as much as branch 0.  Stored GiB saved per second of recomputed forward
+# (OVeNet-OCR W48, CPU): stem 1.8, heads 1.1-1.2, branch 0 0.8, branch 1 0.46, branch 2 0.22,
+# branch 3 0.10; two branches are the fewest that bring every network under a third.
+CHECKPOINTED_BRANCHES = 2
+
 # Batch-norm momentum the modules are built with (HRNetV2 reference); ``set_bn_momentum`` changes
 # it after building (MODEL.BN_MOMENTUM).
 BN_MOMENTUM = 0.01
@@ -99,12 +108,13 @@ def make_layer(block, inplanes, planes, num_blocks, stride=1):
     return nn.Sequential(*layers)
 
 
-class HighResolutionModule(nn.Module):
+class HighResolutionModule(GradCheckpointing, nn.Module):
     """Parallel residual branches followed by all-to-all fusion.
 
     Input and output: a list of ``num_branches`` tensors, branch i of shape B x C_i x H_i x W_i.
     Fused output i = ReLU(sum_j T_ij(x_j)): identity for j = i; 1x1 conv + BN and a bilinear resize
-    for j > i; (i - j) stride-2 3x3 convs for j < i.
+    for j > i; (i - j) stride-2 3x3 convs for j < i.  With grad checkpointing the branches below
+    ``CHECKPOINTED_BRANCHES`` are recomputed in the backward.
     """
 
     def __init__(self, block, num_blocks, in_channels, num_channels, multi_scale_output=True,
@@ -149,7 +159,8 @@ class HighResolutionModule(nn.Module):
         return nn.ModuleList(fuse_layers)
 
     def forward(self, x: list[torch.Tensor]) -> list[torch.Tensor]:
-        x = [branch(xi) for branch, xi in zip(self.branches, x)]
+        x = [self.checkpointed(branch, xi) if i < CHECKPOINTED_BRANCHES else branch(xi)
+             for i, (branch, xi) in enumerate(zip(self.branches, x))]
         if self.fuse_layers is None:
             return x
         fused = []
@@ -232,11 +243,16 @@ def head(in_channels, out_channels, kernel_size=1):
     )
 
 
-class HRNetTrunk(nn.Module):
+class HRNetTrunk(GradCheckpointing, nn.Module):
     """Stem, stage 1 and stages 2-4 of HRNetV2 (no head).
 
     ``forward_features(x)`` maps B x 3 x H x W to the four branch outputs, branch k of shape
     B x C_k x H/2^(k+2) x W/2^(k+2).
+
+    With ``set_grad_checkpointing()`` (training only) these segments are recomputed in the
+    backward instead of stored: the stem with stage 1, and the upper branches of every
+    HighResolutionModule (``CHECKPOINTED_BRANCHES``); the networks add their heads.  Of a
+    recomputed segment only the inputs stay in memory.
     """
 
     def __init__(self, stages: Sequence[StageSpec], align_corners=False):
@@ -263,9 +279,13 @@ class HRNetTrunk(nn.Module):
         return sum(self.stage_channels[4])
 
     def stem(self, x):
+        """The stem and stage 1: ``[B x C_1 x H/4 x W/4]``."""
+        return [self.checkpointed(self.layer1, x, fn=self._stem)]
+
+    def _stem(self, x):
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.relu(self.bn2(self.conv2(x)))
-        return [self.layer1(x)]
+        return self.layer1(x)
 
     def run_stages(self, y_list, first, last, suffix=""):
         """Stages ``first``..``last`` (2-4) on the outputs of stage ``first - 1``."""
@@ -276,6 +296,12 @@ class HRNetTrunk(nn.Module):
 
     def forward_features(self, x):
         return self.run_stages(self.stem(x), 2, 4)
+
+    def run_head(self, head: nn.Module, y_list: list[torch.Tensor]) -> torch.Tensor:
+        """``head`` on the concatenated branches (``concat_branches``), one segment for
+        checkpointing: the concatenation is recomputed too, only the branches are kept."""
+        return self.checkpointed(head, y_list,
+                                 fn=lambda ys: head(concat_branches(ys, self.align_corners)))
 
 
 def init_weights(module):

@@ -120,9 +120,21 @@ def ocr_modules(in_channels: int, num_classes: int, settings: OCRSettings) -> di
 
 
 def ocr_forward(net: nn.Module, feats):
-    """Soft object regions and OCR logits of ``net`` (built with ``ocr_modules``) from the trunk
-    features B x C x h x w: two B x K x h x w maps."""
-    regions = net.aux_head(feats)
+    """Soft object regions and OCR logits of ``net`` (built with ``ocr_modules``, with
+    ``GradCheckpointing.checkpointed``) from the trunk features B x C x h x w: two B x K x h x w
+    maps.
+
+    Checkpointed segments: ``aux_head``, and gather + ``ocr_distri_head`` + ``cls_head``.
+    ``conv3x3_ocr`` is not one: it holds most of the head's FLOPs and keeps little (its output
+    is the next segment's input anyway).
+    """
+    regions = net.checkpointed(net.aux_head, feats)
     mid = net.conv3x3_ocr(feats)
+    logits = net.checkpointed(net.ocr_distri_head, mid, regions,
+                              fn=lambda m, r: _ocr_logits(net, m, r))
+    return regions, logits
+
+
+def _ocr_logits(net, mid, regions):
     objects = net.ocr_gather_head(mid, regions)
-    return regions, net.cls_head(net.ocr_distri_head(mid, objects))
+    return net.cls_head(net.ocr_distri_head(mid, objects))

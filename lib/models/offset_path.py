@@ -4,7 +4,9 @@ The trunk is shared up to stage ``offset_branch - 1``; from there the offset pat
 copies of the later stages (``transition{k-1}_2``, ``stage{k}_2``) and ends in a head
 (720 -> 720 -> 3 for W48) that predicts a 2-D offset field o and a confidence map F.  Class maps
 S_i are sampled at each pixel's seed p + o(p) to give S_s and fused by the confidence:
-S_f = (1 - F) S_i + F S_s.  Geometry conventions are those of ``seed``.
+S_f = (1 - F) S_i + F S_s.  Geometry conventions are those of ``seed``.  With grad
+checkpointing the duplicated stages are recomputed like the trunk's, and so is the head (with the
+concatenation of its branches); the seed gathering is not (it keeps little).
 """
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from . import seed
-from .hrnet import StageSpec, concat_branches, head, init_weights, make_stage, make_transition
+from .hrnet import StageSpec, head, init_weights, make_stage, make_transition
 
 # The stages from which the offset path may have its own copies (MODEL.EXTRA.OFFSET_BRANCH).
 OFFSET_BRANCHES = (2, 3, 4)
@@ -93,15 +95,18 @@ class OffsetPath:
         return self
 
     def path_features(self, x):
-        """Concatenated features of the main path and of the offset path, both B x C x H/4 x W/4."""
+        """The four branch outputs of the main path and of the offset path (as
+        ``forward_features``)."""
         first = self.offset_settings.offset_branch
         y_list = self.stem(x)
         if first > 2:
             y_list = self.run_stages(y_list, 2, first - 1)
-        main = self.run_stages(y_list, first, 4)
-        side = self.run_stages(y_list, first, 4, suffix="_2")
-        return (concat_branches(main, self.align_corners),
-                concat_branches(side, self.align_corners))
+        return self.run_stages(y_list, first, 4), self.run_stages(y_list, first, 4, suffix="_2")
+
+    def offset_head(self, side):
+        """The offset head on the offset path's branches: B x 3 x H/4 x W/4 (x, y, confidence,
+        before tanh / sigmoid); a checkpointed segment like the trunk's."""
+        return self.run_head(getattr(self, self.OFFSET_HEAD), side)
 
     def _base_grid(self, h, w, ref):
         # Not a buffer: it depends on the map size, not on the weights, and must not be saved.

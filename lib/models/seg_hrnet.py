@@ -1,7 +1,7 @@
 """HRNetV2 segmentation network (MODEL.NAME ``seg_hrnet``)."""
 from collections.abc import Sequence
 
-from .hrnet import HRNetTrunk, StageSpec, concat_branches, head, init_weights
+from .hrnet import HRNetTrunk, StageSpec, head, init_weights
 from .output import SegOutput
 
 
@@ -10,6 +10,8 @@ class SegHRNet(HRNetTrunk):
 
     Input B x 3 x H x W (normalised RGB); output ``SegOutput(logits)`` with logits
     B x num_classes x H/4 x W/4.  State-dict keys and shapes equal the official model's.
+    ``set_grad_checkpointing()`` recomputes the trunk's segments and ``last_layer`` (with the
+    concatenation) in the backward.
     """
 
     # State-dict prefixes of the modules whose output channels equal num_classes.
@@ -23,5 +25,4 @@ class SegHRNet(HRNetTrunk):
         init_weights(self)
 
     def forward(self, x):
-        feats = concat_branches(self.forward_features(x), self.align_corners)
-        return SegOutput(self.last_layer(feats))
+        return SegOutput(self.run_head(self.last_layer, self.forward_features(x)))

@@ -21,6 +21,8 @@ class SegHRNetOCR(HRNetTrunk):
 
     Input B x 3 x H x W; output ``OCROutput(logits=OCR logits, region_logits=soft regions)``,
     both B x num_classes x H/4 x W/4 (the official forward returns [regions, OCR]).
+    ``set_grad_checkpointing()`` recomputes the trunk's segments and the OCR head's (see
+    ``ocr_forward``) in the backward.
     """
 
     CLASSIFIERS = ("cls_head", "aux_head.3")
@@ -45,7 +47,9 @@ class BranchedSegHRNetOCR(OffsetPath, SegHRNetOCR):
 
     Input B x 3 x H x W; output ``OCROutput`` with every field set, all at H/4 x W/4;
     ``.final`` is the fused OCR prediction.  With MODEL.EXTRA.LOGITS false both heads gather and
-    fuse probabilities (the OVeNet code converted the OCR head only).
+    fuse probabilities (the OVeNet code converted the OCR head only).  With
+    ``set_grad_checkpointing()`` the offset path's upper branches and its head are recomputed
+    in the backward too.
 
     Args:
         stages: STAGE1..STAGE4 of the main path.
@@ -66,8 +70,8 @@ class BranchedSegHRNetOCR(OffsetPath, SegHRNetOCR):
 
     def forward(self, x):
         main, side = self.path_features(x)
-        regions, logits = ocr_forward(self, main)
-        offsets, confidence, pairs = self.gather(self.aux_head_offset(side), [regions, logits])
+        regions, logits = ocr_forward(self, concat_branches(main, self.align_corners))
+        offsets, confidence, pairs = self.gather(self.offset_head(side), [regions, logits])
         (region_seeds, region_fused), (seeds, fused) = pairs
         return OCROutput(logits, offsets, seeds, fused, confidence, regions, region_seeds,
                          region_fused)
