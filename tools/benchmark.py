@@ -436,6 +436,7 @@ def memory_row(cfg, args, device, crop, variant, checkpointing):
     row = {"network": cfg.MODEL.NAME, "crop": list(crop), "variant": variant.name,
            "checkpointing": checkpointing, "batch": batch,
            "saved_per_image_bytes": use.saved_per_image,
+           "recompute_per_image_bytes": use.recompute_per_image,
            "parameters_bytes": use.parameters.parameters,
            "gradients_bytes": use.parameters.gradients,
            "optimizer_state_bytes": use.parameters.optimizer_state,
@@ -449,7 +450,7 @@ def memory_row(cfg, args, device, crop, variant, checkpointing):
 
 def memory_table(rows, sizes_gb):
     headers = ["network", "crop", "precision", "checkpointing", "saved GiB/image",
-               "params+grads+opt GiB", "CUDA peak GiB (batch)"] + \
+               "recompute GiB/image", "params+grads+opt GiB", "CUDA peak GiB (batch)"] + \
         [f"batch @ {gb:g} GB" for gb in sizes_gb]
     lines = []
     for r in rows:
@@ -458,7 +459,8 @@ def memory_table(rows, sizes_gb):
             else f"{r['cuda_peak_bytes'] / GIB:.2f} ({r['batch']})"
         lines.append([r["network"], "x".join(map(str, r["crop"])), r["variant"],
                       "on" if r["checkpointing"] else "off",
-                      f"{r['saved_per_image_bytes'] / GIB:.3f}", f"{fixed / GIB:.3f}", peak]
+                      f"{r['saved_per_image_bytes'] / GIB:.3f}",
+                      f"{r['recompute_per_image_bytes'] / GIB:.3f}", f"{fixed / GIB:.3f}", peak]
                      + [str(r["largest_batch"][f"{gb:g}"]) for gb in sizes_gb])
     return markdown_table(headers, lines)
 
@@ -466,9 +468,11 @@ def memory_table(rows, sizes_gb):
 def memory_notes(rows):
     notes = ["saved GiB/image: distinct storages that autograd saves for backward in the forward "
              "and the loss (lib.utils.memory.saved_tensor_bytes), parameters left out",
-             f"batch @ N GB: the largest B with params+grads+opt + B x saved <= N GB x "
-             f"{1 - FREE_SHARE:g} - {FREE_BYTES / GIB:g} GiB (lib.engine.memory_use), an "
-             f"estimate; GB = 2^30 bytes"]
+             "recompute GiB/image: with checkpointing, what the largest recomputed segment "
+             "saves (the backward holds it while it recomputes that segment)",
+             f"batch @ N GB: the largest B with params+grads+opt + B x (saved + recompute) <= "
+             f"N GB x {1 - FREE_SHARE:g} - {FREE_BYTES / GIB:g} GiB (lib.engine.memory_use), "
+             f"an estimate; GB = 2^30 bytes"]
     off = {(r["network"], tuple(r["crop"]), r["variant"]): r for r in rows
            if not r["checkpointing"]}
     for r in rows:

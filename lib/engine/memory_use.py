@@ -6,6 +6,9 @@ TRAIN.GRAD_CHECKPOINTING of the config) and returns a ``StepMemory``:
 
 - ``saved_per_image``: the bytes that autograd saves for backward in the forward and the loss,
   per image (``lib.utils.memory.saved_tensor_bytes``; the same on every device);
+- ``recompute_per_image``: with TRAIN.GRAD_CHECKPOINTING, what the largest recomputed segment
+  saves per image (``lib.models.checkpointing.segment_sizes``): the backward holds it on top of
+  the saved bytes while it recomputes that segment;
 - ``parameters``: weights, gradients and optimiser state (``ParameterMemory``);
 - ``cuda_peak``: on CUDA, ``torch.cuda.max_memory_allocated`` of the whole step.
 
@@ -16,14 +19,15 @@ from dataclasses import dataclass
 
 import torch
 
+from ..models.checkpointing import segment_sizes
 from ..utils.memory import GIB, ParameterMemory, saved_tensor_bytes
 from ..utils.precision import autocast
 from . import step
 
-# The rule of ``StepMemory.estimate``: of a device's memory, this share and this many bytes are
-# kept free for what the saved tensors do not show: the activation gradients alive during the
-# backward (and, with checkpointing, the activations of the segment being recomputed), the
-# cuDNN and cuBLAS workspaces, the CUDA context and the caching allocator's fragmentation.
+# The rule of ``StepMemory.largest_batch``: of a device's memory, this share and this many bytes
+# are kept free for what the saved tensors do not show: the activation gradients alive during
+# the backward, the cuDNN and cuBLAS workspaces, the CUDA context and the caching allocator's
+# fragmentation.
 FREE_SHARE = 0.2
 FREE_BYTES = GIB
 
@@ -36,16 +40,22 @@ class StepMemory:
     parameters: ParameterMemory
     batch: int
     cuda_peak: int | None = None
+    recompute_per_image: int = 0
 
     def estimate(self, batch: int) -> int:
-        """Weights, gradients, optimiser state and ``batch`` images' saved tensors."""
-        return self.parameters.total + batch * self.saved_per_image
+        """Weights, gradients, optimiser state and ``batch`` images' saved tensors and largest
+        recomputed segment."""
+        return self.parameters.total + batch * self.per_image
+
+    @property
+    def per_image(self) -> int:
+        return self.saved_per_image + self.recompute_per_image
 
     def largest_batch(self, device_bytes: int) -> int:
         """The largest batch per GPU with ``estimate(batch)`` within ``device_bytes`` less the
         free share and bytes of the rule (0 when not even one image fits)."""
         usable = device_bytes * (1 - FREE_SHARE) - FREE_BYTES - self.parameters.total
-        return max(0, int(usable // self.saved_per_image))
+        return max(0, int(usable // self.per_image))
 
 
 def measure_step_memory(parts, images, labels, full_step=None) -> StepMemory:
@@ -72,16 +82,23 @@ def measure_step_memory(parts, images, labels, full_step=None) -> StepMemory:
             torch.cuda.synchronize(device)
             peak = torch.cuda.max_memory_allocated(device)
     else:
-        def forward_and_loss():
-            with autocast(device, parts.amp_dtype):
-                output = parts.model(images)
-            return sum(parts.criterion(output, labels).values())
-
-        _, saved = saved_tensor_bytes(forward_and_loss, exclude=params)
+        _, saved = saved_tensor_bytes(lambda: _forward_and_loss(parts, images, labels),
+                                      exclude=params)
         peak = None
+    recompute = 0
+    if getattr(parts.network, "grad_checkpointing", False):
+        with segment_sizes(exclude=params) as sizes:
+            _forward_and_loss(parts, images, labels)
+        recompute = max(sizes, default=0)
     batch = images.shape[0]
     return StepMemory(saved // batch, ParameterMemory.of(parts.network, parts.optimizer), batch,
-                      peak)
+                      peak, recompute // batch)
+
+
+def _forward_and_loss(parts, images, labels):
+    with autocast(images.device, parts.amp_dtype):
+        output = parts.model(images)
+    return sum(parts.criterion(output, labels).values())
 
 
 def _step(parts, images, labels):

@@ -21,12 +21,15 @@ Exactness:
   once, so the batch-norm guard (a Python hook that the compiler does not trace) is left out.
 """
 import contextlib
+from contextvars import ContextVar
 
 import torch
 import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["GradCheckpointing", "recomputed"]
+from ..utils.memory import saved_tensor_bytes
+
+__all__ = ["GradCheckpointing", "recomputed", "segment_sizes"]
 
 
 def _is_tracked_batch_norm(module):
@@ -84,12 +87,37 @@ def _flattened(fn, args):
     return run, flat
 
 
+# ``(sizes, exclude)`` of the active ``segment_sizes``, else None.
+_segment_sizes: ContextVar[tuple | None] = ContextVar("segment_sizes", default=None)
+
+
+@contextlib.contextmanager
+def segment_sizes(exclude=()):
+    """``with segment_sizes(params) as sizes:`` run a forward with checkpointing on; ``sizes``
+    then holds, for every segment that would have been recomputed, the bytes it saves for
+    backward when it runs plainly (``lib.utils.memory.saved_tensor_bytes``, ``exclude`` left
+    out).  The segments run plainly meanwhile: the largest of them is what one recompute holds
+    in the backward, on top of what the checkpointed forward kept."""
+    sizes = []
+    token = _segment_sizes.set((sizes, list(exclude)))
+    try:
+        yield sizes
+    finally:
+        _segment_sizes.reset(token)
+
+
 def recomputed(fn, *args, enabled: bool):
     """``fn(*args)``; when ``enabled`` and grad is on, its intermediate tensors are not kept but
     recomputed in the backward (non-reentrant checkpoint), with batch-norm statistics updated once
     and dropout masks drawn again identically.  ``args``: tensors or lists of tensors."""
     if not (enabled and torch.is_grad_enabled()):
         return fn(*args)
+    probe = _segment_sizes.get()
+    if probe is not None:
+        sizes, exclude = probe
+        out, size = saved_tensor_bytes(lambda: fn(*args), exclude=exclude)
+        sizes.append(size)
+        return out
     run, flat = _flattened(fn, args)
     if torch.compiler.is_compiling():
         return checkpoint(run, *flat, use_reentrant=False)

@@ -5,6 +5,7 @@ import torch
 from lib.config import load_cfg
 from lib.engine.build import build_step_parts
 from lib.engine.memory_use import FREE_BYTES, FREE_SHARE, StepMemory, measure_step_memory
+from lib.models.checkpointing import recomputed, segment_sizes
 from lib.utils.memory import GIB, ParameterMemory
 from tests.tools.helpers import OFFSET_CFG
 
@@ -48,3 +49,28 @@ def test_the_forward_alone_saves_what_the_whole_step_saves():
     # The step adds only its 0-dim loss scalars to what the forward and the loss save.
     assert 0 <= whole.saved_per_image - forward_only.saved_per_image < 64
     assert whole.parameters == forward_only.parameters
+
+
+def test_checkpointing_keeps_less_and_reports_its_largest_recompute():
+    off = measure_step_memory(*parts_and_batch(2))
+    on = measure_step_memory(*parts_and_batch(2, "TRAIN.GRAD_CHECKPOINTING", "True"))
+    assert off.recompute_per_image == 0
+    assert 0 < on.recompute_per_image < off.saved_per_image
+    assert on.saved_per_image < off.saved_per_image / 2
+    assert on.estimate(4) == on.parameters.total + 4 * (on.saved_per_image +
+                                                         on.recompute_per_image)
+
+
+def test_segment_sizes_are_what_each_segment_saves_when_it_runs_plainly():
+    w = torch.randn(16, 16, requires_grad=True)
+    x = torch.randn(8, 16)
+
+    def segment(t):
+        return torch.sigmoid(t @ w)  # saves t (for w's gradient) and its output
+
+    with segment_sizes(exclude=[w]) as sizes:
+        out = recomputed(segment, x, enabled=True)
+        recomputed(segment, torch.randn(4, 16), enabled=True)
+        recomputed(segment, x, enabled=False)  # not a recomputed segment: not counted
+    assert sizes == [2 * 8 * 16 * 4, 2 * 4 * 16 * 4]
+    assert torch.equal(out, segment(x))

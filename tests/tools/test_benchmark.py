@@ -205,7 +205,8 @@ def test_memory_mode_reports_saved_bytes_that_grow_with_the_crop(capsys, tmp_pat
         fixed = row["parameters_bytes"] + row["gradients_bytes"] + row["optimizer_state_bytes"]
         assert row["optimizer_state_bytes"] == row["parameters_bytes"]  # SGD momentum
         for gb in (2, 4):
-            expected = int((gb * 2 ** 30 * 0.8 - 2 ** 30 - fixed) // row["saved_per_image_bytes"])
+            per_image = row["saved_per_image_bytes"] + row["recompute_per_image_bytes"]
+            expected = int((gb * 2 ** 30 * 0.8 - 2 ** 30 - fixed) // per_image)
             assert expected > 0 and int(shown[f"batch @ {gb:g} GB"]) == expected
     assert "batch @ N GB: the largest B" in out
 
