@@ -153,9 +153,11 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
                                  cfg.PIN_MEMORY and device.type == "cuda")
         parts = build_step_parts(cfg, device, world_size)
         crop_hw = (cfg.TRAIN.IMAGE_SIZE[1], cfg.TRAIN.IMAGE_SIZE[0])
-        logger.info("%s: %.2fM parameters, %.1f GFLOPs per %dx%d image (forward)",
+        logger.info("%s: %.2fM parameters, %.1f GFLOPs per %dx%d image (forward)%s",
                     cfg.MODEL.NAME, sum(p.numel() for p in parts.network.parameters()) / 1e6,
-                    forward_flops(parts.network, crop_hw, device) / 1e9, *crop_hw)
+                    forward_flops(parts.network, crop_hw, device) / 1e9, *crop_hw,
+                    ", activations recomputed in the backward (TRAIN.GRAD_CHECKPOINTING)"
+                    if cfg.TRAIN.GRAD_CHECKPOINTING else "")
         _log_effective_batch(cfg.TRAIN.BATCH_SIZE_PER_GPU, world_size,
                              cfg.TRAIN.ACCUMULATE_STEPS)
         writer = create_writer(log_dir, rank)

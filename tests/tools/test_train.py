@@ -71,13 +71,14 @@ def _kill_after_checkpoint(args, folder, env):
     return torch.load(ckpt, map_location="cpu", weights_only=True)["iteration"]
 
 
-@pytest.mark.parametrize("accumulate_steps", [1, 2])
+@pytest.mark.parametrize("accumulate_steps, grad_checkpointing", [(1, False), (2, True)])
 def test_resume_after_sigkill_ends_with_the_same_weights(synthetic_root, tmp_path,
-                                                         accumulate_steps):
+                                                         accumulate_steps, grad_checkpointing):
     # 8 images in batches of 2: 4 optimiser steps per epoch, or 2 of 2 micro-batches each.
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     extra = {"TRAIN.CHECKPOINT_INTERVAL": 3, "TRAIN.END_EPOCH": 3, "TRAIN.EVAL_INTERVAL": 0,
-             "TRAIN.ACCUMULATE_STEPS": accumulate_steps}
+             "TRAIN.ACCUMULATE_STEPS": accumulate_steps,
+             "TRAIN.GRAD_CHECKPOINTING": grad_checkpointing}
     total = 3 * 8 // (2 * accumulate_steps)
     straight = str(tmp_path / "straight")
     run_tool(["tools/train.py", "--cfg", OFFSET_CFG, *small_opts(synthetic_root, straight, **extra)])
