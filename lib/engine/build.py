@@ -53,6 +53,12 @@ def build_step_parts(cfg, device, world_size=1, load_pretrained=True):
     (no dataset is read).  ``load_pretrained``: initialise from MODEL.PRETRAINED /
     OFFSET_PRETRAINED.
     """
+    if cfg.TRAIN.GRAD_CHECKPOINTING and cfg.TRAIN.COMPILE:
+        # The batch-norm guard of the recompute is a Python hook, which a compiled graph does
+        # not run: exact statistics are not guaranteed, so the combination is refused.
+        raise RunError("TRAIN.GRAD_CHECKPOINTING True with TRAIN.COMPILE True is not supported: "
+                       "the recompute's batch-norm statistics are only guaranteed exact without "
+                       "torch.compile; turn one of them off")
     network = build_model(cfg, load_pretrained=load_pretrained).to(device)
     if cfg.TRAIN.GRAD_CHECKPOINTING:
         network.set_grad_checkpointing(True)

@@ -1,11 +1,13 @@
 """TRAIN.GRAD_CHECKPOINTING through the builder: the trained network recomputes, and trains as
 it would without."""
+import pytest
 import torch
 
 from lib.config import load_cfg
 from lib.engine import step
 from lib.engine.build import build_step_parts
 from lib.models import build_eval_model
+from lib.utils.errors import RunError
 from tests.tools.helpers import OFFSET_CFG
 
 
@@ -45,3 +47,8 @@ def test_evaluation_builds_its_network_without_checkpointing(tmp_path):
     x = torch.randn(1, 3, 32, 64)
     with torch.no_grad():
         assert torch.equal(model(x).final, parts.network.eval()(x).final)
+
+
+def test_checkpointing_with_compile_is_refused_naming_both_keys():
+    with pytest.raises(RunError, match="TRAIN.GRAD_CHECKPOINTING True with TRAIN.COMPILE True"):
+        _parts("TRAIN.GRAD_CHECKPOINTING", "True", "TRAIN.COMPILE", "True")
