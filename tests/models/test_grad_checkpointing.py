@@ -51,10 +51,11 @@ def _batch(num_classes, channels_last=False):
     return (x.to(memory_format=torch.channels_last) if channels_last else x), y
 
 
-def _step(model, criterion, x, y, autocast=False):
-    """One forward, loss and backward; dropout draws from seed 7."""
+def _step(model, criterion, x, y, autocast=None):
+    """One forward (under autocast in the dtype ``autocast``), loss and backward; dropout draws
+    from seed 7."""
     torch.manual_seed(7)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+    with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
         output = model(x)
     sum(criterion(output, y).values()).backward()
 
@@ -153,14 +154,16 @@ def test_frozen_shared_part_still_trains_only_the_offset_path(make_tiny_cfg):
     assert frozen and all(torch.equal(ckpt.state_dict()[n], before[n]) for n in frozen)
 
 
-@pytest.mark.parametrize("name", ["branched_seg_hrnet", "branched_seg_hrnet_ocr"])
-def test_bf16_autocast_and_channels_last_steps_match_the_plain_network(make_tiny_cfg, name):
+@pytest.mark.parametrize("name, dtype", [("branched_seg_hrnet", torch.bfloat16),
+                                         ("branched_seg_hrnet_ocr", torch.bfloat16),
+                                         ("branched_seg_hrnet_ocr", torch.float16)])
+def test_autocast_and_channels_last_steps_match_the_plain_network(make_tiny_cfg, name, dtype):
     cfg = _cfg(make_tiny_cfg, name)
     plain, ckpt = (m.to(memory_format=torch.channels_last) for m in _pair(cfg))
     criterion = _criterion(cfg)
     x, y = _batch(cfg.DATASET.NUM_CLASSES, channels_last=True)
-    _step(plain, criterion, x, y, autocast=True)
-    _step(ckpt, criterion, x, y, autocast=True)
+    _step(plain, criterion, x, y, autocast=dtype)
+    _step(ckpt, criterion, x, y, autocast=dtype)
     _assert_same_step(plain, ckpt)
 
 
