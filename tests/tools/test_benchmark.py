@@ -218,3 +218,16 @@ def test_memory_mode_alone_needs_no_config():
         benchmark.parse_args(["--mode", "train"])
     with pytest.raises(SystemExit):
         benchmark.parse_args(["--mode", "memory", "--crops", "512by1024"])
+
+
+def test_checkpointing_cost_times_both_steps_and_prints_the_ratio(capsys):
+    from tools import checkpointing_cost
+
+    assert checkpointing_cost.main(["--cfg", OFFSET_CFG, "--size", "32", "64", "--iters", "2",
+                                    "LOSS.OHEMKEEP", "1000"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split(":")[0]: line.split(":", 1)[1] for line in out.splitlines() if ":" in line}
+    off = json.loads(lines["step ms without checkpointing"])
+    on = json.loads(lines["step ms with checkpointing"])
+    assert len(off) == len(on) == 2 and min(off + on) >= 0
+    assert "with / without: median " in out and "ratio of means" in out
