@@ -42,8 +42,9 @@ class Workload:
     def training(cls, cfg):
         train = cfg.TRAIN
         batch, k = train.BATCH_SIZE_PER_GPU, train.ACCUMULATE_STEPS
-        remedies = ["TRAIN.GRAD_CHECKPOINTING True (recompute activations in the backward "
-                    "pass instead of keeping them)"]
+        remedies = [] if train.GRAD_CHECKPOINTING else [
+            "TRAIN.GRAD_CHECKPOINTING True (recompute activations in the backward pass instead "
+            "of keeping them)"]
         smaller = max((d for d in range(1, batch) if batch % d == 0), default=None)
         if smaller is not None:
             remedies.append(f"TRAIN.BATCH_SIZE_PER_GPU {smaller} TRAIN.ACCUMULATE_STEPS "

@@ -211,3 +211,11 @@ def test_launched_aborts_the_process_group_on_an_error_and_destroys_it_otherwise
                     raise OutOfMemoryRunError("rank 1 ran out")
         assert not dist.is_initialized()
         assert calls == (["abort"] if fails else [])
+
+
+def test_checkpointing_is_suggested_only_when_it_is_off():
+    off = Workload.training(load_cfg(OFFSET_CFG, []))
+    on = Workload.training(load_cfg(OFFSET_CFG, ["TRAIN.GRAD_CHECKPOINTING", "True"]))
+    assert off.remedies[0].startswith("TRAIN.GRAD_CHECKPOINTING True")
+    assert not any("GRAD_CHECKPOINTING" in r for r in on.remedies)
+    assert on.remedies == off.remedies[1:]
