@@ -484,13 +484,13 @@ def memory_notes(rows):
     return notes
 
 
-def run_memory_mode(args, argv_opts, device):
+def run_memory_mode(args, device):
     """``(header, table, notes, figures)`` of the memory benchmark."""
     paths = [args.cfg] if args.cfg else list(MEMORY_RECIPES)
     variants = args.variants or (["fp32"] if device.type == "meta" else ["fp32", "bf16"])
     rows = []
     for path in paths:
-        cfg = load_cfg(path, argv_opts)
+        cfg = load_cfg(path, args.opts)
         for crop in args.crops:
             for variant in variants:
                 for checkpointing in args.checkpointing:
@@ -584,7 +584,7 @@ def main(argv=None):
     configure_cudnn(cfg.CUDNN)
     command = "python " + shlex.join(["tools/benchmark.py", *argv])
     if args.mode == "memory":
-        header, table, notes, figures = run_memory_mode(args, args.opts, device)
+        header, table, notes, figures = run_memory_mode(args, device)
     elif args.mode == "data":
         if not os.path.isfile(os.path.join(cfg.DATASET.ROOT, cfg.DATASET.TRAIN_SET)):
             print(missing_data_message(cfg), file=sys.stderr)

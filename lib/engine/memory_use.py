@@ -72,19 +72,18 @@ def measure_step_memory(parts, images, labels, full_step=None) -> StepMemory:
         full_step = device.type == "cuda"
     params = list(parts.network.parameters())
     parts.model.train()
+    peak = None
     if full_step:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
         _, saved = saved_tensor_bytes(lambda: _step(parts, images, labels), exclude=params)
-        peak = None
         if device.type == "cuda":
             torch.cuda.synchronize(device)
             peak = torch.cuda.max_memory_allocated(device)
     else:
         _, saved = saved_tensor_bytes(lambda: _forward_and_loss(parts, images, labels),
                                       exclude=params)
-        peak = None
     recompute = 0
     if getattr(parts.network, "grad_checkpointing", False):
         with segment_sizes(exclude=params) as sizes:
@@ -102,7 +101,6 @@ def _forward_and_loss(parts, images, labels):
 
 
 def _step(parts, images, labels):
-    out = step.train_step(parts.model, parts.criterion, parts.optimizer, parts.scaler, images,
-                          labels, parts.amp_dtype)
-    return out.total
+    step.train_step(parts.model, parts.criterion, parts.optimizer, parts.scaler, images, labels,
+                    parts.amp_dtype)
 
