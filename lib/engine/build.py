@@ -174,7 +174,8 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
                               amp_dtype=parts.amp_dtype, writer=writer,
                               bands=cfg.TEST.TRIMAP_BANDS,
                               boundary_ratio=cfg.TEST.BOUNDARY_IOU_RATIO,
-                              workload=Workload.validation(cfg))
+                              workload=Workload.validation(cfg),
+                              record_dir=os.path.join(output_dir, "validation"))
     except BaseException:
         for loader, _ in phases:
             stop_persistent_workers(loader)

@@ -1,14 +1,19 @@
-"""Validation during training: single-scale mIoU of the validation set, logged and drawn."""
+"""Validation during training: single-scale mIoU of the validation set, logged, drawn and
+recorded (``validation/iter<k>.json`` in the run folder: the results.json blocks of every
+validation, so that a run's fusion split and histograms can be followed over training)."""
+import json
 import logging
+import os
 
 from ..datasets.transforms import MEAN, STD
 from ..evaluation.analysis import DEFAULT_BANDS
 from ..evaluation.figures import evaluation_figures, figure_image
 from ..evaluation.heads import final_head
 from ..evaluation.loop import build_analysis, evaluate, predict_whole_image
-from ..evaluation.metrics import format_table
+from ..evaluation.metrics import format_table, json_safe
 from ..evaluation.protocols import scale_one_output
 from ..evaluation.report import analysis_tables
+from ..utils import distributed as dist
 from ..utils.visualize import denormalize, prediction_panels
 from .out_of_memory import InputWatch, Workload, explain_out_of_memory
 
@@ -22,14 +27,15 @@ class Validator:
     the Boundary IoU ``boundary_ratio``), and the mIoU, per-class and per-head IoU, the
     analysis figures and the first image's panels go to ``writer`` when there is one.  Out of
     device memory, it raises the ``OutOfMemoryRunError`` of ``workload`` (default: named by the
-    network's class)."""
+    network's class).  With ``record_dir``, rank 0 writes each validation's results there as
+    ``iter<k>.json`` (k = the iteration, seven digits)."""
 
     def __init__(self, loader, dataset, device, *, align_corners, amp_dtype=None, writer=None,
-                 bands=DEFAULT_BANDS, boundary_ratio=0.02, workload=None):
+                 bands=DEFAULT_BANDS, boundary_ratio=0.02, workload=None, record_dir=None):
         self.loader, self.dataset, self.device = loader, dataset, device
         self.align_corners, self.amp_dtype, self.writer = align_corners, amp_dtype, writer
         self.bands, self.boundary_ratio = bands, boundary_ratio
-        self.workload = workload
+        self.workload, self.record_dir = workload, record_dir
 
     def __call__(self, model, iteration):
         shown = []
@@ -52,7 +58,17 @@ class Validator:
                     format_table(results, names), analysis_tables(results, names))
         if self.writer is not None:
             self._write_summaries(results, analysis, iteration)
+        if self.record_dir is not None and dist.get_rank() == 0:
+            self._record(results, iteration)
         return results["mIoU"]
+
+    def _record(self, results, iteration):
+        os.makedirs(self.record_dir, exist_ok=True)
+        path = os.path.join(self.record_dir, f"iter{iteration:07d}.json")
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump(json_safe({"iteration": iteration, **results}), f)
+        os.replace(tmp, path)
 
     def _write_summaries(self, results, analysis, iteration):
         writer, names = self.writer, self.dataset.class_names

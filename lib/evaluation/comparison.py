@@ -12,7 +12,28 @@ from .figures import iou_bars_figure, trimap_figure
 from .heads import final_head, head_label
 from .report import percent, points
 
-__all__ = ["run_labels", "headline", "headline_table", "comparison_figures"]
+__all__ = ["short_labels", "run_labels", "headline", "headline_table", "comparison_figures"]
+
+
+def short_labels(names: Sequence[str], sep: str = "_") -> list[str]:
+    """``names`` without the ``sep``-separated words that all of them start or end with, when
+    the rest still tells them apart: "seg_hrnet_tiny_baseline_64x128_..." and
+    "seg_hrnet_tiny_offset_64x128_..." become "baseline" and "offset".  A single name, or names
+    that the shortening would make equal or empty, come back unchanged."""
+    words = [name.split(sep) for name in names]
+    if len(words) < 2:
+        return list(names)
+    shortest = min(len(w) for w in words)
+    head = 0
+    while head < shortest and len({w[head] for w in words}) == 1:
+        head += 1
+    tail = 0
+    while tail < shortest - head and len({w[len(w) - 1 - tail] for w in words}) == 1:
+        tail += 1
+    short = [sep.join(w[head:len(w) - tail]) for w in words]
+    if any(not s for s in short) or len(set(short)) < len(short):
+        return list(names)
+    return short
 
 
 def run_labels(paths: Sequence[str]) -> list[str]:

@@ -18,7 +18,8 @@ from matplotlib.figure import Figure
 from .heads import final_head, fusion_pairs, head_label
 
 __all__ = ["most_confused", "confusion_figure", "iou_bars_figure", "trimap_figure",
-           "fusion_histograms_figure", "evaluation_figures", "figure_image", "save_figure"]
+           "fusion_histograms_figure", "evaluation_figures", "training_history_figure",
+           "figure_image", "save_figure"]
 
 _DPI = 100
 
@@ -226,6 +227,56 @@ def evaluation_figures(results: Mapping, confusion, class_names: Sequence[str]) 
             title=f"{head_label(final)} against {head_label(pairs[final])}: pixels fixed "
                   f"and broken")
     return figures
+
+
+def training_history_figure(records: Sequence[Mapping]) -> Figure:
+    """How an offset network's validation changed over training: each head's mIoU, the fusion
+    split of the final head, and the histograms of offset length and confidence of all labelled
+    pixels (share of the pixels per bin, one column a validation).
+
+    records: results of each validation with their "iteration" (``Validator`` records), in
+    order; the network must have a fused head.
+    """
+    iterations = [r["iteration"] for r in records]
+    final = final_head(records[-1]["heads"])
+    fig = _figure(13.0, 8.0)
+    (ax_miou, ax_split), (ax_len, ax_conf) = fig.subplots(2, 2)
+    for head in records[-1]["heads"]:
+        ax_miou.plot(iterations, [100 * _nan(r["heads"][head]["mIoU"]) for r in records],
+                     marker="o", label=head_label(head))
+    ax_miou.set_ylabel("mIoU (%)")
+    ax_miou.legend(fontsize=9)
+    blocks = [r["fusion"][final] for r in records]
+    for key, colour in (("fixed", "tab:green"), ("broken", "tab:red"),
+                        ("changed", "tab:orange")):
+        ax_split.plot(iterations, [100 * _nan(b[key]) for b in blocks], marker="o",
+                      color=colour, label=key)
+    ax_split.set_ylabel(f"% of labelled pixels ({head_label(final)} vs "
+                        f"{head_label(fusion_pairs(records[-1]['heads'])[final])})")
+    ax_split.legend(fontsize=9)
+    for ax, key, label in ((ax_len, "offset_length", "offset length bin (pixels)"),
+                           (ax_conf, "confidence", "confidence F bin")):
+        edges = blocks[-1][key]["edges"]
+        shares = np.stack([_shares_of(b[key]["all"]) if _shares_of(b[key]["all"]) is not None
+                           else np.zeros(len(edges)) for b in blocks], axis=1)
+        image = ax.imshow(shares, aspect="auto", origin="lower", cmap="viridis",
+                          extent=(-0.5, len(blocks) - 0.5, -0.5, len(edges) - 0.5))
+        ax.set_yticks(np.arange(len(edges)), [_short(e) for e in edges], fontsize=7)
+        ax.set_xticks(np.arange(len(blocks)), [str(i) for i in iterations], rotation=45,
+                      fontsize=7)
+        ax.set_ylabel(f"{label}, lower edge")
+        fig.colorbar(image, ax=ax, label="% of labelled pixels")
+    for ax in (ax_miou, ax_split):
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+    for ax in (ax_len, ax_conf):
+        ax.set_xlabel("validation at iteration")
+    fig.suptitle("over training")
+    return fig
+
+
+def _nan(value):
+    return float("nan") if value is None else value
 
 
 def figure_image(fig: Figure) -> np.ndarray:

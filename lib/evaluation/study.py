@@ -1,0 +1,243 @@
+"""Repeated runs summarised as researchers report them (``tools/study.py``).
+
+A study is several variants (an experiment file, optionally with KEY VALUE overrides), each
+trained with the same seeds.  Per variant: the mean, the sample standard deviation and the
+values over seeds of every figure of its results.json files.  Between variants: differences
+*paired by seed* against the first variant, with a two-sided 95 % Student-t interval on the mean
+of the per-seed differences.
+
+Why paired and why Student-t: a seed fixes the data order, the crops and the flips of every
+variant it trains (``TRAIN.SEED``), so the seed-to-seed spread that two variants share cancels in
+their per-seed difference; with the three to five seeds a CPU study affords, the mean of those
+differences divided by its standard error follows a t distribution with n - 1 degrees of
+freedom if the differences are roughly normal, which is the usual assumption at such n (a
+bootstrap of three values says nothing).  An interval that excludes 0 is what the tables call
+significant; with n = 3, t(0.975, 2) = 4.30, so only differences well above their spread are.
+
+Figures stay fractions (as in results.json); ``study_markdown`` prints them in %.
+"""
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from scipy import stats
+
+from .comparison import headline
+from .heads import final_head, head_label
+from .report import percent
+
+__all__ = ["describe", "paired_difference", "significant", "variant_summary", "measures_by_seed",
+           "study_differences", "class_differences", "mean_results", "study_markdown"]
+
+
+def describe(values: Sequence[float]) -> dict:
+    """{"mean", "std", "n", "values"} of finite ``values``: ``std`` is the sample standard
+    deviation (ddof 1), None for fewer than two values; ``mean`` is None for none."""
+    values = [float(v) for v in values if v is not None and math.isfinite(v)]
+    n = len(values)
+    return {"mean": float(np.mean(values)) if n else None,
+            "std": float(np.std(values, ddof=1)) if n > 1 else None,
+            "n": n, "values": values}
+
+
+def paired_difference(a: Mapping[int, float], b: Mapping[int, float]) -> dict:
+    """b - a over the seeds both have a finite value for: {"mean", "ci95", "n", "seeds"}.
+
+    ``ci95`` is [low, high] of the mean difference, ``mean -/+ t(0.975, n - 1) * s / sqrt(n)``
+    with s the sample standard deviation of the differences; None for fewer than two pairs.
+    """
+    seeds = sorted(s for s in a if s in b and _finite(a[s]) and _finite(b[s]))
+    diffs = np.array([b[s] - a[s] for s in seeds], dtype=np.float64)
+    n = len(seeds)
+    result = {"mean": float(diffs.mean()) if n else None, "ci95": None, "n": n, "seeds": seeds}
+    if n > 1:
+        half = stats.t.ppf(0.975, n - 1) * diffs.std(ddof=1) / math.sqrt(n)
+        result["ci95"] = [float(diffs.mean() - half), float(diffs.mean() + half)]
+    return result
+
+
+def _finite(value):
+    return value is not None and math.isfinite(value)
+
+
+def significant(difference: Mapping) -> bool:
+    """Whether the 95 % interval of a ``paired_difference`` excludes 0."""
+    ci = difference.get("ci95")
+    return ci is not None and (ci[0] > 0 or ci[1] < 0)
+
+
+def variant_summary(results: Sequence[Mapping]) -> dict:
+    """Summary of one variant's results.json contents (one per seed): {"mIoU", "pixel_acc",
+    "mean_acc", "IoU": {class: ...}, "heads": {head: {"mIoU": ...}}, "boundary": {head:
+    {"boundary_mIoU": ..., "trimap_mIoU": {width: ...}}}, "fusion": {fused head: {"differ",
+    "fixed", "broken", "changed": ...}}}, each leaf a ``describe``."""
+
+    def over(get):
+        return describe([_get(r, get) for r in results])
+
+    summary = {key: over((key,)) for key in ("mIoU", "pixel_acc", "mean_acc")}
+    summary["IoU"] = {name: over(("IoU", name)) for name in _keys(results, ("IoU",))}
+    summary["heads"] = {head: {"mIoU": over(("heads", head, "mIoU"))}
+                        for head in _keys(results, ("heads",))}
+    summary["boundary"] = {
+        head: {"boundary_mIoU": over(("boundary", head, "boundary_mIoU")),
+               "trimap_mIoU": {w: over(("boundary", head, "trimap_mIoU", w))
+                               for w in _keys(results, ("boundary", head, "trimap_mIoU"))}}
+        for head in _keys(results, ("boundary",))}
+    summary["fusion"] = {head: {key: over(("fusion", head, key))
+                                for key in ("differ", "fixed", "broken", "changed")}
+                         for head in _keys(results, ("fusion",))}
+    return summary
+
+
+def _get(mapping, path):
+    for key in path:
+        if not isinstance(mapping, Mapping) or key not in mapping:
+            return None
+        mapping = mapping[key]
+    return mapping
+
+
+def _keys(results, path):
+    """The keys of the mapping at ``path``, in first-seen order over ``results``."""
+    keys = {}
+    for r in results:
+        keys.update(dict.fromkeys(_get(r, path) or {}))
+    return list(keys)
+
+
+def measures_by_seed(runs: Mapping[int, Mapping]) -> dict[str, dict[int, float]]:
+    """{measure: {seed: value}} of the headline figures (``comparison.headline``: mIoU, each
+    head's mIoU, the final head's Boundary IoU, trimap and fusion shares) of one variant's
+    runs, ``runs`` being {seed: results}."""
+    table: dict[str, dict[int, float]] = {}
+    for seed, results in runs.items():
+        for measure, value in headline(results).items():
+            if _finite(value):
+                table.setdefault(measure, {})[seed] = value
+    return table
+
+
+def study_differences(variants: Mapping[str, Mapping[int, Mapping]]) -> list[dict]:
+    """Paired differences of every headline measure, every variant against the first:
+    [{"a", "b", "metric", "mean", "ci95", "n"}], ``variants`` being {name: {seed: results}}."""
+    names = list(variants)
+    if not names:
+        return []
+    reference = measures_by_seed(variants[names[0]])
+    out = []
+    for name in names[1:]:
+        measures = measures_by_seed(variants[name])
+        for metric, values in measures.items():
+            if metric in reference:
+                d = paired_difference(reference[metric], values)
+                if d["n"]:
+                    out.append({"a": names[0], "b": name, "metric": metric, "mean": d["mean"],
+                                "ci95": d["ci95"], "n": d["n"]})
+    return out
+
+
+def class_differences(variants: Mapping[str, Mapping[int, Mapping]],
+                      key: str = "IoU") -> list[dict]:
+    """Per-class paired differences of the final prediction's IoU against the first variant,
+    only those whose 95 % interval excludes 0: [{"a", "b", "class", "mean", "ci95", "n"}]."""
+    names = list(variants)
+    out = []
+    if not names:
+        return out
+
+    def by_class(runs):
+        table: dict[str, dict[int, float]] = {}
+        for seed, results in runs.items():
+            for cls, value in (results.get(key) or {}).items():
+                if _finite(value):
+                    table.setdefault(cls, {})[seed] = value
+        return table
+
+    reference = by_class(variants[names[0]])
+    for name in names[1:]:
+        for cls, values in by_class(variants[name]).items():
+            if cls in reference:
+                d = paired_difference(reference[cls], values)
+                if significant(d):
+                    out.append({"a": names[0], "b": name, "class": cls, "mean": d["mean"],
+                                "ci95": d["ci95"], "n": d["n"]})
+    return out
+
+
+def mean_results(results: Sequence[Mapping]) -> dict:
+    """A results.json-shaped mapping whose numbers are the means over ``results`` of the
+    numbers every one of them has (lists and strings are dropped): what the comparison figures
+    draw for a variant."""
+    if not results:
+        return {}
+    first = results[0]
+    out = {}
+    for key, value in first.items():
+        values = [r.get(key) for r in results]
+        if isinstance(value, Mapping) and all(isinstance(v, Mapping) for v in values):
+            out[key] = mean_results(values)
+        elif isinstance(value, int | float) and not isinstance(value, bool) and \
+                all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            finite = [float(v) for v in values if math.isfinite(v)]
+            out[key] = float(np.mean(finite)) if len(finite) == len(values) else float("nan")
+    return out
+
+
+def _mean_std(stat: Mapping | None) -> str:
+    if not stat or stat.get("mean") is None:
+        return "-"
+    std = stat.get("std")
+    return percent(stat["mean"]) + ("" if std is None else f" ± {100 * std:.2f}")
+
+
+def _interval(ci) -> str:
+    return "-" if ci is None else f"[{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]"
+
+
+def study_markdown(summary: Mapping[str, Mapping], differences: Sequence[Mapping],
+                   class_diffs: Sequence[Mapping], failed: Sequence[Mapping] = (),
+                   figures: Sequence[str] = ()) -> str:
+    """study.md: one table of every variant (mean ± std over seeds, in %), the paired
+    differences against the first variant (points, with their 95 % interval), the per-class
+    differences whose interval excludes 0, the runs that failed, and links to ``figures``."""
+    heads = list(dict.fromkeys(h for s in summary.values() for h in s.get("heads", {})))
+    header = ["variant", "n", "mIoU (final)", *(f"mIoU {head_label(h)}" for h in heads),
+              "Boundary IoU (final)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] *
+                                                              (len(header) - 1)) + "|"]
+    for name, s in summary.items():
+        boundary = s.get("boundary", {}).get(final_head(s.get("heads", {})), {})
+        row = [name, str(s["mIoU"]["n"]), _mean_std(s["mIoU"]),
+               *(_mean_std(s.get("heads", {}).get(h, {}).get("mIoU")) for h in heads),
+               _mean_std(boundary.get("boundary_mIoU"))]
+        lines.append("| " + " | ".join(row) + " |")
+    text = ["## Variants (mean ± sample std over seeds, %)", "", *lines, ""]
+    if differences:
+        first = differences[0]["a"]
+        text += [f"## Paired differences against `{first}` (points; 95 % Student-t interval "
+                 "over seeds; * = the interval excludes 0)", "",
+                 "| variant | measure | mean | 95 % interval | n |", "|---|---|---:|---:|---:|"]
+        for d in differences:
+            mark = " *" if significant(d) else ""
+            text.append(f"| {d['b']} | {d['metric']} | {100 * d['mean']:+.2f}{mark} | "
+                        f"{_interval(d['ci95'])} | {d['n']} |")
+        text.append("")
+    text += ["## Per-class IoU differences whose 95 % interval excludes 0", ""]
+    if class_diffs:
+        text += ["| variant | class | mean (points) | 95 % interval | n |",
+                 "|---|---|---:|---:|---:|"]
+        text += [f"| {d['b']} | {d['class']} | {100 * d['mean']:+.2f} | "
+                 f"{_interval(d['ci95'])} | {d['n']} |" for d in class_diffs]
+    else:
+        text.append("None.")
+    text.append("")
+    if failed:
+        text += ["## Runs that did not finish", ""]
+        text += [f"- `{r['name']}` seed {r['seed']}: {r['error']}" for r in failed]
+        text.append("")
+    if figures:
+        text += ["## Figures (means over seeds)", ""]
+        text += [f"![{f}]({f})" for f in figures]
+        text.append("")
+    return "\n".join(text)
