@@ -26,7 +26,7 @@ classes (``flip_pairs``, LIP's arms, legs and shoes), swaps their channels befor
 
 Conventions used throughout:
 - Images are normalised RGB tensors N x 3 x H x W.  Every result is a float32 tensor on the
-  image's device; nothing goes through NumPy.
+  image's device; nothing goes through NumPy but the "opencv" first resize (one per image).
 - ``model(x)`` returns a ``SegOutput``; its ``final`` map (S_f, else S_i) may come at any
   resolution (the networks give H/4 x W/4) and is resized bilinearly to the input size with
   ``align_corners`` (MODEL.ALIGN_CORNERS).
