@@ -7,12 +7,14 @@ import shutil
 import textwrap
 
 import pytest
+import torch
 import torch.nn as nn
 import yaml
 
 from lib.config import load_cfg
 from lib.config.published import resolve_published
 from lib.datasets import build_dataset
+from lib.engine.build import build_step_parts
 from lib.models import build_model
 from tools.make_synthetic_dataset import make_synthetic_dataset
 
@@ -163,6 +165,34 @@ def test_recipes_carry_the_published_settings(path, name, settings):
         assert cfg.TEST.IMAGE_SIZE == settings["crop"]
     if "scale_factor" in settings:
         assert cfg.TRAIN.SCALE_FACTOR == settings["scale_factor"]
+
+
+# The top-level modules of the OCR networks that the OVeNet VOC file trains at 10x the learning
+# rate: its TRAIN.NONBACKBONE_KEYWORDS 'cls', 'aux' and 'ocr' name them.
+OCR_HEADS = {"conv3x3_ocr", "ocr_distri_head", "cls_head", "aux_head"}
+
+
+@pytest.mark.parametrize("path, heads", [
+    ("pascal_voc/seg_hrnet_ocr_w48_520x520_sgd_lr1e-3_wd1e-4_bs_8_epoch200.yaml", OCR_HEADS),
+    ("pascal_voc/seg_offset_hrnet_ocr_w48_520x520_sgd_lr1e-3_wd1e-4_bs_8_epoch200.yaml",
+     OCR_HEADS | {"aux_head_offset"}),
+])
+def test_voc_ocr_recipes_train_the_heads_at_ten_times_the_rate_as_the_ovenet_file(
+        path, heads, make_tiny_cfg):
+    # The OVeNet repository's experiments/pascal_voc/seg_hrnet_ocr_w48_520x520_sgd_lr1e-3_wd1e-4_
+    # bs_16_epoch200.yaml: NONBACKBONE_KEYWORDS ['cls', 'aux', 'ocr'], NONBACKBONE_MULT 10.  The
+    # recipe's network is built with tiny stages (the same module names) to keep the test small.
+    cfg = load_cfg(os.path.join(ROOT, "experiments", path)).clone()
+    cfg.defrost()
+    tiny = make_tiny_cfg(cfg.MODEL.NAME, num_classes=cfg.DATASET.NUM_CLASSES)
+    for stage in ("STAGE1", "STAGE2", "STAGE3", "STAGE4", "STAGE4_2"):
+        cfg.MODEL.EXTRA[stage] = tiny.MODEL.EXTRA[stage]
+    parts = build_step_parts(cfg, torch.device("cpu"), load_pretrained=False)
+    rate = {id(p): group["lr"] for group in parts.optimizer.param_groups for p in group["params"]}
+    for name, parameter in parts.network.named_parameters():
+        expected = 10 * cfg.TRAIN.LR if name.split(".")[0] in heads else cfg.TRAIN.LR
+        assert rate[id(parameter)] == pytest.approx(expected), name
+    assert {name.split(".")[0] for name, _ in parts.network.named_parameters()} >= heads
 
 
 # Every key of the default configs of the thesis code, the OVeNet repository and HRNet-OCR, with

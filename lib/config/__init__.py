@@ -25,9 +25,14 @@ from .compat import coerce_to_type_of, decode_value
 from .default import _C
 from .published import resolve_published
 
-__all__ = ["get_cfg", "load_cfg", "ConfigError", "register_choices", "amp_dtype_of"]
+__all__ = ["get_cfg", "load_cfg", "ConfigError", "register_choices", "amp_dtype_of",
+           "DATASET_OWN"]
 
 logger = logging.getLogger(__name__)
+
+# The values of a key that leave the setting to the dataset (TEST.CROP_PADDING): YAML's empty
+# value (None), "" and "auto".
+DATASET_OWN = (None, "", "auto")
 
 
 class ConfigError(ValueError):
@@ -136,9 +141,12 @@ def _merge(node, raw, prefix, source):
         elif isinstance(value, dict):
             raise ConfigError(f"{source}: {full} is a value ({node[key]!r}), not a mapping of keys")
         else:
-            value = _as_type_of(node[key], value, full, source)
+            # The type is the declared default's, not the value's so far: a key declared None
+            # (TEST.CROP_PADDING) takes a bool or a string from the file and the command line.
+            declared = _get(_C, full)
+            value = _as_type_of(declared, value, full, source)
             try:  # yacs' rule of its own merges: the same type, list <-> tuple, or None
-                node[key] = coerce_to_type_of(value, node[key], key, full)
+                node[key] = coerce_to_type_of(value, declared, key, full)
             except ValueError as e:
                 raise ConfigError(f"{source}: {e}") from None
 
@@ -207,6 +215,10 @@ def _validate(cfg):
     if len(cfg.LOSS.TERM_WEIGHTS) != 4:
         raise ConfigError(f"LOSS.TERM_WEIGHTS needs 4 weights (S_i, S_s, S_f, confidence), "
                           f"got {cfg.LOSS.TERM_WEIGHTS}")
+    crop = cfg.TEST.CROP_PADDING
+    if not isinstance(crop, bool) and crop not in DATASET_OWN:
+        raise ConfigError(f"TEST.CROP_PADDING = {crop!r} is not True, False, or empty / \"auto\" "
+                          f"(the dataset's own)")
     if not cfg.TEST.SCALE_LIST:
         raise ConfigError("TEST.SCALE_LIST is empty")
     if not 0 < cfg.TEST.STRIDE_RATIO <= 1:

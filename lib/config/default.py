@@ -302,9 +302,17 @@ _C.TEST.ACCUMULATE = "exp_logits"
 # them (LIP), under any protocol.
 _C.TEST.PROTOCOL = ""
 # ade20k protocol only: cut the multiple-of-8 padding off the summed scores before the resize to
-# the label size.  False = the reference (HRNet-OCR's ADE20K testval resizes the padded map,
-# padding included); True keeps the padding out of the prediction.
-_C.TEST.CROP_PADDING = False
+# the label size.  Empty (null in YAML, the default), "" or "auto" = the dataset's own, as in the
+# reference: on for PASCAL-Context and COCO-Stuff (HRNet-OCR's testval items carry their
+# border_padding) and PASCAL VOC, off for ADE20K (whose items carry none, so the padded map is
+# resized padding included); True / False set it for any dataset.
+_C.TEST.CROP_PADDING = None
+# How the ade20k and lip protocols resize the image first (short side to BASE_SIZE, or to
+# IMAGE_SIZE): "opencv" = the references' testval (cv2.resize INTER_LINEAR on the 8-bit image
+# and, for ade20k, padding with the mean rounded to whole grey levels; on the CPU); "device" =
+# bilinear on the normalised float image on the evaluation device, exact mean padding (up to
+# about one grey level away from the reference).
+_C.TEST.FIRST_RESIZE = "opencv"
 # Write label-id and colour predictions under <output folder>/predictions (also --save-pred).
 _C.TEST.SAVE_PRED = False
 # Trimap band widths in pixels of the label map: the mIoU of the labelled pixels within each

@@ -17,7 +17,8 @@ from .pascal_voc import PascalVOC, PascalVOC20
 from .transforms import TrainTransform
 
 __all__ = ["build_dataset", "build_train_transform", "dataset_class", "dataset_tables",
-           "eval_protocol", "label_flip_pairs", "list_of_split", "init_worker", "BaseDataset",
+           "eval_protocol", "eval_crop_padding", "label_flip_pairs", "list_of_split",
+           "init_worker", "BaseDataset",
            "Cityscapes", "ACDC", "ADE20K", "COCOStuff", "LIP", "PASCALContext",
            "PASCALContext59", "PascalVOC", "PascalVOC20", "CustomDataset", "CONDITIONS",
            "DatasetError", "SPLITS", "TrainTransform"]
@@ -67,6 +68,13 @@ def eval_protocol(name):
     """The evaluation protocol (``lib.evaluation.protocols.PROTOCOLS``) of the dataset called ``name``;
     a dataset of your own is evaluated like Cityscapes (long side to TEST.BASE_SIZE)."""
     return _class_of(name).eval_protocol
+
+
+def eval_crop_padding(name):
+    """Whether the ade20k protocol cuts the multiple-of-8 padding off the scores of dataset
+    ``name`` before their resize to the label size (True for PASCAL-Context, COCO-Stuff and
+    PASCAL VOC; False for ADE20K, as in the reference, and for a dataset of your own)."""
+    return bool(_class_of(name).eval_crop_padding)
 
 
 def label_flip_pairs(name):

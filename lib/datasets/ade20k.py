@@ -128,6 +128,9 @@ class ADE20K(BaseDataset):
     class_weight_table = (1.0,) * len(CLASS_NAMES)
     conditions = ()
     eval_protocol = "ade20k"
+    # HRNet-OCR's ADE20K testval items carry no border_padding: the padded score map is resized
+    # to the label size padding included.
+    eval_crop_padding = False
 
     def __init__(self, root: str, list_path: str, split: str, **kwargs):
         super().__init__(root, list_path, split, **kwargs)

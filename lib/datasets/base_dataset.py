@@ -75,6 +75,10 @@ class BaseDataset(Dataset):
     label_to_train_id = None
     # The lib.evaluation.protocols protocol of the dataset's benchmark (TEST.PROTOCOL "").
     eval_protocol = "cityscapes"
+    # Whether the ade20k protocol cuts its multiple-of-8 padding off the scores before the
+    # resize to the label size (TEST.CROP_PADDING empty): the reference does so for the datasets
+    # whose test items carry their padding (HRNet-OCR's PASCAL-Context and COCO-Stuff).
+    eval_crop_padding = False
     # Whether every image of the dataset has the same size, so that whole images can be batched
     # for evaluation (Cityscapes and ACDC); others are evaluated one image per batch.
     same_size_images = False

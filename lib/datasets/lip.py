@@ -13,19 +13,19 @@ val_segmentations/100034_483681.png`` (the reference's ``valList.txt``); further
 the reference's training lists carry, are not read.  Annotations are 8-bit PNGs whose value k is
 class k (0 is the background, a class of its own); other values are ignored.
 
-Training, as the reference: the image is resized to the crop (TRAIN.IMAGE_SIZE, ignoring its
-aspect ratio) before the random scale and crop, and a horizontal flip swaps the left and right
-parts (``FLIP_PAIRS``).  Evaluated with the ``lip`` protocol (resize to TEST.IMAGE_SIZE, flip
-testing swaps the same channels).
+Training, as the reference: a horizontal flip of the image as read, which swaps the left and
+right parts (``FLIP_PAIRS``), then a resize to the crop (TRAIN.IMAGE_SIZE, ignoring the aspect
+ratio), then the random scale and crop.  Evaluated with the ``lip`` protocol (resize to
+TEST.IMAGE_SIZE, flip testing swaps the same channels).
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
 from .base_dataset import readonly
 from .stored_labels import StoredLabelDataset, stored_value_tables
-from .transforms import TrainTransform
+from .transforms import TrainTransform, mirror
 
 __all__ = ["LIP", "CLASS_NAMES", "FLIP_PAIRS", "PALETTE", "CropSizeFirst"]
 
@@ -46,20 +46,29 @@ PALETTE = readonly(np.array([
 
 @dataclass(frozen=True)
 class CropSizeFirst:
-    """The LIP training transform of the reference: resize the image (bilinear) and the label
-    (nearest) to ``transform.crop_size`` with cv2.resize, aspect ratio not kept, then
-    ``transform``.  Takes and returns what :class:`TrainTransform` does; draws only through
-    ``transform``.
+    """The LIP training transform of the reference (HRNet-OCR's ``lib/datasets/lip.py``): a
+    random horizontal flip of the image as read (``transform.flip``, swapping
+    ``transform.flip_pairs``), then the image (bilinear) and the label (nearest) resized to
+    ``transform.crop_size`` with cv2.resize, aspect ratio not kept, then ``transform`` without
+    its flip (random scale, pad at the bottom/right, crop).
+
+    Flipping first matters at scales below 1: the scaled image is padded at the bottom/right of
+    the unflipped or flipped sample alike, as in the reference; a flip after the padding would
+    put it on the left.  Takes and returns what :class:`TrainTransform` does; draws from ``rng``
+    the flip, then what ``transform`` draws (scale, crop x, crop y), the reference's order.
     """
 
     transform: TrainTransform
 
     def __call__(self, image, label, rng):
-        crop_h, crop_w = self.transform.crop_size
+        inner = self.transform
+        if inner.flip and rng.integers(0, 2):
+            image, label = mirror(image, label, inner.flip_pairs)
+        crop_h, crop_w = inner.crop_size
         if label.shape != (crop_h, crop_w):
             image = cv2.resize(image, (crop_w, crop_h), interpolation=cv2.INTER_LINEAR)
             label = cv2.resize(label, (crop_w, crop_h), interpolation=cv2.INTER_NEAREST)
-        return self.transform(image, label, rng)
+        return replace(inner, flip=False)(image, label, rng)
 
 
 class LIP(StoredLabelDataset):

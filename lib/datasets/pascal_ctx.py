@@ -10,8 +10,9 @@ Labels are 8-bit PNGs: 0 is the background, 1..59 the classes in the order of
 ``CLASS_NAMES_59``.  With 60 classes every value 0..59 is its own class; with 59 (the common
 benchmark, and the reference's ``reduce_zero_label``) 0 is ignored and k is class k - 1.  Values
 above 59 are ignored in both.  Images are JPEGs.  Evaluated with the HRNet-OCR ``testval``
-procedure (the ``ade20k`` protocol); trained, as there, on the image resized so that its short
-side is TRAIN.BASE_SIZE before the random scale and crop.
+procedure (the ``ade20k`` protocol, the multiple-of-8 padding cut off before the last resize as
+the reference's items carry it: ``eval_crop_padding``); trained, as there, on the image resized
+so that its short side is TRAIN.BASE_SIZE before the random scale and crop.
 """
 from .ade20k import ShortSideFirst
 from .stored_labels import StoredLabelDataset, stored_value_tables, voc_colours
@@ -39,6 +40,8 @@ class PASCALContext(StoredLabelDataset):
     label_to_train_id, train_id_to_label = stored_value_tables(range(60))
     palette = voc_colours(range(60))
     eval_protocol = "ade20k"
+    # HRNet-OCR's testval items carry their border_padding, cut off before the last resize.
+    eval_crop_padding = True
     before_transform = ShortSideFirst
 
 

@@ -16,9 +16,15 @@ The OVeNet repository ships VOC experiment files with 21 and with 20 classes.  D
 21 is VOC 2012 as benchmarked; 20 (:class:`PascalVOC20`) is the 20 object classes with the
 background ignored (value k is class k - 1).  The OVeNet code's VOC loader trains with the
 random scale and crop alone (no short-side resize first), which is what is done here.
-Evaluated with the HRNet-OCR ``testval`` procedure (the ``ade20k`` protocol), which the VOC
-images share with PASCAL-Context, a relabelling of the same images; the OVeNet code has none
-of its own.
+
+Testing.  The OVeNet repository's VOC loader (``lib_old/datasets/pascal_voc.py``; its ``lib/``
+has no VOC dataset) validates on val.txt images resized to TEST.IMAGE_SIZE, 520x520, whatever
+their aspect ratio (image bilinear, label nearest), so its scores are counted on 520x520 label
+maps that are not the released ones.  Here VOC is evaluated as PASCAL-Context, a relabelling of
+the same kind of images: the HRNet-OCR ``testval`` procedure (the ``ade20k`` protocol, short side
+to TEST.BASE_SIZE, the multiple-of-8 padding cut off before the last resize:
+``eval_crop_padding``), scored against the label files at their own size, as VOC results are
+published.
 """
 from .stored_labels import StoredLabelDataset, stored_value_tables, voc_colours
 
@@ -40,6 +46,8 @@ class PascalVOC(StoredLabelDataset):
     label_to_train_id, train_id_to_label = stored_value_tables(range(21))
     palette = voc_colours(range(21))
     eval_protocol = "ade20k"
+    # Evaluated as PASCAL-Context (see the module's docstring).
+    eval_crop_padding = True
 
 
 class PascalVOC20(PascalVOC):

@@ -12,7 +12,8 @@ import numpy as np
 from ..utils.geometry import scaled_size
 from .files import DatasetError
 
-__all__ = ["MEAN", "STD", "normalize", "random_scaled_crop", "swap_pairs", "TrainTransform"]
+__all__ = ["MEAN", "STD", "normalize", "random_scaled_crop", "swap_pairs", "mirror",
+           "TrainTransform"]
 
 # ImageNet statistics of RGB values in [0, 1].
 MEAN = (0.485, 0.456, 0.406)
@@ -76,6 +77,13 @@ def swap_pairs(label, pairs):
     return cv2.LUT(label, lut)
 
 
+def mirror(image, label, pairs=()):
+    """``image`` and ``label`` flipped horizontally, the classes of each (a, b) in ``pairs``
+    trading places in the label (a left arm seen in the mirror is a right arm)."""
+    image, label = cv2.flip(image, 1), cv2.flip(label, 1)
+    return image, swap_pairs(label, pairs) if pairs else label
+
+
 @dataclass(frozen=True)
 class TrainTransform:
     """The reference training transform: random scale and crop, flip, label downsampling.
@@ -122,9 +130,7 @@ class TrainTransform:
             image, label = random_scaled_crop(image, label, int(self.base_size * scale + 0.5),
                                               self.crop_size, self.ignore_label, rng)
         if self.flip and rng.integers(0, 2):
-            image, label = cv2.flip(image, 1), cv2.flip(label, 1)
-            if self.flip_pairs:
-                label = swap_pairs(label, self.flip_pairs)
+            image, label = mirror(image, label, self.flip_pairs)
         if self.downsample_rate != 1:
             rate = 1.0 / self.downsample_rate
             label = cv2.resize(label, None, fx=rate, fy=rate, interpolation=cv2.INTER_NEAREST)

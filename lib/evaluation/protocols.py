@@ -10,17 +10,23 @@ Three protocols, named by ``InferenceSettings.protocol`` (TEST.PROTOCOL, "" = th
   is first resized to ``base_size`` and padded to a multiple of 8; each scale resizes the long
   side to ``base_size * s``; windows of ``window_hw`` at a stride of 2/3 of the window, windows
   running past the bottom/right edge padded with black.
-  HRNet-OCR's ``testval`` of PASCAL-Context and COCO-Stuff is the same procedure (PASCAL VOC is
-  evaluated with it too).
+  HRNet-OCR's ``testval`` of PASCAL-Context and COCO-Stuff is the same procedure, except that
+  their items carry their ``border_padding``, which is cut off the summed scores before the
+  resize to the label size (``crop_padding``, the datasets' ``eval_crop_padding``); PASCAL VOC
+  is evaluated as PASCAL-Context.
 - ``"lip"`` (:func:`lip_inference`), the reference of HRNetV2 / HRNet-OCR on LIP: the image is
   resized to ``window_hw``, then each scale as in "ade20k".
+
+The first resize of the "ade20k" and "lip" protocols (``first_resize``) is, as in the references'
+``testval``, OpenCV's on the 8-bit image (``"opencv"``, on the CPU); ``"device"`` resizes the
+normalised float image on its device instead.
 
 Flip testing mirrors the prediction of the mirrored image back and, for a dataset with left/right
 classes (``flip_pairs``, LIP's arms, legs and shoes), swaps their channels before averaging.
 
 Conventions used throughout:
 - Images are normalised RGB tensors N x 3 x H x W.  Every result is a float32 tensor on the
-  image's device; nothing goes through NumPy.
+  image's device; nothing goes through NumPy but the "opencv" first resize (one per image).
 - ``model(x)`` returns a ``SegOutput``; its ``final`` map (S_f, else S_i) may come at any
   resolution (the networks give H/4 x W/4) and is resized bilinearly to the input size with
   ``align_corners`` (MODEL.ALIGN_CORNERS).
@@ -35,20 +41,26 @@ Conventions used throughout:
   the image's device type; the logits are cast to fp32 before anything else touches them.
 - Resizes of images are bilinear with ``align_corners=False`` (OpenCV's INTER_LINEAR mapping, as
   the references resize with OpenCV); resizes of logits and scores use ``align_corners``.
+- The "opencv" first resize takes images normalised from 8-bit ones with ``MEAN`` / ``STD`` (what
+  the datasets and the Predictor give): it rounds them back to whole grey levels.
 """
 import logging
 import math
 from dataclasses import dataclass
 
+import cv2
+import numpy as np
 import torch
 
-from ..config import amp_dtype_of, register_choices
-from ..datasets import eval_protocol, label_flip_pairs
-from ..datasets.transforms import MEAN, STD
+from ..config import DATASET_OWN, amp_dtype_of, register_choices
+from ..datasets import eval_crop_padding, eval_protocol, label_flip_pairs
+from ..datasets.transforms import MEAN, STD, normalize
 from ..utils.geometry import resize_bilinear, scaled_size, short_side_size
 from ..utils.precision import autocast
+from ..utils.visualize import denormalize
 
-__all__ = ["InferenceSettings", "ACCUMULATE_MODES", "PROTOCOLS", "BLACK", "forward_logits",
+__all__ = ["InferenceSettings", "ACCUMULATE_MODES", "FIRST_RESIZE_MODES", "PROTOCOLS", "BLACK",
+           "forward_logits", "resize_and_pad",
            "to_scores", "window_boxes", "padded_window_boxes", "sliding_window",
            "padded_sliding_window", "scaled_size", "rescale", "scale_one_output", "swap_channels",
            "head_logits", "split_heads",
@@ -57,10 +69,15 @@ __all__ = ["InferenceSettings", "ACCUMULATE_MODES", "PROTOCOLS", "BLACK", "forwa
 logger = logging.getLogger(__name__)
 
 ACCUMULATE_MODES = ("exp_logits", "softmax")
+# How the ade20k and lip protocols resize the image first (TEST.FIRST_RESIZE, ``first_resize``).
+FIRST_RESIZE_MODES = ("opencv", "device")
 # A black pixel (RGB 0, 0, 0) in the units of images normalised with the ImageNet statistics.
 BLACK = tuple(-m / s for m, s in zip(MEAN, STD, strict=True))
 # The ade20k protocol pads its resized image to a multiple of this many pixels.
 _ADE20K_MULTIPLE = 8
+# The references' padding of that 8-bit BGR image: the mean colour in grey levels, which
+# cv2.copyMakeBorder rounds to whole ones (104, 116, 124).
+_MEAN_BGR_255 = tuple(255.0 * m for m in reversed(MEAN))
 
 
 @dataclass(frozen=True)
@@ -86,7 +103,14 @@ class InferenceSettings:
     pad_value:     per-channel value of the ade20k protocol's window padding, normalised units
                    (black, as in the reference).
     crop_padding:  ade20k protocol: cut the multiple-of-8 padding off before the resize to the
-                   image size (TEST.CROP_PADDING; False = the reference, which resizes it too).
+                   image size, as the reference does for PASCAL-Context and COCO-Stuff; False
+                   resizes it with the prediction, as the reference does for ADE20K
+                   (TEST.CROP_PADDING, by default the dataset's ``eval_crop_padding``).
+    first_resize:  ade20k and lip protocols' first resize: "opencv" (the references: the 8-bit
+                   image resized by cv2.resize INTER_LINEAR on the CPU, padded with the mean
+                   rounded to whole grey levels) or "device" (the normalised float image
+                   resized bilinearly on its device, padded with the exact mean)
+                   (TEST.FIRST_RESIZE).
     flip_pairs:    (a, b) class pairs whose channels are swapped in the mirrored image's
                    prediction (the dataset's ``flip_pairs``; () for most).
     heads:         output fields predicted, e.g. ("logits", "seed_logits", "fused_logits"):
@@ -106,6 +130,7 @@ class InferenceSettings:
     amp_dtype: torch.dtype | None = None
     pad_value: tuple[float, float, float] = BLACK
     crop_padding: bool = False
+    first_resize: str = "opencv"
     flip_pairs: tuple[tuple[int, int], ...] = ()
     heads: tuple[str, ...] = ("final",)
 
@@ -113,6 +138,9 @@ class InferenceSettings:
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"unknown evaluation protocol {self.protocol!r} (TEST.PROTOCOL); "
                              f"valid: {sorted(PROTOCOLS)}")
+        if self.first_resize not in FIRST_RESIZE_MODES:
+            raise ValueError(f"first_resize (TEST.FIRST_RESIZE) must be one of "
+                             f"{list(FIRST_RESIZE_MODES)}, got {self.first_resize!r}")
         if self.accumulate not in ACCUMULATE_MODES:
             raise ValueError(f"accumulate (TEST.ACCUMULATE) must be one of "
                              f"{list(ACCUMULATE_MODES)}, got {self.accumulate!r}")
@@ -127,9 +155,13 @@ class InferenceSettings:
         """TEST.*, MODEL.ALIGN_CORNERS and the autocast of TRAIN.AMP; TEST.SCALE_LIST alone sets
         the scales, as in the reference (TEST.MULTI_SCALE has no effect).  TEST.PROTOCOL ""
         takes the protocol of the DATASET.DATASET class (``eval_protocol``), whose
-        ``flip_pairs`` flip testing swaps."""
+        ``flip_pairs`` flip testing swaps; TEST.CROP_PADDING empty or "auto" its
+        ``eval_crop_padding``."""
         test = cfg.TEST
         protocol = test.PROTOCOL or eval_protocol(cfg.DATASET.DATASET)
+        crop_padding = test.CROP_PADDING
+        if crop_padding in DATASET_OWN:
+            crop_padding = eval_crop_padding(cfg.DATASET.DATASET)
         if protocol in _TWO_THIRDS_STRIDE and float(test.STRIDE_RATIO) != 1.0:
             logger.warning("TEST.STRIDE_RATIO %s has no effect: the %s protocol slides its "
                            "windows at 2/3 of the window", test.STRIDE_RATIO, protocol)
@@ -139,7 +171,8 @@ class InferenceSettings:
                    window_hw=(height, width), batch_size=int(test.WINDOW_BATCH),
                    flip=bool(test.FLIP_TEST), stride_ratio=float(test.STRIDE_RATIO),
                    accumulate=test.ACCUMULATE, align_corners=bool(cfg.MODEL.ALIGN_CORNERS),
-                   amp_dtype=amp_dtype_of(cfg), crop_padding=bool(test.CROP_PADDING),
+                   amp_dtype=amp_dtype_of(cfg), crop_padding=bool(crop_padding),
+                   first_resize=test.FIRST_RESIZE,
                    flip_pairs=label_flip_pairs(cfg.DATASET.DATASET))
 
 
@@ -373,29 +406,53 @@ def multi_scale_inference(model, image: torch.Tensor,
     return total
 
 
+def resize_and_pad(image: torch.Tensor, size: tuple[int, int], multiple: int = 1,
+                   mode: str = "opencv") -> torch.Tensor:
+    """The first resize of the ade20k and lip protocols: ``image`` (1 x 3 x H x W, normalised)
+    resized to ``size`` (h, w) and padded at the bottom/right to multiples of ``multiple`` with
+    the mean colour: 1 x 3 x h' x w' on the image's device.
+
+    ``mode`` "opencv" does what the references' ``testval`` does to the 8-bit image: the image
+    rounded back to 8-bit BGR (``denormalize``), cv2.resize INTER_LINEAR (fixed-point weights,
+    the result rounded to whole grey levels), cv2.copyMakeBorder with the mean times 255, which
+    OpenCV rounds to whole grey levels (RGB 124, 116, 104), then normalised again; on the CPU.
+    "device" resizes the float image bilinearly (align_corners=False) on its device and pads
+    with the exact mean (0); the two differ by up to about one grey level.
+    """
+    height, width = size
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if mode == "device":
+        return _pad(resize_bilinear(image, size, False), height + pad_h, width + pad_w, 0.0)
+    if mode != "opencv":
+        raise ValueError(f"mode must be one of {list(FIRST_RESIZE_MODES)}, got {mode!r}")
+    bgr = np.ascontiguousarray(denormalize(image[0], MEAN, STD)[:, :, ::-1])
+    bgr = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_LINEAR)
+    bgr = cv2.copyMakeBorder(bgr, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=_MEAN_BGR_255)
+    return torch.from_numpy(normalize(bgr, MEAN, STD))[None].to(image.device)
+
+
 @torch.inference_mode()
 def ade20k_inference(model, image: torch.Tensor, settings: InferenceSettings) -> torch.Tensor:
     """ADE20K-protocol (HRNet-OCR) multi-scale scores of one image 1 x 3 x H x W: 1 x K x H x W.
 
     1. The image is resized so that its short side is ``base_size`` (``short_side_size``) and
-       padded at the bottom/right to a multiple of 8 with the mean colour (0 in normalised
-       units; the reference pads the 8-bit image with the mean rounded to whole grey levels).
+       padded at the bottom/right to a multiple of 8 with the mean colour
+       (``resize_and_pad`` in the mode ``settings.first_resize``).
     2. For each scale s that image is resized so that its long side is int(base_size * s + 0.5)
        and predicted with ``padded_sliding_window`` (whole when it fits in the window); its
        scores are resized to the padded size of step 1 and added.
-    3. The sum is resized to H x W, padding included, as in the reference: HRNet-OCR's ADE20K
-       ``testval`` items carry no ``border_padding`` (only its PASCAL-Context and COCO-Stuff
-       items do), so nothing is cropped before its final resize.  ``settings.crop_padding``
-       cuts the padding off first instead.
+    3. With ``settings.crop_padding`` the padding of step 1 is cut off the sum, as HRNet-OCR's
+       ``testval`` does with the ``border_padding`` of its PASCAL-Context and COCO-Stuff items;
+       without it the sum is resized padding included, as there for ADE20K, whose items carry
+       none.  Then the sum is resized to H x W.
     """
     _check_single(image, "ade20k_inference")
     height, width = image.shape[-2:]
-    resized = resize_bilinear(image, short_side_size(height, width, settings.base_size), False)
-    padded = _pad(resized, *(-(-side // _ADE20K_MULTIPLE) * _ADE20K_MULTIPLE
-                             for side in resized.shape[-2:]), 0.0)
+    size = short_side_size(height, width, settings.base_size)
+    padded = resize_and_pad(image, size, _ADE20K_MULTIPLE, settings.first_resize)
     total = _padded_scales(model, padded, settings)
     if settings.crop_padding:
-        total = total[:, :, :resized.shape[-2], :resized.shape[-1]]
+        total = total[:, :, :size[0], :size[1]]
     return resize_bilinear(total, (height, width), settings.align_corners)
 
 
@@ -417,14 +474,15 @@ def lip_inference(model, image: torch.Tensor, settings: InferenceSettings) -> to
     """LIP-protocol (HRNetV2 / HRNet-OCR) multi-scale scores of one image 1 x 3 x H x W:
     1 x K x H x W.
 
-    The image is resized (bilinear, align_corners=False) to ``settings.window_hw`` whatever its
-    aspect ratio, as the reference's ``testval`` does; each scale then as step 2 of
+    The image is resized to ``settings.window_hw`` whatever its aspect ratio, as the reference's
+    ``testval`` does (``resize_and_pad`` in the mode ``settings.first_resize``, no padding);
+    each scale then as step 2 of
     ``ade20k_inference`` (long side to int(base_size * s + 0.5), padded windows), added at the
     window size; the sum is resized to H x W.  Flip testing swaps ``settings.flip_pairs``.
     """
     _check_single(image, "lip_inference")
     height, width = image.shape[-2:]
-    resized = resize_bilinear(image, tuple(settings.window_hw), False)
+    resized = resize_and_pad(image, tuple(settings.window_hw), mode=settings.first_resize)
     return resize_bilinear(_padded_scales(model, resized, settings), (height, width),
                    settings.align_corners)
 
@@ -438,6 +496,7 @@ _TWO_THIRDS_STRIDE = ("ade20k", "lip")
 
 register_choices("TEST.PROTOCOL", ("", *PROTOCOLS))
 register_choices("TEST.ACCUMULATE", ACCUMULATE_MODES)
+register_choices("TEST.FIRST_RESIZE", FIRST_RESIZE_MODES)
 
 
 def predict(model, image: torch.Tensor, settings: InferenceSettings) -> torch.Tensor:

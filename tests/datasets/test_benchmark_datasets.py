@@ -6,6 +6,7 @@ import os
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from lib.config import load_cfg
@@ -266,3 +267,44 @@ def test_a_lip_training_flip_mirrors_the_image_and_swaps_left_and_right_parts(tm
             seen.add("unflipped")
     assert seen == {"flipped", "unflipped"}
     assert (flipped[0, :2] == 15).all() and (flipped[1, 6:] == 14).all()
+
+
+def test_a_lip_training_flip_comes_before_the_scale_so_the_padding_stays_bottom_right(tmp_path):
+    # The reference (HRNet-OCR lib/datasets/lip.py): flip the image as read (swapping left and
+    # right parts), resize it to the crop, then scale and crop with gen_sample(is_flip=False).
+    # 30 x 60 -> the 16 x 24 crop, then scale 0.5 of BASE_SIZE 24: 8 x 12, padded at the
+    # bottom/right to 16 x 24 whether the sample was flipped or not.
+    label = np.random.default_rng(5).integers(0, 20, (30, 60), dtype=np.uint8)
+    label[:, :20] = LIP_LEFT[0]  # left arm in the image's left third: flipping moves it
+    write_sample(tmp_path, "lip", np.full((30, 60, 3), 200, np.uint8), label)
+    cfg = cfg_for(tmp_path, "lip", 20, **{"TRAIN.BASE_SIZE": 24, "TRAIN.SCALE_FACTOR": 0,
+                                          "TRAIN.IMAGE_SIZE": [24, 16], "TRAIN.FLIP": True})
+    data = build_dataset(cfg, "train")
+    swap = np.arange(256, dtype=np.uint8)
+    for left, right in zip(LIP_LEFT, LIP_RIGHT, strict=True):
+        swap[left], swap[right] = right, left
+
+    def reference_order(raw):
+        first = cv2.resize(raw, (24, 16), interpolation=cv2.INTER_NEAREST)
+        expected = np.full((16, 24), 255)
+        expected[:8, :12] = cv2.resize(first, (12, 8), interpolation=cv2.INTER_NEAREST)
+        return expected
+
+    unflipped = reference_order(label)
+    flipped = reference_order(swap[label[:, ::-1]])
+    black = torch.tensor([-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225]).view(3, 1, 1)
+    seen = set()
+    for epoch in range(12):
+        image, got, _, _ = data[(0, epoch)]
+        got = got.numpy()
+        if np.array_equal(got, flipped):
+            seen.add("flipped")
+        else:
+            np.testing.assert_array_equal(got, unflipped)
+            seen.add("unflipped")
+        # The image's padding (black) is where the label's is.
+        assert torch.allclose(image[:, 8:, :], black.expand(3, 8, 24), atol=1e-6)
+        assert torch.allclose(image[:, :, 12:], black.expand(3, 16, 12), atol=1e-6)
+        assert not torch.allclose(image[:, :8, :12], black.expand(3, 8, 12), atol=1e-3)
+    assert seen == {"flipped", "unflipped"}
+    assert (flipped[:8, 8:12] == LIP_RIGHT[0]).all() and (unflipped[:8, :4] == LIP_LEFT[0]).all()

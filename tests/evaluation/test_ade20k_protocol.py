@@ -1,11 +1,15 @@
 """The ADE20K (HRNet-OCR) evaluation protocol and the choice of protocol."""
 import math
+import os
 
+import cv2
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from lib.config import get_cfg
+from lib.config import ConfigError, get_cfg, load_cfg
+from lib.datasets import build_dataset
 from lib.evaluation.protocols import (
     InferenceSettings,
     ade20k_inference,
@@ -14,15 +18,57 @@ from lib.evaluation.protocols import (
     padded_window_boxes,
     predict,
 )
+from tools.make_synthetic_dataset import make_synthetic_dataset
 
 from .test_protocols import ColumnRamp, Pointwise, QuarterWindowMean, Recorder, image
 
-# A black pixel in normalised units, from the ImageNet statistics of DESIGN.md section 6.
+# The ImageNet statistics of DESIGN.md section 6, RGB.
+MEAN = np.array([0.485, 0.456, 0.406])
+STD = np.array([0.229, 0.224, 0.225])
+# A black pixel in normalised units.
 BLACK = [-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225]
 
 
 def ade_settings(**kwargs):
-    return InferenceSettings(protocol="ade20k", **kwargs)
+    """Settings of the ade20k protocol.  The loops are checked on float images here, whose first
+    resize is the device's; the reference's 8-bit one is checked against OpenCV below."""
+    return InferenceSettings(**{"protocol": "ade20k", "first_resize": "device", **kwargs})
+
+
+def from_8bit(bgr):
+    """1 x 3 x H x W normalised RGB of a BGR uint8 image, as the reference's input_transform."""
+    rgb = (bgr[:, :, ::-1].astype(np.float64) / 255.0 - MEAN) / STD
+    return torch.from_numpy(rgb.transpose(2, 0, 1).astype(np.float32))[None]
+
+
+def reference_first_step_8bit(bgr, base_size):
+    """HRNet-OCR's resize_short_length(fit_stride=8) of the 8-bit BGR image read from disk:
+    cv2.resize INTER_LINEAR of the short side to base_size, cv2.copyMakeBorder at the
+    bottom/right to a multiple of 8 with the BGR mean times 255; then input_transform."""
+    h, w = bgr.shape[:2]
+    if h < w:
+        new_h, new_w = base_size, int(w * base_size / h + 0.5)
+    else:
+        new_h, new_w = int(h * base_size / w + 0.5), base_size
+    resized = cv2.resize(bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    pad_h, pad_w = (8 - new_h % 8) % 8, (8 - new_w % 8) % 8
+    padded = cv2.copyMakeBorder(resized, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT,
+                                value=tuple(x * 255 for x in MEAN[::-1]))
+    return from_8bit(padded), (new_h, new_w)
+
+
+@pytest.fixture(scope="module")
+def ade_image(tmp_path_factory):
+    """(normalised 1 x 3 x 50 x 75 evaluation image as the ADE20K dataset gives it, the same
+    JPEG as OpenCV reads it, BGR uint8) of a synthetic ADE20K scene written to disk."""
+    root = str(tmp_path_factory.mktemp("ade20k_8bit"))
+    make_synthetic_dataset(root, "ade20k", {"train": 1, "val": 1}, (50, 75), seed=4)
+    cfg = get_cfg()
+    cfg.DATASET.ROOT, cfg.DATASET.DATASET, cfg.DATASET.NUM_CLASSES = root, "ade20k", 150
+    cfg.DATASET.TEST_SET = "list/ade20k/val.lst"
+    dataset = build_dataset(cfg, "val")
+    bgr = cv2.imread(os.path.join(dataset.data_dir, dataset.entries[0].image), cv2.IMREAD_COLOR)
+    return dataset[0][0][None], bgr
 
 
 def resize(x, size):
@@ -70,19 +116,25 @@ def reference_scale(model, img, window_hw, flip):
     return (preds / count)[:, :, :height, :width]
 
 
-def reference_ade20k(model, img, base_size, scales, window_hw, flip, crop_padding=False):
+def reference_ade20k(model, img, base_size, scales, window_hw, flip, crop_padding=False,
+                     bgr=None):
     """The HRNet-OCR ADE20K test procedure as its code runs it, written out step by step.
 
     Its ADE20K ``testval`` items carry no border padding, so the padded score map is resized to
-    the label size whole; ``crop_padding`` cuts the padding off first (our option)."""
+    the label size whole; its PASCAL-Context and COCO-Stuff items do, and ``crop_padding`` cuts
+    it off first.  The first resize is the reference's of the 8-bit image ``bgr`` when it is
+    given (``img`` is then its normalised version), else bilinear on the float ``img``."""
     height, width = img.shape[-2:]
-    if height < width:
-        h, w = base_size, int(width * base_size / height + 0.5)
+    if bgr is not None:
+        x, (h, w) = reference_first_step_8bit(bgr, base_size)
     else:
-        h, w = int(height * base_size / width + 0.5), base_size
-    x = resize(img, (h, w))
-    ph, pw = h + (-h) % 8, w + (-w) % 8
-    x = F.pad(x, (0, pw - w, 0, ph - h), value=0.0)  # the mean colour
+        if height < width:
+            h, w = base_size, int(width * base_size / height + 0.5)
+        else:
+            h, w = int(height * base_size / width + 0.5), base_size
+        x = resize(img, (h, w))
+        x = F.pad(x, (0, (-w) % 8, 0, (-h) % 8), value=0.0)  # the mean colour
+    ph, pw = x.shape[-2:]
     total = 0
     for scale in scales:
         long_side = int(base_size * scale + 0.5)
@@ -235,3 +287,100 @@ def test_crop_padding_is_read_from_the_config():
     assert InferenceSettings.from_config(cfg).crop_padding is False
     cfg.TEST.CROP_PADDING = True
     assert InferenceSettings.from_config(cfg).crop_padding is True
+
+
+def benchmark_settings(dataset, classes, **test_keys):
+    """``InferenceSettings.from_config`` of dataset ``dataset`` with the TEST keys given."""
+    cfg = get_cfg()
+    cfg.DATASET.DATASET, cfg.DATASET.NUM_CLASSES = dataset, classes
+    for key, value in test_keys.items():
+        cfg.TEST[key] = value
+    return InferenceSettings.from_config(cfg)
+
+
+def test_the_first_resize_is_opencvs_on_the_8bit_image_by_default(ade_image):
+    # 50 x 75 -> short side 40: 40 x 60, padded to 40 x 64; at scale 1.6 the long side is 64
+    # again and the 64 x 64 window takes the image whole: its first 40 rows are step 1.
+    x, bgr = ade_image
+    expected, size = reference_first_step_8bit(bgr, 40)
+    assert size == (40, 60) and expected.shape[-2:] == (40, 64)
+    settings = benchmark_settings("ade20k", 150, BASE_SIZE=40, IMAGE_SIZE=[64, 64],
+                                  SCALE_LIST=[1.6])
+    assert settings.first_resize == "opencv"
+    seen = {}
+    for mode in ("opencv", "device"):
+        model = Recorder(Pointwise())
+        predict(model, x, InferenceSettings(**{**settings.__dict__, "first_resize": mode}))
+        [whole] = model.inputs
+        assert whole.shape == (1, 3, 64, 64)
+        seen[mode] = whole[:, :, :40, :]
+    torch.testing.assert_close(seen["opencv"], expected, rtol=0, atol=1e-5)
+    # The padding is the mean as OpenCV rounds it: BGR (103.53, 116.28, 123.675) -> (104, 116,
+    # 124) grey levels.
+    pad = from_8bit(np.full((40, 4, 3), (104, 116, 124), np.uint8))
+    torch.testing.assert_close(seen["opencv"][:, :, :, 60:], pad, rtol=0, atol=1e-6)
+    # The float image resized on the device is not the reference's (it misses the rounding to
+    # whole grey levels, and pads with the exact mean).
+    grey_levels = (seen["device"] - expected).abs() * torch.tensor(STD * 255).view(1, 3, 1, 1)
+    assert grey_levels.max() > 0.25
+
+
+@pytest.mark.parametrize("crop_padding", [False, True])
+def test_the_protocol_equals_the_reference_loops_on_an_8bit_image(ade_image, crop_padding):
+    model = QuarterWindowMean()
+    x, bgr = ade_image
+    scales = (0.5, 1.0, 1.75)
+    settings = ade_settings(first_resize="opencv", scales=scales, base_size=40,
+                            window_hw=(24, 24), flip=True, batch_size=3,
+                            crop_padding=crop_padding)
+    expected = reference_ade20k(model, x, 40, scales, (24, 24), True, crop_padding, bgr=bgr)
+    torch.testing.assert_close(predict(model, x, settings), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dataset, classes, crops", [
+    ("pascal_ctx", 59, True), ("pascal_ctx", 60, True), ("cocostuff", 171, True),
+    ("pascal_voc", 21, True), ("ade20k", 150, False)])
+def test_pascal_context_and_coco_stuff_crop_the_padding_and_ade20k_does_not(dataset, classes,
+                                                                            crops):
+    # A 40 x 60 8-bit image with TEST.BASE_SIZE 40 is not resized; it is padded to 40 x 64 with
+    # the rounded mean, and at scale 1.6 the long side is 64 again.  A pointwise model gives
+    # exp(W x + b) per pixel.  Cropped, every resize is the identity: exp(W x + b) of the image
+    # itself.  Not cropped, the 40 x 64 map, padding included, is resized to 40 x 60.
+    bgr = np.random.default_rng(8).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    x = from_8bit(bgr)
+    padded = torch.cat([x, from_8bit(np.full((40, 4, 3), (104, 116, 124), np.uint8))], dim=3)
+    model = Pointwise()
+    expected = {True: model(x).final.exp(), False: resize(model(padded).final.exp(), (40, 60))}
+    keys = dict(BASE_SIZE=40, IMAGE_SIZE=[64, 64], SCALE_LIST=[1.6])
+    for crop_key, crop in (("", crops), ("auto", crops), (not crops, not crops)):
+        settings = benchmark_settings(dataset, classes, CROP_PADDING=crop_key, **keys)
+        assert settings.protocol == "ade20k" and settings.crop_padding is crop
+        torch.testing.assert_close(predict(model, x, settings), expected[crop], rtol=1e-5,
+                                   atol=1e-5)
+    assert not torch.allclose(expected[True], expected[False], rtol=1e-3)
+
+
+def test_crop_padding_files_old_and_new_load_and_an_invalid_value_names_the_key(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    for value, crop in (("false", False), ("true", True), ("", True), ("''", True),
+                        ("auto", True)):
+        path.write_text(f"DATASET: {{DATASET: pascal_ctx, NUM_CLASSES: 59}}\n"
+                        f"TEST:\n  CROP_PADDING: {value}\n")
+        assert InferenceSettings.from_config(load_cfg(str(path))).crop_padding is crop
+    # The command line overrides the file's value, whatever its type.
+    for file_value in ("false", "auto"):
+        path.write_text(f"DATASET: {{DATASET: pascal_ctx, NUM_CLASSES: 59}}\n"
+                        f"TEST:\n  CROP_PADDING: {file_value}\n")
+        for value, crop in (("False", False), ("True", True), ("auto", True), ("", True)):
+            cfg = load_cfg(str(path), ["TEST.CROP_PADDING", value])
+            assert InferenceSettings.from_config(cfg).crop_padding is crop
+    with pytest.raises(ConfigError, match=r"TEST.CROP_PADDING = 'yes' is not True, False"):
+        load_cfg(str(path), ["TEST.CROP_PADDING", "yes"])
+
+
+def test_the_first_resize_is_read_from_the_config():
+    assert InferenceSettings.from_config(get_cfg()).first_resize == "opencv"
+    cfg = load_cfg(None, ["TEST.FIRST_RESIZE", "device"])
+    assert InferenceSettings.from_config(cfg).first_resize == "device"
+    with pytest.raises(ConfigError, match=r"TEST.FIRST_RESIZE = 'cubic' is not one of"):
+        load_cfg(None, ["TEST.FIRST_RESIZE", "cubic"])

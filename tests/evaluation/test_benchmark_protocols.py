@@ -2,6 +2,8 @@
 choose, against loop-by-loop re-derivations of the reference."""
 import math
 
+import cv2
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -16,6 +18,8 @@ from lib.evaluation.protocols import (
     predict,
 )
 from lib.models import SegOutput
+
+from .test_protocols import Recorder
 
 K = 20
 # The reference LIP flip (lib/datasets/lip.py of HRNet-OCR): channel 14 of the mirrored
@@ -101,10 +105,12 @@ def reference_lip(model, img, window, base_size, scales, flip):
 
 
 def lip_settings(**kwargs):
+    """The LIP dataset's settings.  The loops are checked on float images here, whose first
+    resize is the device's; the reference's 8-bit one is checked against OpenCV below."""
     cfg = get_cfg()
     cfg.DATASET.DATASET, cfg.DATASET.NUM_CLASSES = "lip", K
     settings = InferenceSettings.from_config(cfg)
-    return InferenceSettings(**{**settings.__dict__, **kwargs})
+    return InferenceSettings(**{**settings.__dict__, "first_resize": "device", **kwargs})
 
 
 @pytest.mark.parametrize("height, width, scales, flip", [
@@ -190,3 +196,28 @@ def test_pascal_context_is_evaluated_as_the_hrnet_ocr_testval():
     x = image(20, 30, seed=7)
     torch.testing.assert_close(predict(Asymmetric(), x, settings),
                                ade20k_inference(Asymmetric(), x, settings))
+
+
+def test_the_lip_protocol_resizes_the_8bit_image_with_opencv_by_default():
+    # The reference's testval: cv2.resize(image, crop_size, INTER_LINEAR) of the image as read,
+    # then input_transform.  At scale 1 with the window as base size nothing else is resized,
+    # and the window takes the image whole.
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+
+    def from_8bit(bgr):
+        rgb = (bgr[:, :, ::-1].astype(np.float64) / 255.0 - mean) / std
+        return torch.from_numpy(rgb.transpose(2, 0, 1).astype(np.float32))[None]
+
+    yy, xx = np.mgrid[:37, :53]
+    bgr = np.stack([(xx * 7 + yy * 3) % 256, (xx * yy) % 256, (255 - xx * 4) % 256],
+                   axis=2).astype(np.uint8)
+    cfg = get_cfg()
+    cfg.DATASET.DATASET, cfg.DATASET.NUM_CLASSES = "lip", K
+    cfg.TEST.IMAGE_SIZE, cfg.TEST.BASE_SIZE = [24, 16], 24
+    settings = InferenceSettings.from_config(cfg)
+    assert (settings.protocol, settings.first_resize) == ("lip", "opencv")
+    model = Recorder(Asymmetric())
+    predict(model, from_8bit(bgr), settings)
+    expected = from_8bit(cv2.resize(bgr, (24, 16), interpolation=cv2.INTER_LINEAR))
+    [whole] = model.inputs
+    torch.testing.assert_close(whole[:, :, :16, :24], expected, rtol=0, atol=1e-5)
