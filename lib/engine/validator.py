@@ -4,6 +4,7 @@ import logging
 from ..datasets.transforms import MEAN, STD
 from ..evaluation.analysis import DEFAULT_BANDS
 from ..evaluation.figures import evaluation_figures, figure_image
+from ..evaluation.finite import NonFiniteOutputError, NonFiniteOutputs
 from ..evaluation.heads import final_head
 from ..evaluation.loop import build_analysis, evaluate, predict_whole_image
 from ..evaluation.metrics import format_table
@@ -22,7 +23,8 @@ class Validator:
     the Boundary IoU ``boundary_ratio``), and the mIoU, per-class and per-head IoU, the
     analysis figures and the first image's panels go to ``writer`` when there is one.  Out of
     device memory, it raises the ``OutOfMemoryRunError`` of ``workload`` (default: named by the
-    network's class)."""
+    network's class); when the network's outputs hold NaN or infinite values, a
+    ``NonFiniteOutputError`` naming the iteration, before anything is logged or written."""
 
     def __init__(self, loader, dataset, device, *, align_corners, amp_dtype=None, writer=None,
                  bands=DEFAULT_BANDS, boundary_ratio=0.02, workload=None):
@@ -42,11 +44,18 @@ class Validator:
         names = self.dataset.class_names
         workload = self.workload or Workload.of_model("validation", model)
         watch = InputWatch(predict_whole_image(model, self.align_corners, self.amp_dtype))
-        with explain_out_of_memory(workload, self.device, watch):
+        with explain_out_of_memory(workload, self.device, watch), \
+                NonFiniteOutputs(model, self.device) as outputs:
             analysis = build_analysis(model, self.dataset, self.device, bands=self.bands,
                                       boundary_ratio=self.boundary_ratio)
             evaluator = evaluate(watch, self.loader, self.dataset, self.device, analysis,
                                  summary_of_first_batch)
+        nonfinite = outputs.total()
+        if nonfinite:
+            raise NonFiniteOutputError(
+                f"validation at iteration {iteration}: the network's outputs are not finite "
+                f"({nonfinite} NaN or infinite values on the {len(self.dataset)} validation "
+                f"images)")
         results = {**evaluator.results(names), **analysis.results(names)}
         logger.info("validation at iteration %d:\n%s\n%s", iteration,
                     format_table(results, names), analysis_tables(results, names))
