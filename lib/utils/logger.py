@@ -9,6 +9,7 @@ _installed = []
 
 def setup_logging(output_dir, rank, phase):
     """Log to the console and to ``<output_dir>/<phase>_<time>.log`` on rank 0; warnings elsewhere.
+    ``log_ending_error`` adds the exception that ends the run to that file.
 
     Returns the log file path (None on other ranks).
     """
@@ -32,6 +33,17 @@ def setup_logging(output_dir, rank, phase):
     root.addHandler(file_handler)
     _installed.append(file_handler)
     return path
+
+
+def log_ending_error(error: BaseException):
+    """Write ``error``, the exception that ends the run, with its traceback to the log file of
+    ``setup_logging`` when this process has one (rank 0); the console has Python's own report
+    of it, so it is not logged there a second time."""
+    record = logging.LogRecord(__name__, logging.ERROR, __file__, 0, "the run ended with an error",
+                               None, (type(error), error, error.__traceback__))
+    for handler in _installed:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 def create_writer(log_dir, rank):
