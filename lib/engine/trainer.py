@@ -23,6 +23,7 @@ from ..config import amp_dtype_of
 from ..evaluation.finite import NonFiniteOutputError
 from ..utils import distributed as dist
 from ..utils.compat import stop_persistent_workers, unwrap_model
+from ..utils.logger import add_finite_scalars
 from ..utils.precision import overflow_remedy
 from ..utils.profiling import peak_memory_mb
 from . import step
@@ -314,10 +315,11 @@ class Trainer:
                     window.data_time / window.steps, images_per_s,
                     peak_memory_mb(self.device)[0], eta)
         if self.writer is not None:
-            for name, value in zip(window.names, means, strict=True):
-                self.writer.add_scalar(f"train/{name}", value, self.state.iteration)
-            self.writer.add_scalar("train/lr", lr, self.state.iteration)
-            self.writer.add_scalar("train/images_per_s", images_per_s, self.state.iteration)
+            scalars = {f"train/{name}": value
+                       for name, value in zip(window.names, means, strict=True)}
+            add_finite_scalars(self.writer, {**scalars, "train/lr": lr,
+                                             "train/images_per_s": images_per_s},
+                               self.state.iteration)
 
     # -- epoch ends ------------------------------------------------------------------------------
     def end_epoch(self, epoch):

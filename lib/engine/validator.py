@@ -10,6 +10,7 @@ from ..evaluation.loop import build_analysis, evaluate, predict_whole_image
 from ..evaluation.metrics import format_table
 from ..evaluation.protocols import scale_one_output
 from ..evaluation.report import analysis_tables
+from ..utils.logger import add_finite_scalars
 from ..utils.visualize import denormalize, prediction_panels
 from .out_of_memory import InputWatch, Workload, explain_out_of_memory
 
@@ -21,7 +22,8 @@ class Validator:
     of ``dataset`` whole, at one scale, without flipping (collective); rank 0 logs the tables of
     every head, the boundaries and the fusion (``SegAnalysis``, with the trimap ``bands`` and
     the Boundary IoU ``boundary_ratio``), and the mIoU, per-class and per-head IoU, the
-    analysis figures and the first image's panels go to ``writer`` when there is one.  Out of
+    analysis figures and the first image's panels go to ``writer`` when there is one (undefined
+    values, such as the IoU of a class absent from the set, are left out).  Out of
     device memory, it raises the ``OutOfMemoryRunError`` of ``workload`` (default: named by the
     network's class); when the network's outputs hold NaN or infinite values, a
     ``NonFiniteOutputError`` naming the iteration, before anything is logged or written."""
@@ -65,11 +67,12 @@ class Validator:
 
     def _write_summaries(self, results, analysis, iteration):
         writer, names = self.writer, self.dataset.class_names
-        writer.add_scalar("val/mIoU", results["mIoU"], iteration)
-        for name, iou in results["IoU"].items():
-            writer.add_scalar(f"val_IoU/{name.replace(' ', '_')}", iou, iteration)
-        for head, metrics in results["heads"].items():
-            writer.add_scalar(f"val_heads/mIoU_{head}", metrics["mIoU"], iteration)
+        scalars = {"val/mIoU": results["mIoU"],
+                   **{f"val_IoU/{name.replace(' ', '_')}": iou
+                      for name, iou in results["IoU"].items()},
+                   **{f"val_heads/mIoU_{head}": metrics["mIoU"]
+                      for head, metrics in results["heads"].items()}}
+        add_finite_scalars(writer, scalars, iteration)  # an absent class has no IoU (NaN)
         final = final_head(results["heads"])
         for name, figure in evaluation_figures(results, analysis.confusion(final),
                                                names).items():

@@ -1,5 +1,6 @@
 """Logging set-up for the tools and the TensorBoard writer (rank 0 only)."""
 import logging
+import math
 import os
 import sys
 import time
@@ -53,3 +54,12 @@ def create_writer(log_dir, rank):
     from tensorboardX import SummaryWriter
 
     return SummaryWriter(log_dir)
+
+
+def add_finite_scalars(writer, scalars, step):
+    """``writer.add_scalar(tag, value, step)`` of each finite value of ``scalars`` {tag: float};
+    NaN and infinities (an undefined metric) are left out: tensorboardX would warn for each one,
+    at every step it is written."""
+    for tag, value in scalars.items():
+        if math.isfinite(value):
+            writer.add_scalar(tag, value, step)
