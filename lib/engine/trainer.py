@@ -347,7 +347,7 @@ class Trainer:
         phases = self.schedule.phases
         phase = phases[min(self.schedule.locate(max(self.state.iteration - 1, 0))[0],
                            len(phases) - 1)]
-        rate = f"a lower {_LR_KEYS.get(phase.name, 'learning rate')} (now {phase.base_lr:g})"
+        rate = f"a lower {_LR_KEYS[phase.name]} (now {phase.base_lr:g})"
         saved = [path for path in (self.checkpointer.newest, self.checkpointer.previous)
                  if os.path.isfile(path)]
         if not saved:
