@@ -26,7 +26,7 @@ class Validator:
     values, such as the IoU of a class absent from the set, are left out).  Out of
     device memory, it raises the ``OutOfMemoryRunError`` of ``workload`` (default: named by the
     network's class); when the network's outputs hold NaN or infinite values, a
-    ``NonFiniteOutputError`` naming the iteration, before anything is logged or written."""
+    ``NonFiniteOutputError`` naming the iteration, before the tables and the scalars."""
 
     def __init__(self, loader, dataset, device, *, align_corners, amp_dtype=None, writer=None,
                  bands=DEFAULT_BANDS, boundary_ratio=0.02, workload=None):
