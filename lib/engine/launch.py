@@ -12,6 +12,7 @@ from ..config import load_cfg
 from ..utils import distributed as dist
 from ..utils.device import select_device
 from ..utils.errors import RunError
+from ..utils.logger import log_ending_error
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +38,13 @@ def launched(cfg_path, opts, local_rank_arg=None):
     """``with launched(...) as (cfg, device, rank, world_size):`` ``init_process``, and the
     process group torn down at the end, whatever happens inside: after an exception it is
     aborted (``dist.abort``), so that this rank exits even while the others wait in a
-    collective it will not join."""
+    collective it will not join.  The exception that ends the run (not an exit) also goes to
+    the run's log file, with its traceback (``log_ending_error``)."""
     try:
         yield init_process(cfg_path, opts, local_rank_arg)
-    except BaseException:
+    except BaseException as e:
+        if not isinstance(e, SystemExit):
+            log_ending_error(e)
         dist.abort()
         raise
     finally:

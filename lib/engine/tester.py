@@ -8,6 +8,7 @@ import sys
 from ..datasets import build_dataset
 from ..datasets.loaders import eval_loader
 from ..evaluation.figures import evaluation_figures, save_figure
+from ..evaluation.finite import NonFiniteOutputError, NonFiniteOutputs
 from ..evaluation.heads import final_head
 from ..evaluation.loop import build_analysis, evaluate, predict_by_protocol
 from ..evaluation.metrics import format_table, json_safe
@@ -17,6 +18,7 @@ from ..evaluation.report import analysis_tables
 from ..models import build_eval_model
 from ..utils.errors import RunError
 from ..utils.logger import create_writer, setup_logging
+from ..utils.precision import overflow_remedy
 from .launch import configure_cudnn, make_writable_dir, run_dirs
 from .out_of_memory import InputWatch, Workload, explain_out_of_memory
 
@@ -34,7 +36,8 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
     maps of every image.  A list without labels is refused unless something is written.
     Returns the results dict on rank 0 when there are labels, else None.  Out of device
     memory, it raises an ``OutOfMemoryRunError`` that names the network, the image, the
-    procedure and what to change.
+    procedure and what to change; when the network's outputs hold NaN or infinite values, a
+    ``NonFiniteOutputError`` that names the weight file, and no results.json is written.
     """
     output_dir, log_dir = run_dirs(cfg, cfg_path)
     make_writable_dir(output_dir, "OUTPUT_DIR")
@@ -64,7 +67,8 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
             if files.save_pred or files.visualize else None
         loader = eval_loader(dataset, 1, cfg.WORKERS, pin_memory=False)
         watch = InputWatch(predict_by_protocol(model, settings))
-        with explain_out_of_memory(workload, device, watch):
+        with explain_out_of_memory(workload, device, watch), \
+                NonFiniteOutputs(model, device) as outputs:
             analysis = build_analysis(model, dataset, device, bands=cfg.TEST.TRIMAP_BANDS,
                                       boundary_ratio=cfg.TEST.BOUNDARY_IOU_RATIO)
             evaluator = evaluate(watch, loader, dataset, device, analysis, on_batch,
@@ -72,6 +76,9 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
     finally:
         if writer is not None:
             writer.close()
+    nonfinite = outputs.total()
+    if nonfinite:
+        raise _nonfinite_error(nonfinite, model_file, cfg.DATASET.TEST_SET, settings.amp_dtype)
     results = None
     if rank == 0:
         if evaluator is None:
@@ -84,6 +91,16 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
                                      output_dir)
         logger.info("output folder: %s", os.path.abspath(output_dir))
     return results
+
+
+def _nonfinite_error(count, model_file, test_set, amp_dtype):
+    remedy = overflow_remedy(amp_dtype)
+    return NonFiniteOutputError(
+        f"the network of {model_file} gives outputs that are not finite ({count} NaN or "
+        f"infinite values on {test_set}), so it has no metrics and no results.json was written."
+        f"\nWhat to do: {remedy + '; otherwise ' if remedy else ''}the run that wrote these "
+        f"weights diverged: evaluate an earlier weight file of it (its best.pth or "
+        f"checkpoint_prev.pth.tar), or train it again with a lower TRAIN.LR")
 
 
 def _write_results(evaluator, analysis, dataset, cfg, model_file, settings, output_dir):

@@ -10,6 +10,7 @@ of a small vector (stop request, non-finite losses, batch-norm finiteness, loss 
 the host: the loop logs, stops or raises there, and only there.
 """
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -19,14 +20,21 @@ import torch
 from tqdm import tqdm
 
 from ..config import amp_dtype_of
+from ..evaluation.finite import NonFiniteOutputError
 from ..utils import distributed as dist
 from ..utils.compat import stop_persistent_workers, unwrap_model
+from ..utils.logger import add_finite_scalars
+from ..utils.precision import overflow_remedy
 from ..utils.profiling import peak_memory_mb
 from . import step
 from .out_of_memory import Workload
 from .schedule import set_lr
 
 logger = logging.getLogger(__name__)
+
+
+# The config key of each phase's base learning rate (the phases of build._build_phases).
+_LR_KEYS = {"main": "TRAIN.LR", "extra": "TRAIN.EXTRA_LR"}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -287,7 +295,8 @@ class Trainer:
             raise NonFiniteLossError(
                 f"{self.settings.max_nonfinite} or more non-finite losses in a row by iteration "
                 f"{self.state.iteration} (TRAIN.MAX_NONFINITE = {self.settings.max_nonfinite}); "
-                f"no checkpoint was written from this state")
+                f"no checkpoint was written from this state.\nWhat to do: check the training "
+                f"data for broken images or labels; {self._recovery()}")
         if finite:
             self._log_progress(window, [s / finite for s in sums], where, batch_size)
         window.reset()
@@ -306,10 +315,11 @@ class Trainer:
                     window.data_time / window.steps, images_per_s,
                     peak_memory_mb(self.device)[0], eta)
         if self.writer is not None:
-            for name, value in zip(window.names, means, strict=True):
-                self.writer.add_scalar(f"train/{name}", value, self.state.iteration)
-            self.writer.add_scalar("train/lr", lr, self.state.iteration)
-            self.writer.add_scalar("train/images_per_s", images_per_s, self.state.iteration)
+            scalars = {f"train/{name}": value
+                       for name, value in zip(window.names, means, strict=True)}
+            add_finite_scalars(self.writer, {**scalars, "train/lr": lr,
+                                             "train/images_per_s": images_per_s},
+                               self.state.iteration)
 
     # -- epoch ends ------------------------------------------------------------------------------
     def end_epoch(self, epoch):
@@ -320,11 +330,36 @@ class Trainer:
             self.checkpointer.check_finite("best.pth")  # and no validation of broken weights
             # The bare network: evaluation needs no gradient synchronisation, and a rank with
             # an empty shard must not be left out of a collective inside the DDP wrapper.
-            miou = self.validator(unwrap_model(self.model).eval(), self.state.iteration)
+            try:
+                miou = self.validator(unwrap_model(self.model).eval(), self.state.iteration)
+            except NonFiniteOutputError as e:  # raised on every rank: the count is all-reduced
+                raise NonFiniteOutputError(
+                    f"{e}; training has diverged, and no checkpoint or best.pth was written "
+                    f"from these weights.\nWhat to do: {self._recovery()}") from None
             if miou > self.state.best_miou:
                 self.checkpointer.save_weights("best.pth")
                 self.state.best_miou = miou
         self.checkpointer.save(self.state.iteration, self.state.best_miou)
+
+    def _recovery(self):
+        """What to do after the run diverged: train on from the run's last checkpoint (named),
+        or from the start when it has none, at a lower learning rate."""
+        phases = self.schedule.phases
+        phase = phases[min(self.schedule.locate(max(self.state.iteration - 1, 0))[0],
+                           len(phases) - 1)]
+        rate = f"a lower {_LR_KEYS[phase.name]} (now {phase.base_lr:g})"
+        saved = [path for path in (self.checkpointer.newest, self.checkpointer.previous)
+                 if os.path.isfile(path)]
+        if not saved:
+            advice = f"start the run again with {rate}; it has written no checkpoint yet"
+        else:
+            advice = (f"resume the run (TRAIN.RESUME True) with {rate} from its last "
+                      f"checkpoint, {saved[0]}")
+        if len(saved) > 1:
+            advice += (f"; should it diverge again from there, put the one before it, {saved[1]},"
+                       f" in its place")
+        remedy = overflow_remedy(self.settings.amp_dtype)
+        return f"{advice}; {remedy}" if remedy else advice
 
     def finish(self):
         """Collective: check the replicas agree, write final_state.pth."""

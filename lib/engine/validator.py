@@ -8,12 +8,14 @@ import os
 from ..datasets.transforms import MEAN, STD
 from ..evaluation.analysis import DEFAULT_BANDS
 from ..evaluation.figures import evaluation_figures, figure_image
+from ..evaluation.finite import NonFiniteOutputError, NonFiniteOutputs
 from ..evaluation.heads import final_head
 from ..evaluation.loop import build_analysis, evaluate, predict_whole_image
 from ..evaluation.metrics import format_table, json_safe
 from ..evaluation.protocols import scale_one_output
 from ..evaluation.report import analysis_tables
 from ..utils import distributed as dist
+from ..utils.logger import add_finite_scalars
 from ..utils.visualize import denormalize, prediction_panels
 from .out_of_memory import InputWatch, Workload, explain_out_of_memory
 
@@ -25,10 +27,13 @@ class Validator:
     of ``dataset`` whole, at one scale, without flipping (collective); rank 0 logs the tables of
     every head, the boundaries and the fusion (``SegAnalysis``, with the trimap ``bands`` and
     the Boundary IoU ``boundary_ratio``), and the mIoU, per-class and per-head IoU, the
-    analysis figures and the first image's panels go to ``writer`` when there is one.  Out of
+    analysis figures and the first image's panels go to ``writer`` when there is one (undefined
+    values, such as the IoU of a class absent from the set, are left out).  Out of
     device memory, it raises the ``OutOfMemoryRunError`` of ``workload`` (default: named by the
-    network's class).  With ``record_dir``, rank 0 writes each validation's results there as
-    ``iter<k>.json`` (k = the iteration, seven digits)."""
+    network's class); when the network's outputs hold NaN or infinite values, a
+    ``NonFiniteOutputError`` naming the iteration, before the tables and the scalars.  With
+    ``record_dir``, rank 0 writes each validation's results there as ``iter<k>.json`` (k = the
+    iteration, seven digits)."""
 
     def __init__(self, loader, dataset, device, *, align_corners, amp_dtype=None, writer=None,
                  bands=DEFAULT_BANDS, boundary_ratio=0.02, workload=None, record_dir=None):
@@ -48,11 +53,18 @@ class Validator:
         names = self.dataset.class_names
         workload = self.workload or Workload.of_model("validation", model)
         watch = InputWatch(predict_whole_image(model, self.align_corners, self.amp_dtype))
-        with explain_out_of_memory(workload, self.device, watch):
+        with explain_out_of_memory(workload, self.device, watch), \
+                NonFiniteOutputs(model, self.device) as outputs:
             analysis = build_analysis(model, self.dataset, self.device, bands=self.bands,
                                       boundary_ratio=self.boundary_ratio)
             evaluator = evaluate(watch, self.loader, self.dataset, self.device, analysis,
                                  summary_of_first_batch)
+        nonfinite = outputs.total()
+        if nonfinite:
+            raise NonFiniteOutputError(
+                f"validation at iteration {iteration}: the network's outputs are not finite "
+                f"({nonfinite} NaN or infinite values on the {len(self.dataset)} validation "
+                f"images)")
         results = {**evaluator.results(names), **analysis.results(names)}
         logger.info("validation at iteration %d:\n%s\n%s", iteration,
                     format_table(results, names), analysis_tables(results, names))
@@ -72,11 +84,12 @@ class Validator:
 
     def _write_summaries(self, results, analysis, iteration):
         writer, names = self.writer, self.dataset.class_names
-        writer.add_scalar("val/mIoU", results["mIoU"], iteration)
-        for name, iou in results["IoU"].items():
-            writer.add_scalar(f"val_IoU/{name.replace(' ', '_')}", iou, iteration)
-        for head, metrics in results["heads"].items():
-            writer.add_scalar(f"val_heads/mIoU_{head}", metrics["mIoU"], iteration)
+        scalars = {"val/mIoU": results["mIoU"],
+                   **{f"val_IoU/{name.replace(' ', '_')}": iou
+                      for name, iou in results["IoU"].items()},
+                   **{f"val_heads/mIoU_{head}": metrics["mIoU"]
+                      for head, metrics in results["heads"].items()}}
+        add_finite_scalars(writer, scalars, iteration)  # an absent class has no IoU (NaN)
         final = final_head(results["heads"])
         for name, figure in evaluation_figures(results, analysis.confusion(final),
                                                names).items():

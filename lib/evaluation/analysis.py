@@ -100,8 +100,9 @@ class SegAnalysis:
 
         preds: {head: N x H x W integer class map} for every head; labels: N x H x W; offsets:
         N x 2 x H x W (x, y) in pixels of the label map and confidence: N x 1 x H x W (or
-        N x H x W) in [0, 1], both needed when there is a fused head; groups: None, one group
-        name for the batch, or a sequence of N names / None.
+        N x H x W) in [0, 1], both needed when there is a fused head (a pixel where either is
+        NaN is left out of the fusion counts only); groups: None, one group name for the batch,
+        or a sequence of N names / None.
         """
         if self._reduced:
             raise RuntimeError("update() after reduce(): the counts are already summed over ranks")

@@ -10,7 +10,8 @@ Over the labelled pixels, each pixel has one outcome of the pair (argmax S_i, ar
 The share where argmax S_f != argmax S_i is fixed + broken + changed ("differ").  Counts are kept
 per ground-truth class, and fixed histograms of the offset length (pixels of the label map) and
 of the confidence F, one per outcome; "all" is their sum.  Histogram bin i holds the values in
-[edges[i], edges[i + 1]); the last bin is open above.
+[edges[i], edges[i + 1]); the last bin is open above.  A pixel whose offset length or confidence
+is NaN (a diverged network) has no bin: it is left out of the counts, never sent out of range.
 """
 import math
 from collections.abc import Sequence
@@ -29,18 +30,26 @@ LENGTH_EDGES = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 51
 
 
 def length_bin(length: torch.Tensor) -> torch.Tensor:
-    """int32 bin of each offset length (pixels, >= 0) among ``LENGTH_EDGES``.
+    """int32 bin of each offset length (pixels, >= 0) among ``LENGTH_EDGES``; NaN gets
+    ``len(LENGTH_EDGES)`` (no bin).
 
     The binary exponent of the float32 value (bits 23-30): l in [2^e, 2^(e+1)) is bin e + 2,
-    exact at the edges and cheaper than a search; 0 and subnormals fall in bin 0.
+    exact at the edges and cheaper than a search; 0 and subnormals fall in bin 0, infinity in
+    the last bin.
     """
-    exponent = length.float().contiguous().view(torch.int32) >> 23
-    return (exponent - 125).clamp_(0, len(LENGTH_EDGES) - 1)
+    length = length.float().contiguous()
+    exponent = length.view(torch.int32) >> 23
+    bins = (exponent - 125).clamp_(0, len(LENGTH_EDGES) - 1)
+    # A NaN's exponent bits are those of infinity: only the value itself tells them apart.
+    return bins.masked_fill_(length.isnan(), len(LENGTH_EDGES))
 
 
 def confidence_bin(confidence: torch.Tensor, bins: int) -> torch.Tensor:
-    """int64 bin floor(F * bins) of each confidence in [0, 1]; F = 1 goes to the last bin."""
-    return (confidence.float() * bins).floor_().clamp_(0, bins - 1).long()
+    """int64 bin floor(F * bins) of each confidence in [0, 1]; F = 1 goes to the last bin,
+    NaN to ``bins`` (no bin)."""
+    # NaN survives floor and clamp, and its conversion to int64 is undefined (INT64_MIN on x86).
+    scaled = (confidence.float() * bins).floor_().clamp_(0, bins - 1).nan_to_num_(bins)
+    return scaled.long()
 
 
 def confidence_edges(bins: int = 20) -> tuple[float, ...]:
@@ -49,11 +58,16 @@ def confidence_edges(bins: int = 20) -> tuple[float, ...]:
 
 
 def histogram_bins(length: torch.Tensor, confidence: torch.Tensor, conf_bins: int):
-    """int64 N x H x W joint bin length_bin * conf_bins + confidence_bin of each pixel.
+    """int64 N x H x W joint bin length_bin * conf_bins + confidence_bin of each pixel, in
+    [0, L * C) with L = len(LENGTH_EDGES), C = conf_bins; L * C (no bin) where the length or
+    the confidence is NaN.
 
     length: offset lengths in pixels, N x H x W; confidence: F, N x H x W.
     """
-    return length_bin(length) * conf_bins + confidence_bin(confidence, conf_bins)
+    lengths, confidences = length_bin(length).long(), confidence_bin(confidence, conf_bins)
+    joint = lengths * conf_bins + confidences
+    no_bin = (lengths == len(LENGTH_EDGES)) | (confidences == conf_bins)
+    return joint.masked_fill_(no_bin, len(LENGTH_EDGES) * conf_bins)
 
 
 def fusion_outcome(base: torch.Tensor, fused: torch.Tensor,
@@ -74,12 +88,15 @@ def fusion_counts(outcome: torch.Tensor, regions: torch.Tensor, bins: torch.Tens
     """int64 K x 4 x L x C: labelled pixels by (ground-truth class, outcome, length bin,
     confidence bin); L = len(LENGTH_EDGES), C = conf_bins.
 
-    bins: ``histogram_bins``; ignored pixels (region K) are left out.  Summed over the bins it
-    is the outcome count of each class; each histogram is a sum over the other bin.
+    bins: ``histogram_bins``; ignored pixels (region K) and pixels without a bin (NaN length
+    or confidence) are left out.  Summed over the bins it is the outcome count of each class;
+    each histogram is a sum over the other bin.
     """
-    block = len(OUTCOMES) * len(LENGTH_EDGES) * conf_bins
-    index = (regions.long() * block).add_(outcome.long() * (len(LENGTH_EDGES) * conf_bins))
-    index.add_(bins)
+    histogram = len(LENGTH_EDGES) * conf_bins
+    block = len(OUTCOMES) * histogram
+    index = (regions.long() * block).add_(outcome.long() * histogram).add_(bins)
+    # Pixels without a bin go where the ignored ones go: the dropped block of region K.
+    index.masked_fill_(bins == histogram, num_classes * block)
     counts = count_bins(index, (num_classes + 1) * block)[:num_classes * block]
     return counts.view(num_classes, len(OUTCOMES), len(LENGTH_EDGES), conf_bins)
 

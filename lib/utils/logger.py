@@ -1,5 +1,6 @@
 """Logging set-up for the tools and the TensorBoard writer (rank 0 only)."""
 import logging
+import math
 import os
 import sys
 import time
@@ -9,6 +10,7 @@ _installed = []
 
 def setup_logging(output_dir, rank, phase):
     """Log to the console and to ``<output_dir>/<phase>_<time>.log`` on rank 0; warnings elsewhere.
+    ``log_ending_error`` adds the exception that ends the run to that file.
 
     Returns the log file path (None on other ranks).
     """
@@ -34,6 +36,17 @@ def setup_logging(output_dir, rank, phase):
     return path
 
 
+def log_ending_error(error: BaseException):
+    """Write ``error``, the exception that ends the run, with its traceback to the log file of
+    ``setup_logging`` when this process has one (rank 0); the console has Python's own report
+    of it, so it is not logged there a second time."""
+    record = logging.LogRecord(__name__, logging.ERROR, __file__, 0, "the run ended with an error",
+                               None, (type(error), error, error.__traceback__))
+    for handler in _installed:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 def create_writer(log_dir, rank):
     """A tensorboardX SummaryWriter on rank 0, None on the other ranks."""
     if rank != 0:
@@ -41,3 +54,12 @@ def create_writer(log_dir, rank):
     from tensorboardX import SummaryWriter
 
     return SummaryWriter(log_dir)
+
+
+def add_finite_scalars(writer, scalars, step):
+    """``writer.add_scalar(tag, value, step)`` of each finite value of ``scalars`` {tag: float};
+    NaN and infinities (an undefined metric) are left out: tensorboardX would warn for each one,
+    at every step it is written."""
+    for tag, value in scalars.items():
+        if math.isfinite(value):
+            writer.add_scalar(tag, value, step)

@@ -25,3 +25,12 @@ def autocast(device, dtype):
 def needs_loss_scaling(dtype):
     """float16 gradients underflow without a loss scale (GradScaler); bfloat16 and fp32 do not."""
     return dtype == torch.float16
+
+
+def overflow_remedy(dtype):
+    """What to try when a network's values overflowed under autocast in ``dtype``: float16
+    holds nothing above 65504, bfloat16 has fp32's range; "" for other dtypes."""
+    if dtype != torch.float16:
+        return ""
+    return ("float16 autocast overflows above 65504: try TRAIN.AMP_DTYPE bfloat16 (or "
+            "TRAIN.AMP False)")

@@ -1,9 +1,14 @@
-"""The training loop reads nothing back from the device between its checks."""
+"""The training loop reads nothing back from the device between its checks; validation reads
+nothing inside its image loop."""
+import contextlib
 import os
 import traceback
 
 import pytest
 import torch
+
+from lib.evaluation.finite import NonFiniteOutputError
+from tests.engine.handmade import PixelOffsetNet, batches, validator
 
 SYNCS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "numpy")
 # Data loading runs on the CPU ahead of the device (in worker processes when WORKERS > 0).
@@ -49,3 +54,19 @@ def test_the_counter_sees_a_host_read(monkeypatch):
     bool(torch.ones(()) > 0)
     monkeypatch.undo()
     assert [name for name, _ in calls] == ["item", "__bool__"]
+
+
+@pytest.mark.parametrize("nan_pixels", [[], [(1, 2)]], ids=["finite", "nan_confidence"])
+def test_validation_reads_the_device_the_same_number_of_times_for_any_number_of_batches(
+        monkeypatch, nan_pixels):
+    # The non-finite check counts on the device and reads its total once, after the loop.
+    model = PixelOffsetNet(nan_pixels).eval()
+    reads = []
+    for count in (1, 4):
+        run = validator(batches(count))
+        calls = _count_syncs(monkeypatch)
+        with pytest.raises(NonFiniteOutputError) if nan_pixels else contextlib.nullcontext():
+            run(model, iteration=0)
+        monkeypatch.undo()
+        reads.append(len(calls))
+    assert reads[0] == reads[1], reads

@@ -8,6 +8,7 @@ import torch
 from lib.engine.launch import configure_threads, intra_op_threads
 from lib.engine.schedule import Epoch, Phase, PolySchedule
 from lib.engine.trainer import NonFiniteLossError
+from lib.evaluation.finite import NonFiniteOutputError
 from lib.models.weights import CheckpointError
 from lib.utils.precision import amp_dtype
 from tests.tools.helpers import BASELINE_CFG
@@ -111,6 +112,44 @@ def test_nan_forwards_in_a_row_stop_the_run_naming_the_key(make_trainer):
     with pytest.raises(NonFiniteLossError, match="TRAIN.MAX_NONFINITE = 3"):
         trainer.fit()
     assert not os.path.exists(os.path.join(trainer.output_dir, "checkpoint.pth.tar"))
+
+
+def test_the_nonfinite_loss_stop_says_what_to_do_and_names_the_last_checkpoint(make_trainer):
+    probe = make_trainer(epochs=2, cfg_path=BASELINE_CFG, **QUIET)
+    per_epoch = len(probe.loader)
+    probe.close()
+    # The first epoch ends with checkpoints; every forward of the second one is NaN.
+    trainer = make_trainer(epochs=2, cfg_path=BASELINE_CFG, **QUIET,
+                           **{"TRAIN.MAX_NONFINITE": 2, "TRAIN.LR": 0.25})
+    trainer.model = _NaNImagesAt(trainer.model, calls=range(per_epoch + 1, 2 * per_epoch + 1))
+    with pytest.raises(NonFiniteLossError) as info:
+        trainer.fit()
+    newest = os.path.join(trainer.output_dir, "checkpoint.pth.tar")
+    assert _load(newest)["iteration"] == per_epoch
+    advice = str(info.value).splitlines()[-1]
+    assert advice.startswith("What to do: check the training data")
+    assert "TRAIN.RESUME True" in advice and "lower TRAIN.LR (now 0.25)" in advice
+    assert f"from its last checkpoint, {newest}" in advice
+
+
+def test_nonfinite_validation_outputs_stop_the_run_before_best_pth_and_the_checkpoint(
+        make_trainer):
+    trainer = make_trainer(epochs=1, **{"TRAIN.LR": 50})
+    trainer.checkpointer.save(0, 0.0)  # the run's last checkpoint, from before it diverged
+    newest = os.path.join(trainer.output_dir, "checkpoint.pth.tar")
+    validator = trainer.validator
+    # Finite weights, NaN maps (confidence included), as after a learning rate far too high.
+    validator.loader = [(batch[0] * float("nan"), *batch[1:]) for batch in validator.loader]
+    with pytest.raises(NonFiniteOutputError) as info:
+        trainer.end_epoch(next(trainer.schedule.epochs(0)))
+    what, advice = str(info.value).splitlines()
+    assert what.startswith("validation at iteration 0: the network's outputs are not finite")
+    assert "no checkpoint or best.pth was written" in what
+    assert advice == (f"What to do: resume the run (TRAIN.RESUME True) with a lower TRAIN.LR "
+                      f"(now 50) from its last checkpoint, {newest}")
+    assert not os.path.exists(os.path.join(trainer.output_dir, "best.pth"))
+    assert _load(newest)["iteration"] == 0
+    assert not os.path.exists(os.path.join(trainer.output_dir, "checkpoint_prev.pth.tar"))
 
 
 def test_a_streak_of_nan_forwards_is_counted_across_epoch_ends(make_trainer):

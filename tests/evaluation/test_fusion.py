@@ -12,6 +12,7 @@ from lib.evaluation.fusion import (
     confidence_edges,
     fusion_counts,
     fusion_outcome,
+    histogram_bins,
     length_bin,
 )
 
@@ -52,6 +53,35 @@ def test_length_bins_double_from_half_a_pixel_and_are_exact_at_the_edges():
 def test_confidence_bins_are_equal_and_one_falls_in_the_last():
     values = torch.tensor([0.0, 0.2499, 0.25, 0.74, 0.75, 0.999, 1.0])
     assert confidence_bin(values, 4).tolist() == [0, 0, 1, 2, 3, 3, 3]
+
+
+def test_a_nan_length_or_confidence_has_no_bin_and_every_other_value_has_one():
+    nan, inf = float("nan"), float("inf")
+    no_length, no_confidence = len(LENGTH_EDGES), 4
+    assert length_bin(torch.tensor([nan, -nan, inf, 3.0])).tolist() == [no_length] * 2 + [11, 3]
+    assert confidence_bin(torch.tensor([nan, -nan, inf, -inf, 0.5]), 4).tolist() == \
+        [no_confidence] * 2 + [3, 0, 2]
+    joint = histogram_bins(torch.tensor([nan, 3.0, 3.0]), torch.tensor([0.5, nan, 0.5]), 4)
+    assert joint.tolist() == [no_length * 4, no_length * 4, 3 * 4 + 2]
+
+
+def test_pixels_with_a_nan_offset_or_confidence_are_left_out_of_the_fusion_counts():
+    # A diverged network's maps: NaN confidence at the fixed (0, 1) and the changed (1, 0)
+    # pixel, a NaN offset at the broken (0, 2) one; the confusion matrices keep every pixel.
+    nan = float("nan")
+    confidence, dx = CONF.clone(), DX.clone()
+    confidence[0, 0, 0, 1] = confidence[0, 0, 1, 0] = nan
+    dx[0, 0, 2] = nan
+    analysis = SegAnalysis(3, HEADS, bands=(1,), confidence_bins=4)
+    analysis.update({"logits": BASE, "seed_logits": FUSED, "fused_logits": FUSED}, LABELS,
+                    offsets=torch.cat((dx, DY))[None], confidence=confidence)
+    analysis.reduce()
+    block = analysis.results()["fusion"]["fused_logits"]
+    # Left: same (0, 0), same (0, 3), broken (1, 1), same (1, 3).
+    assert block["pixels"] == 4
+    assert (block["fixed"], block["broken"], block["changed"]) == (0.0, 0.25, 0.0)
+    assert sum(block["offset_length"]["all"]) == sum(block["confidence"]["all"]) == 4
+    assert int(analysis.confusion("fused_logits").sum()) == 7
 
 
 def _analysis_of(groups=None, batch=1, confidence_bins=4):

@@ -13,7 +13,7 @@ import torch
 from lib.config import load_cfg
 from lib.datasets import build_dataset
 from lib.evaluation.protocols import InferenceSettings, predict
-from lib.models import build_eval_model
+from lib.models import build_eval_model, build_model
 from tests.tools.helpers import BASELINE_CFG, OFFSET_CFG, ROOT, free_port, run_tool, small_opts
 
 NAME = os.path.splitext(os.path.basename(OFFSET_CFG))[0]
@@ -295,6 +295,29 @@ def test_checkpoint_that_does_not_fit_the_config_names_the_file_and_a_key(
     assert model_file in error
     file_keys = torch.load(model_file, map_location="cpu", weights_only=True).keys()
     assert _named_keys(error) & set(file_keys), error
+
+
+def test_weights_with_nonfinite_outputs_end_the_test_naming_the_file_and_in_its_log(
+        synthetic_root, tmp_path):
+    opts = small_opts(synthetic_root, str(tmp_path))
+    model = build_model(load_cfg(OFFSET_CFG, opts), load_pretrained=False)
+    with torch.no_grad():  # finite weights whose logits overflow to infinity, as a diverged run's
+        model.last_layer[3].weight.fill_(3e38)
+    model_file = str(tmp_path / "diverged.pth")
+    torch.save(model.state_dict(), model_file)
+    proc = run_tool(["tools/test.py", "--cfg", OFFSET_CFG, *opts, "TEST.MODEL_FILE", model_file],
+                    check=False)
+    assert proc.returncode != 0
+    *_, error, advice = proc.stderr.strip().splitlines()
+    assert error.startswith(f"lib.evaluation.finite.NonFiniteOutputError: the network of "
+                            f"{model_file} gives outputs that are not finite"), proc.stderr
+    assert advice.startswith("What to do: the run that wrote these weights diverged")
+    folder = os.path.join(str(tmp_path), "output", "cityscapes", NAME)
+    assert not os.path.exists(os.path.join(folder, "results.json"))
+    log_name, = [n for n in os.listdir(folder) if n.startswith("test_")]
+    log = open(os.path.join(folder, log_name)).read()
+    ending = log[log.index("ERROR the run ended with an error"):]
+    assert "Traceback (most recent call last)" in ending and ending.rstrip().endswith(advice)
 
 
 def test_missing_model_file_is_named(synthetic_root, tmp_path):

@@ -153,6 +153,26 @@ def test_repeated_nan_losses_stop_the_run_with_a_clear_error(synthetic_root, tmp
     assert not os.path.exists(os.path.join(trainer.output_dir, "checkpoint.pth.tar"))
 
 
+def test_a_diverging_run_ends_with_the_guard_and_its_log_holds_the_error(synthetic_root,
+                                                                          tmp_path):
+    out = str(tmp_path)
+    proc = run_tool(["tools/train.py", "--cfg", OFFSET_CFG,
+                     *small_opts(synthetic_root, out, epochs=1, **{"TRAIN.LR": 1e8})], check=False)
+    assert proc.returncode != 0
+    assert "out of bounds" not in proc.stderr
+    *_, error, advice = proc.stderr.strip().splitlines()
+    assert error.startswith("lib.evaluation.finite.NonFiniteOutputError: validation at "
+                            "iteration 4: the network's outputs are not finite"), proc.stderr
+    assert advice == ("What to do: start the run again with a lower TRAIN.LR (now 1e+08); it has "
+                      "written no checkpoint yet")
+    folder = _folder(out)
+    assert not {"best.pth", "checkpoint.pth.tar"} & set(os.listdir(folder))
+    log = open(glob.glob(os.path.join(folder, "train_*.log"))[0]).read()
+    ending = log[log.index("ERROR the run ended with an error"):]
+    assert "Traceback (most recent call last)" in ending and ending.rstrip().endswith(advice)
+    assert error.split(": ", 1)[1] in ending
+
+
 def test_batch_larger_than_the_data_is_a_clear_error(synthetic_root, tmp_path):
     with pytest.raises(RunError, match="BATCH_SIZE_PER_GPU"):
         _trainer(synthetic_root, str(tmp_path), **{"TRAIN.BATCH_SIZE_PER_GPU": 64})
