@@ -2,7 +2,8 @@
 differences (mean +- std per variant, 95 % intervals of the per-seed differences).
 
     python tools/study.py --cfg A.yaml --cfg B.yaml --seeds 0 1 2 --out DIR \\
-        [--variant NAME KEY VALUE ...] [--test KEY VALUE ...] [--jobs N] [-- KEY VALUE ...]
+        [--variant NAME KEY VALUE ...] [--test KEY VALUE ...] [--against NAME ...] [--jobs N] \\
+        [-- KEY VALUE ...]
     python tools/study.py ... --print-commands      (one train + test line per run, for a
                                                      scheduler; then run the study again to
                                                      summarise)
@@ -12,7 +13,8 @@ Each --cfg is a variant named by what tells its file name apart from the others'
 those overrides.  Overrides after `--` (or before the first option) apply to every run, before
 the variant's own.  --test overrides only the evaluation (default: the config's TEST section,
 e.g. --test TEST.SCALE_LIST 0.5,0.75,1.0,1.25,1.5,1.75 TEST.FLIP_TEST True).  Seeds set
-TRAIN.SEED.  Every run trains into DIR/runs/<variant>/seed<k>; a study started again skips
+TRAIN.SEED.  Differences are paired by seed against the first variant, or against each variant
+that --against names.  Every run trains into DIR/runs/<variant>/seed<k>; a study started again skips
 finished runs and resumes the others.  Writes DIR/study.json, DIR/study.md and the figures.
 """
 import os
@@ -56,12 +58,19 @@ def parse_args(argv=None):
     parser.add_argument("--out", required=True, help="the study's folder")
     parser.add_argument("--test", nargs="+", default=[], metavar="KEY VALUE",
                         help="overrides of the evaluation only")
+    parser.add_argument("--against", nargs="+", default=[], metavar="NAME",
+                        help="variants to take the paired differences against (default: the "
+                             "first)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (default 1)")
     parser.add_argument("--print-commands", action="store_true",
                         help="print one train + test command line per run and exit")
     parser.add_argument("opts", nargs="*", help="KEY VALUE overrides of every run")
     args = parser.parse_intermixed_args(argv)
     args.variants = _variants(parser, args.entries)
+    names = [v.name for v in args.variants]
+    for name in args.against:
+        if name not in names:
+            parser.error(f"--against {name}: not a variant of this study ({', '.join(names)})")
     for name, pairs in (("--test", args.test), ("overrides", args.opts)):
         if len(pairs) % 2:
             parser.error(f"{name} must be KEY VALUE pairs, got {pairs}")
@@ -104,7 +113,7 @@ def main(argv=None):
     failed = [o for o in outcomes if o["status"] == "failed"]
     command = shlex.join(["python", "tools/study.py", *(argv if argv is not None
                                                          else sys.argv[1:])])
-    summarise_study(runs, args.out, command, failed)
+    summarise_study(runs, args.out, command, failed, args.against)
     print(f"study written to {os.path.abspath(args.out)}: study.json, study.md")
     if failed:
         sys.exit(f"error: {len(failed)} of {len(runs)} runs failed; see study.md")

@@ -229,11 +229,12 @@ def _write_text(path, text):
 
 
 def summarise_study(runs: Sequence[StudyRun], out: str, command: str = "",
-                    failures: Sequence[dict] = ()) -> dict:
+                    failures: Sequence[dict] = (), references: Sequence[str] = ()) -> dict:
     """Write ``OUT/study.json``, ``OUT/study.md`` and the comparison figures of the variants'
     means (iou.png, trimap.png) from the runs that are done; returns the study.json content.
 
-    ``failures``: outcomes of ``run_study`` whose status is "failed" (listed, never averaged).
+    ``failures``: outcomes of ``run_study`` whose status is "failed" (listed, never averaged);
+    ``references``: the variants the paired differences are taken against (default: the first).
     """
     by_variant: dict[str, dict[int, dict]] = {}
     records = []
@@ -247,8 +248,9 @@ def summarise_study(runs: Sequence[StudyRun], out: str, command: str = "",
                         "seed": run.seed, "folder": run.folder, "seconds": _read_record(run),
                         "results": results})
     summary = {name: variant_summary(list(seeds.values())) for name, seeds in by_variant.items()}
-    differences = study_differences(by_variant)
-    per_class = class_differences(by_variant)
+    references = [r for r in references if r in by_variant]
+    differences = study_differences(by_variant, references)
+    per_class = class_differences(by_variant, references)
     figures = []
     if by_variant:
         means = {name: mean_results(list(seeds.values())) for name, seeds in by_variant.items()}

@@ -118,33 +118,39 @@ def measures_by_seed(runs: Mapping[int, Mapping]) -> dict[str, dict[int, float]]
     return table
 
 
-def study_differences(variants: Mapping[str, Mapping[int, Mapping]]) -> list[dict]:
-    """Paired differences of every headline measure, every variant against the first:
-    [{"a", "b", "metric", "mean", "ci95", "n"}], ``variants`` being {name: {seed: results}}."""
-    names = list(variants)
-    if not names:
-        return []
-    reference = measures_by_seed(variants[names[0]])
+def study_differences(variants: Mapping[str, Mapping[int, Mapping]],
+                      references: Sequence[str] = ()) -> list[dict]:
+    """Paired differences of every headline measure, every variant against each of
+    ``references`` (default: the first variant): [{"a", "b", "metric", "mean", "ci95", "n"}],
+    ``variants`` being {name: {seed: results}}."""
     out = []
-    for name in names[1:]:
-        measures = measures_by_seed(variants[name])
+    for ref, name in _pairs(variants, references):
+        reference, measures = measures_by_seed(variants[ref]), measures_by_seed(variants[name])
         for metric, values in measures.items():
             if metric in reference:
                 d = paired_difference(reference[metric], values)
                 if d["n"]:
-                    out.append({"a": names[0], "b": name, "metric": metric, "mean": d["mean"],
+                    out.append({"a": ref, "b": name, "metric": metric, "mean": d["mean"],
                                 "ci95": d["ci95"], "n": d["n"]})
     return out
 
 
-def class_differences(variants: Mapping[str, Mapping[int, Mapping]],
-                      key: str = "IoU") -> list[dict]:
-    """Per-class paired differences of the final prediction's IoU against the first variant,
-    only those whose 95 % interval excludes 0: [{"a", "b", "class", "mean", "ci95", "n"}]."""
+def _pairs(variants, references):
+    """(reference, variant) for every reference (default: the first variant) and every other
+    variant."""
     names = list(variants)
-    out = []
-    if not names:
-        return out
+    refs = list(references) or names[:1]
+    unknown = [r for r in refs if r not in variants]
+    if unknown:
+        raise ValueError(f"reference variants {unknown} are not among {names}")
+    return [(ref, name) for ref in refs for name in names if name != ref]
+
+
+def class_differences(variants: Mapping[str, Mapping[int, Mapping]],
+                      references: Sequence[str] = (), key: str = "IoU") -> list[dict]:
+    """Per-class paired differences of the final prediction's IoU against each of
+    ``references`` (default: the first variant), only those whose 95 % interval excludes 0:
+    [{"a", "b", "class", "mean", "ci95", "n"}]."""
 
     def by_class(runs):
         table: dict[str, dict[int, float]] = {}
@@ -154,13 +160,14 @@ def class_differences(variants: Mapping[str, Mapping[int, Mapping]],
                     table.setdefault(cls, {})[seed] = value
         return table
 
-    reference = by_class(variants[names[0]])
-    for name in names[1:]:
+    out = []
+    for ref, name in _pairs(variants, references):
+        reference = by_class(variants[ref])
         for cls, values in by_class(variants[name]).items():
             if cls in reference:
                 d = paired_difference(reference[cls], values)
                 if significant(d):
-                    out.append({"a": names[0], "b": name, "class": cls, "mean": d["mean"],
+                    out.append({"a": ref, "b": name, "class": cls, "mean": d["mean"],
                                 "ci95": d["ci95"], "n": d["n"]})
     return out
 
@@ -191,6 +198,15 @@ def _mean_std(stat: Mapping | None) -> str:
     return percent(stat["mean"]) + ("" if std is None else f" ± {100 * std:.2f}")
 
 
+# Measures of the markdown's difference tables (study.json has every headline measure, the
+# trimap bands too): the final mIoU, each head's, Boundary IoU and the fusion shares.
+_SHOWN_PREFIXES = ("mIoU", "boundary IoU", "fusion: fixed", "fusion: broken")
+
+
+def _shown(metric):
+    return metric.startswith(_SHOWN_PREFIXES)
+
+
 def _interval(ci) -> str:
     return "-" if ci is None else f"[{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]"
 
@@ -213,21 +229,21 @@ def study_markdown(summary: Mapping[str, Mapping], differences: Sequence[Mapping
                _mean_std(boundary.get("boundary_mIoU"))]
         lines.append("| " + " | ".join(row) + " |")
     text = ["## Variants (mean ± sample std over seeds, %)", "", *lines, ""]
-    if differences:
-        first = differences[0]["a"]
-        text += [f"## Paired differences against `{first}` (points; 95 % Student-t interval "
+    for ref in dict.fromkeys(d["a"] for d in differences):
+        text += [f"## Paired differences against `{ref}` (points; 95 % Student-t interval "
                  "over seeds; * = the interval excludes 0)", "",
                  "| variant | measure | mean | 95 % interval | n |", "|---|---|---:|---:|---:|"]
         for d in differences:
-            mark = " *" if significant(d) else ""
-            text.append(f"| {d['b']} | {d['metric']} | {100 * d['mean']:+.2f}{mark} | "
-                        f"{_interval(d['ci95'])} | {d['n']} |")
+            if d["a"] == ref and _shown(d["metric"]):
+                mark = " *" if significant(d) else ""
+                text.append(f"| {d['b']} | {d['metric']} | {100 * d['mean']:+.2f}{mark} | "
+                            f"{_interval(d['ci95'])} | {d['n']} |")
         text.append("")
     text += ["## Per-class IoU differences whose 95 % interval excludes 0", ""]
     if class_diffs:
-        text += ["| variant | class | mean (points) | 95 % interval | n |",
-                 "|---|---|---:|---:|---:|"]
-        text += [f"| {d['b']} | {d['class']} | {100 * d['mean']:+.2f} | "
+        text += ["| variant | against | class | mean (points) | 95 % interval | n |",
+                 "|---|---|---|---:|---:|---:|"]
+        text += [f"| {d['b']} | {d['a']} | {d['class']} | {100 * d['mean']:+.2f} | "
                  f"{_interval(d['ci95'])} | {d['n']} |" for d in class_diffs]
     else:
         text.append("None.")

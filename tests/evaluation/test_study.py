@@ -85,6 +85,22 @@ def test_differences_are_paired_against_the_first_variant():
     assert [(d["class"], round(d["mean"], 6)) for d in classes] == [("road", 0.05)]
 
 
+def test_differences_against_a_chosen_reference_pair_every_other_variant_with_it():
+    base = {0: _results(0.6, 0.6, 0.6, 0.90), 1: _results(0.7, 0.7, 0.7, 0.92)}
+    other = {0: _results(0.62, 0.5, 0.62, 0.95), 1: _results(0.72, 0.6, 0.72, 0.97)}
+    third = {0: _results(0.64, 0.5, 0.64, 0.95), 1: _results(0.70, 0.6, 0.70, 0.97)}
+    variants = {"base": base, "other": other, "third": third}
+    diffs = study_differences(variants, ["base", "other"])
+    pairs = {(d["a"], d["b"]) for d in diffs}
+    assert pairs == {("base", "other"), ("base", "third"), ("other", "base"), ("other", "third")}
+    d = next(d for d in diffs if (d["a"], d["b"], d["metric"]) == ("other", "third", "mIoU"))
+    assert d["mean"] == pytest.approx((0.02 - 0.02) / 2)  # per seed: +0.02, -0.02
+    half = T975[1] * (0.04 / math.sqrt(2)) / math.sqrt(2)
+    assert d["ci95"] == pytest.approx([-half, half], rel=1e-4)
+    with pytest.raises(ValueError, match="nope"):
+        study_differences(variants, ["nope"])
+
+
 def test_class_differences_leave_out_intervals_that_contain_zero():
     base = {0: _results(0.6, 0.6, 0.6, 0.90), 1: _results(0.7, 0.7, 0.7, 0.92)}
     other = {0: _results(0.6, 0.6, 0.6, 0.95), 1: _results(0.7, 0.7, 0.7, 0.90)}
@@ -106,7 +122,7 @@ def test_study_markdown_shows_mean_std_and_marks_significant_differences():
                           [{"name": "x", "seed": 3, "error": "train exited with 1: boom"}])
     assert "| base | 2 | 65.00 ± 7.07 |" in text
     assert "| other | mIoU | +2.00 * | [+2.00, +2.00] | 2 |" in text
-    assert "| other | road | +5.00 |" in text
+    assert "| other | base | road | +5.00 |" in text
     assert "`x` seed 3: train exited with 1: boom" in text
 
 
