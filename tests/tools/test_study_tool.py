@@ -3,10 +3,11 @@ writes, a study that resumes half-finished, and the commands it prints for a sch
 import json
 import os
 import shlex
+import subprocess
 
 import pytest
 
-from tests.tools.helpers import BASELINE_CFG, OFFSET_CFG, run_tool, small_opts
+from tests.tools.helpers import BASELINE_CFG, OFFSET_CFG, ROOT, run_tool, small_opts
 
 
 def _study_args(data_root, out):
@@ -116,3 +117,27 @@ def test_a_mistyped_variant_key_stops_the_study_before_anything_trains(synthetic
     assert proc.returncode != 0
     assert "study variant 'typo'" in proc.stderr and "TERM_WEIGHTS" in proc.stderr
     assert not os.path.exists(os.path.join(str(tmp_path), "study", "runs"))
+
+
+def test_a_job_array_task_runs_its_line_and_the_study_then_only_summarises(synthetic_root,
+                                                                          tmp_path):
+    args = _study_args(synthetic_root, str(tmp_path))
+    args[args.index("--cfg", 2):args.index("--cfg", 2) + 2] = []  # the baseline alone
+    args[args.index("--seeds") + 1:args.index("--seeds") + 3] = ["5"]
+    commands = tmp_path / "commands.txt"
+    commands.write_text(run_tool([*args, "--print-commands"]).stdout)
+    proc = subprocess.run(["bash", "tools/slurm/study_array.sbatch", str(commands)], cwd=ROOT,
+                          env=dict(os.environ, SLURM_ARRAY_TASK_ID="1", OMP_NUM_THREADS="1"),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = run_tool(args)
+    assert "1 done, 0 to run" in summary.stderr
+    with open(tmp_path / "study" / "study.json") as f:
+        study = json.load(f)
+    name = os.path.splitext(os.path.basename(BASELINE_CFG))[0]  # one file keeps its name
+    assert [(r["name"], r["seed"]) for r in study["runs"]] == [(name, 5)]
+    assert study["summary"][name]["mIoU"]["n"] == 1
+    missing = subprocess.run(["bash", "tools/slurm/study_array.sbatch", str(commands)], cwd=ROOT,
+                             env=dict(os.environ, SLURM_ARRAY_TASK_ID="9"), capture_output=True,
+                             text=True)
+    assert missing.returncode == 2 and "no line 9" in missing.stderr
