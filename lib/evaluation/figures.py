@@ -123,9 +123,9 @@ def iou_classes(table: np.ndarray) -> list[int]:
 
     table: S series x K classes, IoU with NaN where undefined (the class is in neither the
     ground truth nor the prediction).  With two or more series: the classes where the series
-    differ (max - min of the defined IoUs above 0, or defined in some series only), the
-    largest difference first, then those defined in some series only, in class order.  With
-    one series: the classes where it is defined, the lowest IoU first.
+    differ, that is whose defined IoUs are not all equal, largest max - min first, then those
+    defined in some series only (and equal where defined), in class order.  With one series:
+    the classes where it is defined, the lowest IoU first.
     """
     table = np.asarray(table, dtype=np.float64)
     defined = np.isfinite(table)
@@ -149,7 +149,7 @@ def iou_bars_figure(series: Mapping[str, Mapping[str, float]], *, max_classes: i
     series: {label: {class: IoU}}, the classes of the first in that order.  With more than
     ``max_classes`` classes, only ``max_classes`` of the ``iou_classes`` are drawn, in that
     order: where the series differ most, or, with one series, the lowest.  An IoU of 0 is
-    marked "0" in the series' colour, an undefined one "n/a" in grey.  The legend, above the
+    marked "0" in the series' colour, an undefined one "n/a" in grey.  The legend, under the
     title, gives each series' mean over its defined classes.
     """
     labels = list(series)
