@@ -3,9 +3,16 @@
     python tools/compare.py RESULTS.json RESULTS.json [...] --out DIR [--labels A B ...]
 
 Writes into DIR: iou.png (per-class IoU of each run), trimap.png (trimap curves of each run's
-final head, when the runs have boundary figures) and headline.md (the headline figures of every
-run, in %, with each run's difference from the first in points); the table is also printed.
-Runs are labelled by their folder's name unless --labels names them.
+final head and their differences from the first run, when the runs have boundary figures) and
+headline.md (the headline figures of every run, in %, with each run's difference from the first
+in points); the table is also printed.
+
+Labels name the runs in the table, the legends and the differences.  By default a run is its
+results file's folder (tools/test.py names it after the configuration) less the words all the
+folders share: output/cityscapes/seg_hrnet_tiny_baseline_64x128_sgd_lr2e-2_bs_8_epoch40 and
+.../seg_hrnet_tiny_offset_64x128_sgd_lr2e-2_bs_8_epoch40 become "baseline" and "offset".
+--labels A B ... gives one label per results file instead, in the same order, e.g.
+--labels HRNetV2 "offset network".
 """
 import os
 import sys
@@ -23,7 +30,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Compare evaluations (results.json files).")
     parser.add_argument("results", nargs="+", help="results.json files, two or more")
     parser.add_argument("--out", required=True, help="folder for the figures and the table")
-    parser.add_argument("--labels", nargs="+", help="one name per results file")
+    parser.add_argument("--labels", nargs="+",
+                        help="one name per results file, in their order (default: each file's "
+                             "folder less the words all the folders share)")
     args = parser.parse_args(argv)
     if len(args.results) < 2:
         parser.error("give two or more results.json files to compare")

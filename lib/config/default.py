@@ -315,6 +315,11 @@ _C.TEST.CROP_PADDING = None
 _C.TEST.FIRST_RESIZE = "opencv"
 # Write label-id and colour predictions under <output folder>/predictions (also --save-pred).
 _C.TEST.SAVE_PRED = False
+# Also write the prediction of every head, for a study of where they differ: the dataset label
+# ids of each as <output folder>/predictions/heads/<head>/<image>.png, <head> the output field
+# (logits = S_i, seed_logits = S_s, fused_logits = S_f, region_logits, region_seed_logits,
+# region_fused_logits for the OCR networks), each by the whole TEST procedure (scales, flip).
+_C.TEST.SAVE_HEADS = False
 # Trimap band widths in pixels of the label map: the mIoU of the labelled pixels within each
 # Chebyshev distance of a ground-truth boundary pixel (lib.evaluation.boundary); increasing.
 _C.TEST.TRIMAP_BANDS = [1, 2, 4, 8, 16, 32]

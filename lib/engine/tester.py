@@ -32,8 +32,9 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
     DATASET.TEST_SET with the TEST.* procedure, every rank its shard.
 
     Rank 0 writes ``results.json`` into the run's output folder and logs the table; with
-    ``save_pred`` (or TEST.SAVE_PRED) label-id and colour PNGs, with TEST.VISUALIZATION the
-    maps of every image.  A list without labels is refused unless something is written.
+    ``save_pred`` (or TEST.SAVE_PRED) label-id and colour PNGs, with TEST.SAVE_HEADS the
+    label-id PNGs of every head, with TEST.VISUALIZATION the maps of every image.  A list
+    without labels is refused unless something is written.
     Returns the results dict on rank 0 when there are labels, else None.  Out of device
     memory, it raises an ``OutOfMemoryRunError`` that names the network, the image, the
     procedure and what to change; when the network's outputs hold NaN or infinite values, a
@@ -45,9 +46,11 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
     configure_cudnn(cfg.CUDNN)
     settings = InferenceSettings.from_config(cfg)
     files = PredictionFiles(save_pred or cfg.TEST.SAVE_PRED, cfg.TEST.VISUALIZATION,
-                            cfg.TEST.BASE_SIZE, cfg.MODEL.ALIGN_CORNERS, settings.amp_dtype)
+                            cfg.TEST.BASE_SIZE, cfg.MODEL.ALIGN_CORNERS, settings.amp_dtype,
+                            save_heads=cfg.TEST.SAVE_HEADS)
+    writes = files.save_pred or files.save_heads or files.visualize
     dataset = build_dataset(cfg, "test")
-    if not dataset.has_labels and not (files.save_pred or files.visualize):
+    if not dataset.has_labels and not writes:
         raise RunError(f"{cfg.DATASET.TEST_SET} has no labels, so there is nothing to measure "
                        f"and nothing would be written: pass --save-pred (or TEST.SAVE_PRED "
                        f"True) to write the predictions")
@@ -63,8 +66,7 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
                 settings.flip, settings.accumulate)
     writer = create_writer(log_dir, rank) if files.visualize else None
     try:
-        on_batch = PredictionWriter(output_dir, dataset, model, files, writer) \
-            if files.save_pred or files.visualize else None
+        on_batch = PredictionWriter(output_dir, dataset, model, files, writer) if writes else None
         loader = eval_loader(dataset, 1, cfg.WORKERS, pin_memory=False)
         watch = InputWatch(predict_by_protocol(model, settings))
         with explain_out_of_memory(workload, device, watch), \
@@ -82,7 +84,7 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
     results = None
     if rank == 0:
         if evaluator is None:
-            written = [name for name, on in (("predictions", files.save_pred),
+            written = [name for name, on in (("predictions", files.save_pred or files.save_heads),
                                              ("visualizations", files.visualize)) if on]
             logger.info("%s has no labels: no metrics; %s written under %s",
                         cfg.DATASET.TEST_SET, " and ".join(written), output_dir)

@@ -37,16 +37,19 @@ def short_labels(names: Sequence[str], sep: str = "_") -> list[str]:
 
 
 def run_labels(paths: Sequence[str]) -> list[str]:
-    """A short, distinct label per results file: its folder's name (the run), with more of the
-    path, or a number, where two would be the same."""
+    """A short, distinct label per results file: its folder's name (the run, which
+    tools/test.py names after the configuration) less the words that all of them share
+    (``short_labels``), so that ".../seg_hrnet_tiny_baseline_64x128_.../results.json" and
+    ".../seg_hrnet_tiny_offset_64x128_.../results.json" become "baseline" and "offset"; where
+    two folders have the same name, more of the path, or else a number."""
     labels = [os.path.basename(os.path.dirname(os.path.abspath(p))) or p for p in paths]
+    if len(set(labels)) == len(labels):
+        return short_labels(labels)
     for depth in (2, 3):
+        labels = [os.path.join(*os.path.abspath(p).split(os.sep)[-depth - 1:-1]) for p in paths]
         if len(set(labels)) == len(labels):
             return labels
-        labels = [os.path.join(*os.path.abspath(p).split(os.sep)[-depth - 1:-1]) for p in paths]
-    if len(set(labels)) < len(labels):
-        labels = [f"{label} #{i + 1}" for i, label in enumerate(labels)]
-    return labels
+    return [f"{label} #{i + 1}" for i, label in enumerate(labels)]
 
 
 def _final(run):

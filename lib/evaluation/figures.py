@@ -5,21 +5,25 @@ Every function takes plain data, as ``SegAnalysis.results`` gives it and results
 ``matplotlib.figure.Figure``; ``save_figure`` writes a PNG and ``figure_image`` gives the
 H x W x 3 uint8 RGB array that TensorBoard's ``add_image(..., dataformats="HWC")`` takes.
 Values are drawn in %.  Many classes (ADE20K's 150) are shown as the subset that matters,
-said in the title: the most confused classes, or those where the series differ most.
+said in the title: the most confused classes, or those where the series differ most, never a
+class without confused pixels or where the series agree.  A value of 0 is drawn apart from an
+undefined one (a class in neither the ground truth nor the prediction).
 """
 import math
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from .heads import final_head, fusion_pairs, head_label
 
-__all__ = ["most_confused", "confusion_figure", "iou_bars_figure", "trimap_figure",
-           "fusion_histograms_figure", "evaluation_figures", "training_history_figure",
-           "figure_image", "save_figure"]
+__all__ = ["most_confused", "confusion_figure", "iou_classes", "iou_bars_figure",
+           "curve_differences", "trimap_figure", "occupied_slots", "fusion_histograms_figure",
+           "evaluation_figures", "training_history_figure", "figure_image", "save_figure"]
 
 _DPI = 100
 
@@ -35,10 +39,12 @@ def _number(value):
 
 
 def most_confused(conf: np.ndarray, count: int) -> list[int]:
-    """Indices (in class order) of the ``count`` classes with the most confused pixels: their
-    own pixels predicted as another class plus other pixels predicted as them."""
+    """Indices (in class order) of at most ``count`` classes with confused pixels (their own
+    pixels predicted as another class plus other pixels predicted as them), the most confused
+    chosen first.  A class with no confused pixel is never chosen, so fewer may come back."""
     off = conf.sum(axis=1) + conf.sum(axis=0) - 2 * np.diag(conf)
-    return sorted(np.argsort(-off, kind="stable")[:count].tolist())
+    order = np.argsort(-off, kind="stable")[:count]
+    return sorted(order[off[order] > 0].tolist())
 
 
 def confusion_figure(conf, class_names: Sequence[str], *, max_classes: int = 30,
@@ -47,15 +53,21 @@ def confusion_figure(conf, class_names: Sequence[str], *, max_classes: int = 30,
     class's pixels given to each predicted class.
 
     conf: K x K counts (array or tensor).  With more than ``max_classes`` classes only the
-    ``most_confused`` ones are drawn, and a last column "other" holds the share of each row
-    predicted as a class not drawn, so that rows still add up to 100%.
+    ``most_confused`` ones are drawn (fewer when fewer classes have confused pixels), and a
+    last column "other" holds the share of each row predicted as a class not drawn, so that
+    rows still add up to 100%.  A row without ground-truth pixels is undefined: hatched grey,
+    where a share of 0 is white.  The numbers (shares of 1% and more) are sized to the cells.
     """
     conf = np.asarray(conf.cpu() if hasattr(conf, "cpu") else conf, dtype=np.float64)
     names = list(class_names)
     shown = list(range(len(names)))
     if len(names) > max_classes:
         shown = most_confused(conf, max_classes)
-        title = f"{title}: the {max_classes} most confused of {len(names)} classes"
+        title = (f"{title}: the {len(shown)} most confused of {len(names)} classes"
+                 if len(shown) == max_classes else
+                 f"{title}: the {len(shown)} of {len(names)} classes with confused pixels")
+        if not shown:
+            return _message_figure(f"{title}: no pixel is predicted as another class")
     rows = conf[shown]
     totals = rows.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -71,19 +83,63 @@ def confusion_figure(conf, class_names: Sequence[str], *, max_classes: int = 30,
     fig = _figure(len(columns) * cell + 3.6, n * cell + 2.6)
     ax = fig.add_subplot()
     image = ax.imshow(100 * matrix, cmap="Blues", vmin=0, vmax=100, aspect="equal")
+    for i in np.flatnonzero(totals[:, 0] == 0):
+        ax.add_patch(Rectangle((-0.5, i - 0.5), len(columns), 1, facecolor="0.88",
+                               edgecolor="0.55", hatch="///", linewidth=0))
     ax.set_xticks(range(len(columns)), columns, rotation=90, fontsize=9)
     ax.set_yticks(range(n), [names[c] for c in shown], fontsize=9)
     ax.set_xlabel("prediction")
     ax.set_ylabel("ground truth")
     ax.set_title(title)
-    for (i, j), value in np.ndenumerate(matrix):
-        if np.isfinite(value) and value >= 0.01:
-            ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=7,
-                    color="white" if value > 0.6 else "black")
     if columns[-1] == "other":
         ax.axvline(n - 0.5, color="0.3", linewidth=1)
-    fig.colorbar(image, ax=ax, shrink=0.6, label="% of the ground-truth class")
+    fig.colorbar(image, ax=ax, shrink=0.6,
+                 label="% of the ground-truth class (hatched: none in the ground truth)")
+    size = _cell_font_size(ax, len(columns))
+    for (i, j), value in np.ndenumerate(matrix):
+        if np.isfinite(value) and value >= 0.01:
+            ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=size,
+                    color="white" if value > 0.6 else "black")
     return fig
+
+
+def _cell_font_size(ax, columns):
+    """Font size (points) at which "100" fills at most 3/4 of a cell of the laid-out axes,
+    9 pt at most (the tick labels' size)."""
+    ax.figure.canvas.draw()  # lays the figure out: the cells have their final size
+    cell_points = ax.get_window_extent().width / columns * 72 / ax.figure.dpi
+    # DejaVu Sans digits are 0.64 em wide: "100" is 1.9 em.
+    return min(9.0, 0.75 * cell_points / 1.9)
+
+
+def _message_figure(text):
+    fig = _figure(7.5, 1.2)
+    fig.text(0.5, 0.5, text, ha="center", va="center")
+    return fig
+
+
+def iou_classes(table: np.ndarray) -> list[int]:
+    """The classes an IoU figure of many classes can choose from, best first.
+
+    table: S series x K classes, IoU with NaN where undefined (the class is in neither the
+    ground truth nor the prediction).  With two or more series: the classes where the series
+    differ, that is whose defined IoUs are not all equal, largest max - min first, then those
+    defined in some series only (and equal where defined), in class order.  With one series:
+    the classes where it is defined, the lowest IoU first.
+    """
+    table = np.asarray(table, dtype=np.float64)
+    defined = np.isfinite(table)
+    if len(table) == 1:
+        present = np.flatnonzero(defined[0])
+        return present[np.argsort(table[0, present], kind="stable")].tolist()
+    some = defined.any(axis=0)
+    spread = np.zeros(table.shape[1])
+    high = np.where(defined, table, -np.inf).max(axis=0)
+    low = np.where(defined, table, np.inf).min(axis=0)
+    spread[some] = high[some] - low[some]
+    differ = some & ((spread > 0) | ~defined.all(axis=0))
+    candidates = np.flatnonzero(differ)
+    return candidates[np.argsort(-spread[candidates], kind="stable")].tolist()
 
 
 def iou_bars_figure(series: Mapping[str, Mapping[str, float]], *, max_classes: int = 40,
@@ -91,110 +147,224 @@ def iou_bars_figure(series: Mapping[str, Mapping[str, float]], *, max_classes: i
     """Horizontal bars of IoU per class, one bar per series (e.g. S_i and S_f, or two runs).
 
     series: {label: {class: IoU}}, the classes of the first in that order.  With more than
-    ``max_classes`` classes and two or more series, only the classes where the series differ
-    most (largest max - min) are drawn, largest first.  The legend gives each series' mean
-    over its defined classes.
+    ``max_classes`` classes, only ``max_classes`` of the ``iou_classes`` are drawn, in that
+    order: where the series differ most, or, with one series, the lowest.  An IoU of 0 is
+    marked "0" in the series' colour, an undefined one "n/a" in grey.  The legend, under the
+    title, gives each series' mean over its defined classes.
     """
     labels = list(series)
     names = list(series[labels[0]])
     table = np.array([[_number(series[s].get(c)) for c in names] for s in labels])
     order = list(range(len(names)))
-    if len(names) > max_classes and len(labels) > 1:
-        defined = np.isfinite(table)
-        spread = np.where(defined.all(axis=0), np.ptp(np.where(defined, table, 0), axis=0), -1)
-        order = np.argsort(-spread, kind="stable")[:max_classes].tolist()
-        title = f"{title}: the {max_classes} of {len(names)} classes where they differ most"
+    if len(names) > max_classes:
+        candidates = iou_classes(table)
+        order = candidates[:max_classes]
+        title = (f"{title}: the {len(order)} of {len(names)} classes "
+                 + (f"where they differ most ({len(candidates)} differ)" if len(labels) > 1
+                    else f"with the lowest IoU ({len(candidates)} present)"))
+        if not order:
+            return _message_figure(f"{title}: no class to show")
     height = 0.8 / len(labels)
-    fig = _figure(8.0, len(order) * (0.16 * len(labels) + 0.12) + 1.6)
+    fig = _figure(8.0, len(order) * (0.16 * len(labels) + 0.12) + 1.8)
     ax = fig.add_subplot()
     positions = np.arange(len(order))
     for i, label in enumerate(labels):
         values = 100 * table[i, order]
         mean = np.nanmean(table[i]) if np.isfinite(table[i]).any() else math.nan
-        ax.barh(positions + (i - (len(labels) - 1) / 2) * height, np.nan_to_num(values),
-                height=height, label=f"{label} (mean {100 * mean:.2f})")
+        y = positions + (i - (len(labels) - 1) / 2) * height
+        bars = ax.barh(y, np.nan_to_num(values), height=height,
+                       label=f"{label} (mean {100 * mean:.2f})")
+        for position, value in zip(y, values, strict=True):
+            if not value > 0:
+                ax.text(0.8, position, "n/a" if math.isnan(value) else "0", va="center",
+                        fontsize=7, color="0.45" if math.isnan(value)
+                        else bars.patches[0].get_facecolor())
     ax.set_yticks(positions, [names[c] for c in order], fontsize=9)
     ax.set_ylim(len(order) - 0.5, -0.5)
     ax.set_xlim(0, 100)
-    ax.set_xlabel("IoU (%)")
+    ax.set_xlabel("IoU (%); n/a: the class is in neither the ground truth nor the prediction")
     ax.grid(axis="x", alpha=0.3)
-    ax.set_title(title)
-    fig.legend(loc="outside upper center", ncols=min(len(labels), 3), fontsize=9)
+    fig.suptitle(title)
+    _legend_below_title(ax, *ax.get_legend_handles_labels())
     return fig
+
+
+def _legend_below_title(ax, handles, labels):
+    """A legend just above ``ax`` (under the figure's title: constrained layout counts it as
+    part of the axes), in as many columns (3 at most) as fit the figure's width; labels longer
+    than 72 characters are wrapped."""
+    labels = [textwrap.fill(label, 72) for label in labels]
+    renderer = ax.figure.canvas.get_renderer()
+    for ncols in range(min(len(labels), 3), 0, -1):
+        legend = ax.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+                           ncols=ncols, fontsize=9)
+        if legend.get_window_extent(renderer).width <= ax.figure.bbox.width:
+            break
+
+
+def curve_differences(curves: Mapping[str, Mapping[str, float]],
+                      reference: str) -> dict[str, dict[int, float]]:
+    """{label: {width: points}} of every curve but ``reference``: 100 x (curve - reference) at
+    each band width that both have, NaN where either is undefined.
+
+    curves: {label: {"width": fraction}} (None or NaN where undefined), as trimap_figure takes.
+    """
+    base = {int(w): _number(v) for w, v in curves[reference].items()}
+    return {label: {int(w): 100 * (_number(v) - base[int(w)]) for w, v in curve.items()
+                    if int(w) in base}
+            for label, curve in curves.items() if label != reference}
+
+
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 def trimap_figure(curves: Mapping[str, Mapping[str, float]],
                   plain: Mapping[str, float] | None = None,
-                  title: str = "mIoU near the boundaries") -> Figure:
-    """Trimap mIoU against band width, one line a series ({label: {"width": mIoU}}).
+                  title: str = "mIoU near the boundaries", reference: str | None = None) -> Figure:
+    """Trimap mIoU against band width, one line a series ({label: {"width": mIoU}}), and below,
+    with two or more series, each series' difference from ``reference`` (default: the first)
+    in points (``curve_differences``), where differences of tenths of a point show.
 
-    plain: {label: mIoU over all pixels}, drawn as a dashed line of the same colour (the limit
-    of a band wider than the image).  Widths on a log2 axis.
+    plain: {label: mIoU over all pixels}, drawn as a dashed line of the same colour (in the
+    lower panel: its difference).  Hollow markers of different shapes keep series that lie on
+    top of each other visible.  Widths on a log2 axis.
     """
-    fig = _figure(7.5, 4.8)
-    ax = fig.add_subplot()
+    reference = next(iter(curves)) if reference is None else reference
+    plain = {label: value for label, value in (plain or {}).items() if value is not None}
+    fig = _figure(7.5, 4.8 if len(curves) == 1 else 7.6)
+    axes = fig.subplots(1 if len(curves) == 1 else 2, 1, sharex=True, squeeze=False,
+                        height_ratios=None if len(curves) == 1 else (3, 2))[:, 0]
     widths = sorted({int(w) for curve in curves.values() for w in curve})
-    for label, curve in curves.items():
+    colours = {}
+    for i, (label, curve) in enumerate(curves.items()):
         xs = sorted(int(w) for w in curve)
         ys = [100 * _number(curve[str(w)]) for w in xs]
-        line, = ax.plot(xs, ys, marker="o", label=label)
-        if plain is not None and label in plain and plain[label] is not None:
-            ax.axhline(100 * plain[label], color=line.get_color(), linestyle="--", linewidth=1)
-            line.set_label(f"{label} (all pixels {100 * plain[label]:.2f})")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(widths, [str(w) for w in widths])
-    ax.minorticks_off()
-    ax.set_xlabel("band width (pixels of the label map)")
-    ax.set_ylabel("mIoU of the pixels in the band (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=9)
-    ax.set_title(title)
+        name = label if label not in plain else f"{label} (all pixels {100 * plain[label]:.2f})"
+        line, = axes[0].plot(xs, ys, marker=_MARKERS[i % len(_MARKERS)], fillstyle="none",
+                             label=name)
+        colours[label] = line.get_color()
+        if label in plain:
+            axes[0].axhline(100 * plain[label], color=line.get_color(), linestyle="--",
+                            linewidth=1)
+    axes[0].set_ylabel("mIoU of the pixels in the band (%)")
+    fig.suptitle(title)
+    _legend_below_title(axes[0], *axes[0].get_legend_handles_labels())
+    if len(curves) > 1:
+        _difference_panel(axes[1], curves, plain, reference, colours)
+    axes[-1].set_xscale("log", base=2)
+    axes[-1].set_xticks(widths, [str(w) for w in widths])
+    axes[-1].minorticks_off()
+    axes[-1].set_xlabel("band width (pixels of the label map)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
     return fig
+
+
+def _difference_panel(ax, curves, plain, reference, colours):
+    ax.axhline(0, color=colours[reference], linewidth=1.5)
+    labels = list(curves)
+    for label, points in curve_differences(curves, reference).items():
+        xs = sorted(points)
+        i = labels.index(label)
+        ax.plot(xs, [points[w] for w in xs], marker=_MARKERS[i % len(_MARKERS)],
+                fillstyle="none", color=colours[label])
+        if label in plain and reference in plain:
+            ax.axhline(100 * (plain[label] - plain[reference]), color=colours[label],
+                       linestyle="--", linewidth=1)
+    ax.set_title(textwrap.fill(f"difference from {reference}", 90), fontsize=10)
+    ax.set_ylabel("points")
+
+
+def _range(edges, a, b):
+    """Text of the values of bins a..b-1: edges[i] is the lower edge of bin i; edges[-1] the
+    upper edge of the last bin (inf: open above)."""
+    if math.isinf(edges[b]):
+        return f"≥{_short(edges[a])}"
+    return f"{_short(edges[a])}–{_short(edges[b])}"
 
 
 def _short(value):
     return f"{value:g}"
 
 
-def fusion_histograms_figure(block: Mapping, title: str = "what the fusion changed") -> Figure:
-    """Histograms of offset length and confidence of the fixed and of the broken pixels.
+def occupied_slots(counts: Sequence[int]) -> list[tuple[int, int]]:
+    """Bins [start, stop) of a histogram to draw one slot each: every bin with pixels on its
+    own, every run of empty bins between two such bins as one slot, and the empty runs at
+    either end left out ([] when every bin is empty).  So the drawn axis spans the data, and
+    a network whose confidence sits in 3 of 20 bins fills the panel with those 3."""
+    filled = np.flatnonzero(np.asarray(counts) > 0).tolist()
+    slots = []
+    for a, b in zip(filled, filled[1:] + [None]):
+        slots.append((a, a + 1))
+        if b is not None and b > a + 1:
+            slots.append((a + 1, b))
+    return slots
 
-    block: one entry of the "fusion" results (``fusion.fusion_summary``).  Each outcome is
-    drawn as the share of its own pixels in each bin, so that their shapes compare; the grey
-    line is all labelled pixels.  Length bins are drawn one a slot (they double), confidence
-    bins at their values.
+
+_OUTCOME_COLOURS = (("fixed", "tab:green"), ("broken", "tab:red"), ("changed", "tab:orange"))
+
+
+def fusion_histograms_figure(blocks: Mapping[str, Mapping],
+                             title: str = "what the fusion changed") -> Figure:
+    """Histograms of offset length and confidence of the fixed, broken and changed pixels, one
+    row a fused pair.
+
+    blocks: {row title, e.g. "S_f vs S_i": one entry of the "fusion" results
+    (``fusion.fusion_summary``)}.  Each outcome is drawn as the share of its own pixels in each
+    slot, so that their shapes compare; the grey line is all labelled pixels.  The stored bins
+    are drawn one a slot, side by side, along ``occupied_slots`` of all labelled pixels: empty
+    bins at the ends are left out (the axis label says where) and runs of empty bins between
+    are merged into one hatched slot.
     """
-    fig = _figure(12.0, 4.6)
-    axes = fig.subplots(1, 2)
-    edges = block["offset_length"]["edges"]
-    _histogram_panel(axes[0], block["offset_length"], np.arange(len(edges)), 1.0,
-                     "offset length (pixels of the label map)")
-    axes[0].set_xticks(np.arange(len(edges)),
-                       [f"{_short(a)}–{_short(b)}" for a, b in zip(edges, edges[1:])]
-                       + [f"≥{_short(edges[-1])}"], rotation=45, ha="right")
-    edges = np.asarray(block["confidence"]["edges"])
-    width = 1.0 / len(edges)
-    _histogram_panel(axes[1], block["confidence"], edges + width / 2, width, "confidence F")
-    axes[1].set_xlim(0, 1)
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=3,
+    fig = _figure(12.0, 1.4 + 3.8 * len(blocks))
+    axes = fig.subplots(len(blocks), 2, squeeze=False)
+    for row, (name, block) in zip(axes, blocks.items(), strict=True):
+        lengths, confidences = block["offset_length"], block["confidence"]
+        _histogram_panel(row[0], lengths, [*lengths["edges"], math.inf],
+                         "offset length, pixels of the label map")
+        _histogram_panel(row[1], confidences, [*confidences["edges"], 1.0], "confidence F")
+        counts = ", ".join(f"{key} {sum(block['confidence'][key]):,}"
+                           for key, _ in _OUTCOME_COLOURS)
+        row[0].set_title(f"{name}: {sum(confidences['all']):,} labelled px; {counts}",
+                         loc="left", fontsize=10)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=4,
                fontsize=9)
     fig.suptitle(title)
     return fig
 
 
-def _histogram_panel(ax, hist, centres, width, xlabel):
-    for name, colour, shift in (("fixed", "tab:green", -0.25), ("broken", "tab:red", 0.25)):
-        share = _shares_of(hist[name])
+def _histogram_panel(ax, hist, edges, xlabel):
+    """hist: a histogram block (counts per stored bin); edges: its lower edges and the upper
+    edge of the last bin."""
+    slots = occupied_slots(hist["all"])
+    if not slots:
+        ax.text(0.5, 0.5, "no labelled pixels", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_xlabel(xlabel)
+        return
+    centres = np.arange(len(slots))
+    for i, (name, colour) in enumerate(_OUTCOME_COLOURS):
+        share = _shares_of(_slot_sums(hist[name], slots))
         if share is not None:
-            ax.bar(centres + shift * width, share, width=width / 2, color=colour,
-                   label=f"{name} ({sum(hist[name]):,} px)")
-    share = _shares_of(hist["all"])
-    if share is not None:
-        ax.step(centres, share, where="mid", color="0.4", linewidth=1.2,
-                label=f"all labelled ({sum(hist['all']):,} px)")
-    ax.set_xlabel(xlabel)
+            ax.bar(centres + (i - 1) * 0.28, share, width=0.28, color=colour, label=name)
+    ax.stairs(_shares_of(_slot_sums(hist["all"], slots)), np.arange(len(slots) + 1) - 0.5,
+              baseline=None, color="0.4", linewidth=1.2, label="all labelled")
+    for i, (a, b) in enumerate(slots):
+        if b > a + 1:
+            ax.axvspan(i - 0.5, i + 0.5, facecolor="none", edgecolor="0.75", hatch="//",
+                       linewidth=0)
+    ax.set_xticks(centres, [_range(edges, a, b) for a, b in slots], rotation=45, ha="right")
+    ax.set_xlim(-0.5, len(slots) - 0.5)
+    left_out = [f"none < {_short(edges[slots[0][0]])}"] if slots[0][0] > 0 else []
+    if slots[-1][1] < len(edges) - 1:
+        left_out.append(f"none ≥ {_short(edges[slots[-1][1]])}")
+    ax.set_xlabel(xlabel + (f" ({'; '.join(left_out)})" if left_out else ""))
     ax.set_ylabel("% of the outcome's pixels")
     ax.grid(axis="y", alpha=0.3)
+
+
+def _slot_sums(counts, slots):
+    return [sum(counts[a:b]) for a, b in slots]
 
 
 def _shares_of(counts):
@@ -207,7 +377,8 @@ def evaluation_figures(results: Mapping, confusion, class_names: Sequence[str]) 
 
     results: ``SegAnalysis.results``; confusion: K x K counts of the final head.
     "confusion.png" (final head), "iou.png" (S_i and S_f bars, or S_i alone), "trimap.png"
-    (every head), and "fusion.png" (histograms) when there is a fused head.
+    (every head, and their differences from the first, S_i), and "fusion.png" (histograms,
+    one row a fused head: S_f, and the OCR networks' region S_f) when there is a fused head.
     """
     heads = list(results["heads"])
     final = final_head(heads)
@@ -221,11 +392,12 @@ def evaluation_figures(results: Mapping, confusion, class_names: Sequence[str]) 
             {head_label(h): results["boundary"][h]["trimap_mIoU"] for h in heads},
             {head_label(h): results["heads"][h]["mIoU"] for h in heads}),
     }
-    if final in results.get("fusion", {}):
+    fusion = results.get("fusion", {})
+    if fusion:
         figures["fusion.png"] = fusion_histograms_figure(
-            results["fusion"][final],
-            title=f"{head_label(final)} against {head_label(pairs[final])}: pixels fixed "
-                  f"and broken")
+            {f"{head_label(fused)} vs {head_label(block['against'])}": block
+             for fused, block in fusion.items()},
+            title="what the fusion changed: pixels fixed, broken and changed")
     return figures
 
 

@@ -62,8 +62,9 @@ def evaluate(predict_fn, loader, dataset, device, analysis=None, on_batch=None, 
     Returns the SegEvaluator of the final head after its all-reduce, or None when the dataset
     has no labels; ``analysis`` (a ``SegAnalysis``), when given, is updated with every head and
     reduced too.  Collective when the dataset has labels: every rank must call it.
-    ``on_batch(images, predictions, names)`` receives each batch (N x 3 x H x W, N x H x W
-    train ids of the final head) for prediction files and image summaries.  ``progress`` shows
+    ``on_batch(images, predictions, names)`` receives each batch (N x 3 x H x W, {head: N x H x W
+    train ids} of every head, ``heads.final_head`` the evaluated one) for prediction files and
+    image summaries.  ``progress`` shows
     a progress bar.
     """
     evaluator = SegEvaluator(dataset.num_classes, ignore_label=dataset.ignore_label,
@@ -96,4 +97,4 @@ def _evaluate_batch(batch, predict_fn, dataset, device, evaluator, analysis, on_
             analysis.update(predicted["preds"], labels, offsets=predicted["offsets"],
                             confidence=predicted["confidence"], groups=groups)
     if on_batch is not None:
-        on_batch(images, preds, names)
+        on_batch(images, predicted["preds"], names)

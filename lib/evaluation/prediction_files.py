@@ -1,11 +1,13 @@
 """Prediction files of an evaluation: label-id and colour PNGs, and the image panels."""
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
 from ..datasets.transforms import MEAN, STD
 from ..utils.visualize import colorize, denormalize, prediction_panels, save_png
+from .heads import final_head
 from .protocols import scale_one_output
 
 
@@ -18,6 +20,9 @@ class PredictionFiles:
     base_size: int  # long side of an image at scale 1 (TEST.BASE_SIZE)
     align_corners: bool
     amp_dtype: torch.dtype | None = None  # autocast of the scale-1 forward (TRAIN.AMP)
+    # predictions/heads/<head>/<name>.png: the dataset label ids of every head ("logits",
+    # "seed_logits", "fused_logits", "region_logits", ...), by the same procedure as the final's
+    save_heads: bool = False
 
 
 class PredictionWriter:
@@ -30,20 +35,28 @@ class PredictionWriter:
         self.to_label_id = torch.tensor(dataset.train_id_to_label, dtype=torch.uint8)
         self.count = 0
 
-    def __call__(self, images, preds, names):
-        for image, pred, name in zip(images, preds, names, strict=True):
+    def __call__(self, images, preds: Mapping[str, torch.Tensor], names):
+        """images: N x 3 x H x W; preds: {head: N x H x W train ids} of every head (the files
+        of ``save_pred`` are the final head's); names: N file stems."""
+        final = final_head(preds)
+        for i, (image, name) in enumerate(zip(images, names, strict=True)):
             if self.files.save_pred:
-                self._save_prediction(pred.cpu(), name)
+                self._save_prediction(preds[final][i].cpu(), name)
+            if self.files.save_heads:
+                for head, pred in preds.items():
+                    self._save_label_ids(os.path.join("heads", head), pred[i].cpu(), name)
             if self.files.visualize:
                 self._save_panels(image[None], name)
             self.count += 1
 
     def _save_prediction(self, pred, name):
-        folder = os.path.join(self.output_dir, "predictions")
-        save_png(os.path.join(folder, "labelIds", f"{name}.png"),
-                 self.to_label_id[pred.long()].numpy())
-        save_png(os.path.join(folder, "color", f"{name}.png"),
+        self._save_label_ids("labelIds", pred, name)
+        save_png(os.path.join(self.output_dir, "predictions", "color", f"{name}.png"),
                  colorize(pred, self.dataset.palette))
+
+    def _save_label_ids(self, folder, pred, name):
+        save_png(os.path.join(self.output_dir, "predictions", folder, f"{name}.png"),
+                 self.to_label_id[pred.long()].numpy())
 
     def _save_panels(self, image, name):
         output = scale_one_output(self.model, image, self.files.base_size,

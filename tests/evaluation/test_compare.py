@@ -1,6 +1,7 @@
 """tools/compare.py end to end on two small results.json files, and its table."""
 import json
 import math
+import os
 
 import cv2
 
@@ -8,7 +9,8 @@ from lib.datasets.cityscapes import CLASS_NAMES
 from lib.evaluation.comparison import headline, headline_table, run_labels
 from lib.evaluation.metrics import json_safe
 from tests.evaluation.synthetic import results_json
-from tests.tools.helpers import run_tool
+from tests.tools.helpers import ROOT, run_tool
+from tools.compare import main as compare_main
 
 
 def _write(folder, results):
@@ -51,6 +53,19 @@ def test_compare_writes_figures_and_a_table_of_headline_differences(tmp_path):
     assert _row(table, "mIoU S_s")[0] == "-"
 
 
+def test_compare_labels_runs_by_their_configurations_less_the_shared_words(tmp_path):
+    names = ["seg_hrnet_tiny_baseline_64x128_sgd_lr2e-2_bs_8_epoch40",
+             "seg_hrnet_tiny_offset_64x128_sgd_lr2e-2_bs_8_epoch40"]
+    paths = [_write(tmp_path / "output" / "cityscapes" / name, results_json(CLASS_NAMES, seed=i))
+             for i, name in enumerate(names)]
+    compare_main([*paths, "--out", str(tmp_path / "compare")])
+    table = (tmp_path / "compare" / "headline.md").read_text()
+    assert table.splitlines()[0] == "| measure (%) | baseline | offset | offset - baseline |"
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    section = readme[readme.index("`tools/compare.py RESULTS.json"):]
+    assert "--labels" in section[:section.index("\n\n")]
+
+
 def test_compare_needs_two_runs_and_names_an_unreadable_file(tmp_path):
     path = _write(tmp_path / "a", results_json(CLASS_NAMES, heads=("logits",)))
     proc = run_tool(["tools/compare.py", path, "--out", str(tmp_path / "o")], check=False)
@@ -74,6 +89,12 @@ def test_headline_differences_are_against_the_first_run():
 def test_run_labels_are_the_folders_made_distinct():
     assert run_labels(["out/x/hrnet/results.json", "out/y/offset/results.json"]) == [
         "hrnet", "offset"]
+    # Folders named after the configurations, as tools/test.py names them: the words they
+    # share are dropped.
+    assert run_labels([
+        "output/cityscapes/seg_hrnet_tiny_baseline_64x128_sgd_lr2e-2_bs_8_epoch40/results.json",
+        "output/cityscapes/seg_hrnet_tiny_offset_64x128_sgd_lr2e-2_bs_8_epoch40/results.json",
+    ]) == ["baseline", "offset"]
     assert run_labels(["out/cityscapes/run/results.json", "out/acdc/run/results.json"]) == [
         "cityscapes/run", "acdc/run"]
     assert run_labels(["r.json", "r.json"])[0].endswith("#1")

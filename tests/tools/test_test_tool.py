@@ -3,6 +3,7 @@ two processes, visualisations and errors."""
 import json
 import os
 import re
+from dataclasses import replace
 from types import SimpleNamespace
 
 import cv2
@@ -73,11 +74,11 @@ def spread_weights(synthetic_root, trained_run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def evaluation(synthetic_root, spread_weights, tmp_path_factory):
-    """One multi-scale, flipped evaluation of the validation list with --save-pred and
-    TEST.VISUALIZATION: the process, its output folder and its overrides."""
+    """One multi-scale, flipped evaluation of the validation list with --save-pred,
+    TEST.SAVE_HEADS and TEST.VISUALIZATION: the process, its output folder and its overrides."""
     out = str(tmp_path_factory.mktemp("evaluation"))
     opts = small_opts(synthetic_root, out) + MULTI_SCALE + [
-        "TEST.MODEL_FILE", spread_weights, "TEST.VISUALIZATION", "True"]
+        "TEST.MODEL_FILE", spread_weights, "TEST.VISUALIZATION", "True", "TEST.SAVE_HEADS", "True"]
     proc = run_tool(["tools/test.py", "--cfg", OFFSET_CFG, "--save-pred", *opts])
     return SimpleNamespace(proc=proc, out=out, opts=opts,
                            folder=os.path.join(out, "output", "cityscapes", NAME))
@@ -200,6 +201,28 @@ def test_save_pred_writes_label_ids_and_colours_of_the_predicted_train_ids(evalu
         color = cv2.imread(os.path.join(predictions, "color", f"{stem}.png"), cv2.IMREAD_COLOR)
         np.testing.assert_array_equal(color[..., ::-1], PALETTE[expected], err_msg=stem)
     assert len(classes_seen) >= 3, f"the test needs several predicted classes: {classes_seen}"
+
+
+def test_save_heads_writes_the_label_ids_of_every_head_of_the_test_procedure(evaluation):
+    cfg = load_cfg(OFFSET_CFG, evaluation.opts)
+    model = build_eval_model(cfg, cfg.TEST.MODEL_FILE, torch.device("cpu"))
+    dataset = build_dataset(cfg, "test")
+    heads = ("logits", "seed_logits", "fused_logits")
+    settings = replace(InferenceSettings.from_config(cfg), heads=heads)
+    folder = os.path.join(evaluation.folder, "predictions", "heads")
+    assert sorted(os.listdir(folder)) == sorted(heads)
+    differ = 0
+    for index in range(len(dataset)):
+        image, _, _, stem = dataset[index]
+        scores = predict(model, image[None], settings).chunk(len(heads), dim=1)
+        expected = {head: s.argmax(dim=1)[0].numpy() for head, s in zip(heads, scores, strict=True)}
+        for head in heads:
+            ids = cv2.imread(os.path.join(folder, head, f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+            assert ids is not None and ids.dtype == np.uint8, f"{head}/{stem}.png"
+            np.testing.assert_array_equal(dataset.label_to_train_id[ids], expected[head],
+                                          err_msg=f"{head}/{stem}.png")
+        differ += int((expected["logits"] != expected["fused_logits"]).sum())
+    assert differ > 0, "the test needs heads that differ somewhere"
 
 
 def test_visualization_writes_every_panel_of_every_image(evaluation, synthetic_root):

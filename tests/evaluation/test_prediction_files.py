@@ -1,0 +1,47 @@
+"""PredictionWriter: the files of each image, from the predictions of every head."""
+import os
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import torch
+
+from lib.evaluation.prediction_files import PredictionFiles, PredictionWriter
+
+LABEL_IDS = np.array([7, 8, 11], dtype=np.uint8)  # label id of train ids 0, 1, 2
+DATASET = SimpleNamespace(train_id_to_label=LABEL_IDS.tolist(),
+                          palette=[(128, 64, 128), (244, 35, 232), (70, 70, 70)])
+
+
+def _read(path):
+    picture = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert picture is not None, path
+    return picture
+
+
+def test_save_heads_writes_the_label_ids_of_every_head_in_its_own_folder(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    heads = ("logits", "seed_logits", "fused_logits", "region_logits")
+    preds = {head: torch.randint(0, 3, (2, 4, 6), generator=generator) for head in heads}
+    files = PredictionFiles(save_pred=True, visualize=False, base_size=6, align_corners=False,
+                            save_heads=True)
+    writer = PredictionWriter(str(tmp_path), DATASET, None, files)
+    writer(torch.zeros(2, 3, 4, 6), preds, ["a", "b"])
+    for i, name in enumerate(("a", "b")):
+        for head in heads:
+            written = _read(tmp_path / "predictions" / "heads" / head / f"{name}.png")
+            np.testing.assert_array_equal(written, LABEL_IDS[preds[head][i].numpy()],
+                                          err_msg=f"{head} {name}")
+        # The submission files stay those of the final head, S_f.
+        np.testing.assert_array_equal(_read(tmp_path / "predictions" / "labelIds" / f"{name}.png"),
+                                      LABEL_IDS[preds["fused_logits"][i].numpy()])
+    assert sorted(os.listdir(tmp_path / "predictions" / "heads")) == sorted(heads)
+
+
+def test_without_save_heads_only_the_final_head_is_written(tmp_path):
+    preds = {"logits": torch.zeros(1, 4, 6, dtype=torch.long),
+             "fused_logits": torch.ones(1, 4, 6, dtype=torch.long)}
+    files = PredictionFiles(save_pred=True, visualize=False, base_size=6, align_corners=False)
+    PredictionWriter(str(tmp_path), DATASET, None, files)(torch.zeros(1, 3, 4, 6), preds, ["a"])
+    assert sorted(os.listdir(tmp_path / "predictions")) == ["color", "labelIds"]
+    assert (_read(tmp_path / "predictions" / "labelIds" / "a.png") == 8).all()
