@@ -291,7 +291,8 @@ _C.TEST.NUM_SAMPLES = 0
 _C.TEST.MODEL_FILE = ""
 # Average the prediction of the mirrored image.
 _C.TEST.FLIP_TEST = False
-# Scales of multi-scale testing ([1.0] = single scale); on the command line "0.5,0.75,1.0".
+# Scales of multi-scale testing ([1.0] = single scale); on the command line "0.5,0.75,1.0".  Each
+# must give a long side int(TEST.BASE_SIZE * scale + 0.5) of at least 8 pixels.
 _C.TEST.SCALE_LIST = [1.0]
 # Write S_i, S_s, S_f, confidence and offset images of every evaluated image.
 _C.TEST.VISUALIZATION = False
