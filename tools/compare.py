@@ -5,7 +5,9 @@
 Writes into DIR: iou.png (per-class IoU of each run), trimap.png (trimap curves of each run's
 final head, when the runs have boundary figures) and headline.md (the headline figures of every
 run, in %, with each run's difference from the first in points); the table is also printed.
-Runs are labelled by their folder's name unless --labels names them.
+Runs are labelled by their folder's name unless --labels names them.  A file that cannot be read
+or is not a results.json of tools/test.py is named in the error (exit status 2, as for bad
+arguments); runs that score different classes are compared with a warning.
 """
 import os
 import sys
@@ -15,15 +17,20 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 import json
 
-from lib.evaluation.comparison import comparison_figures, headline_table, run_labels
+from lib.evaluation.comparison import (ResultsError, check_run, class_differences,
+                                       comparison_figures, headline_table, run_labels)
 from lib.evaluation.figures import save_figure
 
 
-def parse_args(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description="Compare evaluations (results.json files).")
     parser.add_argument("results", nargs="+", help="results.json files, two or more")
     parser.add_argument("--out", required=True, help="folder for the figures and the table")
     parser.add_argument("--labels", nargs="+", help="one name per results file")
+    return parser
+
+
+def parse_args(parser, argv=None):
     args = parser.parse_args(argv)
     if len(args.results) < 2:
         parser.error("give two or more results.json files to compare")
@@ -33,22 +40,29 @@ def parse_args(argv=None):
 
 
 def read_results(path):
+    """The checked run of the results.json at ``path``; ResultsError names what is wrong."""
     try:
         with open(path) as f:
-            return json.load(f)
+            run = json.load(f)
     except OSError as e:
-        raise SystemExit(f"cannot read {path}: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise SystemExit(f"{path} is not a JSON file: {e}") from None
+        raise ResultsError(f"cannot read {path}: {e.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ResultsError(f"{path} is not a JSON file: {e}") from None
+    check_run(run, path)
+    return run
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    parser = build_parser()
+    args = parse_args(parser, argv)
     labels = args.labels or run_labels(args.results)
-    runs = {label: read_results(path) for label, path in zip(labels, args.results, strict=True)}
-    for label, path in zip(labels, args.results, strict=True):
-        if "IoU" not in runs[label]:
-            raise SystemExit(f"{path} has no per-class IoU: is it a results.json of tools/test.py?")
+    try:
+        runs = {label: read_results(path) for label, path in zip(labels, args.results, strict=True)}
+    except ResultsError as e:
+        parser.error(str(e))
+    warning = class_differences(runs)
+    if warning:
+        print(f"{parser.prog}: warning: {warning}", file=sys.stderr)
     os.makedirs(args.out, exist_ok=True)
     for name, figure in comparison_figures(runs).items():
         save_figure(figure, os.path.join(args.out, name))
