@@ -13,6 +13,9 @@ folders share: output/cityscapes/seg_hrnet_tiny_baseline_64x128_sgd_lr2e-2_bs_8_
 .../seg_hrnet_tiny_offset_64x128_sgd_lr2e-2_bs_8_epoch40 become "baseline" and "offset".
 --labels A B ... gives one label per results file instead, in the same order, e.g.
 --labels HRNetV2 "offset network".
+A file that cannot be read or is not a results.json of tools/test.py is named in the error
+(exit status 2, as for bad arguments); runs that score different classes are compared with a
+warning.
 """
 import os
 import sys
@@ -22,17 +25,22 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 import json
 
-from lib.evaluation.comparison import comparison_figures, headline_table, run_labels
+from lib.evaluation.comparison import (ResultsError, check_run, class_set_mismatch,
+                                       comparison_figures, headline_table, run_labels)
 from lib.evaluation.figures import save_figure
 
 
-def parse_args(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description="Compare evaluations (results.json files).")
     parser.add_argument("results", nargs="+", help="results.json files, two or more")
     parser.add_argument("--out", required=True, help="folder for the figures and the table")
     parser.add_argument("--labels", nargs="+",
                         help="one name per results file, in their order (default: each file's "
                              "folder less the words all the folders share)")
+    return parser
+
+
+def parse_args(parser, argv=None):
     args = parser.parse_args(argv)
     if len(args.results) < 2:
         parser.error("give two or more results.json files to compare")
@@ -42,22 +50,29 @@ def parse_args(argv=None):
 
 
 def read_results(path):
+    """The checked run of the results.json at ``path``; ResultsError names what is wrong."""
     try:
         with open(path) as f:
-            return json.load(f)
+            run = json.load(f)
     except OSError as e:
-        raise SystemExit(f"cannot read {path}: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise SystemExit(f"{path} is not a JSON file: {e}") from None
+        raise ResultsError(f"cannot read {path}: {e.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ResultsError(f"{path} is not a JSON file: {e}") from None
+    check_run(run, path)
+    return run
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    parser = build_parser()
+    args = parse_args(parser, argv)
     labels = args.labels or run_labels(args.results)
-    runs = {label: read_results(path) for label, path in zip(labels, args.results, strict=True)}
-    for label, path in zip(labels, args.results, strict=True):
-        if "IoU" not in runs[label]:
-            raise SystemExit(f"{path} has no per-class IoU: is it a results.json of tools/test.py?")
+    try:
+        runs = {label: read_results(path) for label, path in zip(labels, args.results, strict=True)}
+    except ResultsError as e:
+        parser.error(str(e))
+    warning = class_set_mismatch(runs)
+    if warning:
+        print(f"{parser.prog}: warning: {warning}", file=sys.stderr)
     os.makedirs(args.out, exist_ok=True)
     for name, figure in comparison_figures(runs).items():
         save_figure(figure, os.path.join(args.out, name))

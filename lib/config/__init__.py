@@ -15,6 +15,7 @@ register with ``register_choices``).
 """
 import difflib
 import logging
+import math
 import os
 
 import yaml
@@ -201,10 +202,56 @@ def _get(cfg, dotted):
     return cfg
 
 
+# Numeric keys with an obvious domain -> (lower bound, whether the bound itself is allowed): the
+# domains of the parts that read them (SGD's learning rate, momentum and weight decay; sizes,
+# counts and the divisor of PRINT_FREQ), so that a bad value names its key at load time.
+_LOWER_BOUNDS = {
+    "WORKERS": (0, True), "PRINT_FREQ": (1, True),
+    "MODEL.EXTRA.OFFSET_THRESHOLD": (0, False),
+    "TRAIN.LR": (0, False), "TRAIN.MOMENTUM": (0, True), "TRAIN.WD": (0, True),
+    "TRAIN.BASE_SIZE": (1, True), "TRAIN.SCALE_FACTOR": (0, True),
+    "TRAIN.DOWNSAMPLERATE": (0, False), "TRAIN.BATCH_SIZE_PER_GPU": (1, True),
+    "TRAIN.NUM_SAMPLES": (0, True), "TRAIN.EVAL_INTERVAL": (0, True),
+    "TRAIN.CHECKPOINT_INTERVAL": (0, True), "TRAIN.MAX_NONFINITE": (1, True),
+    "TEST.BASE_SIZE": (1, True), "TEST.BATCH_SIZE_PER_GPU": (1, True),
+    "TEST.NUM_SAMPLES": (0, True), "TEST.WINDOW_BATCH": (1, True),
+}
+# The shortest long side, in pixels, that a TEST.SCALE_LIST scale may give an image
+# (int(TEST.BASE_SIZE * s + 0.5)): its short side is then at least one pixel for any aspect ratio
+# up to 16:1 (below it torch fails at the first image with "sizes should be greater than 0").
+_MIN_SCALED_LONG_SIDE = 8
+
+
+def _validate_bounds(cfg):
+    for key, (bound, inclusive) in _LOWER_BOUNDS.items():
+        value = _get(cfg, key)
+        if not math.isfinite(value) or not (value >= bound if inclusive else value > bound):
+            raise ConfigError(f"{key} must be {'>=' if inclusive else '>'} {bound}, got {value}")
+    if cfg.TRAIN.EXTRA_EPOCH > 0 and not cfg.TRAIN.EXTRA_LR > 0:
+        raise ConfigError(f"TRAIN.EXTRA_LR must be > 0 for the TRAIN.EXTRA_EPOCH = "
+                          f"{cfg.TRAIN.EXTRA_EPOCH} epochs of the second phase, got "
+                          f"{cfg.TRAIN.EXTRA_LR}")
+    if not cfg.TEST.SCALE_LIST:
+        raise ConfigError("TEST.SCALE_LIST is empty")
+    base = cfg.TEST.BASE_SIZE
+    for scale in cfg.TEST.SCALE_LIST:
+        if not (math.isfinite(scale) and scale > 0):
+            raise ConfigError(f"TEST.SCALE_LIST {list(cfg.TEST.SCALE_LIST)}: scale {scale} is not "
+                              f"a positive number")
+        long_side = int(base * scale + 0.5)
+        if long_side < _MIN_SCALED_LONG_SIDE:
+            raise ConfigError(
+                f"TEST.SCALE_LIST {list(cfg.TEST.SCALE_LIST)}: scale {scale} resizes the long side "
+                f"to int(TEST.BASE_SIZE * scale + 0.5) = {long_side} pixels (TEST.BASE_SIZE "
+                f"{base}); at least {_MIN_SCALED_LONG_SIDE} are needed, which scales of "
+                f"{_MIN_SCALED_LONG_SIDE - 0.5} / TEST.BASE_SIZE or more give")
+
+
 def _validate(cfg):
     for key, allowed in _CHOICES.items():
         if _get(cfg, key) not in allowed:
             raise ConfigError(f"{key} = {_get(cfg, key)!r} is not one of {list(allowed)}")
+    _validate_bounds(cfg)
     for key in ("TRAIN.IMAGE_SIZE", "TEST.IMAGE_SIZE"):
         size = _get(cfg, key)
         if len(size) != 2 or any(v <= 0 for v in size):
@@ -219,8 +266,6 @@ def _validate(cfg):
     if not isinstance(crop, bool) and crop not in DATASET_OWN:
         raise ConfigError(f"TEST.CROP_PADDING = {crop!r} is not True, False, or empty / \"auto\" "
                           f"(the dataset's own)")
-    if not cfg.TEST.SCALE_LIST:
-        raise ConfigError("TEST.SCALE_LIST is empty")
     if not 0 < cfg.TEST.STRIDE_RATIO <= 1:
         raise ConfigError(f"TEST.STRIDE_RATIO must lie in (0, 1], got {cfg.TEST.STRIDE_RATIO}")
     if cfg.MODEL.EXTRA.CONFIDENCE not in (0, 1):

@@ -178,7 +178,8 @@ _C.DATASET.CONDITIONS = []
 _C.DATASET.CLASS_NAMES = []
 # Label map of a dataset that is not built in: [raw value, class index] pairs, raw values 0..255 as
 # stored in the label PNGs; unlisted raw values are ignored (TRAIN.IGNORE_LABEL).  Empty = the raw
-# value is the class index, values >= NUM_CLASSES ignored.
+# value is the class index; values >= NUM_CLASSES other than 255 and TRAIN.IGNORE_LABEL are out of
+# range (OUT_OF_RANGE_LABELS).
 _C.DATASET.LABEL_MAP = []
 # Colour of each class, [R, G, B] triples 0..255 in class-index order (a dataset not built in);
 # empty = a fixed palette of distinct colours.
@@ -186,6 +187,13 @@ _C.DATASET.PALETTE = []
 # Loss weight of each class in class-index order, used when LOSS.CLASS_BALANCE is true (a dataset
 # not built in); empty = none, then LOSS.CLASS_BALANCE must be false.
 _C.DATASET.CLASS_WEIGHTS = []
+# Stored label values that are neither a class nor void (255, TRAIN.IGNORE_LABEL, the dataset's
+# void ids such as Cityscapes' 0-6 or ADE20K's 0, values a LABEL_MAP leaves out), e.g. 5..7 in a
+# 5-class dataset without LABEL_MAP or Cityscapes ids above 33: "error" stops the run naming the
+# label file, its list line and the values, when the item is read; "ignore" trains and evaluates
+# with those pixels ignored.  Every split and dataset; a training epoch whose labels are all
+# ignored stops the run in both modes.
+_C.DATASET.OUT_OF_RANGE_LABELS = "error"
 
 # Training: transform, schedule, optimiser and run control.
 _C.TRAIN = CN()
@@ -283,7 +291,8 @@ _C.TEST.NUM_SAMPLES = 0
 _C.TEST.MODEL_FILE = ""
 # Average the prediction of the mirrored image.
 _C.TEST.FLIP_TEST = False
-# Scales of multi-scale testing ([1.0] = single scale); on the command line "0.5,0.75,1.0".
+# Scales of multi-scale testing ([1.0] = single scale); on the command line "0.5,0.75,1.0".  Each
+# must give a long side int(TEST.BASE_SIZE * scale + 0.5) of at least 8 pixels.
 _C.TEST.SCALE_LIST = [1.0]
 # Write S_i, S_s, S_f, confidence and offset images of every evaluated image.
 _C.TEST.VISUALIZATION = False

@@ -4,9 +4,10 @@ The config is read here only; the dataset classes take typed arguments.
 """
 import cv2
 
+from ..config import register_choices
 from .acdc import ACDC, CONDITIONS
 from .ade20k import ADE20K
-from .base_dataset import SPLITS, BaseDataset
+from .base_dataset import OUT_OF_RANGE_MODES, SPLITS, BaseDataset
 from .cityscapes import Cityscapes
 from .cocostuff import COCOStuff
 from .custom import CustomDataset, class_tables
@@ -28,6 +29,7 @@ __all__ = ["build_dataset", "build_train_transform", "dataset_class", "dataset_t
 _DATASETS = {"cityscapes": Cityscapes, "acdc": ACDC, "ade20k": ADE20K,
              "pascal_ctx": {59: PASCALContext59, 60: PASCALContext}, "cocostuff": COCOStuff,
              "lip": LIP, "pascal_voc": {21: PascalVOC, 20: PascalVOC20}}
+register_choices("DATASET.OUT_OF_RANGE_LABELS", OUT_OF_RANGE_MODES)
 
 # Split names that reference files give instead of a list (``TRAIN_SET: 'train'``) and the split
 # whose list they stand for: the reference's "testval" is the val set.
@@ -130,6 +132,8 @@ def build_dataset(cfg, split, list_path=None):
     - ``"train"``: list DATASET.TRAIN_SET, the reference random transform (TRAIN.IMAGE_SIZE as
       the crop, BASE_SIZE, SCALE_FACTOR, MULTI_SCALE, FLIP, DOWNSAMPLERATE, IGNORE_LABEL), the
       first TRAIN.NUM_SAMPLES items, Generator seeded with TRAIN.SEED (-1 = OS entropy).
+    - every split: label values out of range stop the run as they are read, unless
+      DATASET.OUT_OF_RANGE_LABELS is "ignore".
     - ``"val"``: list DATASET.TEST_SET, full normalised images, labels required,
       TEST.NUM_SAMPLES.
     - ``"test"``: as "val", labels read when the list has them.
@@ -147,7 +151,8 @@ def build_dataset(cfg, split, list_path=None):
     if list_path is None:  # the dataset checks the split
         list_path = cfg.DATASET.TRAIN_SET if split == "train" else cfg.DATASET.TEST_SET
     list_path = list_of_split(name, list_path)
-    kwargs = {"ignore_label": cfg.TRAIN.IGNORE_LABEL}
+    kwargs = {"ignore_label": cfg.TRAIN.IGNORE_LABEL,
+              "out_of_range_labels": cfg.DATASET.OUT_OF_RANGE_LABELS}
     if split == "train":
         kwargs.update(transform=build_train_transform(cfg), num_samples=cfg.TRAIN.NUM_SAMPLES,
                       seed=cfg.TRAIN.SEED if cfg.TRAIN.SEED >= 0 else None)

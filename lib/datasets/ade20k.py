@@ -6,7 +6,8 @@ Layout under ``<DATASET.ROOT>/ade20k/`` (the official ADEChallengeData2016.zip, 
     images/validation/ADE_val_%08d.jpg        annotations/validation/ADE_val_%08d.png
 
 Annotations are 8-bit single-channel PNGs: raw value 0 is "other" (not one of the 150 classes)
-and is ignored; raw value k (1..150) is class k - 1.  Images are JPEGs.  Arrays are read-only.
+and is ignored; raw value k (1..150) is class k - 1; 255 is ignored, and values 151..254 are out
+of range.  Images are JPEGs.  Arrays are read-only.
 """
 from dataclasses import dataclass
 
@@ -44,7 +45,7 @@ CLASS_NAMES = (
 
 
 # 256-entry lookup table: raw annotation value -> training id; 0 ("other") and anything above
-# 150 -> 255 (ignored).
+# 150 -> 255 (ignored, where the values above 150 are allowed at all: DATASET.OUT_OF_RANGE_LABELS).
 LABEL_TO_TRAIN_ID = np.full(256, 255, dtype=np.uint8)
 LABEL_TO_TRAIN_ID[1:len(CLASS_NAMES) + 1] = np.arange(len(CLASS_NAMES), dtype=np.uint8)
 LABEL_TO_TRAIN_ID = readonly(LABEL_TO_TRAIN_ID)
@@ -123,6 +124,7 @@ class ADE20K(BaseDataset):
     class_names = CLASS_NAMES
     palette = PALETTE
     label_to_train_id = LABEL_TO_TRAIN_ID
+    void_values = (0,)  # "other"
     train_id_to_label = TRAIN_ID_TO_LABEL
     # The loss weights as plain numbers, readable from the class without building a dataset.
     class_weight_table = (1.0,) * len(CLASS_NAMES)

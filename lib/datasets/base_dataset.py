@@ -15,10 +15,12 @@ tensor (H, W) of trainIds with ``ignore_label`` (255) for void pixels; ``size`` 
 index, which stands for epoch :data:`PLAIN_INDEX_EPOCH`.
 
 Every problem with the data raises :class:`DatasetError` naming the file and, for files from a list,
-the list file and line.  Nothing is skipped silently.
+the list file and line.  Nothing is skipped silently: a label value that is neither a class nor
+void (see ``void_values``) stops the run unless ``out_of_range_labels`` is ``"ignore"``.
 """
 import os
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -26,9 +28,15 @@ from torch.utils.data import Dataset
 from .files import DatasetError, check_listed_files, read_image, read_label, read_list
 from .transforms import MEAN, STD, TrainTransform, normalize
 
-__all__ = ["BaseDataset", "SPLITS", "PLAIN_INDEX_EPOCH", "readonly"]
+__all__ = ["BaseDataset", "SPLITS", "PLAIN_INDEX_EPOCH", "OUT_OF_RANGE_MODES", "readonly"]
 
 SPLITS = ("train", "val", "test")
+# What a label value that is neither a class nor void does (DATASET.OUT_OF_RANGE_LABELS).
+OUT_OF_RANGE_MODES = ("error", "ignore")
+# The stored value of void pixels in every dataset's files, unless it is a class's.
+_VOID_VALUE = 255
+# Out-of-range label values named in an error; the rest are counted.
+_MAX_VALUES_LISTED = 10
 # The epoch of an item fetched by a plain index: ``dataset[i]`` is ``dataset[(i, 0)]``.
 PLAIN_INDEX_EPOCH = 0
 
@@ -58,6 +66,10 @@ class BaseDataset(Dataset):
             subclass may wrap to add a step.
         mean, std: RGB normalisation statistics of values in [0, 1].
         num_samples: keep only the first ``num_samples`` items (0 = all).
+        out_of_range_labels: ``"error"``: a stored label value that is no class and not void
+            (``void_values``, 255 or ``ignore_label``) raises DatasetError naming the file, its
+            list line and the values, when the item is read; ``"ignore"``: such values are
+            ignored like void ones.
         seed: seed of the random training transform (None = fresh OS entropy).  The item at key
             ``(index, epoch)`` draws from a numpy Generator seeded with ``(seed, epoch, index)``,
             the same in any worker, any number of workers and after a resume.
@@ -73,6 +85,10 @@ class BaseDataset(Dataset):
     image_suffix = ""
     num_classes = 0
     label_to_train_id = None
+    # Stored values that the dataset defines as void (no class, ignored), besides 255 and the
+    # ignore label, which are void in every dataset; any other value that is no class's is out of
+    # range (a wrong NUM_CLASSES, label map or label file).
+    void_values = ()
     # The lib.evaluation.protocols protocol of the dataset's benchmark (TEST.PROTOCOL "").
     eval_protocol = "cityscapes"
     # Whether the ade20k protocol cuts its multiple-of-8 padding off the scores before the
@@ -89,7 +105,7 @@ class BaseDataset(Dataset):
     def __init__(self, root: str, list_path: str, split: str, *, ignore_label: int = 255,
                  transform: TrainTransform | None = None, mean: tuple[float, float, float] = MEAN,
                  std: tuple[float, float, float] = STD, num_samples: int = 0,
-                 seed: int | None = None):
+                 seed: int | None = None, out_of_range_labels: str = "error"):
         if split not in SPLITS:
             raise DatasetError(f"unknown split {split!r}; valid splits: {list(SPLITS)}")
         if not self.num_classes <= ignore_label <= 255:
@@ -101,6 +117,9 @@ class BaseDataset(Dataset):
                                f"ignore_label is {ignore_label}")
         if num_samples < 0:
             raise DatasetError(f"num_samples must be >= 0, got {num_samples}")
+        if out_of_range_labels not in OUT_OF_RANGE_MODES:
+            raise DatasetError(f"out_of_range_labels (DATASET.OUT_OF_RANGE_LABELS) must be one of "
+                               f"{list(OUT_OF_RANGE_MODES)}, got {out_of_range_labels!r}")
         self.split = split
         self.ignore_label = ignore_label
         self.train_transform = transform
@@ -110,6 +129,8 @@ class BaseDataset(Dataset):
         # Void ids are 255 in the class table and ignore_label in the labels read.
         self._lut = self.label_to_train_id.copy()
         self._lut[self._lut == 255] = ignore_label
+        self._out_of_range = None if out_of_range_labels == "ignore" else \
+            self._out_of_range_table(ignore_label)
 
         self.entries = self._read_entries(root, list_path, num_samples)
         self.has_labels = self.entries[0].label is not None
@@ -131,6 +152,28 @@ class BaseDataset(Dataset):
         check_listed_files(entries, os.path.join(self.data_dir, self.image_folder),
                            self.list_file, os.path.join(self.data_dir, self.label_folder))
         return entries
+
+    def _out_of_range_table(self, ignore_label):
+        """(256,) uint8: 1 at the stored values that are no class and not void."""
+        table = (self.label_to_train_id == 255).astype(np.uint8)
+        table[[*self.void_values, _VOID_VALUE, ignore_label]] = 0
+        return table
+
+    def _check_label_values(self, raw, label_path, where):
+        """Raise DatasetError naming the out-of-range values of ``raw`` (H, W) uint8 stored
+        values, if any (one table lookup and a count when there are none)."""
+        found = cv2.LUT(raw, self._out_of_range)
+        if not cv2.countNonZero(found):
+            return
+        values = np.unique(raw[found.astype(bool)]).tolist()
+        listed = values if len(values) <= _MAX_VALUES_LISTED else \
+            f"{values[:_MAX_VALUES_LISTED]} ... {values[-1]} ({len(values)} values)"
+        raise DatasetError(
+            f"{where}label values {listed} ({cv2.countNonZero(found)} of {raw.size} pixels) in "
+            f"{label_path} are neither one of the {self.num_classes} classes of "
+            f"{type(self).__name__} nor void; check DATASET.NUM_CLASSES, the label map "
+            f"(DATASET.LABEL_MAP of a dataset of your own) and the label file, or set "
+            f"DATASET.OUT_OF_RANGE_LABELS ignore to train with these pixels ignored")
 
     def _select(self, entries):
         """Hook for subclasses that keep only some entries of a list (ACDC conditions)."""
@@ -166,7 +209,10 @@ class BaseDataset(Dataset):
         if entry.label is None:
             return torch.from_numpy(normalize(image, self.mean, self.std)), size, name
         label_path = os.path.join(self.data_dir, self.label_folder, entry.label)
-        label = read_label(label_path, self._lut, where)
+        raw = read_label(label_path, where)
+        if self._out_of_range is not None:
+            self._check_label_values(raw, label_path, where)
+        label = cv2.LUT(raw, self._lut)
         if label.shape != image.shape[:2]:
             raise DatasetError(f"{where}image and label sizes differ: {image_path} is "
                                f"{image.shape[0]}x{image.shape[1]}, {label_path} is "

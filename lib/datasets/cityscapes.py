@@ -13,7 +13,7 @@ import torch
 
 from .base_dataset import BaseDataset, readonly
 
-__all__ = ["Cityscapes", "CLASS_NAMES", "TRAIN_LABEL_IDS", "LABEL_TO_TRAIN_ID",
+__all__ = ["Cityscapes", "CLASS_NAMES", "TRAIN_LABEL_IDS", "VOID_LABEL_IDS", "LABEL_TO_TRAIN_ID",
            "TRAIN_ID_TO_LABEL", "PALETTE", "CLASS_WEIGHTS"]
 
 # The 19 evaluated classes, in trainId order.
@@ -21,9 +21,12 @@ CLASS_NAMES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic
                "traffic sign", "vegetation", "terrain", "sky", "person", "rider", "car", "truck",
                "bus", "train", "motorcycle", "bicycle")
 
-# Cityscapes label id of each trainId 0..18; every other id (0-6, 9, 10, 14-16, 18, 29, 30, > 33)
-# is void and maps to 255.
+# Cityscapes label id of each trainId 0..18; the other ids (0-6, 9, 10, 14-16, 18, 29, 30) and
+# 255 (license plate, id -1 in 8 bits) are void and map to 255.  Ids above 33 are no Cityscapes
+# label: out of range.
 TRAIN_LABEL_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
+# The void label ids below 34 (ignored in training and evaluation).
+VOID_LABEL_IDS = tuple(i for i in range(34) if i not in TRAIN_LABEL_IDS)
 
 
 # 256-entry lookup table: label id -> trainId (255 = ignored).
@@ -53,6 +56,7 @@ class CityscapesTables:
     class_names = CLASS_NAMES
     palette = PALETTE
     label_to_train_id = LABEL_TO_TRAIN_ID
+    void_values = VOID_LABEL_IDS
     train_id_to_label = TRAIN_ID_TO_LABEL
     # The loss weights as plain numbers, readable from the class without building a dataset.
     class_weight_table = CLASS_WEIGHTS

@@ -9,10 +9,11 @@ Layout under ``<DATASET.ROOT>/cocostuff/`` (the one of the HRNet-OCR lists, e.g.
 Labels are 8-bit PNGs of the release's values: 0 is unlabelled, 1..182 the COCO ids of the 91
 thing and 91 stuff classes, of which 11 thing ids are never used.  The reference keeps the 171
 used ones in id order (``RAW_VALUES``): value ``RAW_VALUES[k]`` is class k; 0, the 11 unused ids
-and values above 182 are ignored.  Images are JPEGs.  Evaluated with the HRNet-OCR ``testval``
-procedure (the ``ade20k`` protocol, the multiple-of-8 padding cut off before the last resize as
-the reference's items carry it: ``eval_crop_padding``); trained on the image resized so that its
-short side is TRAIN.BASE_SIZE before the random scale and crop, as the reference does.
+and 255 are ignored, and values 183..254 are out of range (DATASET.OUT_OF_RANGE_LABELS).  Images
+are JPEGs.  Evaluated with the HRNet-OCR ``testval`` procedure (the ``ade20k`` protocol, the
+multiple-of-8 padding cut off before the last resize as the reference's items carry it:
+``eval_crop_padding``); trained on the image resized so that its short side is TRAIN.BASE_SIZE
+before the random scale and crop, as the reference does.
 """
 from .ade20k import ShortSideFirst
 from .stored_labels import StoredLabelDataset, stored_value_tables, voc_colours
@@ -61,6 +62,7 @@ class COCOStuff(StoredLabelDataset):
     image_suffix = ".jpg"
     class_names = CLASS_NAMES
     label_to_train_id, train_id_to_label = stored_value_tables(RAW_VALUES)
+    void_values = (0, *UNUSED_IDS)  # unlabelled, and the ids of no class
     palette = voc_colours(RAW_VALUES)
     eval_protocol = "ade20k"
     # HRNet-OCR's testval items carry their border_padding, cut off before the last resize.

@@ -3,6 +3,8 @@
 Layout under ``<DATASET.ROOT>/<name>/``: any folders.  The lists ``<DATASET.ROOT>/list/<name>/*.lst``
 pair each image (any format OpenCV reads: .jpg, .png, .tif, ...) with a single-channel 8-bit
 label PNG whose pixels hold raw values 0..255; the label map turns raw values into class indices.
+Without a label map, a raw value from NUM_CLASSES up other than 255 and the ignore label is out
+of range: reading it stops the run (``BaseDataset``, DATASET.OUT_OF_RANGE_LABELS).
 ``tools/make_lists.py --dataset <name> --images <glob> --labels <glob>`` writes the lists.
 Items are named by the image file name without its extension.
 
@@ -53,6 +55,8 @@ class ClassTables:
             raw values of no class.
         train_id_to_label: (K,) uint8, class index -> the raw value written into label PNGs
             (the first raw value of the class in the label map).
+        void_values: the raw values of no class that are ignored: with a label map every raw
+            value it does not list, without one none (255 and the ignore label always are).
         palette: (K, 3) uint8 RGB colours.
         class_weight_table: K loss weights, or None.
     """
@@ -60,6 +64,7 @@ class ClassTables:
     class_names: tuple[str, ...]
     label_to_train_id: np.ndarray
     train_id_to_label: np.ndarray
+    void_values: tuple[int, ...]
     palette: np.ndarray
     class_weight_table: tuple[float, ...] | None
 
@@ -84,7 +89,8 @@ def class_tables(class_names: Sequence[str], label_map: Sequence[Sequence[int]] 
         class_names: K distinct, non-empty names (DATASET.CLASS_NAMES).
         label_map: ``[raw value, class index]`` pairs, raw values 0..255, each listed once,
             indices 0..K-1, every class given at least one raw value; unlisted raw values are
-            ignored.  Empty: the raw value is the class index, values >= K ignored.
+            ignored (void).  Empty: the raw value is the class index; values >= K other than
+            255 and the ignore label are out of range.
         palette: K ``[R, G, B]`` triples of 0..255; empty: :func:`distinct_palette`.
         class_weights: K finite, non-negative loss weights; empty: none.
 
@@ -92,9 +98,10 @@ def class_tables(class_names: Sequence[str], label_map: Sequence[Sequence[int]] 
     """
     names = _check_names(class_names)
     lut, to_label = _label_tables(label_map, names)
+    void = tuple(np.flatnonzero(lut == _VOID).tolist()) if len(label_map) else ()
     weights = _check_weights(class_weights, len(names)) if len(class_weights) else None
     colours = _check_palette(palette, len(names)) if len(palette) else distinct_palette(len(names))
-    return ClassTables(names, readonly(lut), readonly(to_label), readonly(colours), weights)
+    return ClassTables(names, readonly(lut), readonly(to_label), void, readonly(colours), weights)
 
 
 def _is_int(value):
@@ -199,6 +206,7 @@ class CustomDataset(BaseDataset):
         self.num_classes = self.tables.num_classes
         self.class_names = self.tables.class_names
         self.label_to_train_id = self.tables.label_to_train_id
+        self.void_values = self.tables.void_values
         self.train_id_to_label = self.tables.train_id_to_label
         self.palette = self.tables.palette
         self.class_weight_table = self.tables.class_weight_table

@@ -163,18 +163,19 @@ def _palette_indices(path, where):
         raise DatasetError(f"{where}cannot decode label: {path} ({e})") from None
 
 
-def read_label(path, label_to_train_id, where=""):
-    """uint8 (H, W) trainIds: a single-channel 8-bit label-id PNG mapped by the 256-entry LUT.
+def read_label(path, where=""):
+    """uint8 (H, W) raw label values as stored: a single-channel 8-bit label-id PNG (the
+    dataset's class table maps them).
 
     An indexed-colour PNG (PASCAL VOC's SegmentationClass files) holds label ids as its
     palette indices; those are read, not the colours."""
     _check_file(path, "label", where)
     if _is_indexed_png(path):
-        return cv2.LUT(_palette_indices(path, where), label_to_train_id)
+        return _palette_indices(path, where)
     label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if label is None:
         raise DatasetError(f"{where}cannot decode label: {path}")
     if label.ndim != 2 or label.dtype != np.uint8:
         raise DatasetError(f"{where}label must be a single-channel 8-bit image of label ids, got "
                            f"shape {label.shape} and dtype {label.dtype}: {path}")
-    return cv2.LUT(label, label_to_train_id)
+    return label

@@ -11,7 +11,8 @@ List lines give the image relative to ``TrainVal_images/`` and the annotation re
 ``TrainVal_parsing_annotations/``, e.g. ``val_images/100034_483681.jpg
 val_segmentations/100034_483681.png`` (the reference's ``valList.txt``); further fields, which
 the reference's training lists carry, are not read.  Annotations are 8-bit PNGs whose value k is
-class k (0 is the background, a class of its own); other values are ignored.
+class k (0 is the background, a class of its own); 255 is ignored and values 20..254 are out of
+range (DATASET.OUT_OF_RANGE_LABELS).
 
 Training, as the reference: a horizontal flip of the image as read, which swaps the left and
 right parts (``FLIP_PAIRS``), then a resize to the crop (TRAIN.IMAGE_SIZE, ignoring the aspect

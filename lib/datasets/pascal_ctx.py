@@ -8,11 +8,12 @@ the release converted to PNG labels, one folder per split)::
 
 Labels are 8-bit PNGs: 0 is the background, 1..59 the classes in the order of
 ``CLASS_NAMES_59``.  With 60 classes every value 0..59 is its own class; with 59 (the common
-benchmark, and the reference's ``reduce_zero_label``) 0 is ignored and k is class k - 1.  Values
-above 59 are ignored in both.  Images are JPEGs.  Evaluated with the HRNet-OCR ``testval``
-procedure (the ``ade20k`` protocol, the multiple-of-8 padding cut off before the last resize as
-the reference's items carry it: ``eval_crop_padding``); trained, as there, on the image resized
-so that its short side is TRAIN.BASE_SIZE before the random scale and crop.
+benchmark, and the reference's ``reduce_zero_label``) 0 is ignored and k is class k - 1.  255
+is ignored in both; values 60..254 are out of range (DATASET.OUT_OF_RANGE_LABELS).  Images are
+JPEGs.  Evaluated with the HRNet-OCR ``testval`` procedure (the ``ade20k`` protocol, the
+multiple-of-8 padding cut off before the last resize as the reference's items carry it:
+``eval_crop_padding``); trained, as there, on the image resized so that its short side is
+TRAIN.BASE_SIZE before the random scale and crop.
 """
 from .ade20k import ShortSideFirst
 from .stored_labels import StoredLabelDataset, stored_value_tables, voc_colours
@@ -50,4 +51,5 @@ class PASCALContext59(PASCALContext):
 
     class_names = CLASS_NAMES_59
     label_to_train_id, train_id_to_label = stored_value_tables(range(1, 60))
+    void_values = (0,)  # the background
     palette = voc_colours(range(1, 60))

@@ -10,7 +10,8 @@ Layout under ``<DATASET.ROOT>/pascal_voc/`` (the VOC 2012 release with the augme
 
 ``tools/make_lists.py`` lists the 10,582 augmented training images (every SegmentationClassAug
 label not in val.txt) and the 1,449 val.txt images.  Label value k (0..20) is class k; 255, the
-"void" outline drawn around objects, and every other value are ignored.  Images are JPEGs.
+"void" outline drawn around objects, is ignored, and values 21..254 are out of range
+(DATASET.OUT_OF_RANGE_LABELS).  Images are JPEGs.
 
 The OVeNet repository ships VOC experiment files with 21 and with 20 classes.  DATASET.NUM_CLASSES
 21 is VOC 2012 as benchmarked; 20 (:class:`PascalVOC20`) is the 20 object classes with the
@@ -55,4 +56,5 @@ class PascalVOC20(PascalVOC):
 
     class_names = CLASS_NAMES[1:]
     label_to_train_id, train_id_to_label = stored_value_tables(range(1, 21))
+    void_values = (0,)  # the background
     palette = voc_colours(range(1, 21))

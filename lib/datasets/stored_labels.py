@@ -1,8 +1,9 @@
 """What the reference benchmarks' datasets share: label files that store one raw value per class.
 
 PASCAL-Context, COCO-Stuff, LIP and PASCAL VOC store each class as one 8-bit value in their
-label PNGs; a class table is the list of those values in class-index order, and every other
-value is ignored.  The reference trains them without class weights: their weights are all 1
+label PNGs; a class table is the list of those values in class-index order.  Of the other
+values, 255 and the dataset's ``void_values`` are ignored and the rest are out of range
+(``BaseDataset``).  The reference trains them without class weights: their weights are all 1
 (the same loss; LOSS.CLASS_BALANCE keeps its default), and they have no conditions.
 """
 import dataclasses
@@ -20,8 +21,9 @@ def stored_value_tables(raw_values):
     """``(label_to_train_id, train_id_to_label)`` for classes stored as ``raw_values[k]``.
 
     ``label_to_train_id``: (256,) uint8, raw value -> class index, 255 for every value that is
-    no class's; ``train_id_to_label``: (K,) uint8, the raw values (what label PNGs are written
-    with).  Both read-only.
+    no class's (void or out of range: the dataset's ``void_values`` say which);
+    ``train_id_to_label``: (K,) uint8, the raw values (what label PNGs are written with).  Both
+    read-only.
     """
     raw = np.asarray(raw_values, dtype=np.int64)
     if len(set(raw.tolist())) != len(raw) or raw.min() < 0 or raw.max() > 254:
@@ -43,9 +45,9 @@ def voc_colours(raw_values):
 class StoredLabelDataset(BaseDataset):
     """A built-in dataset of raw stored values: class weights all 1, no conditions.
 
-    Subclasses set ``class_names``, ``label_to_train_id``, ``train_id_to_label``, ``palette``
-    and the layout (``folder``, ``image_suffix``, ...); arguments are those of
-    :class:`BaseDataset`.  The training transform swaps the ``flip_pairs`` classes of flipped
+    Subclasses set ``class_names``, ``label_to_train_id``, ``train_id_to_label``, ``palette``,
+    ``void_values`` when they have void values besides 255, and the layout (``folder``,
+    ``image_suffix``, ...); arguments are those of :class:`BaseDataset`.  The training transform swaps the ``flip_pairs`` classes of flipped
     labels and runs after ``before_transform``, when the class sets one.
     """
 

@@ -6,8 +6,8 @@ tool can build them itself, e.g. a tiny network on random tensors.
 
 Host synchronisation: a training step reads nothing back (``lib.engine.step``).  Every
 PRINT_FREQ iterations, at each CHECKPOINT_INTERVAL and at the end of each epoch, one all-reduce
-of a small vector (stop request, non-finite losses, batch-norm finiteness, loss sums) is read by
-the host: the loop logs, stops or raises there, and only there.
+of a small vector (stop request, non-finite losses, batch-norm finiteness, labelled pixels, loss
+sums) is read by the host: the loop logs, stops or raises there, and only there.
 """
 import logging
 import os
@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from ..config import amp_dtype_of
+from ..datasets import DatasetError
 from ..evaluation.finite import NonFiniteOutputError
 from ..utils import distributed as dist
 from ..utils.compat import stop_persistent_workers, unwrap_model
@@ -54,13 +55,15 @@ class LoopSettings:
     begin_epoch: int = 0  # where a run that does not resume starts (TRAIN.BEGIN_EPOCH)
     resume: bool = False  # continue from the output folder's checkpoint when there is one
     accumulate_steps: int = 1  # micro-batches of a loader batch, one optimiser step for all
+    ignore_label: int = 255  # label of unlabelled pixels: an epoch of nothing else stops the run
 
     @classmethod
     def from_config(cls, cfg):
         train = cfg.TRAIN
         return cls(amp_dtype_of(cfg), train.CHANNELS_LAST, cfg.PRINT_FREQ, train.MAX_NONFINITE,
                    train.CHECKPOINT_INTERVAL, train.EVAL_INTERVAL, train.BEGIN_EPOCH,
-                   bool(train.RESUME or cfg.AUTO_RESUME), train.ACCUMULATE_STEPS)
+                   bool(train.RESUME or cfg.AUTO_RESUME), train.ACCUMULATE_STEPS,
+                   train.IGNORE_LABEL)
 
 
 @dataclass
@@ -84,6 +87,7 @@ class StepWindow:
         zero = torch.zeros((), device=self.device)
         self.names, self.sums = [], None
         self.finite, self.nonfinite, self.worst = zero, zero.clone(), self.run.clone()
+        self.labelled = zero.clone()  # label pixels other than the ignore label
         self.steps, self.data_time, self.started = 0, 0.0, time.perf_counter()
 
     def add(self, out: step.StepOutput):
@@ -96,6 +100,9 @@ class StepWindow:
         self.run = (self.run + 1) * out.nonfinite
         self.worst = torch.maximum(self.worst, self.run)
         self.steps += 1
+
+    def count_labelled(self, labels, ignore_label):
+        self.labelled = self.labelled + (labels != ignore_label).sum()
 
 
 class BufferGuard:
@@ -152,7 +159,8 @@ class Trainer:
             network's class name only).
 
     Use it as a context manager (or call ``close``).  ``request_stop()`` (the SIGTERM handler)
-    ends the run at the next check with a checkpoint.
+    ends the run at the next check with a checkpoint.  An epoch run from its first batch whose
+    labels hold nothing but the ignore label on every rank raises DatasetError at its end.
     """
 
     def __init__(self, model, criterion, optimizer, scaler, phases, schedule, checkpointer,
@@ -168,6 +176,7 @@ class Trainer:
         self.window = StepWindow(device)
         self.buffers = BufferGuard(model, device)
         self.stop_requested = False
+        self.labelled_in_epoch = 0.0
 
     @property
     def loader(self):
@@ -239,10 +248,12 @@ class Trainer:
         self.model.train()
         window = self.window
         window.reset()  # the streak of non-finite losses goes on across epochs
+        self.labelled_in_epoch = 0.0  # summed over ranks at each check
         self.buffers.snapshot(self.state.iteration)
         stop, data_tic = False, time.perf_counter()
         for position, batch in enumerate(batches, start=epoch.first_batch + 1):
             images, labels = self._to_device(batch)
+            window.count_labelled(labels, self.settings.ignore_label)
             window.data_time += time.perf_counter() - data_tic
             set_lr(self.optimizer, self.schedule.lr(self.state.iteration))
             try:
@@ -263,6 +274,12 @@ class Trainer:
                     if checkpoint_due:
                         self.checkpointer.save(self.state.iteration, self.state.best_miou)
             data_tic = time.perf_counter()
+        if epoch.first_batch == 0 and not self.labelled_in_epoch:
+            raise DatasetError(
+                f"{label}: every label pixel of every training crop of the epoch is the ignore "
+                f"label {self.settings.ignore_label} (TRAIN.IGNORE_LABEL): nothing to learn "
+                f"from {loader.dataset!r}; check its label files, DATASET.LABEL_MAP and "
+                f"TRAIN.IGNORE_LABEL")
         return True, stop
 
     def _to_device(self, batch):
@@ -280,9 +297,11 @@ class Trainer:
         restored, restored_from = self.buffers.restore(self.state.iteration)
         flags = torch.stack([torch.tensor(float(self.stop_requested), device=self.device),
                              (window.worst >= self.settings.max_nonfinite).float(),
-                             window.nonfinite.float(), window.finite.float(), restored.float()])
-        stop, exceeded, nonfinite, finite, restored, *sums = dist.all_reduce_sum(
+                             window.nonfinite.float(), window.finite.float(), restored.float(),
+                             window.labelled.float()])
+        stop, exceeded, nonfinite, finite, restored, labelled, *sums = dist.all_reduce_sum(
             torch.cat([flags, window.sums])).tolist()
+        self.labelled_in_epoch += labelled
         if nonfinite:
             logger.warning("%s it %d: %d non-finite loss(es) in the last %d iterations; their "
                            "optimiser steps were skipped", where, self.state.iteration,

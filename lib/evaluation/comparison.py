@@ -4,6 +4,8 @@ A run is the content of one results.json: the top-level figures of ``.final`` ("
 "pixel_acc", "mean_acc", "IoU") and, when the evaluation made them, the "heads", "boundary"
 and "fusion" blocks of ``SegAnalysis.results``.  Boundary and fusion figures are those of each
 run's final head (``heads.final_head``).  Differences are against the first run.
+``check_run`` says which file is not such a run, ``class_set_mismatch`` when runs score different
+classes.
 """
 import os
 from collections.abc import Mapping, Sequence
@@ -12,7 +14,71 @@ from .figures import iou_bars_figure, trimap_figure
 from .heads import final_head, head_label
 from .report import percent, points
 
-__all__ = ["short_labels", "run_labels", "headline", "headline_table", "comparison_figures"]
+__all__ = ["ResultsError", "check_run", "class_set_mismatch", "short_labels", "run_labels",
+           "headline", "headline_table", "comparison_figures"]
+
+# What the comparison reads of a run, as nested {key: spec}; "*" stands for every key of an
+# object, _FIGURE for a fraction (null where undefined: json_safe writes NaN so).
+_FIGURE = "a number or null"
+_REQUIRED = {"IoU": {"*": _FIGURE}, "mIoU": _FIGURE}
+_OPTIONAL = {"pixel_acc": _FIGURE, "mean_acc": _FIGURE,
+             "heads": {"*": {"mIoU": _FIGURE}},
+             "boundary": {"*": {"boundary_mIoU": _FIGURE, "trimap_mIoU": {"*": _FIGURE}}},
+             "fusion": {"*": {key: _FIGURE for key in ("differ", "fixed", "broken", "changed")}}}
+
+
+class ResultsError(ValueError):
+    """A file that is not a results.json of tools/test.py; the message names it and the field."""
+
+
+def check_run(run, source: str) -> None:
+    """Raise ResultsError naming ``source`` and the first field of ``run`` (a parsed JSON file)
+    that the comparison cannot read: "IoU" ({class: IoU}, not empty) and "mIoU" are required,
+    the other blocks checked where present."""
+    spec = dict(_REQUIRED)
+    if isinstance(run, dict):
+        spec.update((key, value) for key, value in _OPTIONAL.items() if key in run)
+    problem = _mismatch(run, spec, "")
+    if problem is None and not run["IoU"]:
+        problem = "IoU names no class"
+    if problem is not None:
+        raise ResultsError(f"{source} is not a results.json of tools/test.py: {problem}")
+
+
+def _mismatch(value, spec, path):
+    """The first place where ``value`` does not have the shape ``spec``, or None."""
+    if spec is _FIGURE:
+        if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            return None
+        return f"{path} is {value!r}, not {_FIGURE}"
+    if not isinstance(value, dict):
+        return f"{path or 'the file'} holds {type(value).__name__}, not an object"
+    if "*" in spec:
+        items = [(key, spec["*"]) for key in value]
+    else:
+        missing = [key for key in spec if key not in value]
+        if missing:
+            return f"{path or 'the file'} has no {missing[0]!r}"
+        items = spec.items()
+    for key, sub in items:
+        problem = _mismatch(value[key], sub, f"{path}.{key}" if path else key)
+        if problem is not None:
+            return problem
+    return None
+
+
+def class_set_mismatch(runs: Mapping[str, Mapping]) -> str | None:
+    """A warning when the runs' per-class IoU tables name different classes (their means then
+    average different classes), else None."""
+    names = {label: set(run["IoU"]) for label, run in runs.items()}
+    if len({frozenset(n) for n in names.values()}) == 1:
+        return None
+    first = next(iter(runs))
+    shared = set.intersection(*names.values())
+    counts = ", ".join(f"{label} {len(n)}" for label, n in names.items())
+    return (f"the runs have different classes ({counts}; {len(shared)} in all of them): their "
+            f"mIoU and accuracies average different classes, and iou.png shows the classes of "
+            f"{first}")
 
 
 def short_labels(names: Sequence[str], sep: str = "_") -> list[str]:

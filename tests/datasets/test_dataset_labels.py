@@ -14,10 +14,12 @@ DESIGN_WEIGHTS = [0.8373, 0.918, 0.866, 1.0345, 1.0166, 0.9969, 0.9754, 1.0489, 
 
 
 def test_every_label_id_0_to_255_is_mapped_to_its_design_train_id_by_the_loader(tmp_path):
+    # Ids 34..254 are out of range, read here as ignored (test_label_values.py: the error).
     label = np.arange(256, dtype=np.uint8).reshape(16, 16)
     image = np.zeros((16, 16, 3), np.uint8)
     make_cityscapes_tree(tmp_path, [("all_ids", image, label)], "val.lst", "val")
-    _, mapped, size, name = build_dataset(dataset_cfg(tmp_path), "val")[0]
+    cfg = dataset_cfg(tmp_path, **{"DATASET.OUT_OF_RANGE_LABELS": "ignore"})
+    _, mapped, size, name = build_dataset(cfg, "val")[0]
     expected = np.array([DESIGN_TRAIN_IDS.get(i, 255) for i in range(256)]).reshape(16, 16)
     assert mapped.dtype == torch.int64
     np.testing.assert_array_equal(mapped.numpy(), expected)
@@ -60,7 +62,7 @@ def test_acdc_uses_the_very_same_cityscapes_tables():
 
 
 def test_void_ids_map_to_the_configured_ignore_label(tmp_path):
-    label = np.array([[0, 7, 33, 34]], np.uint8).repeat(4, 0)
+    label = np.array([[0, 7, 33, 255]], np.uint8).repeat(4, 0)
     make_cityscapes_tree(tmp_path, [("x", np.zeros((4, 4, 3), np.uint8), label)], "val.lst", "val")
     cfg = dataset_cfg(tmp_path, **{"TRAIN.IGNORE_LABEL": 250})
     _, mapped, _, _ = build_dataset(cfg, "val")[0]
