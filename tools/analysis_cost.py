@@ -34,6 +34,7 @@ from lib.config import load_cfg
 from lib.evaluation.analysis import SegAnalysis
 from lib.evaluation.heads import label_size_inputs, output_heads
 from lib.models import build_model
+from tools.cli import run
 
 
 def parse_args(argv=None):
@@ -113,4 +114,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main))

@@ -87,6 +87,7 @@ from lib.utils.profiling import (
     time_interleaved,
     versions,
 )
+from tools.cli import run
 
 
 @dataclass(frozen=True)
@@ -602,4 +603,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -26,6 +26,7 @@ from lib.engine import step
 from lib.engine.build import build_step_parts
 from lib.utils.device import select_device
 from lib.utils.profiling import device_name, time_interleaved, versions
+from tools.cli import run
 
 
 def parse_args(argv=None):
@@ -75,4 +76,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

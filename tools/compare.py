@@ -28,6 +28,7 @@ import json
 from lib.evaluation.comparison import (ResultsError, check_run, class_set_mismatch,
                                        comparison_figures, headline_table, run_labels)
 from lib.evaluation.figures import save_figure
+from tools.cli import run
 
 
 def build_parser():
@@ -66,10 +67,7 @@ def main(argv=None):
     parser = build_parser()
     args = parse_args(parser, argv)
     labels = args.labels or run_labels(args.results)
-    try:
-        runs = {label: read_results(path) for label, path in zip(labels, args.results, strict=True)}
-    except ResultsError as e:
-        parser.error(str(e))
+    runs = {label: read_results(path) for label, path in zip(labels, args.results, strict=True)}
     warning = class_set_mismatch(runs)
     if warning:
         print(f"{parser.prog}: warning: {warning}", file=sys.stderr)
@@ -85,4 +83,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main))

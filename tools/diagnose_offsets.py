@@ -28,6 +28,7 @@ from lib.engine.diagnose import diagnose, diagnostics_table, read_validation_rec
 from lib.engine.launch import configure_threads
 from lib.evaluation.figures import save_figure, training_history_figure
 from lib.utils.device import select_device
+from tools.cli import run
 
 
 def parse_args(argv=None):
@@ -68,4 +69,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main))

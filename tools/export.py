@@ -23,6 +23,7 @@ import torch
 from lib.config import load_cfg
 from lib.models import build_eval_model
 from lib.models.export import FORMATS, OPSET, TOLERANCE, check, check_sizes, export
+from tools.cli import run
 
 logger = logging.getLogger("export")
 
@@ -66,4 +67,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main))

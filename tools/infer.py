@@ -33,7 +33,9 @@ from lib.datasets import DatasetError
 from lib.datasets.files import read_image
 from lib.evaluation import Predictor
 from lib.utils.device import select_device
+from lib.utils.errors import RunError
 from lib.utils.visualize import colorize, overlay, prediction_panels, save_png
+from tools.cli import run
 
 logger = logging.getLogger("infer")
 
@@ -63,12 +65,12 @@ def find_inputs(path):
     if os.path.isfile(path):
         return [path]
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"--input {path} is neither a file nor a folder")
+        raise RunError(f"--input {path} is neither a file nor a folder")
     suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
     found = sorted(os.path.join(folder, f) for folder, _, files in os.walk(path) for f in files
                    if f.lower().endswith(suffixes))
     if not found:
-        raise FileNotFoundError(f"--input {path} holds no image or video ({', '.join(suffixes)})")
+        raise RunError(f"--input {path} holds no image or video ({', '.join(suffixes)})")
     return found
 
 
@@ -179,4 +181,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main))

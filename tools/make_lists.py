@@ -35,6 +35,7 @@ import glob
 from lib.datasets import LIST_NAMES
 from lib.datasets.acdc import CONDITIONS
 from lib.datasets.files import DatasetError
+from tools.cli import run
 
 SPLITS = ("train", "val", "test")
 _DATASETS = ("acdc", "ade20k", "cityscapes", "cocostuff", "lip", "pascal_ctx", "pascal_voc")
@@ -352,15 +353,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.conditions and (args.images or args.labels):
         parser.error("--conditions applies to acdc, not to --images / --labels lists")
-    try:
-        if args.images is None and args.labels is None:
-            make_lists(args.root, args.dataset, args.conditions, args.out)
-        else:
-            make_glob_lists(args.root, args.dataset, args.images, args.labels, args.splits,
-                            args.image_only, args.out)
-    except DatasetError as e:  # the message names the files; a traceback would only hide it
-        sys.exit(f"make_lists.py: {e}")
+    if args.images is None and args.labels is None:
+        make_lists(args.root, args.dataset, args.conditions, args.out)
+    else:
+        make_glob_lists(args.root, args.dataset, args.images, args.labels, args.splits,
+                        args.image_only, args.out)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main))

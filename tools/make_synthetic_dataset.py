@@ -21,6 +21,7 @@ import argparse
 import time
 
 from lib.datasets.synthetic import LAYOUTS, write_synthetic_dataset
+from tools.cli import run
 from tools.make_lists import make_lists
 
 
@@ -54,4 +55,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main))

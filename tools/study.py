@@ -26,7 +26,6 @@ import argparse
 import logging
 import shlex
 
-from lib.config import ConfigError
 from lib.engine.study import (
     StudyScripts,
     Variant,
@@ -35,6 +34,7 @@ from lib.engine.study import (
     summarise_study,
 )
 from lib.evaluation.comparison import short_labels
+from tools.cli import run
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 
@@ -101,10 +101,7 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     scripts = StudyScripts(sys.executable, os.path.join(TOOLS, "train.py"),
                            os.path.join(TOOLS, "test.py"))
-    try:
-        runs = plan_study(args.variants, args.seeds, args.out, args.opts, args.test)
-    except ConfigError as e:
-        sys.exit(f"error: {e}")
+    runs = plan_study(args.variants, args.seeds, args.out, args.opts, args.test)
     if args.print_commands:
         for run in runs:
             print(scripts.shell_line(run, args.test))
@@ -120,4 +117,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main))

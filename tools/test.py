@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from lib.engine.launch import launched
 from lib.engine.tester import run_test
+from tools.cli import run
 from tools.launch_args import launcher_parser
 
 
@@ -32,4 +33,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main))

@@ -17,6 +17,7 @@ import signal
 
 from lib.engine.build import build_trainer
 from lib.engine.launch import launched
+from tools.cli import run
 from tools.launch_args import launcher_parser
 
 
@@ -33,4 +34,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main))

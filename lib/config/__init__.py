@@ -21,6 +21,7 @@ import os
 import yaml
 from yacs.config import CfgNode
 
+from ..utils.errors import ProjectError
 from ..utils.precision import AMP_DTYPES, amp_dtype
 from .compat import coerce_to_type_of, decode_value
 from .default import _C
@@ -36,7 +37,7 @@ logger = logging.getLogger(__name__)
 DATASET_OWN = (None, "", "auto")
 
 
-class ConfigError(ValueError):
+class ConfigError(ProjectError, ValueError):
     """A configuration file or override that cannot be used; the message names the key."""
 
 
@@ -132,8 +133,8 @@ def _merge(node, raw, prefix, source):
     for key, value in raw.items():
         key, full = str(key), f"{prefix}{key}"
         if key not in node:
-            match = difflib.get_close_matches(key, list(node.keys()), n=1, cutoff=0.5)
-            hint = f"; did you mean {match[0]}?" if match else ""
+            nearest = nearest_keys(full)
+            hint = f"; did you mean {' or '.join(nearest)}?" if nearest else ""
             raise ConfigError(f"{source}: unknown config key {full}{hint}")
         if isinstance(node[key], CfgNode):
             if not isinstance(value, dict):
@@ -150,6 +151,41 @@ def _merge(node, raw, prefix, source):
                 node[key] = coerce_to_type_of(value, declared, key, full)
             except ValueError as e:
                 raise ConfigError(f"{source}: {e}") from None
+
+
+# How close (difflib's ratio, case ignored) a key's last name must be to a known key's for
+# ``nearest_keys`` to suggest it, and the bonus of a key in the same group as the unknown one
+# (TEST.SCALES: TEST.SCALE_LIST rather than MODEL.OCR.SCALE).
+_NEAR = 0.6
+_SAME_GROUP = 0.3
+
+
+def _all_keys(node, prefix=""):
+    for key, value in node.items():
+        yield f"{prefix}{key}"
+        if isinstance(value, CfgNode):
+            yield from _all_keys(value, f"{prefix}{key}.")
+
+
+def nearest_keys(full):
+    """The full names of the known keys (groups included) nearest to the unknown key ``full``,
+    searched in every group: the same name in another group (TRAIN.OHEMTHRES -> LOSS.OHEMTHRES,
+    DATASET.IMAGE_SIZE -> TEST.IMAGE_SIZE, TRAIN.IMAGE_SIZE), else the closest spelling, a key of
+    the same group first (LOSS.TERM_WEIGHT -> LOSS.TERM_WEIGHTS).  Sorted; empty when no key
+    is close."""
+    group, _, name = full.upper().rpartition(".")
+    keys = list(_all_keys(_C))
+    same_name = sorted(k for k in keys if k.rpartition(".")[2] == name)
+    if same_name:
+        return same_name
+    scores = {}
+    for key in keys:
+        key_group, _, key_name = key.rpartition(".")
+        ratio = difflib.SequenceMatcher(None, name, key_name).ratio()
+        if ratio >= _NEAR:
+            scores[key] = ratio + (_SAME_GROUP if key_group == group else 0.0)
+    best = max(scores.values(), default=None)
+    return sorted(k for k, s in scores.items() if s == best)
 
 
 def _is_number(value):

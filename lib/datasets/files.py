@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ..utils.errors import ProjectError
+
 __all__ = ["DatasetError", "ListEntry", "read_list", "check_listed_files", "read_image",
            "read_label"]
 
@@ -31,7 +33,7 @@ _JPEG_TAIL = 1024
 _MAX_LISTED = 10
 
 
-class DatasetError(ValueError):
+class DatasetError(ProjectError, ValueError):
     """A dataset file, list or argument that cannot be used; the message names the culprit."""
 
 

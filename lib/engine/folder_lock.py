@@ -10,12 +10,14 @@ import logging
 import os
 import socket
 
+from ..utils.errors import ProjectError
+
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = "run.lock"
 
 
-class FolderLockedError(RuntimeError):
+class FolderLockedError(ProjectError, RuntimeError):
     """The output folder belongs to another run."""
 
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import register_choices
+from ..config import ConfigError, register_choices
 
 # TRAIN.OPTIMIZER: the optimisers build_optimizer makes.
 OPTIMIZERS = ("sgd", "adamw")
@@ -29,8 +29,8 @@ def build_optimizer(model, name, lr, momentum, weight_decay, nesterov, head_keyw
     heads = [p for n, p in named if any(k in n for k in head_keywords)]
     trunk = [p for n, p in named if not any(k in n for k in head_keywords)]
     if head_keywords and not heads:
-        raise ValueError(f"TRAIN.NONBACKBONE_KEYWORDS {list(head_keywords)} name no parameter "
-                         f"of the network")
+        raise ConfigError(f"TRAIN.NONBACKBONE_KEYWORDS {list(head_keywords)} name no parameter "
+                          f"of the network")
     params = [{"params": trunk, "lr": lr, "lr_mult": 1.0}]
     if heads:
         params.append({"params": heads, "lr": lr * head_lr_mult, "lr_mult": float(head_lr_mult)})

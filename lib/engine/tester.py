@@ -56,8 +56,8 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
                        f"True) to write the predictions")
     model_file = cfg.TEST.MODEL_FILE or os.path.join(output_dir, "final_state.pth")
     if not cfg.TEST.MODEL_FILE and not os.path.isfile(model_file):
-        raise FileNotFoundError(f"TEST.MODEL_FILE is not set and the run's {model_file} does "
-                                f"not exist: train first or give TEST.MODEL_FILE")
+        raise RunError(f"TEST.MODEL_FILE is not set and the run's {model_file} does "
+                       f"not exist: train first or give TEST.MODEL_FILE")
     workload = Workload.testing(cfg)
     with explain_out_of_memory(workload, device):
         model = build_eval_model(cfg, model_file, device)

@@ -24,6 +24,7 @@ from ..datasets import DatasetError
 from ..evaluation.finite import NonFiniteOutputError
 from ..utils import distributed as dist
 from ..utils.compat import stop_persistent_workers, unwrap_model
+from ..utils.errors import RunError
 from ..utils.logger import add_finite_scalars
 from ..utils.precision import overflow_remedy
 from ..utils.profiling import peak_memory_mb
@@ -38,7 +39,7 @@ logger = logging.getLogger(__name__)
 _LR_KEYS = {"main": "TRAIN.LR", "extra": "TRAIN.EXTRA_LR"}
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(RunError):
     """Training produced TRAIN.MAX_NONFINITE non-finite losses in a row."""
 
 

@@ -10,6 +10,7 @@ classes.
 import os
 from collections.abc import Mapping, Sequence
 
+from ..utils.errors import ProjectError
 from .figures import iou_bars_figure, trimap_figure
 from .heads import final_head, head_label
 from .report import percent, points
@@ -27,7 +28,7 @@ _OPTIONAL = {"pixel_acc": _FIGURE, "mean_acc": _FIGURE,
              "fusion": {"*": {key: _FIGURE for key in ("differ", "fixed", "broken", "changed")}}}
 
 
-class ResultsError(ValueError):
+class ResultsError(ProjectError, ValueError):
     """A file that is not a results.json of tools/test.py; the message names it and the field."""
 
 

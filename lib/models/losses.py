@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import register_choices
+from ..config import ConfigError, register_choices
 from ..utils.geometry import resize_bilinear
 from .output import OCROutput, SegOutput
 from .seed import base_grid
@@ -239,8 +239,8 @@ class SegLoss(nn.Module):
         if not isinstance(output, OCROutput):
             return [("", 1.0, self.seg_loss, output)]
         if len(self.balance_weights) != 2:
-            raise ValueError("LOSS.BALANCE_WEIGHTS needs 2 weights (soft regions, OCR) for the "
-                             f"OCR networks, got {list(self.balance_weights)}")
+            raise ConfigError("LOSS.BALANCE_WEIGHTS needs 2 weights (soft regions, OCR) for the "
+                              f"OCR networks, got {list(self.balance_weights)}")
         b_regions, b_ocr = self.balance_weights
         return [("_regions", b_regions, self.region_loss, output.regions()),
                 ("_ocr", b_ocr, self.seg_loss, output.ocr())]
@@ -274,12 +274,12 @@ def build_criterion(cfg, class_weights=None):
     weight = None
     if cfg.LOSS.CLASS_BALANCE:
         if class_weights is None:
-            raise ValueError("LOSS.CLASS_BALANCE is true but no class weights were given "
-                             "(set LOSS.CLASS_BALANCE False or pass the dataset's weights)")
+            raise ConfigError("LOSS.CLASS_BALANCE is true but no class weights were given "
+                              "(set LOSS.CLASS_BALANCE False or pass the dataset's weights)")
         weight = _as_buffer(class_weights)
         if weight.numel() != cfg.DATASET.NUM_CLASSES:
-            raise ValueError(f"{weight.numel()} class weights for DATASET.NUM_CLASSES "
-                             f"{cfg.DATASET.NUM_CLASSES}")
+            raise ConfigError(f"{weight.numel()} class weights for DATASET.NUM_CLASSES "
+                              f"{cfg.DATASET.NUM_CLASSES}")
     ignore_label = cfg.TRAIN.IGNORE_LABEL
     align_corners = cfg.MODEL.ALIGN_CORNERS
     cross_entropy = CrossEntropy(ignore_label=ignore_label, weight=weight,
@@ -290,8 +290,8 @@ def build_criterion(cfg, class_weights=None):
                                     min_kept=cfg.LOSS.OHEMKEEP, weight=weight,
                                     align_corners=align_corners)
         if cfg.LOSS.REGION_MEAN not in REGION_MEANS:
-            raise ValueError(f"LOSS.REGION_MEAN must be one of {list(REGION_MEANS)}, "
-                             f"got {cfg.LOSS.REGION_MEAN!r}")
+            raise ConfigError(f"LOSS.REGION_MEAN must be one of {list(REGION_MEANS)}, "
+                              f"got {cfg.LOSS.REGION_MEAN!r}")
         region_loss = CrossEntropy(ignore_label=ignore_label, weight=weight,
                                    align_corners=align_corners,
                                    over_all_pixels=cfg.LOSS.REGION_MEAN == "all_pixels")

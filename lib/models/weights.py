@@ -46,6 +46,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from ..utils.errors import ProjectError
+
 logger = logging.getLogger(__name__)
 
 _WRAPPER_PREFIXES = ("module.", "model.")
@@ -53,7 +55,7 @@ _CLASSIFICATION_ONLY = ("incre_modules.", "downsamp_modules.", "final_layer.", "
 _SHOW = 5
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(ProjectError, RuntimeError):
     """A weight file that does not fit the model; the message names the file and the keys."""
 
 
@@ -199,28 +201,67 @@ def drop_other_class_count(model, state, source):
 def load_state_dict(model, state, source, require_all=True):
     """Load ``state`` into ``model`` after checking every key and shape; report per module.
 
-    ``require_all=False`` allows missing model keys (initialisation from a partial file).
+    ``require_all=False`` allows missing model keys (initialisation from a partial file).  When
+    the file holds another kind of network than the model (``network_kind``), the error says
+    both in words before the keys.
     """
     target = model.state_dict()
+    culprit = _culprit(source, state, target)
     state = _drop_foreign(state, target, source)
     unexpected = [k for k in state if k not in target]
     if unexpected:
-        raise CheckpointError(f"{source}: {len(unexpected)} keys the model does not have, "
+        raise CheckpointError(f"{culprit}: {len(unexpected)} keys the model does not have, "
                               f"first: {unexpected[:_SHOW]}")
     mismatched = [f"{k}: file {tuple(v.shape)} vs model {tuple(target[k].shape)}"
                   for k, v in state.items() if v.shape != target[k].shape]
     if mismatched:
-        raise CheckpointError(f"{source}: {len(mismatched)} tensors of the wrong shape "
+        raise CheckpointError(f"{culprit}: {len(mismatched)} tensors of the wrong shape "
                               f"(does the config match the weights?), first: {mismatched[:_SHOW]}")
     if not state:
-        raise CheckpointError(f"{source}: no tensor in the file matches the model")
+        raise CheckpointError(f"{culprit}: no tensor in the file matches the model")
     missing = [k for k in target if k not in state]
     if missing and require_all:
-        raise CheckpointError(f"{source}: {len(missing)} model tensors missing from the file, "
+        raise CheckpointError(f"{culprit}: {len(missing)} model tensors missing from the file, "
                               f"first: {missing[:_SHOW]}")
     model.load_state_dict(state, strict=False)
     logger.info("loaded %s: %s", source, _report(target, state))
     return missing
+
+
+# The modules that tell the networks apart, by the kind of network they belong to.
+_OCR_MODULES = ("conv3x3_ocr", "ocr_gather_head", "ocr_distri_head", "cls_head", "aux_head")
+_HEAD_MODULE = "last_layer"
+
+
+def network_kind(keys) -> str:
+    """The network whose state-dict ``keys`` these are, in words, with the modules that show it:
+    "an offset network: offset_layer, stage4_2, transition3_2", "an OCR network: aux_head,
+    cls_head, ...", "an OCR network with an offset path: ...", "an HRNetV2 network (no offset
+    path, no OCR): last_layer", "an ImageNet classification network: classifier, ..."."""
+    modules = {k.split(".")[0] for k in keys}
+    offset = sorted(m for m in modules if (m + ".").startswith(_OFFSET_PATH))
+    ocr = sorted(m for m in modules if m in _OCR_MODULES)
+    classification = sorted(m for m in modules if (m + ".").startswith(_CLASSIFICATION_ONLY))
+    if offset and ocr:
+        return f"an OCR network with an offset path: {', '.join(offset + ocr)}"
+    if offset:
+        return f"an offset network: {', '.join(offset)}"
+    if ocr:
+        return f"an OCR network: {', '.join(ocr)}"
+    if _HEAD_MODULE in modules:
+        return f"an HRNetV2 network (no offset path, no OCR): {_HEAD_MODULE}"
+    if classification:
+        return f"an ImageNet classification network: {', '.join(classification)}"
+    return f"no network of this project: {', '.join(sorted(modules)[:_SHOW])}"
+
+
+def _culprit(source, state, target):
+    """``source``, and when the file holds another kind of network than the model, both kinds
+    in words (the file was made for another config)."""
+    held, built = network_kind(state), network_kind(target)
+    if held == built:
+        return source
+    return f"{source} holds {held}, but the config builds {built}"
 
 
 def _report(target, state):
@@ -241,6 +282,9 @@ def load_pretrained(model, path, offset_path="", offset_head=False):
     ``offset_head`` (MODEL.OFFSET_PRETRAINED_HEAD); the reference leaves it fresh.
     """
     model_keys = model.state_dict().keys()
+    _require_weights(path, "MODEL.PRETRAINED", "start from random weights")
+    _require_weights(offset_path, "MODEL.OFFSET_PRETRAINED",
+                     "initialise the offset path from MODEL.PRETRAINED")
     state = read_state_dict(path) if path else OrderedDict()
     state = _hrnet_head_as_regions(state, model_keys, path)
     sources = model.offset_path_sources() if hasattr(model, "offset_path_sources") else {}
@@ -257,6 +301,16 @@ def load_pretrained(model, path, offset_path="", offset_head=False):
     state = _drop_unused_offset_path(state, model_keys, source)
     state = drop_other_class_count(model, state, source)
     return load_state_dict(model, state, source, require_all=False)
+
+
+def _require_weights(path, key, empty):
+    """Raise CheckpointError when the initialisation file ``path`` (config ``key``; "" = none)
+    does not exist, saying where such files come from; ``empty`` says what ``key ''`` does."""
+    if path and not os.path.isfile(path):
+        raise CheckpointError(
+            f"{key}: weight file not found: {path}. Weight files are not part of the "
+            f"repository: pretrained_models/README.md says which file each experiment starts "
+            f"from and where to download it (or set {key} '' to {empty})")
 
 
 _OFFSET_HEADS = ("offset_layer.", "aux_head_offset.")

@@ -1,6 +1,8 @@
 """The device a process computes on, chosen once (by the tools) and passed down."""
 import torch
 
+from .errors import RunError
+
 __all__ = ["select_device", "describe_memory"]
 
 
@@ -13,7 +15,7 @@ def select_device(choice: str | None = None, local_rank: int = 0) -> torch.devic
     if device.type != "cuda":
         return device
     if not torch.cuda.is_available():
-        raise RuntimeError(f"device {choice!r}: CUDA is not available on this machine")
+        raise RunError(f"device {choice!r}: CUDA is not available on this machine")
     device = torch.device("cuda", local_rank if device.index is None else device.index)
     torch.cuda.set_device(device)
     return device

@@ -182,8 +182,29 @@ def test_command_line_overrides_parse_like_the_original_test_command():
 
 
 def test_unknown_override_is_an_error_with_a_suggestion():
-    with pytest.raises(ConfigError, match="did you mean FLIP_TEST"):
+    with pytest.raises(ConfigError, match=r"did you mean TEST\.FLIP_TEST\?"):
         load_cfg(None, ["TEST.FLIP_TST", "True"])
+
+
+@pytest.mark.parametrize("written, suggested", [
+    ("LOSS.TERM_WEIGHT", "LOSS.TERM_WEIGHTS"),  # a typo in the right group
+    ("TRAIN.OHEMTHRES", "LOSS.OHEMTHRES"),  # the right name in the wrong group
+    ("TRAIN.OHEMTHRESH", "LOSS.OHEMTHRES"),  # both
+    ("DATASET.IMAGE_SIZE", "TEST.IMAGE_SIZE or TRAIN.IMAGE_SIZE"),  # two groups have it
+    ("TRIAN.LR", "TRAIN"),  # a misspelt group
+    ("MODEL.EXTRA.STAGE4.NUM_BRANCH", "MODEL.EXTRA.STAGE4.NUM_BRANCHES"),
+])
+def test_the_suggestion_searches_every_group_and_names_the_full_key(written, suggested):
+    with pytest.raises(ConfigError) as info:
+        load_cfg(None, [written, "1"])
+    assert str(info.value).endswith(f"unknown config key {written.split('.LR')[0]}; did you mean "
+                                    f"{suggested}?")
+
+
+def test_a_key_like_no_other_gets_no_suggestion(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_cfg(_write(tmp_path, "TRAIN:\n  XYZZY: 1\n"))
+    assert str(info.value).endswith("unknown config key TRAIN.XYZZY")
 
 
 def test_odd_override_list_is_an_error():

@@ -8,6 +8,7 @@ from lib.datasets.cityscapes import CLASS_NAMES
 from lib.evaluation.metrics import json_safe
 from tests.evaluation.synthetic import results_json
 from tests.tools.helpers import run_tool
+from tools.cli import run
 from tools.compare import main
 
 
@@ -24,10 +25,9 @@ def good(tmp_path):
 
 
 def _refused(capsys, paths, out):
-    """Run compare in this process; returns its stderr after the exit with status 2."""
-    with pytest.raises(SystemExit) as info:
-        main([*paths, "--out", str(out)])
-    assert info.value.code == 2
+    """Run compare in this process as its command line does; returns its stderr after the
+    exit with status 2."""
+    assert run(main, [*paths, "--out", str(out)]) == 2
     return capsys.readouterr().err
 
 

@@ -1,5 +1,6 @@
 """Loading official, thesis and our own weight files."""
 import logging
+import os
 from collections import OrderedDict
 
 import pytest
@@ -335,3 +336,61 @@ def test_evaluation_weights_of_an_offset_network_stay_strict_for_a_baseline(tmp_
     path, _ = _thesis_checkpoint(tmp_path, make_tiny_cfg)
     with pytest.raises(CheckpointError, match="keys the model does not have"):
         build_eval_model(make_tiny_cfg(name="seg_hrnet"), str(path), "cpu")
+
+
+def test_weights_of_another_network_are_described_in_words_with_what_the_config_builds(
+        tmp_path, make_tiny_cfg):
+    from lib.models import build_eval_model
+
+    path, _ = _thesis_checkpoint(tmp_path, make_tiny_cfg)
+    with pytest.raises(CheckpointError) as info:
+        build_eval_model(make_tiny_cfg(name="seg_hrnet"), str(path), "cpu")
+    assert str(info.value).startswith(
+        f"{path} holds an offset network: offset_layer, stage4_2, transition3_2, but the config "
+        f"builds an HRNetV2 network (no offset path, no OCR): last_layer: ")
+    # The other way round: the offset network misses its offset path in a baseline's file.
+    baseline = tmp_path / "baseline.pth"
+    torch.save(build_model(make_tiny_cfg(name="seg_hrnet"), load_pretrained=False).state_dict(),
+               baseline)
+    with pytest.raises(CheckpointError) as info:
+        build_eval_model(make_tiny_cfg(), str(baseline), "cpu")
+    assert str(info.value).startswith(
+        f"{baseline} holds an HRNetV2 network (no offset path, no OCR): last_layer, but the "
+        f"config builds an offset network: offset_layer, stage4_2, transition3_2: ")
+
+
+@pytest.mark.parametrize("keys, words", [
+    (["conv1.weight", "conv3x3_ocr.0.weight", "ocr_distri_head.x", "cls_head.weight",
+      "aux_head.0.weight"], "an OCR network: aux_head, cls_head, conv3x3_ocr, ocr_distri_head"),
+    (["cls_head.weight", "stage4_2.0.x", "transition3_2.0.x", "aux_head_offset.0.weight"],
+     "an OCR network with an offset path: aux_head_offset, stage4_2, transition3_2, cls_head"),
+    (["layer1.0.conv1.weight", "classifier.weight", "final_layer.0.weight"],
+     "an ImageNet classification network: classifier, final_layer"),
+    (["conv1.weight", "layer1.0.x"], "no network of this project: conv1, layer1"),
+])
+def test_network_kind_names_the_modules_that_show_it(keys, words):
+    from lib.models.weights import network_kind
+
+    assert network_kind(keys) == words
+
+
+def test_same_kind_of_network_keeps_the_plain_message(tmp_path, make_tiny_cfg):
+    path, _ = _thesis_checkpoint(tmp_path, make_tiny_cfg)
+    model = build_model(make_tiny_cfg(stage4_modules=2), load_pretrained=False)
+    with pytest.raises(CheckpointError) as info:  # another depth: keys, not kinds, differ
+        load_state_dict(model, read_state_dict(str(path)), str(path))
+    assert str(info.value).startswith(f"{path}: ") and "holds" not in str(info.value)
+
+
+@pytest.mark.parametrize("key", ["PRETRAINED", "OFFSET_PRETRAINED"])
+def test_missing_initialisation_file_points_to_the_weights_readme(tmp_path, make_tiny_cfg, key):
+    cfg = make_tiny_cfg()
+    cfg.MODEL[key] = str(tmp_path / "hrnetv2_w48_imagenet_pretrained.pth")
+    with pytest.raises(CheckpointError) as info:
+        build_model(cfg)
+    message = str(info.value)
+    assert message.startswith(f"MODEL.{key}: weight file not found: {cfg.MODEL[key]}")
+    assert "pretrained_models/README.md" in message
+    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "pretrained_models", "README.md")
+    assert os.path.isfile(readme)

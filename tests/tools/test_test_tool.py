@@ -332,8 +332,9 @@ def test_weights_with_nonfinite_outputs_end_the_test_naming_the_file_and_in_its_
                     check=False)
     assert proc.returncode != 0
     *_, error, advice = proc.stderr.strip().splitlines()
-    assert error.startswith(f"lib.evaluation.finite.NonFiniteOutputError: the network of "
-                            f"{model_file} gives outputs that are not finite"), proc.stderr
+    assert error.startswith(f"error: the network of {model_file} gives outputs that are not "
+                            f"finite"), proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert advice.startswith("What to do: the run that wrote these weights diverged")
     folder = os.path.join(str(tmp_path), "output", "cityscapes", NAME)
     assert not os.path.exists(os.path.join(folder, "results.json"))

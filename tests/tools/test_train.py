@@ -161,8 +161,9 @@ def test_a_diverging_run_ends_with_the_guard_and_its_log_holds_the_error(synthet
     assert proc.returncode != 0
     assert "out of bounds" not in proc.stderr
     *_, error, advice = proc.stderr.strip().splitlines()
-    assert error.startswith("lib.evaluation.finite.NonFiniteOutputError: validation at "
-                            "iteration 4: the network's outputs are not finite"), proc.stderr
+    assert error.startswith("error: validation at iteration 4: the network's outputs are not "
+                            "finite"), proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert advice == ("What to do: start the run again with a lower TRAIN.LR (now 1e+08); it has "
                       "written no checkpoint yet")
     folder = _folder(out)
