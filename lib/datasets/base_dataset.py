@@ -18,6 +18,7 @@ Every problem with the data raises :class:`DatasetError` naming the file and, fo
 the list file and line.  Nothing is skipped silently: a label value that is neither a class nor
 void (see ``void_values``) stops the run unless ``out_of_range_labels`` is ``"ignore"``.
 """
+import functools
 import os
 
 import cv2
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .files import DatasetError, check_listed_files, read_image, read_label, read_list
+from .files import DatasetError, check_listed_files, image_size, read_image, read_label, read_list
 from .transforms import MEAN, STD, TrainTransform, normalize
 
 __all__ = ["BaseDataset", "SPLITS", "PLAIN_INDEX_EPOCH", "OUT_OF_RANGE_MODES", "readonly"]
@@ -95,8 +96,9 @@ class BaseDataset(Dataset):
     # resize to the label size (TEST.CROP_PADDING empty): the reference does so for the datasets
     # whose test items carry their padding (HRNet-OCR's PASCAL-Context and COCO-Stuff).
     eval_crop_padding = False
-    # Whether every image of the dataset has the same size, so that whole images can be batched
-    # for evaluation (Cityscapes and ACDC); others are evaluated one image per batch.
+    # Whether every image of the dataset is known to have one size (Cityscapes and ACDC), so
+    # that evaluation batches whole images without reading a file; otherwise the image files'
+    # headers say it (``image_size_mismatch``).
     same_size_images = False
     # (a, b) class pairs that trade places when an image is mirrored (LIP's left and right
     # body parts): the training flip and flip testing swap them.
@@ -174,6 +176,29 @@ class BaseDataset(Dataset):
             f"{type(self).__name__} nor void; check DATASET.NUM_CLASSES, the label map "
             f"(DATASET.LABEL_MAP of a dataset of your own) and the label file, or set "
             f"DATASET.OUT_OF_RANGE_LABELS ignore to train with these pixels ignored")
+
+    @functools.cached_property
+    def image_size_mismatch(self) -> str | None:
+        """None when every image of the list has one size, so that evaluation may batch whole
+        images: declared by ``same_size_images``, else read from every image file's header
+        (``files.image_size``; the pixels are not decoded), once.  Otherwise a sentence naming
+        the first image whose size differs from the first image's, or cannot be read from its
+        header."""
+        if self.same_size_images:
+            return None
+        folder = os.path.join(self.data_dir, self.image_folder)
+        first = None
+        for entry in self.entries:
+            path = os.path.join(folder, entry.image)
+            size = image_size(path)
+            if size is None:
+                return f"the size of {path} cannot be read from its header"
+            if first is None:
+                first = path, size
+            elif size != first[1]:
+                return (f"{path} is {size[0]}x{size[1]} (height x width), {first[0]} "
+                        f"{first[1][0]}x{first[1][1]}")
+        return None
 
     def _select(self, entries):
         """Hook for subclasses that keep only some entries of a list (ACDC conditions)."""

@@ -13,7 +13,7 @@ from PIL import Image
 from ..utils.errors import ProjectError
 
 __all__ = ["DatasetError", "ListEntry", "read_list", "check_listed_files", "read_image",
-           "read_label"]
+           "read_label", "image_size"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Every complete PNG ends with an empty IEND chunk: length 0, type, CRC.  OpenCV can decode a cut
@@ -29,6 +29,9 @@ _PNG_INDEXED = 3
 _JPEG_START = b"\xff\xd8\xff"
 _JPEG_END = b"\xff\xd9"
 _JPEG_TAIL = 1024
+# The EXIF orientation tag, and its values that turn the image by 90 degrees (5 to 8).
+_EXIF_ORIENTATION = 0x0112
+_EXIF_TURNED = (5, 6, 7, 8)
 # Missing files listed in one error message; the rest are counted.
 _MAX_LISTED = 10
 
@@ -147,6 +150,20 @@ def read_image(path, where=""):
     if image is None:
         raise DatasetError(f"{where}cannot decode image: {path}")
     return image
+
+
+def image_size(path):
+    """``(height, width)`` of the image file at ``path`` as ``read_image`` decodes it, read from
+    the file's header with Pillow (the pixels are not decoded), or None when Pillow cannot read
+    the header.  An EXIF orientation that turns the image by 90 degrees swaps the two, as
+    OpenCV's ``imread`` turns the image."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            turned = image.getexif().get(_EXIF_ORIENTATION) in _EXIF_TURNED
+    except (OSError, ValueError):  # not an image Pillow knows, or a damaged header
+        return None
+    return (width, height) if turned else (height, width)
 
 
 def _is_indexed_png(path):

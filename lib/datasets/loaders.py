@@ -48,12 +48,13 @@ def train_loader(dataset, batch_size, workers, pin_memory, seed, shuffle, accumu
 def eval_loader(dataset, batch_size, workers, pin_memory):
     """This rank's exact shard of ``dataset`` in order (every item on one rank only), in batches
     of ``batch_size`` whole images when the dataset's images all have one size
-    (``same_size_images``), else one image per batch (the reference files of PASCAL-Context,
-    LIP and VOC ask for 16 images of different sizes)."""
-    if batch_size > 1 and not dataset.same_size_images:
-        logger.info("%s images differ in size: evaluated one per batch (TEST.BATCH_SIZE_PER_GPU "
-                    "%d applies to datasets of one image size)", type(dataset).__name__,
-                    batch_size)
+    (``image_size_mismatch`` is None), else one image per batch (the reference files of
+    PASCAL-Context, LIP and VOC ask for 16 images of different sizes)."""
+    mismatch = dataset.image_size_mismatch if batch_size > 1 else None
+    if mismatch:
+        logger.info("%s: one image per batch in evaluation (%s); TEST.BATCH_SIZE_PER_GPU %d "
+                    "applies to datasets whose images have one size", type(dataset).__name__,
+                    mismatch, batch_size)
         batch_size = 1
     shard = Subset(dataset, dist.shard_indices(len(dataset)))
     return DataLoader(shard, batch_size=batch_size, shuffle=False,

@@ -1,4 +1,5 @@
 """A dataset of your own described in the config: class tables, label mapping, reading, errors."""
+import logging
 import os
 
 import cv2
@@ -155,3 +156,41 @@ def test_built_in_dataset_accepts_its_own_class_names_only(tmp_path):
 def test_conditions_are_refused_for_a_dataset_of_your_own(orchard):
     with pytest.raises(DatasetError, match="CONDITIONS .* applies to acdc only"):
         build_dataset(own_cfg(orchard, **{"DATASET.CONDITIONS": ["fog"]}), "val")
+
+
+def _val_loader_log(root, caplog, batch_size=4):
+    from lib.datasets.loaders import eval_loader
+
+    dataset = build_dataset(own_cfg(str(root)), "val")
+    with caplog.at_level(logging.INFO, logger="lib.datasets.loaders"):
+        loader = eval_loader(dataset, batch_size, 0, False)
+    return loader, caplog.text
+
+
+def test_images_of_one_size_are_evaluated_in_batches(orchard, caplog):
+    loader, log = _val_loader_log(orchard, caplog)
+    assert loader.batch_size == 4 and "one image per batch" not in log
+    images, labels, sizes, names = next(iter(loader))
+    assert tuple(images.shape) == (2, 3, 24, 40) and list(names) == ["tree_a", "tree_b"]
+
+
+def test_images_of_different_sizes_are_evaluated_one_per_batch_naming_one(orchard, caplog):
+    wider = orchard / "orchard" / "photos" / "tree_b.jpg"
+    assert cv2.imwrite(str(wider), np.zeros((24, 48, 3), np.uint8))
+    write_png(orchard / "orchard" / "masks" / "tree_b.png", np.zeros((24, 48), np.uint8))
+    loader, log = _val_loader_log(orchard, caplog)
+    assert loader.batch_size == 1
+    assert f"{wider} is 24x48 (height x width), " in log
+
+
+def test_an_exif_turned_image_counts_with_the_size_it_is_read_at(orchard, caplog):
+    from PIL import Image
+
+    # tree_b stored as 40x24 with the orientation "turn by 90 degrees": read as 24x40.
+    photo = orchard / "orchard" / "photos" / "tree_b.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.zeros((40, 24, 3), np.uint8)).save(photo, exif=exif)
+    assert cv2.imread(str(photo)).shape == (24, 40, 3)
+    loader, log = _val_loader_log(orchard, caplog)
+    assert loader.batch_size == 4 and "one image per batch" not in log

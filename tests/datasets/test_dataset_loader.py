@@ -117,7 +117,7 @@ def test_both_acdc_experiment_files_exist():
 
 class _Sized(torch.utils.data.Dataset):
     def __init__(self, same_size_images):
-        self.same_size_images = same_size_images
+        self.image_size_mismatch = None if same_size_images else "item 1 is 3x4, item 0 2x4"
 
     def __len__(self):
         return 6
