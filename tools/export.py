@@ -1,7 +1,10 @@
 """Export a trained network to ONNX or TorchScript and check the file against PyTorch.
 
-    python tools/export.py --cfg <yaml> --format onnx --output model.onnx \\
+    python tools/export.py --cfg <yaml> --format onnx [--output model.onnx] \\
         [--size H W] [KEY VALUE ...]        # TEST.MODEL_FILE <pth> among the overrides
+
+The file goes next to the weights (the run folder for a run's best.pth or final_state.pth), named
+after them: ``final_state.onnx`` or ``final_state.pt``; ``--output`` names another file.
 
 The file takes a normalised N x 3 x H x W RGB batch and returns the final class logits at 1/4
 resolution, then for the offset network the offsets and the confidence (``lib.models.export``).  It is
@@ -27,12 +30,19 @@ from tools.cli import run
 
 logger = logging.getLogger("export")
 
+# The file name ending of each format, and the endings of weight files that the default name
+# drops (final_state.pth -> final_state.onnx, checkpoint.pth.tar -> checkpoint.pt).
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
+_WEIGHT_SUFFIXES = (".tar", ".pth", ".pt", ".safetensors")
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Export a network to ONNX or TorchScript.")
     parser.add_argument("--cfg", required=True, help="experiment YAML file")
     parser.add_argument("--format", required=True, choices=FORMATS)
-    parser.add_argument("--output", required=True, help="file to write")
+    parser.add_argument("--output", default=None,
+                        help="file to write (default: next to the weights, named after them, "
+                             "with .onnx or .pt)")
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None,
                         help="input height and width to trace at (default TEST.IMAGE_SIZE)")
     parser.add_argument("--opset", type=int, default=OPSET, help="ONNX opset (16 or later)")
@@ -40,6 +50,15 @@ def parse_args(argv=None):
                         help="largest difference from PyTorch accepted (default %(default)g)")
     parser.add_argument("opts", nargs="*", help="KEY VALUE overrides of the config")
     return parser.parse_intermixed_args(argv)
+
+
+def default_output(model_file, fmt):
+    """The exported file's path when --output is not given: beside ``model_file``, named after
+    it, with the format's ending."""
+    stem, suffix = os.path.splitext(model_file)
+    while suffix in _WEIGHT_SUFFIXES:
+        stem, suffix = os.path.splitext(stem)
+    return stem + suffix + SUFFIXES[fmt]
 
 
 def main(argv=None):
@@ -50,20 +69,21 @@ def main(argv=None):
     width, height = cfg.TEST.IMAGE_SIZE
     size = tuple(args.size) if args.size else (height, width)
     model = build_eval_model(cfg, cfg.TEST.MODEL_FILE, torch.device("cpu"))
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    names = export(model, args.output, args.format, size, args.opset)
-    logger.info("wrote %s (%s, traced at 1x3x%dx%d; outputs %s)", args.output, args.format,
-                *size, ", ".join(names))
+    output = args.output or default_output(cfg.TEST.MODEL_FILE, args.format)
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    names = export(model, output, args.format, size, args.opset)
+    logger.info("wrote %s (%s, traced at 1x3x%dx%d; outputs %s)", output, args.format, *size,
+                ", ".join(names))
     worst = 0.0
-    for (h, w), differences in check(model, args.output, args.format, check_sizes(size)):
+    for (h, w), differences in check(model, output, args.format, check_sizes(size)):
         worst = max(worst, *differences.values())
         logger.info("%s vs PyTorch at 1x3x%dx%d: largest difference %.3g (%s)", args.format, h,
                     w, max(differences.values()),
                     ", ".join(f"{name} {d:.3g}" for name, d in differences.items()))
     if worst > args.tolerance:
-        sys.exit(f"{args.output} differs from the PyTorch network by {worst:.3g} "
+        sys.exit(f"{output} differs from the PyTorch network by {worst:.3g} "
                  f"(more than {args.tolerance:g}): do not use it")
-    logger.info("%s agrees with PyTorch within %g", args.output, args.tolerance)
+    logger.info("%s agrees with PyTorch within %g", output, args.tolerance)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 prints, and the exit status when the file disagrees with PyTorch."""
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -60,3 +61,29 @@ def test_missing_weights_are_named(synthetic_root, tmp_path):
     proc = run_tool(["tools/export.py", "--cfg", OFFSET_CFG, "--format", "torchscript",
                      "--output", str(tmp_path / "x.pt"), *opts], check=False)
     assert proc.returncode != 0 and "nowhere.pth" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_without_output_the_file_goes_next_to_the_weights_not_into_the_working_folder(
+        synthetic_root, trained_run, tmp_path, monkeypatch):
+    _, _, folder = trained_run
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(os.path.join(folder, "final_state.pth"), run / "final_state.pth")
+    here = tmp_path / "here"  # where the command is typed (a checkout's root, say)
+    here.mkdir()
+    monkeypatch.chdir(here)
+    export_tool.main(["--cfg", OFFSET_CFG, "--format", "torchscript", "--size", "32", "64",
+                      *small_opts(synthetic_root, str(tmp_path)),
+                      "TEST.MODEL_FILE", str(run / "final_state.pth")])
+    assert sorted(os.listdir(run)) == ["final_state.pt", "final_state.pth"]
+    assert os.listdir(here) == []
+
+
+@pytest.mark.parametrize("weights, fmt, written", [
+    ("output/x/final_state.pth", "onnx", "output/x/final_state.onnx"),
+    ("output/x/checkpoint.pth.tar", "torchscript", "output/x/checkpoint.pt"),
+    ("hub/model.safetensors", "onnx", "hub/model.onnx"),
+    ("w/model.v2.pth", "torchscript", "w/model.v2.pt"),
+])
+def test_the_default_name_is_the_weights_name_with_the_formats_ending(weights, fmt, written):
+    assert export_tool.default_output(weights, fmt) == written
