@@ -22,6 +22,7 @@ from tqdm import tqdm
 from ..config import amp_dtype_of
 from ..datasets import DatasetError
 from ..evaluation.finite import NonFiniteOutputError
+from ..evaluation.report import percent
 from ..utils import distributed as dist
 from ..utils.compat import stop_persistent_workers, unwrap_model
 from ..utils.errors import RunError
@@ -390,4 +391,5 @@ class Trainer:
                 raise RuntimeError("the final weights differ between ranks")
             logger.info("final weights identical on all %d ranks", self.world_size)
         self.checkpointer.save_weights("final_state.pth")
-        logger.info("done: best mIoU %.4f; weights in %s", self.state.best_miou, self.output_dir)
+        logger.info("done: best mIoU %s %%; weights in %s", percent(self.state.best_miou),
+                    self.output_dir)

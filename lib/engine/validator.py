@@ -23,12 +23,13 @@ logger = logging.getLogger(__name__)
 
 
 class Validator:
-    """``validator(model, iteration)`` -> mIoU of the final head: every rank predicts its shard
-    of ``dataset`` whole, at one scale, without flipping (collective); rank 0 logs the tables of
-    every head, the boundaries and the fusion (``SegAnalysis``, with the trimap ``bands`` and
-    the Boundary IoU ``boundary_ratio``), and the mIoU, per-class and per-head IoU, the
-    analysis figures and the first image's panels go to ``writer`` when there is one (undefined
-    values, such as the IoU of a class absent from the set, are left out).  Out of
+    """``validator(model, iteration)`` -> mIoU of the final head, a fraction: every rank predicts
+    its shard of ``dataset`` whole, at one scale, without flipping (collective); rank 0 logs the
+    tables of every head, the boundaries and the fusion (``SegAnalysis``, with the trimap
+    ``bands`` and the Boundary IoU ``boundary_ratio``), and the mIoU, per-class and per-head IoU
+    (in per cent, as the tables), the analysis figures and the first image's panels go to
+    ``writer`` when there is one (undefined values, such as the IoU of a class absent from the
+    set, are left out).  Out of
     device memory, it raises the ``OutOfMemoryRunError`` of ``workload`` (default: named by the
     network's class); when the network's outputs hold NaN or infinite values, a
     ``NonFiniteOutputError`` naming the iteration, before the tables and the scalars.  With
@@ -84,10 +85,11 @@ class Validator:
 
     def _write_summaries(self, results, analysis, iteration):
         writer, names = self.writer, self.dataset.class_names
-        scalars = {"val/mIoU": results["mIoU"],
-                   **{f"val_IoU/{name.replace(' ', '_')}": iou
+        # Percentages, as in the logs and the printed tables (the JSON records keep fractions).
+        scalars = {"val/mIoU": 100.0 * results["mIoU"],
+                   **{f"val_IoU/{name.replace(' ', '_')}": 100.0 * iou
                       for name, iou in results["IoU"].items()},
-                   **{f"val_heads/mIoU_{head}": metrics["mIoU"]
+                   **{f"val_heads/mIoU_{head}": 100.0 * metrics["mIoU"]
                       for head, metrics in results["heads"].items()}}
         add_finite_scalars(writer, scalars, iteration)  # an absent class has no IoU (NaN)
         final = final_head(results["heads"])

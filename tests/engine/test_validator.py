@@ -42,7 +42,7 @@ def test_absent_classes_are_not_written_as_nan_scalars(tmp_path, caplog):
     finally:
         writer.close()
     scalars = writer.scalars
-    assert scalars["val/mIoU"] == pytest.approx(miou)
+    assert scalars["val/mIoU"] == pytest.approx(100 * miou)  # a percentage, as in the logs
     assert {"val_IoU/road", "val_IoU/sky"} <= set(scalars) and "val_IoU/car" not in scalars
     assert all(math.isfinite(v) for v in scalars.values()), scalars
     assert "NaN or Inf" not in caplog.text

@@ -1,5 +1,6 @@
 """tools/train.py end to end on the synthetic data: one process, two processes, resume, NaN guard."""
 import glob
+import json
 import os
 import re
 import shutil
@@ -54,6 +55,19 @@ def test_single_process_run_writes_every_output(trained_run):
                       weights_only=True)
     assert {"model", "optimizer", "iteration", "best_mIoU", "rng", "config"} <= set(ckpt)
     assert not any(k.startswith("module.") for k in ckpt["model"])
+
+
+def test_people_read_the_miou_in_per_cent_and_files_keep_a_fraction(trained_run):
+    _, _, folder = trained_run
+    best = torch.load(os.path.join(folder, "checkpoint.pth.tar"), map_location="cpu",
+                      weights_only=True)["best_mIoU"]
+    records = []
+    for path in glob.glob(os.path.join(folder, "validation", "iter*.json")):
+        with open(path) as f:
+            records.append(json.load(f)["mIoU"])
+    assert 0 < best <= 1 and best == max(records)
+    log = open(glob.glob(os.path.join(folder, "train_*.log"))[0]).read()
+    assert f"done: best mIoU {100 * best:.2f} %; weights in " in log
 
 
 def _kill_after_checkpoint(args, folder, env):
