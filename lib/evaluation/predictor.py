@@ -1,7 +1,7 @@
 """Segment one image with one call: ``Predictor(cfg)(image)``.
 
-    from lib.config import load_cfg
-    from lib.evaluation.predictor import Predictor
+    from ovenet.config import load_cfg          # installed; "lib" in the checkout's scripts
+    from ovenet.evaluation.predictor import Predictor
 
     predictor = Predictor(load_cfg("experiments/<...>.yaml"), model_file="best.pth")
     result = predictor("street.png")            # a path, an RGB uint8 array or a PIL image
