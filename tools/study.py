@@ -4,6 +4,8 @@ differences (mean +- std per variant, 95 % intervals of the per-seed differences
     python tools/study.py --cfg A.yaml --cfg B.yaml --seeds 0 1 2 --out DIR \\
         [--variant NAME KEY VALUE ...] [--test KEY VALUE ...] [--against NAME ...] [--jobs N] \\
         [-- KEY VALUE ...]
+    python tools/study.py ... --summary-only        (summarise the runs done so far, train
+                                                     nothing)
     python tools/study.py ... --print-commands      (one train + test line per run, for a
                                                      scheduler; then run the study again to
                                                      summarise)
@@ -64,6 +66,9 @@ def parse_args(argv=None):
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (default 1)")
     parser.add_argument("--print-commands", action="store_true",
                         help="print one train + test command line per run and exit")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="train nothing: summarise the runs that are done (e.g. of a study "
+                             "still running elsewhere)")
     parser.add_argument("opts", nargs="*", help="KEY VALUE overrides of every run")
     args = parser.parse_intermixed_args(argv)
     args.variants = _variants(parser, args.entries)
@@ -106,10 +111,11 @@ def main(argv=None):
         for run in runs:
             print(scripts.shell_line(run, args.test))
         return
-    outcomes = run_study(runs, scripts, args.test, args.jobs)
+    outcomes = [] if args.summary_only else run_study(runs, scripts, args.test, args.jobs)
     failed = [o for o in outcomes if o["status"] == "failed"]
-    command = shlex.join(["python", "tools/study.py", *(argv if argv is not None
-                                                         else sys.argv[1:])])
+    given = argv if argv is not None else sys.argv[1:]
+    command = shlex.join(["python", "tools/study.py",
+                          *(a for a in given if a != "--summary-only")])
     summarise_study(runs, args.out, command, failed, args.against)
     print(f"study written to {os.path.abspath(args.out)}: study.json, study.md")
     if failed:

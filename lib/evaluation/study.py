@@ -239,7 +239,9 @@ def study_markdown(summary: Mapping[str, Mapping], differences: Sequence[Mapping
                 text.append(f"| {d['b']} | {d['metric']} | {100 * d['mean']:+.2f}{mark} | "
                             f"{_interval(d['ci95'])} | {d['n']} |")
         text.append("")
-    text += ["## Per-class IoU differences whose 95 % interval excludes 0", ""]
+    text += ["## Per-class IoU differences whose 95 % interval excludes 0", "",
+             "Each interval is a separate test, not corrected for the number of classes: with "
+             "K classes about K / 20 of them exclude 0 by chance alone.", ""]
     if class_diffs:
         text += ["| variant | against | class | mean (points) | 95 % interval | n |",
                  "|---|---|---|---:|---:|---:|"]

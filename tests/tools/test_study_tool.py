@@ -141,3 +141,15 @@ def test_a_job_array_task_runs_its_line_and_the_study_then_only_summarises(synth
                              env=dict(os.environ, SLURM_ARRAY_TASK_ID="9"), capture_output=True,
                              text=True)
     assert missing.returncode == 2 and "no line 9" in missing.stderr
+
+
+def test_summary_only_trains_nothing_and_names_the_runs_not_finished(synthetic_root, tmp_path):
+    args = _study_args(synthetic_root, str(tmp_path))
+    run_tool([*args, "--summary-only"])
+    out = tmp_path / "study"
+    assert not (out / "runs").exists() or not any((out / "runs").rglob("final_state.pth"))
+    text = (out / "study.md").read_text()
+    assert "Not finished: baseline seed 0, baseline seed 1, offset seed 0, offset seed 1." in text
+    assert "--summary-only" not in text  # the command given reproduces the study itself
+    with open(out / "study.json") as f:
+        assert [r["results"] for r in json.load(f)["runs"]] == [None] * 4
