@@ -169,7 +169,9 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
         writer = create_writer(log_dir, rank)
         checkpointer = Checkpointer(output_dir, parts.model, parts.optimizer, parts.scaler,
                                     iters_per_epoch=[p.iters_per_epoch for p in schedule.phases],
-                                    config_text=cfg.dump(), device=device)
+                                    config_text=cfg.dump(), device=device,
+                                    batch_split=(cfg.TRAIN.BATCH_SIZE_PER_GPU, world_size,
+                                                 cfg.TRAIN.ACCUMULATE_STEPS))
         validator = Validator(val_loader, val_set, device, align_corners=cfg.MODEL.ALIGN_CORNERS,
                               amp_dtype=parts.amp_dtype, writer=writer,
                               bands=cfg.TEST.TRIMAP_BANDS,
