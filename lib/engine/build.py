@@ -151,6 +151,8 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
     phases, writer = [], None
     try:
         setup_logging(output_dir, rank, "train")
+        if lock is not None and lock.takeover_warning:
+            logger.warning("%s", lock.takeover_warning)  # now that the log file is open
         seed_everything(cfg.TRAIN.SEED)
         configure_cudnn(cfg.CUDNN)
         phases, schedule = _build_phases(cfg, device)
