@@ -49,7 +49,6 @@ def main(argv=None):
     width, height = cfg.TEST.IMAGE_SIZE
     size = tuple(args.size) if args.size else (height, width)
     model = build_eval_model(cfg, cfg.TEST.MODEL_FILE, torch.device("cpu"))
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     names = export(model, args.output, args.format, size, args.opset)
     logger.info("wrote %s (%s, traced at 1x3x%dx%d; outputs %s)", args.output, args.format,
                 *size, ", ".join(names))

@@ -13,6 +13,7 @@ from ..datasets.loaders import eval_loader, train_loader
 from ..models import apply_speed_flags, build_model
 from ..models.losses import build_criterion
 from ..utils import distributed as dist
+from ..utils.atomic import write_text
 from ..utils.compat import stop_persistent_workers, unwrap_model
 from ..utils.errors import RunError
 from ..utils.logger import create_writer, setup_logging
@@ -193,7 +194,6 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
                       on_close=on_close, workload=Workload.training(cfg))
     if rank == 0:  # only once the run has started: a failed start leaves a folder unchanged
         path = os.path.join(output_dir, "config.yaml")
-        with open(path, "w") as f:
-            f.write(cfg.dump())
+        write_text(path, cfg.dump())
         logger.info("config (also in %s):\n%s", path, cfg.dump())
     return trainer
