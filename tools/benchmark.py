@@ -53,7 +53,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
-import json
 import shlex
 import statistics
 from dataclasses import dataclass
@@ -69,6 +68,7 @@ from lib.engine.launch import configure_cudnn
 from lib.engine.memory_use import FREE_BYTES, FREE_SHARE, measure_step_memory
 from lib.evaluation.protocols import InferenceSettings, forward_logits, predict
 from lib.models import apply_speed_flags, build_model
+from lib.utils.atomic import write_json
 from lib.utils.compat import reset_compiled
 from lib.utils.device import select_device
 from lib.utils.memory import GIB
@@ -567,8 +567,7 @@ def report(mode, header, table, notes, figures, json_path):
     for note in notes:
         print(note)
     if json_path:
-        with open(json_path, "w") as f:
-            json.dump({"mode": mode, "header": header, **figures}, f, indent=2)
+        write_json(json_path, {"mode": mode, "header": header, **figures})
 
 
 def main(argv=None):

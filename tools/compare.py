@@ -28,6 +28,7 @@ import json
 from lib.evaluation.comparison import (ResultsError, check_run, class_set_mismatch,
                                        comparison_figures, headline_table, run_labels)
 from lib.evaluation.figures import save_figure
+from lib.utils.atomic import write_text
 from tools.cli import run
 
 
@@ -75,8 +76,7 @@ def main(argv=None):
     for name, figure in comparison_figures(runs).items():
         save_figure(figure, os.path.join(args.out, name))
     table = headline_table(runs)
-    with open(os.path.join(args.out, "headline.md"), "w") as f:
-        f.write(table)
+    write_text(os.path.join(args.out, "headline.md"), table)
     print(table, end="")
     print(f"written to {os.path.abspath(args.out)}: "
           f"{', '.join(sorted(os.listdir(args.out)))}")

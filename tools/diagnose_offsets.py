@@ -20,13 +20,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
-import json
 import logging
 
 from lib.config import load_cfg
 from lib.engine.diagnose import diagnose, diagnostics_table, read_validation_records
 from lib.engine.launch import configure_threads
 from lib.evaluation.figures import save_figure, training_history_figure
+from lib.utils.atomic import write_json
 from lib.utils.device import select_device
 from tools.cli import run
 
@@ -60,10 +60,8 @@ def main(argv=None):
     device = select_device()
     results = [diagnose(cfg, weights, device, args.batches)
                for weights in ([""] if args.init else []) + args.weights]
-    os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "diagnostics.json")
-    with open(path, "w") as f:
-        json.dump({"cfg": args.cfg, "opts": args.opts, "results": results}, f, indent=1)
+    write_json(path, {"cfg": args.cfg, "opts": args.opts, "results": results}, indent=1)
     print(diagnostics_table(results))
     print(f"written to {path}")
 

@@ -32,6 +32,7 @@ from lib.config import load_cfg
 from lib.datasets import DatasetError
 from lib.datasets.files import read_image
 from lib.evaluation import Predictor
+from lib.utils.atomic import atomic_path
 from lib.utils.device import select_device
 from lib.utils.errors import RunError
 from lib.utils.visualize import colorize, overlay, prediction_panels, save_png
@@ -107,7 +108,9 @@ def write_image_outputs(predictor, path, prefix, with_montage):
 
 
 def write_overlay_video(predictor, path, out_path):
-    """Predict every frame of the video at ``path``; write the overlays to ``out_path`` (mp4v).
+    """Predict every frame of the video at ``path``; write the overlays to ``out_path`` (mp4v,
+    under a temporary name until the last frame, so that an interrupted video never takes the
+    final name).
 
     Returns the number of frames.
     """
@@ -118,22 +121,23 @@ def write_overlay_video(predictor, path, out_path):
     fps = fps if math.isfinite(fps) and fps > 0 else DEFAULT_FPS
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))  # 0 or less when unknown
     writer, frames = None, 0
-    try:
-        for bgr in tqdm(_frames(capture), total=total if total > 0 else None, unit="frame",
-                        desc=os.path.basename(path), disable=None):
-            rgb = np.ascontiguousarray(bgr[..., ::-1])
-            labels = predictor(rgb, return_maps=False).labels
-            if writer is None:
-                writer = _video_writer(out_path, fps, bgr.shape[1], bgr.shape[0])
-            picture = overlay(rgb, colorize(labels, predictor.palette))
-            writer.write(np.ascontiguousarray(picture[..., ::-1]))
-            frames += 1
-    finally:
-        capture.release()
-        if writer is not None:
-            writer.release()
-    if frames == 0:
-        raise UnreadableVideo(f"no frame could be read from video {path}")
+    with atomic_path(out_path) as tmp:
+        try:
+            for bgr in tqdm(_frames(capture), total=total if total > 0 else None, unit="frame",
+                            desc=os.path.basename(path), disable=None):
+                rgb = np.ascontiguousarray(bgr[..., ::-1])
+                labels = predictor(rgb, return_maps=False).labels
+                if writer is None:
+                    writer = _video_writer(tmp, fps, bgr.shape[1], bgr.shape[0])
+                picture = overlay(rgb, colorize(labels, predictor.palette))
+                writer.write(np.ascontiguousarray(picture[..., ::-1]))
+                frames += 1
+        finally:
+            capture.release()
+            if writer is not None:
+                writer.release()
+        if frames == 0:
+            raise UnreadableVideo(f"no frame could be read from video {path}")
     return frames
 
 
@@ -146,11 +150,12 @@ def _frames(capture):
         yield bgr
 
 
-def _video_writer(path, fps, width, height):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+def _video_writer(tmp, fps, width, height):
+    """An mp4v writer into ``tmp`` (the temporary file of ``atomic_path``, which names the final
+    file in its error)."""
+    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
-        raise OSError(f"cannot write video {path} (mp4v, {width}x{height} at {fps} fps)")
+        raise OSError(f"OpenCV cannot open an mp4v writer of {width}x{height} at {fps} fps")
     return writer
 
 

@@ -35,6 +35,7 @@ import glob
 from lib.datasets import LIST_NAMES
 from lib.datasets.acdc import CONDITIONS
 from lib.datasets.files import DatasetError
+from lib.utils.atomic import write_text
 from tools.cli import run
 
 SPLITS = ("train", "val", "test")
@@ -199,10 +200,8 @@ def scan_pascal_voc(data_dir):
 
 def write_list(path, pairs):
     """Write ``image<TAB>label`` (or ``image``) lines, sorted by image path."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w") as f:
-        for image, label in sorted(pairs):
-            f.write(f"{image}\t{label}\n" if label is not None else f"{image}\n")
+    write_text(path, "".join(f"{image}\t{label}\n" if label is not None else f"{image}\n"
+                             for image, label in sorted(pairs)))
 
 
 def _name_key(pattern):

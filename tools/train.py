@@ -6,17 +6,16 @@
     srun python tools/train.py --cfg ...        (one task per GPU, see tools/slurm/)
 
 SIGTERM (a scheduler's stop) ends the run at the next check with a checkpoint; resume it with
-AUTO_RESUME True (or TRAIN.RESUME True).
+AUTO_RESUME True (or TRAIN.RESUME True).  Under ``torchrun --max-restarts=N`` a rank that dies
+restarts the group, which resumes from the last checkpoint when AUTO_RESUME is on.
 """
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import signal
-
 from lib.engine.build import build_trainer
-from lib.engine.launch import launched
+from lib.engine.launch import launched, stop_on_sigterm
 from tools.cli import run
 from tools.launch_args import launcher_parser
 
@@ -28,8 +27,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     with launched(args.cfg, args.opts, args.local_rank) as (cfg, device, rank, world_size), \
-            build_trainer(cfg, args.cfg, device, rank, world_size) as trainer:
-        signal.signal(signal.SIGTERM, lambda *_: trainer.request_stop())
+            build_trainer(cfg, args.cfg, device, rank, world_size) as trainer, \
+            stop_on_sigterm(trainer.request_stop):
         trainer.fit()
 
 

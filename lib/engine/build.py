@@ -13,6 +13,7 @@ from ..datasets.loaders import eval_loader, train_loader
 from ..models import apply_speed_flags, build_model
 from ..models.losses import build_criterion
 from ..utils import distributed as dist
+from ..utils.atomic import write_text
 from ..utils.compat import stop_persistent_workers, unwrap_model
 from ..utils.errors import RunError
 from ..utils.logger import create_writer, setup_logging
@@ -151,6 +152,8 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
     phases, writer = [], None
     try:
         setup_logging(output_dir, rank, "train")
+        if lock is not None and lock.takeover_warning:
+            logger.warning("%s", lock.takeover_warning)  # now that the log file is open
         seed_everything(cfg.TRAIN.SEED)
         configure_cudnn(cfg.CUDNN)
         phases, schedule = _build_phases(cfg, device)
@@ -169,7 +172,9 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
         writer = create_writer(log_dir, rank)
         checkpointer = Checkpointer(output_dir, parts.model, parts.optimizer, parts.scaler,
                                     iters_per_epoch=[p.iters_per_epoch for p in schedule.phases],
-                                    config_text=cfg.dump(), device=device)
+                                    config_text=cfg.dump(), device=device,
+                                    batch_split=(cfg.TRAIN.BATCH_SIZE_PER_GPU, world_size,
+                                                 cfg.TRAIN.ACCUMULATE_STEPS))
         validator = Validator(val_loader, val_set, device, align_corners=cfg.MODEL.ALIGN_CORNERS,
                               amp_dtype=parts.amp_dtype, writer=writer,
                               bands=cfg.TEST.TRIMAP_BANDS,
@@ -189,7 +194,6 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
                       on_close=on_close, workload=Workload.training(cfg))
     if rank == 0:  # only once the run has started: a failed start leaves a folder unchanged
         path = os.path.join(output_dir, "config.yaml")
-        with open(path, "w") as f:
-            f.write(cfg.dump())
+        write_text(path, cfg.dump())
         logger.info("config (also in %s):\n%s", path, cfg.dump())
     return trainer

@@ -4,6 +4,7 @@ import contextlib
 import logging
 import os
 import random
+import signal
 
 import numpy as np
 import torch
@@ -49,6 +50,39 @@ def launched(cfg_path, opts, local_rank_arg=None):
         raise
     finally:
         dist.cleanup()
+
+
+@contextlib.contextmanager
+def stop_on_sigterm(request_stop):
+    """``with stop_on_sigterm(trainer.request_stop):`` a SIGTERM (a scheduler's pre-emption,
+    which torchrun passes on to its workers) calls ``request_stop()`` instead of ending the
+    process: the trainer saves a checkpoint at its next check, returns, and the process exits 0.
+
+    When the block ends with an error after a SIGTERM, no checkpoint could be saved: typically
+    torchrun's agent is ending the survivors of a rank that died before it restarts the group,
+    and their next collective failed.  The error is logged and the process then ends by the
+    SIGTERM it received, at once, as it would have without the handler and as the launcher
+    expects of the workers it stops (no clean-up that could wait on the dead rank).  Outside the
+    block SIGTERM has its previous action again.
+    """
+    received = []
+
+    def handler(signum, frame):
+        received.append(signum)
+        request_stop()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    except Exception:
+        if received:
+            logger.exception("the run failed after a SIGTERM, before it could save; ending by "
+                             "that signal")
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_dirs(cfg, cfg_path):

@@ -35,6 +35,7 @@ from ..evaluation.study import (
     study_markdown,
     variant_summary,
 )
+from ..utils.atomic import write_json, write_text
 from .launch import run_dirs
 
 __all__ = ["Variant", "StudyRun", "plan_study", "run_status", "StudyScripts", "run_study",
@@ -164,8 +165,8 @@ def _run_one(run: StudyRun, scripts: StudyScripts, test_opts: Sequence[str]) -> 
                     "error": f"{step} exited with {code}: {_last_line(log_path)} "
                              f"(whole output: {log_path})"}
     seconds = time.perf_counter() - started
-    with open(os.path.join(run.folder, RUN_RECORD), "w") as f:
-        json.dump({"seconds": seconds, "steps": [s for s, _ in steps]}, f)
+    write_json(os.path.join(run.folder, RUN_RECORD),
+               {"seconds": seconds, "steps": [s for s, _ in steps]}, indent=None)
     return {"name": run.name, "seed": run.seed, "status": "done", "seconds": seconds,
             "error": None}
 
@@ -219,15 +220,6 @@ def _read_record(run):
         return None
 
 
-def _write_text(path, text):
-    """Write ``text`` beside ``path`` and rename it into place: a study stopped while writing
-    leaves the previous file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def summarise_study(runs: Sequence[StudyRun], out: str, command: str = "",
                     failures: Sequence[dict] = (), references: Sequence[str] = ()) -> dict:
     """Write ``OUT/study.json``, ``OUT/study.md`` and the comparison figures of the variants'
@@ -261,7 +253,7 @@ def summarise_study(runs: Sequence[StudyRun], out: str, command: str = "",
              "differences": differences, "class_differences": per_class,
              "failed": [dict(f) for f in failures]}
     os.makedirs(out, exist_ok=True)
-    _write_text(os.path.join(out, "study.json"), json.dumps(study, indent=1, allow_nan=False))
+    write_text(os.path.join(out, "study.json"), json.dumps(study, indent=1, allow_nan=False))
     missing = [f"{r['name']} seed {r['seed']}" for r in records if r["results"] is None]
     text = study_markdown(summary, differences, per_class, failures, figures)
     header = ["# Study", ""]
@@ -269,5 +261,5 @@ def summarise_study(runs: Sequence[StudyRun], out: str, command: str = "",
         header += ["Reproduce (resumes, skips finished runs):", "", "```bash", command, "```", ""]
     if missing:
         header += [f"Not finished: {', '.join(missing)}.", ""]
-    _write_text(os.path.join(out, "study.md"), "\n".join(header) + text)
+    write_text(os.path.join(out, "study.md"), "\n".join(header) + text)
     return study

@@ -1,6 +1,5 @@
 """The test run of ``tools/test.py``: evaluate a network with the configured procedure, write
 ``results.json`` and, when asked, the prediction files."""
-import json
 import logging
 import os
 import sys
@@ -16,6 +15,7 @@ from ..evaluation.prediction_files import PredictionFiles, PredictionWriter
 from ..evaluation.protocols import InferenceSettings
 from ..evaluation.report import analysis_tables
 from ..models import build_eval_model
+from ..utils.atomic import write_json
 from ..utils.errors import RunError
 from ..utils.logger import create_writer, setup_logging
 from ..utils.precision import overflow_remedy
@@ -112,8 +112,7 @@ def _write_results(evaluator, analysis, dataset, cfg, model_file, settings, outp
     results.update(model_file=model_file, test_set=cfg.DATASET.TEST_SET,
                    scales=list(settings.scales), flip=settings.flip, num_images=len(dataset),
                    confusion_matrix=evaluator.overall.cpu().tolist(), **analysis.results(names))
-    with open(os.path.join(output_dir, "results.json"), "w") as f:
-        json.dump(json_safe(results), f, indent=2)
+    write_json(os.path.join(output_dir, "results.json"), json_safe(results))
     logger.info("results:\n%s", format_table(results))
     logger.info("%s", analysis_tables(results, names))
     final = final_head(results["heads"])

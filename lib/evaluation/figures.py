@@ -9,6 +9,7 @@ said in the title: the most confused classes, or those where the series differ m
 class without confused pixels or where the series agree.  A value of 0 is drawn apart from an
 undefined one (a class in neither the ground truth nor the prediction).
 """
+import io
 import math
 import os
 import textwrap
@@ -19,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from ..utils.atomic import write_bytes
 from .heads import final_head, fusion_pairs, head_label
 
 __all__ = ["most_confused", "confusion_figure", "iou_classes", "iou_bars_figure",
@@ -459,8 +461,8 @@ def figure_image(fig: Figure) -> np.ndarray:
 
 
 def save_figure(fig: Figure, path) -> None:
-    """Write ``fig`` as a PNG at ``path``, making the parent folders."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=_DPI)
+    """Write ``fig`` as a PNG at ``path`` (whole or not at all), making the parent folders."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=_DPI)
+    write_bytes(os.fspath(path), buffer.getbuffer())
 

@@ -12,7 +12,7 @@ from .offset_path import OFFSET_BRANCHES, OffsetSettings
 from .output import OCROutput, SegOutput
 from .seg_hrnet import SegHRNet
 from .seg_hrnet_ocr import BranchedSegHRNetOCR, SegHRNetOCR
-from .weights import CheckpointError, load_state_dict, read_state_dict
+from .weights import CheckpointError, check_finite, load_state_dict, read_state_dict
 from .weights import load_pretrained as load_pretrained_weights
 
 __all__ = ["MODELS", "build_model", "build_eval_model", "apply_speed_flags", "SegOutput",
@@ -105,14 +105,17 @@ def build_eval_model(cfg, model_file, device):
     """The network with every tensor from ``model_file``, in eval mode on ``device``.
 
     MODEL.PRETRAINED is not read (the file holds all weights); TRAIN.CHANNELS_LAST and
-    TRAIN.COMPILE apply as in training.
+    TRAIN.COMPILE apply as in training.  A file holding NaN or infinite weights is refused,
+    naming its first such tensor (evaluation, inference and export all load through here).
     """
     if not model_file:
         raise CheckpointError("TEST.MODEL_FILE is empty: give the weights to evaluate")
     if not os.path.isfile(model_file):
         raise CheckpointError(f"TEST.MODEL_FILE {model_file} does not exist")
+    state = read_state_dict(model_file)
+    check_finite(state, model_file)
     model = build_model(cfg, load_pretrained=False)
-    load_state_dict(model, read_state_dict(model_file), model_file, require_all=True)
+    load_state_dict(model, state, model_file, require_all=True)
     return apply_speed_flags(model.to(device).eval(), channels_last=cfg.TRAIN.CHANNELS_LAST,
                              compile=cfg.TRAIN.COMPILE)
 

@@ -20,12 +20,14 @@ needs opset 16 or later.
 """
 import importlib.util
 import inspect
+import io
 import warnings
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..utils.atomic import write_bytes
 from ..utils.compat import unwrap_model
 
 __all__ = ["FORMATS", "OPSET", "OUTPUT_NAMES", "TOLERANCE", "TensorOutputs", "export",
@@ -55,10 +57,10 @@ class TensorOutputs(nn.Module):
 
 def _ignore_tracing_warnings():
     """Warnings that tracing this network always gives and that change nothing here: the
-    deprecation notices of torch.jit.trace and of the TorchScript-based ONNX exporter, and the
-    tracer's notes on Python values (map sizes, recorded as graph operations)."""
+    deprecation notices of torch.jit.trace / save and of the TorchScript-based ONNX exporter,
+    and the tracer's notes on Python values (map sizes, recorded as graph operations)."""
     warnings.filterwarnings("ignore", message=r".*legacy TorchScript-based ONNX export")
-    warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace(_method)?` is deprecated")
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.(trace(_method)?|save)` is deprecated")
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
 
@@ -66,31 +68,37 @@ def _ignore_tracing_warnings():
 def export(model: nn.Module, path: str, fmt: str, size_hw: tuple[int, int],
            opset: int = OPSET) -> list[str]:
     """Write ``model`` (on the CPU) traced at 1 x 3 x ``size_hw`` to ``path``; returns the
-    output names.  ``fmt`` is "onnx" (dynamic N, H, W) or "torchscript"."""
+    output names.  ``fmt`` is "onnx" (dynamic N, H, W) or "torchscript".
+
+    The file is serialised in memory and written whole or not at all (``lib.utils.atomic``): a
+    full disk raises ``FileWriteError`` naming ``path`` and leaves what was there (the
+    exporters' own writers leave a partial file, or abort the process naming no file)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {list(FORMATS)}, got {fmt!r}")
     if fmt == "onnx" and opset < 16:
         raise ValueError(f"ONNX opset {opset} has no grid_sample: use 16 or later")
     wrapper = TensorOutputs(model).eval()
     example = torch.zeros(1, 3, *size_hw)
+    buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         _ignore_tracing_warnings()
         names = list(OUTPUT_NAMES[:len(wrapper(example))])
         if fmt == "torchscript":
-            torch.jit.trace(wrapper, example, check_trace=False).save(path)
+            torch.jit.save(torch.jit.trace(wrapper, example, check_trace=False), buffer)
         else:
-            _export_onnx(wrapper, example, path, names, opset)
+            _export_onnx(wrapper, example, buffer, names, opset)
+    write_bytes(path, buffer.getbuffer())
     return names
 
 
-def _export_onnx(wrapper, example, path, names, opset):
+def _export_onnx(wrapper, example, file, names, opset):
     if importlib.util.find_spec("onnx") is None:
         raise ImportError("exporting to ONNX needs the onnx package: "
                           "pip install -r requirements-export.txt")
     axes = {"image": {0: "batch", 2: "height", 3: "width"}}
     axes.update({name: {0: "batch", 2: "height_4", 3: "width_4"} for name in names})
     kwargs = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
-    torch.onnx.export(wrapper, (example,), path, input_names=["image"], output_names=names,
+    torch.onnx.export(wrapper, (example,), file, input_names=["image"], output_names=names,
                       dynamic_axes=axes, opset_version=opset, do_constant_folding=True, **kwargs)
 
 

@@ -79,6 +79,26 @@ def read_state_dict(path):
     return strip_wrappers(obj)
 
 
+def nonfinite_tensors(named_tensors):
+    """Names of the floating-point tensors that hold a NaN or an infinity (one isfinite pass)."""
+    return [n for n, t in named_tensors if t.is_floating_point() and not torch.isfinite(t).all()]
+
+
+def check_finite(state, source):
+    """Raise CheckpointError naming ``source`` and the first tensor of ``state`` (a state dict)
+    that holds a NaN or an infinity: such weights give NaN outputs, whatever they are used for."""
+    bad = nonfinite_tensors(state.items())
+    if bad:
+        first = state[bad[0]]
+        count = int((~torch.isfinite(first)).sum())
+        more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
+        raise CheckpointError(
+            f"{source} holds non-finite weights: {bad[0]} has {count} NaN or infinite values of "
+            f"{first.numel()}{more}: the weights of a run that diverged, or a damaged file.  Use "
+            f"an earlier file of that run (best.pth, checkpoint_prev.pth.tar), or train again "
+            f"with a lower TRAIN.LR")
+
+
 def read_safetensors(path: str) -> "OrderedDict[str, torch.Tensor]":
     """The tensors of a ``.safetensors`` file (e.g. the hub's ``model.safetensors``), on the CPU.
 

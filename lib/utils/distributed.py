@@ -145,9 +145,25 @@ def init_distributed(device_type, timeout_minutes=30):
                             ("MASTER_PORT", port)):
             os.environ.setdefault(name, str(value))
         backend = "nccl" if device_type == "cuda" else "gloo"
-        dist.init_process_group(backend, rank=rank, world_size=world_size,
-                                timeout=datetime.timedelta(minutes=timeout_minutes))
+        timeout = datetime.timedelta(minutes=timeout_minutes)
+        dist.init_process_group(backend, store=attempt_store(rank, world_size, timeout),
+                                rank=rank, world_size=world_size, timeout=timeout)
     return world_size
+
+
+def attempt_store(rank, world_size, timeout):
+    """The rendezvous store of ``env://`` (MASTER_ADDR, MASTER_PORT), its keys under a prefix of
+    this launch attempt (TORCHELASTIC_RESTART_COUNT, 0 without torchrun).
+
+    torchrun's agent serves that store and keeps it across the restarts of ``--max-restarts``,
+    and the torch installed here no longer prefixes the keys of each attempt: the addresses the
+    ranks of the failed attempt published are still there, and a new rank that reads its peer's
+    key before the peer has written it again connects to a process that is gone ("Gloo
+    connectFullMesh failed ... Connection refused", or a wait until the timeout).
+    """
+    store, _, _ = next(dist.rendezvous("env://", rank=rank, world_size=world_size,
+                                       timeout=timeout))
+    return dist.PrefixStore(f"attempt_{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
 
 
 def is_initialized():

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import flow_to_image
 
+from .atomic import write_bytes
+
 __all__ = ["colorize", "overlay", "confidence_image", "offset_image", "denormalize",
            "offsets_to_pixels", "save_png", "prediction_panels"]
 
@@ -135,13 +137,14 @@ def offsets_to_pixels(offsets: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 
 def save_png(path, image: np.ndarray) -> None:
-    """Write H x W x 3 RGB (or H x W single-channel) uint8 as PNG, making the parent folders."""
+    """Write H x W x 3 RGB (or H x W single-channel) uint8 as PNG (whole or not at all), making
+    the parent folders.  Encoded in memory first: OpenCV's own writer gives no reason."""
     path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
     data = image[..., ::-1] if image.ndim == 3 else image
-    if not cv2.imwrite(path, np.ascontiguousarray(data)):
-        raise OSError(f"could not write PNG {path} (shape {image.shape}, dtype {image.dtype})")
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(data))
+    if not ok:
+        raise ValueError(f"cannot encode {path} as PNG (shape {image.shape}, dtype {image.dtype})")
+    write_bytes(path, png.tobytes())
 
 
 def prediction_panels(image_rgb: np.ndarray, output, palette, *, index: int = 0,

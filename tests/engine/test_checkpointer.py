@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from lib.engine import checkpointer
 from lib.engine.checkpointer import Checkpointer, CheckpointError
+from lib.utils import atomic
 
 
 def _parts(seed=0):
@@ -48,8 +48,8 @@ def test_round_trip_restores_weights_optimiser_scaler_rng_and_counters(tmp_path)
     assert fresh[2].get_scale() == 2.0
     assert str(fresh[1].state_dict()) == str(parts[1].state_dict())
     ckpt = torch.load(tmp_path / "checkpoint.pth.tar", weights_only=True)
-    assert {"model", "optimizer", "scaler", "iteration", "iters_per_epoch", "best_mIoU", "rng",
-            "config"} == set(ckpt)
+    assert {"model", "optimizer", "scaler", "iteration", "iters_per_epoch", "batch_split",
+            "best_mIoU", "rng", "config"} == set(ckpt)
 
 
 def test_each_save_keeps_the_one_before_as_the_previous_checkpoint(tmp_path):
@@ -88,6 +88,99 @@ def test_another_batch_size_or_world_size_is_refused_on_resume(tmp_path):
         _checkpointer(tmp_path, _parts(), iters=(2,)).resume()
 
 
+def test_resuming_from_the_previous_checkpoint_keeps_it_when_the_next_save_comes(tmp_path):
+    """The unreadable newest file must not become the previous one, over the only good file."""
+    saver = _checkpointer(tmp_path, _parts())
+    saver.save(1, 0.0)
+    saver.save(2, 0.0)
+    (tmp_path / "checkpoint.pth.tar").write_bytes(b"")
+    resumed = _checkpointer(tmp_path, _parts(seed=1))
+    assert resumed.resume() == (1, 0.0)
+    resumed.save(3, 0.0)
+    previous = torch.load(tmp_path / "checkpoint_prev.pth.tar", weights_only=True)
+    newest = torch.load(tmp_path / "checkpoint.pth.tar", weights_only=True)
+    assert (newest["iteration"], previous["iteration"]) == (3, 1)
+    resumed.save(4, 0.0)  # from now on each save keeps the one before, as usual
+    previous = torch.load(tmp_path / "checkpoint_prev.pth.tar", weights_only=True)
+    assert previous["iteration"] == 3
+
+
+def test_an_empty_checkpoint_is_named_as_empty(tmp_path):
+    (tmp_path / "checkpoint.pth.tar").write_bytes(b"")
+    with pytest.raises(CheckpointError) as error:
+        _checkpointer(tmp_path, _parts()).resume()
+    message = str(error.value)
+    assert f"{tmp_path / 'checkpoint.pth.tar'} is empty (0 bytes)" in message
+    assert "TRAIN.RESUME False" in message
+
+
+def test_a_weight_file_in_place_of_the_checkpoint_is_named_with_what_to_do(tmp_path):
+    torch.save(_parts()[0].state_dict(), tmp_path / "checkpoint.pth.tar")  # e.g. a best.pth
+    with pytest.raises(CheckpointError) as error:
+        _checkpointer(tmp_path, _parts()).resume()
+    message = str(error.value)
+    assert str(tmp_path / "checkpoint.pth.tar") in message
+    assert "not a training checkpoint" in message and "MODEL.PRETRAINED" in message
+
+
+def test_a_checkpoint_of_another_network_names_the_file_the_tensor_and_what_to_do(tmp_path):
+    _checkpointer(tmp_path, _parts()).save(1, 0.0)
+    torch.manual_seed(0)
+    wider = nn.Sequential(nn.Conv2d(3, 6, 1), nn.BatchNorm2d(6))
+    parts = (wider, torch.optim.SGD(wider.parameters(), lr=0.1), torch.amp.GradScaler("cpu"))
+    with pytest.raises(CheckpointError) as error:
+        _checkpointer(tmp_path, parts).resume()
+    message = str(error.value)
+    assert str(tmp_path / "checkpoint.pth.tar") in message
+    assert "0.weight: file (4, 3, 1, 1) vs model (6, 3, 1, 1)" in message
+    assert "TRAIN.RESUME False" in message
+
+
+def _poison(path, tensor):
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["model"][tensor][0] = float("inf")
+    torch.save(ckpt, path)
+
+
+def test_nonfinite_weights_in_the_newest_checkpoint_fall_back_to_the_previous(tmp_path, caplog):
+    saver = _checkpointer(tmp_path, _parts())
+    saver.save(1, 0.0)
+    saver.save(2, 0.0)
+    _poison(tmp_path / "checkpoint.pth.tar", "1.running_mean")
+    fresh = _parts(seed=1)
+    with caplog.at_level(logging.WARNING):
+        assert _checkpointer(tmp_path, fresh).resume() == (1, 0.0)
+    warning = next(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert str(tmp_path / "checkpoint.pth.tar") in warning and "1.running_mean" in warning
+    assert str(tmp_path / "checkpoint_prev.pth.tar") in warning
+    assert all(torch.isfinite(t).all() for t in fresh[0].state_dict().values())
+
+
+def test_nonfinite_weights_in_both_checkpoints_are_refused_naming_both(tmp_path):
+    saver = _checkpointer(tmp_path, _parts())
+    saver.save(1, 0.0)
+    saver.save(2, 0.0)
+    for name in ("checkpoint.pth.tar", "checkpoint_prev.pth.tar"):
+        _poison(tmp_path / name, "0.bias")
+    with pytest.raises(CheckpointError) as error:
+        _checkpointer(tmp_path, _parts()).resume()
+    message = str(error.value)
+    for name in ("checkpoint.pth.tar", "checkpoint_prev.pth.tar"):
+        assert f"{tmp_path / name} holds non-finite weights: 0.bias" in message
+
+
+def test_the_same_batch_split_differently_is_resumed_with_a_note(tmp_path, caplog):
+    model, optimizer, scaler = _parts()
+    Checkpointer(str(tmp_path), model, optimizer, scaler, iters_per_epoch=[4], config_text="",
+                 device=torch.device("cpu"), batch_split=(8, 1, 1)).save(3, 0.0)
+    model, optimizer, scaler = _parts(seed=1)
+    split = Checkpointer(str(tmp_path), model, optimizer, scaler, iters_per_epoch=[4],
+                         config_text="", device=torch.device("cpu"), batch_split=(4, 2, 1))
+    with caplog.at_level(logging.WARNING):
+        assert split.resume() == (3, 0.0)
+    assert "batch of 8 x 1 x 1 = 8" in caplog.text and "as 4 x 2 x 1 = 8" in caplog.text
+
+
 class _FullDisk:
     """A file whose writes fail as on a full disk."""
 
@@ -112,7 +205,7 @@ def test_a_full_disk_names_the_file_and_the_cause_and_loses_nothing(tmp_path, mo
     saver = _checkpointer(tmp_path, parts)
     saver.save(1, 0.0)
     saved = (tmp_path / "checkpoint.pth.tar").read_bytes()
-    monkeypatch.setattr(checkpointer, "open", _FullDisk, raising=False)
+    monkeypatch.setattr(atomic, "open", _FullDisk, raising=False)
     with pytest.raises(CheckpointError) as error:
         saver.save(2, 0.0)
     message = str(error.value)

@@ -1,5 +1,4 @@
 """One run per output folder: the lock file, stale locks, and a second run that stops at once."""
-import logging
 import os
 import socket
 import subprocess
@@ -21,9 +20,23 @@ def _dead_pid():
     return proc.pid
 
 
-def test_the_lock_holds_host_and_pid_and_is_removed_on_release(tmp_path):
+def _identity(pid):
+    """[boot id, start time] of process ``pid``, read here from /proc."""
+    with open("/proc/sys/kernel/random/boot_id") as f:
+        boot = f.read().strip()
+    with open(f"/proc/{pid}/stat") as f:
+        start = f.read().split(") ")[-1].split()[19]  # field 22: starttime
+    return [boot, start]
+
+
+def _lock_of(pid, *identity):
+    return " ".join([HOST, str(pid), *identity]) + "\n"
+
+
+def test_the_lock_holds_host_pid_boot_id_and_start_time_and_is_removed_on_release(tmp_path):
     with FolderLock(str(tmp_path)):
-        assert (tmp_path / LOCK_NAME).read_text().split() == [HOST, str(os.getpid())]
+        assert (tmp_path / LOCK_NAME).read_text() == _lock_of(os.getpid(),
+                                                              *_identity(os.getpid()))
     assert not (tmp_path / LOCK_NAME).exists()
 
 
@@ -43,14 +56,63 @@ def test_an_owner_on_another_host_is_not_taken_over(tmp_path):
         FolderLock(str(tmp_path)).acquire()
 
 
-def test_a_stale_lock_is_taken_over_with_a_warning(tmp_path, caplog):
+def test_a_stale_lock_is_taken_over_with_a_warning(tmp_path):
     dead = _dead_pid()
     (tmp_path / LOCK_NAME).write_text(f"{HOST} {dead}\n")
-    with caplog.at_level(logging.WARNING):
-        lock = FolderLock(str(tmp_path)).acquire()
-    assert f"stale lock of process {dead}" in caplog.text
-    assert (tmp_path / LOCK_NAME).read_text().split() == [HOST, str(os.getpid())]
+    lock = FolderLock(str(tmp_path)).acquire()
+    assert f"stale lock of process {dead} on {HOST}, which no longer runs" in \
+        lock.takeover_warning
+    assert (tmp_path / LOCK_NAME).read_text().split()[:2] == [HOST, str(os.getpid())]
     lock.release()
+
+
+@pytest.mark.parametrize("content", [f"{HOST} {os.getpid()}\n",
+                                     _lock_of(os.getpid(), *_identity(os.getpid()))],
+                         ids=["old-form", "with-identity"])
+def test_a_lock_naming_this_process_is_taken_over(tmp_path, content):
+    """A restarted container: its run got the process id of the run that left the lock."""
+    (tmp_path / LOCK_NAME).write_text(content)
+    lock = FolderLock(str(tmp_path)).acquire()
+    assert f"process {os.getpid()} on {HOST}, which is this process's own id" in \
+        lock.takeover_warning
+    assert (tmp_path / LOCK_NAME).read_text() == _lock_of(os.getpid(), *_identity(os.getpid()))
+    lock.release()
+
+
+@pytest.mark.parametrize("which, reason", [(1, "another start time"), (0, "another boot id")])
+def test_a_lock_whose_process_id_was_reused_is_taken_over(tmp_path, which, reason):
+    alive = os.getppid()  # a live process that is not the lock's owner
+    identity = _identity(alive)
+    identity[which] = "1"  # the owner's: another boot, or another start time
+    (tmp_path / LOCK_NAME).write_text(_lock_of(alive, *identity))
+    lock = FolderLock(str(tmp_path)).acquire()
+    assert f"process {alive} on {HOST}" in lock.takeover_warning
+    assert reason in lock.takeover_warning
+    lock.release()
+
+
+def test_a_live_owner_with_its_own_start_time_stops_the_second_run(tmp_path):
+    owner = os.getppid()
+    (tmp_path / LOCK_NAME).write_text(_lock_of(owner, *_identity(owner)))
+    with pytest.raises(FolderLockedError, match=f"process {owner} on {HOST}"):
+        FolderLock(str(tmp_path)).acquire()
+
+
+def test_a_lock_this_process_holds_is_not_taken_over_by_its_second_lock(tmp_path):
+    with FolderLock(str(tmp_path)):
+        with pytest.raises(FolderLockedError, match=f"process {os.getpid()}"):
+            FolderLock(str(tmp_path)).acquire()
+    FolderLock(str(tmp_path)).acquire().release()  # free again once released
+
+
+def test_the_takeover_warning_is_in_the_runs_log_file(make_trainer, tmp_path):
+    folder = _folder(tmp_path)
+    folder.mkdir(parents=True)
+    dead = _dead_pid()
+    (folder / LOCK_NAME).write_text(f"{HOST} {dead}\n")
+    make_trainer(epochs=1).close()
+    (log,) = folder.glob("train_*.log")
+    assert f"taking over the stale lock of process {dead}" in log.read_text()
 
 
 def _folder(tmp_path):
@@ -94,5 +156,5 @@ def test_the_lock_appears_whole_and_leaves_no_temporary_file(tmp_path, monkeypat
 
     monkeypatch.setattr(os, "link", watching_link)
     with FolderLock(str(tmp_path)):
-        assert seen == [f"{HOST} {os.getpid()}\n"]
+        assert seen == [_lock_of(os.getpid(), *_identity(os.getpid()))]
     assert os.listdir(tmp_path) == []

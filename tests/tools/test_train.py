@@ -288,6 +288,57 @@ def test_sigterm_to_torchrun_with_loader_workers_saves_at_the_last_step(syntheti
     assert 4 <= _stop_message_and_checkpoint(rest, out) < 50 * 4
 
 
+def _child_with_rank(parent, rank):
+    """The pid of the child process of ``parent`` whose environment says RANK=``rank``."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        if ppid == parent and f"RANK={rank}".encode() in environ:
+            return int(pid)
+    raise AssertionError(f"no child of {parent} has RANK={rank}")
+
+
+def test_torchrun_restarts_after_a_killed_rank_and_ends_with_the_uninterrupted_weights(
+        synthetic_root, tmp_path):
+    """``torchrun --max-restarts=1`` with AUTO_RESUME: one of two gloo ranks is killed in the
+    middle of an epoch; the agent stops the other and starts both again, they resume from the
+    last checkpoint and end with the weights of a run left alone (bit for bit)."""
+    # 8 images, 2 per rank: 2 iterations per epoch; iteration 3 is in the middle of epoch 2.
+    extra = {"PRINT_FREQ": 1, "TRAIN.CHECKPOINT_INTERVAL": 1, "TRAIN.EVAL_INTERVAL": 0,
+             "AUTO_RESUME": True}
+
+    def torchrun(out):
+        return ["-m", "torch.distributed.run", "--max-restarts=1", "--nproc_per_node=2",
+                "--master_port", str(free_port()), "tools/train.py", "--cfg", OFFSET_CFG,
+                *small_opts(synthetic_root, out, epochs=2, **extra)]
+
+    straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
+    run_tool(torchrun(straight))
+    proc = _train_until([sys.executable, *torchrun(killed)],
+                        "saved checkpoint.pth.tar at iteration 3")
+    os.kill(_child_with_rank(proc.pid, 1), signal.SIGKILL)
+    try:
+        rest = proc.communicate(timeout=600)[0]
+    finally:
+        if proc.poll() is None:  # torchrun stops its workers when it is stopped
+            proc.terminate()
+            proc.wait()
+    assert proc.returncode == 0, rest
+    assert re.search(r"failed \(exitcode: -9\) local_rank: 1", rest), rest  # the agent saw it
+    assert re.search(r"resumed from \S+checkpoint.pth.tar at iteration 3", rest), rest
+    assert "final weights identical on all 2 ranks" in rest
+    a = _weights(os.path.join(_folder(straight), "final_state.pth"))
+    b = _weights(os.path.join(_folder(killed), "final_state.pth"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
 def test_extra_phase_trains_on_its_own_list_with_its_own_schedule(synthetic_root, tmp_path):
     trainer = _trainer(synthetic_root, str(tmp_path), **{
         "TRAIN.END_EPOCH": 1, "TRAIN.EXTRA_EPOCH": 2, "TRAIN.EXTRA_LR": 0.001,
