@@ -1,7 +1,6 @@
 """Validation during training: single-scale mIoU of the validation set, logged, drawn and
 recorded (``validation/iter<k>.json`` in the run folder: the results.json blocks of every
 validation, so that a run's fusion split and histograms can be followed over training)."""
-import json
 import logging
 import os
 
@@ -15,6 +14,7 @@ from ..evaluation.metrics import format_table, json_safe
 from ..evaluation.protocols import scale_one_output
 from ..evaluation.report import analysis_tables
 from ..utils import distributed as dist
+from ..utils.atomic import write_json
 from ..utils.logger import add_finite_scalars
 from ..utils.visualize import denormalize, prediction_panels
 from .out_of_memory import InputWatch, Workload, explain_out_of_memory
@@ -76,12 +76,8 @@ class Validator:
         return results["mIoU"]
 
     def _record(self, results, iteration):
-        os.makedirs(self.record_dir, exist_ok=True)
-        path = os.path.join(self.record_dir, f"iter{iteration:07d}.json")
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(json_safe({"iteration": iteration, **results}), f)
-        os.replace(tmp, path)
+        write_json(os.path.join(self.record_dir, f"iter{iteration:07d}.json"),
+                   json_safe({"iteration": iteration, **results}), indent=None)
 
     def _write_summaries(self, results, analysis, iteration):
         writer, names = self.writer, self.dataset.class_names
