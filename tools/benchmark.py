@@ -1,8 +1,8 @@
 """Throughput, latency, peak memory and FLOP utilisation of the configured network.
 
     python tools/benchmark.py --cfg <yaml> [--mode train|infer|eval|data|memory] [--iters N] [--warmup W]
-        [--variants fp32,bf16,bf16_cl,bf16_cl_compile] [--batch B] [--size H W]
-        [--device cpu|cuda] [--peak-tflops T] [--json PATH] [KEY VALUE ...]
+        [--variants fp32,bf16,bf16_cl,bf16_cl_compile] [--checkpointing off,on] [--batch B]
+        [--size H W] [--device cpu|cuda] [--peak-tflops T] [--json PATH] [KEY VALUE ...]
     python tools/benchmark.py --mode memory [--cfg <yaml>] [--crops 512x1024,1024x1024,520x520]
         [--variants fp32,bf16] [--checkpointing off,on] [--gpu-memory 12,16,24,40,80] [--batch B]
 
@@ -12,7 +12,9 @@ Modes:
          TRAIN.BATCH_SIZE_PER_GPU (or --batch) per step: the trainer's own
          ``lib.engine.step.train_step`` (forward under autocast for bf16 variants, the configured
          criterion with the dataset's class weights, backward, the fused optimiser step that
-         skips non-finite updates on the device).
+         skips non-finite updates on the device).  --checkpointing off,on runs every variant
+         without and with TRAIN.GRAD_CHECKPOINTING (default: as the config says).  One more,
+         profiled step gives the GPU kernels per step and the time of OHEM's selection.
   infer  ``forward_logits`` (network + resize of the logits to the input) of a batch of 1 at
          TEST.IMAGE_SIZE, eval mode.
   eval   the reference procedure ``predict`` (TEST.SCALE_LIST, TEST.FLIP_TEST, sliding windows)
@@ -27,14 +29,18 @@ Modes:
   memory what a training step keeps in memory (``lib.engine.memory_use``), for every crop of
          --crops (H x W), precision (--variants: fp32, bf16, ...) and TRAIN.GRAD_CHECKPOINTING
          off / on (--checkpointing): the bytes autograd saves for backward per image (saved-tensor
-         hooks, the same on every device), parameters + gradients + optimiser state, on CUDA the
-         max_memory_allocated of a real training step of --batch images, and the largest batch
-         per GPU for the memory sizes of --gpu-memory by the rule of ``StepMemory.estimate``.
-         Without --cfg: the four W48 Cityscapes recipes (HRNetV2, HRNet-OCR, the offset network,
-         OVeNet-OCR).  The device is CUDA when there is one, else the meta device, which saves
-         the same tensors as the others without computing them (seconds per row; fp32 only, as
-         autocast has no meta backend; --device cpu measures bf16 under the CPU's autocast).
-         Off CUDA only the forward and the loss run.
+         hooks, the same on every device), parameters + gradients + optimiser state, autocast's
+         copies of the weights (a fixed cost, like the weights), on CUDA the
+         max_memory_allocated of a real training step of --batch images, the largest batch
+         per GPU for the memory sizes of --gpu-memory by the rule of ``StepMemory.estimate``,
+         and what to type on one GPU to train the recipe's effective batch
+         (TRAIN.BATCH_SIZE_PER_GPU and TRAIN.ACCUMULATE_STEPS).
+         Without --cfg: the W48 recipes of the four networks, each crop with the recipes whose
+         crop it is (520x520: the ADE20K recipes, 150 classes), else the Cityscapes ones.  The
+         device is CUDA when there is one, else the meta device, which saves the same tensors as
+         the others without computing them (seconds per row; fp32 only, as autocast has no meta
+         backend: bf16 needs --device cpu, which measures the CPU's autocast).  Off CUDA only the
+         forward and the loss run.
 
 ``--size H W`` replaces the image size of train/infer/eval, ``--batch`` the batch of train/infer.
 Variants (train/infer/eval): fp32, fp32_cl (channels_last), bf16 (autocast), bf16_cl,
@@ -44,8 +50,9 @@ on CUDA.  Every variant builds the network afresh from the same seed without pre
 FLOPs are counted once (first variant, before compiling) by torch.utils.flop_counter, which counts
 matrix products and convolutions as 2 x multiply-accumulates and nothing else.  The peak FLOP/s
 comes from --peak-tflops, else from a table of known GPUs (``lib.utils.profiling.PEAK_TFLOPS``), else it is
-unknown and "% of peak" reads n/a.  On the CPU the memory column is the process's peak resident
-set size since it started (not reset between variants); on CUDA it is max_memory_allocated.
+unknown and "% of peak" reads n/a.  On CUDA the memory column is max_memory_allocated, reset for
+every row; on the CPU the process's peak resident set size, reset for every row where Linux
+allows it (else since the process started: the notes say which).
 """
 import os
 import sys
@@ -82,6 +89,7 @@ from lib.utils.profiling import (
     peak_memory_mb,
     peak_tflops,
     precision_of,
+    profile_call,
     reset_memory,
     time_calls,
     time_interleaved,
@@ -107,17 +115,27 @@ VARIANTS = {v.name: v for v in (
 )}
 DEFAULT_VARIANTS = {"cpu": "fp32", "cuda": "fp32,bf16,bf16_cl,bf16_cl_compile"}
 MODES = ("train", "infer", "eval", "data", "memory")
-# --mode memory without --cfg: the W48 networks of the paper at their Cityscapes recipes.
-MEMORY_RECIPES = tuple(f"experiments/cityscapes/{name}.yaml" for name in (
+# --mode memory without --cfg: the W48 networks of the paper at their recipes' crops: the
+# Cityscapes recipes (HRNetV2, HRNet-OCR, the offset network, OVeNet-OCR; 512x1024, also
+# measured at 1024x1024) and the ADE20K ones (520x520, 150 classes; the offset network has an
+# ADE20K recipe with OCR only).
+CITYSCAPES_RECIPES = tuple(f"experiments/cityscapes/{name}.yaml" for name in (
     "seg_hrnet_w48_train_512x1024_sgd_lr1e-2_wd5e-4_bs_12_epoch484",
     "seg_hrnet_ocr_w48_train_512x1024_sgd_lr1e-2_wd5e-4_bs_12_epoch484",
     "seg_hrnet_w48_train_512x1024_sgd_lr1e-2_wd5e-4_bs_8_epoch484",
     "seg_offset_hrnet_ocr_w48_train_512x1024_sgd_lr1e-2_wd5e-4_bs_8_epoch484",
 ))
+ADE20K_RECIPES = tuple(f"experiments/ade20k/{name}.yaml" for name in (
+    "seg_hrnet_w48_520x520_ohem_sgd_lr2e-2_wd1e-4_bs_16_epoch120",
+    "seg_hrnet_ocr_w48_520x520_ohem_sgd_lr2e-2_wd1e-4_bs_16_epoch120",
+    "seg_offset_hrnet_ocr_w48_520x520_ohem_sgd_lr2e-2_wd1e-4_bs_16_epoch120",
+))
 DEFAULT_CROPS = "512x1024,1024x1024,520x520"
 DEFAULT_GPU_GB = "12,16,24,40,80"
 # Share of random training labels set to the ignore label.
 IGNORED_SHARE = 0.1
+# The selection of OHEM (lib.models.losses.OhemCrossEntropy), timed in a profiled training step.
+SELECTION_OP = "aten::kthvalue"
 
 
 def _variant_names(text):
@@ -190,8 +208,9 @@ def parse_args(argv=None):
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     parser.add_argument("--crops", type=_crops, default=_crops(DEFAULT_CROPS),
                         help=f"memory mode: training crops HxW (default {DEFAULT_CROPS})")
-    parser.add_argument("--checkpointing", type=_on_off, default=[False, True],
-                        help="memory mode: TRAIN.GRAD_CHECKPOINTING off, on or off,on (default)")
+    parser.add_argument("--checkpointing", type=_on_off, default=None,
+                        help="train and memory modes: TRAIN.GRAD_CHECKPOINTING off, on or off,on "
+                             "(default: train off, memory off,on)")
     parser.add_argument("--gpu-memory", type=_sizes_gb, default=_sizes_gb(DEFAULT_GPU_GB),
                         help=f"memory mode: GPU sizes in GB (2^30 bytes) for the largest batch "
                              f"(default {DEFAULT_GPU_GB})")
@@ -201,9 +220,18 @@ def parse_args(argv=None):
         parser.error(f"--cfg is required in --mode {args.mode}")
     if args.device == "meta" and args.mode != "memory":
         parser.error("--device meta: only --mode memory can run without arithmetic")
-    if args.device == "meta" and any(VARIANTS[v].amp for v in args.variants or ()):
-        parser.error("--device meta measures fp32 only (autocast has no meta backend); measure "
-                     "bf16 with --device cpu or cuda")
+    if args.checkpointing is not None and args.mode not in ("train", "memory"):
+        parser.error(f"--checkpointing: only --mode train and memory train; not {args.mode}")
+    if args.checkpointing is None:  # train: as the config says
+        args.checkpointing = [False, True] if args.mode == "memory" else [None]
+    if args.mode == "memory" and args.device is None and not torch.cuda.is_available():
+        args.device = "meta"
+    amp = [v for v in args.variants or () if VARIANTS[v].amp]
+    if args.device == "meta" and amp:
+        parser.error(f"--variants {','.join(amp)}: autocast has no meta backend, and without "
+                     f"CUDA the memory mode runs on the meta device (fp32 only); add --device "
+                     f"cpu to measure under the CPU's autocast (a real forward: minutes for W48, "
+                     f"and the CPU's autocast casts other operators than CUDA's)")
     return args
 
 
@@ -286,7 +314,9 @@ class Bench:
                             parts.amp_dtype, self.accumulate)
 
         self.count_once(lambda: run(parts.network))
-        return {"timing": self.timed(lambda: run(parts.model))}
+        timing = self.timed(lambda: run(parts.model))
+        return {"timing": timing, "profile": profile_call(lambda: run(parts.model), self.device,
+                                                          ops=(SELECTION_OP,))}
 
     def infer(self, cfg):
         """``forward_logits`` of a fixed random batch (network and resize to the input)."""
@@ -326,15 +356,24 @@ class Bench:
                 "forward_shapes": [list(s) for s in recorder.shapes]}
 
 
-def variant_row(bench, variant):
+def variant_row(bench, variant, checkpointing=None):
+    """The figures of ``variant`` (and TRAIN.GRAD_CHECKPOINTING ``checkpointing``, None: the
+    config's)."""
     reset_memory(bench.device)
-    result = getattr(bench, bench.args.mode)(variant_cfg(bench.cfg, variant))
+    cfg = variant_cfg(bench.cfg, variant, checkpointing)
+    result = getattr(bench, bench.args.mode)(cfg)
     memory, memory_kind = peak_memory_mb(bench.device)
     timing = result.pop("timing")
-    row = {"variant": variant.name, "precision": precision_of(bench.device, variant.amp),
+    checkpointing = bench.args.mode == "train" and cfg.TRAIN.GRAD_CHECKPOINTING
+    row = {"variant": variant.name + (" +ckpt" if checkpointing else ""),
+           "checkpointing": checkpointing, "precision": precision_of(bench.device, variant.amp),
            "images_per_s": bench.batch / (timing.mean / 1e3), "ms_mean": timing.mean,
            "ms_median": timing.median, "ms_p90": timing.p90, "peak_mem_mb": memory,
            "memory": memory_kind, "tflops": bench.flops / (timing.mean / 1e3) / 1e12}
+    if "profile" in result:
+        profile = result.pop("profile")
+        row.update(kernels_per_iter=profile.kernels, selection_calls=profile.calls[SELECTION_OP],
+                   selection_ms=profile.op_ms[SELECTION_OP])
     if "forwards" in result:
         forwards = result.pop("forwards")
         row.update(forwards_ms_mean=forwards.mean, forwards_ms_median=forwards.median, **result)
@@ -361,6 +400,8 @@ def model_table(rows, mode):
                "% of peak", f"speed vs {first}"]
     if mode == "eval":
         headers += ["forwards ms", "proc/fwd"]
+    if mode == "train":
+        headers += ["kernels/step", "kthvalue ms (calls)"]
     lines = []
     for r in rows:
         cells = [r["variant"], f"{r['images_per_s']:.2f}", f"{r['ms_mean']:.1f}",
@@ -368,6 +409,10 @@ def model_table(rows, mode):
                  f"{r['tflops']:.4f}", _pct(r["pct_of_peak"]), f"{r['speedup']:.2f}x"]
         if mode == "eval":
             cells += [f"{r['forwards_ms_median']:.1f}", f"{r['procedure_over_forwards']:.3f}"]
+        if mode == "train":
+            kernels = r["kernels_per_iter"]
+            cells += ["n/a" if kernels is None else str(kernels),
+                      f"{r['selection_ms']:.2f} ({r['selection_calls']})"]
         lines.append(cells)
     return markdown_table(headers, lines)
 
@@ -400,6 +445,11 @@ def model_notes(rows, flops, mode):
     notes += [f"peak assumed for {r['variant']} ({r['precision']}): "
               f"{'unknown' if r['peak_tflops'] is None else r['peak_tflops']} TFLOP/s, "
               f"source: {r['peak_source']}" for r in rows]
+    if mode == "train":
+        notes.append(f"kernels/step: GPU kernels of one profiled step (torch.profiler; n/a off "
+                     f"CUDA); kthvalue ms (calls): OHEM's selection ({SELECTION_OP}) in that "
+                     f"step, its kernels' time on CUDA, CPU time elsewhere; the TFLOP/s of a "
+                     f"+ckpt row count the FLOPs of the first row (the recompute not counted)")
     if mode == "eval":
         notes.append(f"forwards per image: {len(rows[0]['forward_shapes'])}, input shapes "
                      f"{rows[0]['forward_shapes']}; each timed iteration runs predict, then those "
@@ -407,21 +457,58 @@ def model_notes(rows, flops, mode):
     return notes
 
 
+def row_settings(variants, checkpointing, cfg):
+    """``([(Variant, checkpointing), ...], notes)``: every variant named in ``variants`` with
+    every setting of ``checkpointing`` (None: the config's), but torch.compile with
+    checkpointing, which training refuses (a note says so)."""
+    settings, refused = [], []
+    for name in variants:
+        for on in checkpointing:
+            if VARIANTS[name].compile and (on or on is None and cfg.TRAIN.GRAD_CHECKPOINTING):
+                refused.append(f"{name} with checkpointing: not run (TRAIN.COMPILE refuses "
+                               f"TRAIN.GRAD_CHECKPOINTING)")
+            else:
+                settings.append((VARIANTS[name], on))
+    return settings, refused
+
+
 def run_model_modes(cfg, args, device):
     """``(header, table, notes, figures)`` of the train, infer or eval benchmark."""
     bench = Bench(cfg, args, device)
     name = device_name(device)
     variants = args.variants or DEFAULT_VARIANTS[device.type].split(",")
-    rows = [variant_row(bench, VARIANTS[variant]) for variant in variants]
+    settings, refused = row_settings(variants, args.checkpointing, cfg)
+    rows = [variant_row(bench, variant, checkpointing) for variant, checkpointing in settings]
     add_peaks(rows, name, args.peak_tflops)
     figures = {"parameters": bench.parameters, "batch": bench.batch, "image_hw": list(bench.hw),
                "flops_per_iter": bench.flops, "rows": rows}
     return (model_header(cfg, args, bench, name), model_table(rows, args.mode),
-            model_notes(rows, bench.flops, args.mode), figures)
+            model_notes(rows, bench.flops, args.mode) + refused, figures)
 
 
-def memory_row(cfg, args, device, crop, variant, checkpointing):
-    """One row of the memory table: a training step of ``cfg`` at ``crop`` (H, W)."""
+def train_crop(cfg):
+    """TRAIN.IMAGE_SIZE as (H, W)."""
+    width, height = cfg.TRAIN.IMAGE_SIZE
+    return int(height), int(width)
+
+
+def memory_recipes(args):
+    """``[(crop, [(path, cfg), ...]), ...]``: the configs each crop of --crops is measured with:
+    --cfg for every crop; without it, the recipes whose crop it is (the ADE20K ones at
+    520x520), else the Cityscapes ones."""
+    if args.cfg:
+        cfg = load_cfg(args.cfg, args.opts)
+        return [(crop, [(args.cfg, cfg)]) for crop in args.crops]
+    sets = [[(path, load_cfg(path, args.opts)) for path in paths]
+            for paths in (CITYSCAPES_RECIPES, ADE20K_RECIPES)]
+    return [(crop, next((recipes for recipes in sets
+                         if all(train_crop(cfg) == crop for _, cfg in recipes)), sets[0]))
+            for crop in args.crops]
+
+
+def memory_row(path, cfg, args, device, crop, variant, checkpointing):
+    """One row of the memory table: a training step of ``cfg`` (from ``path``) at ``crop``
+    (H, W)."""
     cfg = variant_cfg(cfg, variant, checkpointing)
     seed = max(cfg.TRAIN.SEED, 0)
     torch.manual_seed(seed)
@@ -434,10 +521,15 @@ def memory_row(cfg, args, device, crop, variant, checkpointing):
     if variant.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     use = measure_step_memory(parts, images, labels)
-    row = {"network": cfg.MODEL.NAME, "crop": list(crop), "variant": variant.name,
+    row = {"network": cfg.MODEL.NAME, "config": path, "dataset": cfg.DATASET.DATASET,
+           "classes": cfg.DATASET.NUM_CLASSES, "recipe_crop": list(train_crop(cfg)),
+           "recipe_batch_per_gpu": cfg.TRAIN.BATCH_SIZE_PER_GPU, "recipe_gpus": len(cfg.GPUS),
+           "recipe_accumulate_steps": cfg.TRAIN.ACCUMULATE_STEPS,
+           "crop": list(crop), "variant": variant.name,
            "checkpointing": checkpointing, "batch": batch,
            "saved_per_image_bytes": use.saved_per_image,
            "recompute_per_image_bytes": use.recompute_per_image,
+           "parameter_copies_bytes": use.parameter_copies,
            "parameters_bytes": use.parameters.parameters,
            "gradients_bytes": use.parameters.gradients,
            "optimizer_state_bytes": use.parameters.optimizer_state,
@@ -449,54 +541,124 @@ def memory_row(cfg, args, device, crop, variant, checkpointing):
     return row
 
 
+def _crop_text(crop):
+    return "x".join(map(str, crop))
+
+
 def memory_table(rows, sizes_gb):
-    headers = ["network", "crop", "precision", "checkpointing", "saved GiB/image",
-               "recompute GiB/image", "params+grads+opt GiB", "CUDA peak GiB (batch)"] + \
+    headers = ["network", "dataset (classes)", "crop", "precision", "checkpointing",
+               "saved GiB/image", "recompute GiB/image", "params+grads+opt GiB",
+               "weight copies GiB", "CUDA peak GiB (batch)"] + \
         [f"batch @ {gb:g} GB" for gb in sizes_gb]
     lines = []
     for r in rows:
         fixed = r["parameters_bytes"] + r["gradients_bytes"] + r["optimizer_state_bytes"]
         peak = "n/a" if r["cuda_peak_bytes"] is None \
             else f"{r['cuda_peak_bytes'] / GIB:.2f} ({r['batch']})"
-        lines.append([r["network"], "x".join(map(str, r["crop"])), r["variant"],
-                      "on" if r["checkpointing"] else "off",
+        lines.append([r["network"], f"{r['dataset']} ({r['classes']})", _crop_text(r["crop"]),
+                      r["variant"], "on" if r["checkpointing"] else "off",
                       f"{r['saved_per_image_bytes'] / GIB:.3f}",
-                      f"{r['recompute_per_image_bytes'] / GIB:.3f}", f"{fixed / GIB:.3f}", peak]
+                      f"{r['recompute_per_image_bytes'] / GIB:.3f}", f"{fixed / GIB:.3f}",
+                      f"{r['parameter_copies_bytes'] / GIB:.3f}", peak]
                      + [str(r["largest_batch"][f"{gb:g}"]) for gb in sizes_gb])
     return markdown_table(headers, lines)
 
 
+def effective_batch(row):
+    """The recipe's images per optimiser step: batch per GPU x GPUs x accumulation steps."""
+    return row["recipe_batch_per_gpu"] * row["recipe_gpus"] * row["recipe_accumulate_steps"]
+
+
+def one_gpu_settings(effective, largest):
+    """``(TRAIN.BATCH_SIZE_PER_GPU, TRAIN.ACCUMULATE_STEPS)`` that train ``effective`` images
+    per step on one GPU that fits ``largest`` images: the largest divisor of ``effective`` that
+    fits, and the steps that make up the rest; None when not even one image fits."""
+    if largest < 1:
+        return None
+    batch = max(b for b in range(1, min(largest, effective) + 1) if effective % b == 0)
+    return batch, effective // batch
+
+
+def settings_table(rows, sizes_gb):
+    """What to type on one GPU of each size to train the recipe's effective batch."""
+    headers = ["network", "dataset", "crop", "precision", "checkpointing", "recipe"] + \
+        [f"{gb:g} GB" for gb in sizes_gb]
+    lines = []
+    for r in rows:
+        recipe = (f"{r['recipe_batch_per_gpu']} x {r['recipe_gpus']} GPUs"
+                  + (f" x {r['recipe_accumulate_steps']}" if r["recipe_accumulate_steps"] > 1
+                     else "") + f" = {effective_batch(r)}")
+        cells = []
+        for gb in sizes_gb:
+            settings = one_gpu_settings(effective_batch(r), r["largest_batch"][f"{gb:g}"])
+            cells.append("does not fit" if settings is None else "%d x %d" % settings)
+        lines.append([r["network"], r["dataset"], _crop_text(r["crop"]), r["variant"],
+                      "on" if r["checkpointing"] else "off", recipe] + cells)
+    return markdown_table(headers, lines)
+
+
+def settings_example(rows, sizes_gb):
+    """The command line of the first row that fits, on the largest GPU size."""
+    gb = max(sizes_gb)
+    for r in rows:
+        settings = one_gpu_settings(effective_batch(r), r["largest_batch"][f"{gb:g}"])
+        if settings is not None:
+            variant = VARIANTS[r["variant"]]
+            flags = [word for key, on in (("TRAIN.AMP", variant.amp),
+                                          ("TRAIN.CHANNELS_LAST", variant.channels_last),
+                                          ("TRAIN.COMPILE", variant.compile),
+                                          ("TRAIN.GRAD_CHECKPOINTING", r["checkpointing"]))
+                     if on for word in (key, "True")]
+            return (f"e.g. {r['network']} at {_crop_text(r['crop'])} on one {gb:g} GB GPU: "
+                    "python " + shlex.join(["tools/train.py", "--cfg", r["config"], *flags,
+                                            "TRAIN.BATCH_SIZE_PER_GPU", str(settings[0]),
+                                            "TRAIN.ACCUMULATE_STEPS", str(settings[1])]))
+    return f"not one image fits on {gb:g} GB in any row"
+
+
 def memory_notes(rows):
     notes = ["saved GiB/image: distinct storages that autograd saves for backward in the forward "
-             "and the loss (lib.utils.memory.saved_tensor_bytes), parameters left out",
+             "and the loss (lib.utils.memory.saved_tensor_bytes), parameters and their copies "
+             "left out",
              "recompute GiB/image: with checkpointing, what the largest recomputed segment "
              "saves (the backward holds it while it recomputes that segment)",
-             f"batch @ N GB: the largest B with params+grads+opt + B x (saved + recompute) <= "
-             f"N GB x {1 - FREE_SHARE:g} - {FREE_BYTES / GIB:g} GiB (lib.engine.memory_use), "
-             f"an estimate; GB = 2^30 bytes"]
-    off = {(r["network"], tuple(r["crop"]), r["variant"]): r for r in rows
+             "weight copies GiB: autocast's bf16 copies of the weights that the forward saves "
+             "(and the largest recomputed segment makes again): once per step whatever the "
+             "batch, like the weights",
+             f"batch @ N GB: the largest B with params+grads+opt + weight copies + B x (saved + "
+             f"recompute) <= N GB x {1 - FREE_SHARE:g} - {FREE_BYTES / GIB:g} GiB "
+             f"(lib.engine.memory_use), an estimate; GB = 2^30 bytes"]
+    for crop in dict.fromkeys(tuple(r["crop"]) for r in rows):
+        crop_rows = [r for r in rows if tuple(r["crop"]) == crop]
+        classes = sorted({(r["dataset"], r["classes"]) for r in crop_rows})
+        foreign = sorted({_crop_text(r["recipe_crop"]) for r in crop_rows
+                          if tuple(r["recipe_crop"]) != crop})
+        notes.append(f"{_crop_text(crop)}: the {', '.join(f'{d} ({k} classes)' for d, k in classes)}"
+                     f" recipes" + (f", whose own crop is {', '.join(foreign)} (H x W)"
+                                    if foreign else ""))
+    off = {(r["config"], tuple(r["crop"]), r["variant"]): r for r in rows
            if not r["checkpointing"]}
     for r in rows:
-        base = off.get((r["network"], tuple(r["crop"]), r["variant"]))
+        base = off.get((r["config"], tuple(r["crop"]), r["variant"]))
         if r["checkpointing"] and base is not None:
             share = r["saved_per_image_bytes"] / base["saved_per_image_bytes"]
-            notes.append(f"{r['network']} {'x'.join(map(str, r['crop']))} {r['variant']}: "
+            notes.append(f"{r['network']} {_crop_text(r['crop'])} {r['variant']}: "
                          f"checkpointing keeps {share:.3f} of the saved bytes")
     return notes
 
 
 def run_memory_mode(args, device):
     """``(header, table, notes, figures)`` of the memory benchmark."""
-    paths = [args.cfg] if args.cfg else list(MEMORY_RECIPES)
     variants = args.variants or (["fp32"] if device.type == "meta" else ["fp32", "bf16"])
     rows = []
-    for path in paths:
-        cfg = load_cfg(path, args.opts)
-        for crop in args.crops:
+    recipes = memory_recipes(args)
+    for crop, configs in recipes:
+        for path, cfg in configs:
             for variant in variants:
                 for checkpointing in args.checkpointing:
-                    rows.append(memory_row(cfg, args, device, crop, VARIANTS[variant],
+                    rows.append(memory_row(path, cfg, args, device, crop, VARIANTS[variant],
                                            checkpointing))
+    paths = dict.fromkeys(path for _, configs in recipes for path, _ in configs)
     header = {"device": device_name(device), "versions": versions(),
               "config": ", ".join(paths),
               "measured": "a full training step" if device.type == "cuda" else
@@ -504,7 +666,13 @@ def run_memory_mode(args, device):
               f"as the step will make them"}
     figures = {"rows": rows, "gpu_memory_gb": args.gpu_memory,
                "rule": {"free_share": FREE_SHARE, "free_bytes": FREE_BYTES}}
-    return header, memory_table(rows, args.gpu_memory), memory_notes(rows), figures
+    table = "\n\n".join([
+        memory_table(rows, args.gpu_memory),
+        "What to type on one GPU for the recipe's effective batch: b x k = "
+        "TRAIN.BATCH_SIZE_PER_GPU b TRAIN.ACCUMULATE_STEPS k (b the largest divisor of the "
+        "effective batch that fits; recipe = batch per GPU x its GPUs = effective batch)",
+        settings_table(rows, args.gpu_memory), settings_example(rows, args.gpu_memory)])
+    return header, table, memory_notes(rows), figures
 
 
 def missing_data_message(cfg):
@@ -573,12 +741,9 @@ def report(mode, header, table, notes, figures, json_path):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    cfg = load_cfg(args.cfg or MEMORY_RECIPES[0], args.opts)
-    choice = args.device
-    if choice is None and args.mode == "memory" and not torch.cuda.is_available():
-        choice = "meta"
+    cfg = load_cfg(args.cfg or CITYSCAPES_RECIPES[0], args.opts)
     try:
-        device = select_device(choice)
+        device = select_device(args.device)
     except RuntimeError as e:
         raise SystemExit(f"--device {args.device}: {e}") from None
     configure_cudnn(cfg.CUDNN)

@@ -10,6 +10,9 @@ TRAIN.GRAD_CHECKPOINTING of the config) and returns a ``StepMemory``:
   saves per image (``lib.models.checkpointing.segment_sizes``): the backward holds it on top of
   the saved bytes while it recomputes that segment;
 - ``parameters``: weights, gradients and optimiser state (``ParameterMemory``);
+- ``parameter_copies``: the copies of the weights that the forward saves (autocast's bf16
+  weights, one per weight whatever the batch), with those the largest recomputed segment makes
+  again: a fixed cost, like the weights;
 - ``cuda_peak``: on CUDA, ``torch.cuda.max_memory_allocated`` of the whole step.
 
 ``largest_batch`` turns the first two into the largest batch per GPU by the rule of
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from ..models.checkpointing import segment_sizes
-from ..utils.memory import GIB, ParameterMemory, saved_tensor_bytes
+from ..utils.memory import GIB, ParameterMemory, SavedBytes, saved_tensor_bytes
 from ..utils.precision import autocast
 from . import step
 
@@ -41,11 +44,17 @@ class StepMemory:
     batch: int
     cuda_peak: int | None = None
     recompute_per_image: int = 0
+    parameter_copies: int = 0
 
     def estimate(self, batch: int) -> int:
-        """Weights, gradients, optimiser state and ``batch`` images' saved tensors and largest
-        recomputed segment."""
-        return self.parameters.total + batch * self.per_image
+        """Weights, gradients, optimiser state, the weights' copies and ``batch`` images' saved
+        tensors and largest recomputed segment."""
+        return self.fixed + batch * self.per_image
+
+    @property
+    def fixed(self) -> int:
+        """What does not grow with the batch: weights, gradients, optimiser state, copies."""
+        return self.parameters.total + self.parameter_copies
 
     @property
     def per_image(self) -> int:
@@ -54,7 +63,7 @@ class StepMemory:
     def largest_batch(self, device_bytes: int) -> int:
         """The largest batch per GPU with ``estimate(batch)`` within ``device_bytes`` less the
         free share and bytes of the rule (0 when not even one image fits)."""
-        usable = device_bytes * (1 - FREE_SHARE) - FREE_BYTES - self.parameters.total
+        usable = device_bytes * (1 - FREE_SHARE) - FREE_BYTES - self.fixed
         return max(0, int(usable // self.per_image))
 
 
@@ -84,14 +93,17 @@ def measure_step_memory(parts, images, labels, full_step=None) -> StepMemory:
     else:
         _, saved = saved_tensor_bytes(lambda: _forward_and_loss(parts, images, labels),
                                       exclude=params)
-    recompute = 0
+    recompute = SavedBytes(0)
     if getattr(parts.network, "grad_checkpointing", False):
         with segment_sizes(exclude=params) as sizes:
             _forward_and_loss(parts, images, labels)
-        recompute = max(sizes, default=0)
+        # the segment that saves the most activations (a SavedBytes compares them first)
+        recompute = max(sizes, default=recompute)
     batch = images.shape[0]
-    return StepMemory(saved // batch, ParameterMemory.of(parts.network, parts.optimizer), batch,
-                      peak, recompute // batch)
+    return StepMemory(saved.activations // batch,
+                      ParameterMemory.of(parts.network, parts.optimizer), batch, peak,
+                      recompute.activations // batch,
+                      saved.parameter_copies + recompute.parameter_copies)
 
 
 def _forward_and_loss(parts, images, labels):

@@ -94,10 +94,10 @@ _segment_sizes: ContextVar[tuple | None] = ContextVar("segment_sizes", default=N
 @contextlib.contextmanager
 def segment_sizes(exclude=()):
     """``with segment_sizes(params) as sizes:`` run a forward with checkpointing on; ``sizes``
-    then holds, for every segment that would have been recomputed, the bytes it saves for
-    backward when it runs plainly (``lib.utils.memory.saved_tensor_bytes``, ``exclude`` left
-    out).  The segments run plainly meanwhile: the largest of them is what one recompute holds
-    in the backward, on top of what the checkpointed forward kept."""
+    then holds, for every segment that would have been recomputed, the ``SavedBytes`` it saves
+    for backward when it runs plainly (``lib.utils.memory.saved_tensor_bytes``, ``exclude`` left
+    out, copies of it counted apart).  The segments run plainly meanwhile: the largest of them
+    is what one recompute holds in the backward, on top of what the checkpointed forward kept."""
     sizes = []
     token = _segment_sizes.set((sizes, list(exclude)))
     try:

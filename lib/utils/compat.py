@@ -9,7 +9,7 @@ import torch.distributed
 
 __all__ = ["unwrap_model", "non_finite_check_", "can_skip_on_device", "step_unless_found_inf",
            "stop_loader_workers", "stop_persistent_workers", "reset_compiled",
-           "abort_process_group"]
+           "abort_process_group", "view_base"]
 
 
 def unwrap_model(model):
@@ -77,3 +77,8 @@ def abort_process_group():
         torch.distributed.destroy_process_group()
         return
     abort()
+
+
+def view_base(tensor):
+    """The tensor that ``tensor`` is a view of (autograd's ``_base``), or ``tensor`` itself."""
+    return tensor if tensor._base is None else tensor._base

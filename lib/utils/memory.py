@@ -10,14 +10,18 @@ Two figures decide whether a training step fits:
 ``saved_tensor_bytes`` counts the tensors handed to autograd's saved-tensor hooks (the same
 tensors are saved on the CPU and on CUDA, so the figure is the same on both).  Each storage is
 counted once (views and in-place results share one), and the parameters' own storages are left
-out (they are counted by ``ParameterMemory``); copies made for the forward, such as the bf16
-weights of autocast, are counted.  With activation checkpointing (``torch.utils.checkpoint``,
-non-reentrant) a recomputed segment saves only its inputs, which go through the same hooks, so the
-figure stays honest.
+out (they are counted by ``ParameterMemory``).  Copies of the parameters made for the forward,
+such as the bf16 weights of autocast (one per weight and forward, cached by autocast), are
+counted apart from the activations: they cost the same for one image as for many.  With
+activation checkpointing (``torch.utils.checkpoint``, non-reentrant) a recomputed segment saves
+only its inputs, which go through the same hooks, so the figure stays honest.
 """
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
+
+from .compat import view_base
 
 GIB = 2 ** 30
 
@@ -28,28 +32,53 @@ def _storage_key(tensor):
     return tensor.untyped_storage()._cdata
 
 
+class SavedBytes(NamedTuple):
+    """Bytes of the storages autograd saved for backward: ``activations``, which grow with the
+    batch, and ``parameter_copies``, copies of the excluded parameters (autocast's bf16 weights),
+    which do not."""
+
+    activations: int
+    parameter_copies: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.activations + self.parameter_copies
+
+
+def _is_copy_of(tensor, keys):
+    """Whether ``tensor`` (or the tensor it is a view of) is a dtype copy (``Tensor.to``, as
+    autocast makes) of a leaf tensor whose storage is in ``keys``: its autograd node copies and
+    leads straight to that leaf.  Linear layers save a transposed view of their weight."""
+    node = view_base(tensor).grad_fn
+    if node is None or node.name() != "ToCopyBackward0":
+        return False
+    return any(hasattr(n, "variable") and _storage_key(n.variable) in keys
+               for n, _ in node.next_functions if n is not None)
+
+
 def saved_tensor_bytes(fn, exclude=()):
-    """``(fn(), bytes)``: run ``fn()`` and count the bytes of the distinct storages that autograd
-    saves for backward during the call, leaving out the storages of the tensors in ``exclude``
-    (pass the model's parameters).
+    """``(fn(), SavedBytes)``: run ``fn()`` and count the bytes of the distinct storages that
+    autograd saves for backward during the call, leaving out the storages of the tensors in
+    ``exclude`` (pass the model's parameters) and counting their copies apart.
 
     Counted at the moment each tensor is saved; a storage saved several times counts once.  The
     figure is what the graph holds when ``fn`` returns if nothing is freed before the backward,
     which is the case for a training forward.
     """
     skip = {_storage_key(t) for t in exclude}
-    sizes = {}
+    activations, copies = {}, {}
 
     def pack(tensor):
         if tensor.layout == torch.strided:
             key = _storage_key(tensor)
             if key not in skip:
-                sizes[key] = tensor.untyped_storage().nbytes()
+                kind = copies if _is_copy_of(tensor, skip) else activations
+                kind[key] = tensor.untyped_storage().nbytes()
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         result = fn()
-    return result, sum(sizes.values())
+    return result, SavedBytes(sum(activations.values()), sum(copies.values()))
 
 
 @dataclass(frozen=True)

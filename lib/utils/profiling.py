@@ -29,15 +29,36 @@ def count_flops(fn):
     return counter.get_total_flops()
 
 
+# Linux keeps the process's peak resident set size as VmHWM in /proc/self/status and resets it
+# to the current size when "5" is written to /proc/self/clear_refs (Linux 4.0 on).
+_STATUS, _CLEAR_REFS = "/proc/self/status", "/proc/self/clear_refs"
+# Whether reset_memory has reset the CPU peak in this process.
+_rss_peak_reset = False
+
+
+def _rss_peak_kib():
+    """VmHWM in KiB, or None where /proc does not give it."""
+    try:
+        with open(_STATUS) as f:
+            line = next((line for line in f if line.startswith("VmHWM:")), None)
+    except OSError:
+        return None
+    return None if line is None else int(line.split()[1])
+
+
 def peak_memory_mb(device):
-    """``(MB, what it is)``: CUDA peak allocated since the last reset, or on the CPU the process's
-    peak resident set size (``getrusage``), a high-water mark since the process started."""
+    """``(MB, what it is)``: CUDA peak allocated since the last reset, or on the CPU (and the
+    meta device) the process's peak resident set size: since the last ``reset_memory`` where
+    Linux allows resetting it, else since the process started (``getrusage``)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2 ** 20, "CUDA max allocated"
+    peak = _rss_peak_kib()
+    if peak is not None and _rss_peak_reset:
+        return peak / 2 ** 10, "process peak RSS since the last reset (VmHWM)"
     # ru_maxrss is in kilobytes on Linux and in bytes on macOS.
     scale = 2 ** 20 if sys.platform == "darwin" else 2 ** 10
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / scale, "process peak RSS since start"
+    return rss / scale, "process peak RSS since start (never reset)"
 
 
 # Timing conventions: times are measured with ``time.perf_counter`` around each call, after
@@ -117,13 +138,70 @@ def time_interleaved(fns, iters, warmup, sync):
     return seconds
 
 
+@dataclass(frozen=True)
+class CallProfile:
+    """What one call ran: ``kernels`` launched on the GPU (None off CUDA), and for each operator
+    asked for, its ``calls`` (outermost only) and their time in ms (``op_ms``: the time of the
+    kernels they launched on CUDA, CPU time elsewhere)."""
+
+    kernels: int | None
+    calls: dict
+    op_ms: dict
+
+
+def profile_call(fn, device, ops=()):
+    """``CallProfile`` of one call of ``fn()`` under ``torch.profiler`` (an extra call: the
+    profiler slows it down, so time it apart).  ``ops``: operator names such as
+    ``"aten::kthvalue"``."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    events = prof.events()
+    kernels = None
+    if device.type == "cuda":
+        kernels = sum(1 for e in events if e.device_type == DeviceType.CUDA
+                      and not e.name.startswith(("Memcpy", "Memset")))
+    calls, op_ms = {}, {}
+    for op in ops:
+        # an operator may call itself (its out= variant): count the outermost calls only
+        outer = [e for e in events if e.name == op and (e.cpu_parent is None or
+                                                        e.cpu_parent.name != op)]
+        calls[op] = len(outer)
+        op_ms[op] = sum(_device_time_us(e) if device.type == "cuda" else e.cpu_time_total
+                        for e in outer) / 1e3
+    return CallProfile(kernels, calls, op_ms)
+
+
+def _device_time_us(event):
+    # device_time_total from torch 2.4 on; cuda_time_total before
+    total = getattr(event, "device_time_total", None)
+    return event.cuda_time_total if total is None else total
+
+
 def reset_memory(device):
-    """Free what earlier runs left (the caller drops its references first); reset CUDA peaks."""
+    """Free what earlier runs left (the caller drops its references first); reset the peak that
+    ``peak_memory_mb`` reads: CUDA's, or the process's peak resident set size where Linux
+    allows it."""
+    global _rss_peak_reset
     gc.collect()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        with open(_CLEAR_REFS, "w") as f:
+            f.write("5")
+        _rss_peak_reset = True
+    except OSError:
+        pass  # not Linux, or not allowed: the peak stays the one since the start
 
 
 class ShapeRecorder(nn.Module):
@@ -157,6 +235,8 @@ def markdown_table(headers, rows):
 def device_name(device):
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
+    if device.type == "meta":
+        return "meta device (shapes and dtypes only, no arithmetic and no memory)"
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:

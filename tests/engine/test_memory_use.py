@@ -43,6 +43,19 @@ def test_saved_bytes_are_per_image_and_the_state_is_that_of_sgd_with_momentum():
     assert three.parameters == ParameterMemory(params, params, params)
 
 
+def test_bf16_weight_copies_are_a_fixed_cost_not_a_cost_per_image():
+    one = measure_step_memory(*parts_and_batch(1, "TRAIN.AMP", "True"))
+    parts, images, labels = parts_and_batch(2, "TRAIN.AMP", "True")
+    two = measure_step_memory(parts, images, labels)
+    params = sum(p.numel() for p in parts.network.parameters())
+    # autocast casts the weights of the convolutions to 2 bytes, once per forward
+    assert 0 < one.parameter_copies == two.parameter_copies <= 2 * params
+    assert two.saved_per_image == pytest.approx(one.saved_per_image, rel=0.01)
+    assert two.fixed == two.parameters.total + two.parameter_copies
+    assert two.estimate(5) == two.fixed + 5 * two.per_image
+    assert measure_step_memory(*parts_and_batch(1)).parameter_copies == 0  # fp32 copies none
+
+
 def test_the_forward_alone_saves_what_the_whole_step_saves():
     forward_only = measure_step_memory(*parts_and_batch(2), full_step=False)
     whole = measure_step_memory(*parts_and_batch(2), full_step=True)
@@ -72,5 +85,5 @@ def test_segment_sizes_are_what_each_segment_saves_when_it_runs_plainly():
         out = recomputed(segment, x, enabled=True)
         recomputed(segment, torch.randn(4, 16), enabled=True)
         recomputed(segment, x, enabled=False)  # not a recomputed segment: not counted
-    assert sizes == [2 * 8 * 16 * 4, 2 * 4 * 16 * 4]
+    assert [s.activations for s in sizes] == [2 * 8 * 16 * 4, 2 * 4 * 16 * 4]
     assert torch.equal(out, segment(x))

@@ -34,9 +34,16 @@ def run(capsys, *args):
     return capsys.readouterr().out
 
 
-def table(out):
-    """The printed Markdown table as a list of {column: cell} rows."""
-    lines = [line for line in out.splitlines() if line.startswith("|")]
+def table(out, index=0):
+    """The ``index``-th printed Markdown table as a list of {column: cell} rows."""
+    tables, previous = [], ""
+    for line in out.splitlines():
+        if line.startswith("|"):
+            if not previous.startswith("|"):
+                tables.append([])
+            tables[-1].append(line)
+        previous = line
+    lines = tables[index]
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
     assert set(lines[1]) <= set("|-:"), "second table line is not a Markdown rule"
     return [dict(zip(cells[0], row, strict=True)) for row in cells[2:]]
@@ -209,6 +216,100 @@ def test_memory_mode_reports_saved_bytes_that_grow_with_the_crop(capsys, tmp_pat
             expected = int((gb * 2 ** 30 * 0.8 - 2 ** 30 - fixed) // per_image)
             assert expected > 0 and int(shown[f"batch @ {gb:g} GB"]) == expected
     assert "batch @ N GB: the largest B" in out
+
+
+def test_memory_mode_says_what_to_type_for_the_recipes_effective_batch(capsys, tmp_path):
+    path = tmp_path / "memory.json"
+    assert benchmark.main(["--cfg", OFFSET_CFG, "--mode", "memory", "--crops", "32x64",
+                           "--variants", "fp32", "--gpu-memory", "1.3,1.5,2,80", "--json",
+                           str(path), "TRAIN.BATCH_SIZE_PER_GPU", "3", "GPUS", "(0,1,2,3)",
+                           "LOSS.OHEMKEEP", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert header_value(out, "device").startswith("meta device")  # not "CPU"
+    rows = json.loads(path.read_text())["rows"]
+    for shown, row in zip(table(out, 1), rows, strict=True):
+        assert shown["recipe"] == "3 x 4 GPUs = 12"
+        for gb in ("1.3", "1.5", "2", "80"):
+            largest = row["largest_batch"][gb]
+            cell = shown[f"{gb} GB"]
+            if largest == 0:
+                assert cell == "does not fit"
+                continue
+            batch, steps = (int(v) for v in cell.split(" x "))
+            # the largest divisor of 12 images that fits, the steps that make up 12
+            assert batch * steps == 12 and batch <= largest
+            assert not any(12 % b == 0 for b in range(batch + 1, largest + 1))
+        assert row["largest_batch"]["80"] >= 12 and shown["80 GB"] == "12 x 1"
+    assert [r["largest_batch"]["1.3"] for r in rows] != [r["largest_batch"]["80"] for r in rows]
+    assert "TRAIN.BATCH_SIZE_PER_GPU 12 TRAIN.ACCUMULATE_STEPS 1" in out
+
+
+@pytest.mark.parametrize("effective, largest, expected", [
+    (8, 5, (4, 2)), (12, 5, (4, 3)), (12, 40, (12, 1)), (7, 6, (1, 7)), (8, 0, None)])
+def test_one_gpu_settings_keep_the_effective_batch(effective, largest, expected):
+    assert benchmark.one_gpu_settings(effective, largest) == expected
+
+
+def test_the_520x520_rows_use_the_ade20k_recipes_and_their_150_classes():
+    args = benchmark.parse_args(["--mode", "memory", "--crops", "512x1024,520x520,1024x1024"])
+    by_crop = {crop: [cfg for _, cfg in configs] for crop, configs in
+               benchmark.memory_recipes(args)}
+    assert {c.DATASET.DATASET for c in by_crop[(520, 520)]} == {"ade20k"}
+    assert {c.DATASET.NUM_CLASSES for c in by_crop[(520, 520)]} == {150}
+    assert len(by_crop[(512, 1024)]) == 4 and len(by_crop[(520, 520)]) == 3
+    for crop in ((512, 1024), (1024, 1024)):  # the Cityscapes recipes (19 classes)
+        assert {c.DATASET.NUM_CLASSES for c in by_crop[crop]} == {19}
+
+
+def test_bf16_on_the_meta_device_is_refused_with_what_to_do(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for args in (["--variants", "fp32,bf16"], ["--variants", "bf16", "--device", "meta"]):
+        with pytest.raises(SystemExit) as exit_info:
+            benchmark.main(["--mode", "memory", "--crops", "32x64", *args])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "autocast has no meta backend" in err and "--device cpu" in err
+
+
+def test_bf16_weight_copies_are_a_fixed_cost_in_the_memory_table(capsys, tmp_path):
+    figures = []
+    for batch in (1, 2):
+        path = tmp_path / f"memory{batch}.json"
+        assert benchmark.main(["--cfg", OFFSET_CFG, "--mode", "memory", "--crops", "64x128",
+                               "--variants", "bf16", "--checkpointing", "off", "--device", "cpu",
+                               "--batch", str(batch), "--json", str(path),
+                               "LOSS.OHEMKEEP", "1000"]) == 0
+        [row] = json.loads(path.read_text())["rows"]
+        figures.append(row)
+    one, two = figures
+    assert one["parameter_copies_bytes"] == two["parameter_copies_bytes"] > 0
+    assert two["saved_per_image_bytes"] == pytest.approx(one["saved_per_image_bytes"], rel=0.01)
+    [shown] = table(capsys.readouterr().out)
+    assert shown["weight copies GiB"] == f"{two['parameter_copies_bytes'] / 2 ** 30:.3f}"
+
+
+def test_train_mode_runs_every_variant_without_and_with_checkpointing(capsys, tmp_path):
+    path = tmp_path / "train.json"
+    out = run(capsys, "--mode", "train", "--variants", "fp32,bf16", "--checkpointing", "off,on",
+              "--json", str(path), "LOSS.USE_OHEM", "True")
+    rows = table(out)
+    assert [r["variant"] for r in rows] == ["fp32", "fp32 +ckpt", "bf16", "bf16 +ckpt"]
+    # OHEM's selection runs once per term of the offset network: S_i, S_s and S_f
+    assert all(r["kthvalue ms (calls)"].endswith("(3)") for r in rows)
+    assert all(r["kernels/step"] == "n/a" for r in rows)  # counted on CUDA only
+    assert [r["checkpointing"] for r in json.loads(path.read_text())["rows"]] == \
+        [False, True, False, True]
+
+
+def test_compile_with_checkpointing_is_left_out_and_said():
+    settings, notes = benchmark.row_settings(["fp32", "bf16_cl_compile"], [False, True],
+                                             load_cfg(OFFSET_CFG))
+    assert [(v.name, on) for v, on in settings] == [("fp32", False), ("fp32", True),
+                                                    ("bf16_cl_compile", False)]
+    assert notes == ["bf16_cl_compile with checkpointing: not run (TRAIN.COMPILE refuses "
+                     "TRAIN.GRAD_CHECKPOINTING)"]
+    cfg = load_cfg(OFFSET_CFG, ["TRAIN.GRAD_CHECKPOINTING", "True"])  # None: the config's
+    assert [v.name for v, _ in benchmark.row_settings(["bf16_cl_compile"], [None], cfg)[0]] == []
 
 
 def test_memory_mode_alone_needs_no_config():

@@ -17,9 +17,21 @@ def test_counts_what_the_ops_save_and_leaves_parameters_out():
     # sigmoid its output.
     out, saved = saved_tensor_bytes(lambda: torch.sigmoid(linear(x)),
                                     exclude=list(linear.parameters()))
-    assert saved == nbytes(x) + nbytes(out)
+    assert saved == (nbytes(x) + nbytes(out), 0)
     _, with_weights = saved_tensor_bytes(lambda: torch.sigmoid(linear(x)))
-    assert with_weights == saved + nbytes(linear.weight)
+    assert with_weights.activations == saved.activations + nbytes(linear.weight)
+
+
+def test_autocast_copies_of_the_weights_are_counted_apart_from_the_activations():
+    linear = nn.Linear(10, 20)
+    x = torch.randn(4, 10, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        # Linear saves its input and (x needs a gradient) a transposed view of its weight, both
+        # cast to bf16: the input's copy grows with the batch, the weight's (cached by autocast
+        # for the forward) does not.
+        _, saved = saved_tensor_bytes(lambda: linear(x), exclude=list(linear.parameters()))
+    assert saved == (x.numel() * 2, linear.weight.numel() * 2)
+    assert saved.total == saved.activations + saved.parameter_copies
 
 
 def test_a_storage_saved_twice_counts_once():
@@ -29,14 +41,14 @@ def test_a_storage_saved_twice_counts_once():
     # weights are then still saved by mul); a view of x shares its storage.
     _, saved = saved_tensor_bytes(lambda: x * w1 + x.view(64).view(8, 8) * w2,
                                   exclude=[w1, w2])
-    assert saved == nbytes(x)
+    assert saved.activations == nbytes(x)
 
 
 def test_nothing_is_counted_without_grad():
     linear = nn.Linear(10, 20)
     with torch.no_grad():
         _, saved = saved_tensor_bytes(lambda: torch.sigmoid(linear(torch.randn(4, 10))))
-    assert saved == 0
+    assert saved.total == 0
 
 
 def test_a_checkpointed_segment_counts_its_inputs_only():
@@ -48,10 +60,10 @@ def test_a_checkpointed_segment_counts_its_inputs_only():
 
     plain_out, plain = saved_tensor_bytes(lambda: segment(x), exclude=[w])
     # x, the inner sigmoid's output (saved by sigmoid and by the second product), the output.
-    assert plain == nbytes(x) + 2 * nbytes(plain_out)
+    assert plain.activations == nbytes(x) + 2 * nbytes(plain_out)
     out, saved = saved_tensor_bytes(lambda: checkpoint(segment, x, use_reentrant=False),
                                     exclude=[w])
-    assert saved == nbytes(x)
+    assert saved.activations == nbytes(x)
     out.sum().backward()  # the recompute still finds what it needs
     assert w.grad is not None
 
