@@ -73,6 +73,7 @@ class OffsetPath:
         if settings.freeze_shared:
             for module in self.shared_modules():
                 module.requires_grad_(False)
+            self.train(self.training)  # the frozen part in eval mode from the start
 
     def offset_path_sources(self) -> dict[str, str]:
         """Prefix of each duplicated module -> prefix of the main-path module it copies."""

@@ -141,6 +141,20 @@ def test_freezed_par_trains_only_the_offset_path_and_keeps_the_rest_in_eval_mode
     assert got == trainable
 
 
+@pytest.mark.parametrize("name", ["branched_seg_hrnet", "branched_seg_hrnet_ocr"])
+def test_the_frozen_part_is_in_eval_mode_as_built(make_tiny_cfg, name):
+    # The step parts of training and the benchmark use the network as built, before any
+    # train() call: its frozen batch norms must not move in their first step.
+    cfg = make_tiny_cfg(name=name)
+    cfg.MODEL.FREEZED_PAR = True
+    model = build_model(cfg)
+    assert model.training and model.stage4_2.training
+    assert not model.layer1.training and not model.stage4.training
+    stats = model.layer1[0].bn1.running_mean.clone()
+    model(torch.randn(2, 3, 32, 64))
+    assert torch.equal(model.layer1[0].bn1.running_mean, stats)
+
+
 def test_unknown_model_name_lists_the_valid_ones():
     cfg = get_cfg()
     cfg.MODEL.NAME = "unet"
