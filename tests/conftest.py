@@ -9,6 +9,25 @@ from lib.config import get_cfg
 from tests.tools.helpers import OFFSET_CFG, run_tool, small_opts
 
 
+CUDA_SKIP = ("needs a CUDA device: tools/gpu_check.py runs these on a GPU, and "
+             "--cuda-dry-run runs them on the CPU at tiny sizes")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--cuda-dry-run", action="store_true",
+                     help="run the tests marked cuda on the CPU with tiny networks and images "
+                          "(what tools/gpu_check.py --dry-run does)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without a CUDA device the tests marked cuda are skipped, unless --cuda-dry-run."""
+    if torch.cuda.is_available() or config.getoption("--cuda-dry-run"):
+        return
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(pytest.mark.skip(reason=CUDA_SKIP))
+
+
 def tiny_cfg(name="branched_seg_hrnet", offset_branch=4, stage4_modules=1, num_classes=5):
     """A mutable config of a very small HRNet (widths 8-64, one block per branch)."""
     cfg = get_cfg()

@@ -9,7 +9,7 @@ import torch.distributed
 
 __all__ = ["unwrap_model", "non_finite_check_", "can_skip_on_device", "step_unless_found_inf",
            "stop_loader_workers", "stop_persistent_workers", "reset_compiled",
-           "abort_process_group", "view_base"]
+           "abort_process_group", "view_base", "compile_counters"]
 
 
 def unwrap_model(model):
@@ -50,6 +50,15 @@ def step_unless_found_inf(optimizer, found_inf):
 def reset_compiled():
     """Forget every graph torch.compile made (between benchmark variants)."""
     torch._dynamo.reset()
+
+
+def compile_counters():
+    """What torch.compile has done in this process so far: ``frames`` compiled (a recompile
+    counts again), ``graphs`` made and ``graph_breaks``, from dynamo's counters."""
+    from torch._dynamo.utils import counters
+
+    return {"frames": counters["frames"]["ok"], "graphs": counters["stats"]["unique_graphs"],
+            "graph_breaks": sum(counters["graph_break"].values())}
 
 
 def stop_loader_workers(iterator):

@@ -2,33 +2,20 @@
 nothing inside its image loop."""
 import contextlib
 import os
-import traceback
 
 import pytest
 import torch
 
 from lib.evaluation.finite import NonFiniteOutputError
 from tests.engine.handmade import PixelOffsetNet, batches, validator
+from tests.host_reads import count_host_reads
 
-SYNCS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "numpy")
 # Data loading runs on the CPU ahead of the device (in worker processes when WORKERS > 0).
 DATA_CODE = (os.path.join("torch", "utils", "data"), os.path.join("lib", "datasets"))
 
 
 def _count_syncs(monkeypatch):
-    """Patch every Tensor method that hands a value to Python; returns the list of calls."""
-    calls = []
-    for name in SYNCS:
-        original = getattr(torch.Tensor, name)
-
-        def counting(self, *args, _name=name, _original=original, **kwargs):
-            frames = [f.filename for f in traceback.extract_stack()[:-1]]
-            if not any(part in f for f in frames for part in DATA_CODE):
-                calls.append((_name, frames[-1]))
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(torch.Tensor, name, counting)
-    return calls
+    return count_host_reads(monkeypatch, skip_code=DATA_CODE)
 
 
 @pytest.mark.parametrize("accumulate_steps", [1, 2])

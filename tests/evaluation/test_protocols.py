@@ -330,6 +330,7 @@ def test_settings_from_config_translate_test_keys(make_tiny_cfg):
     torch.testing.assert_close(predict(model, x, settings), scores_at(20, 32) + scores_at(60, 96))
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_results_stay_on_the_input_device():
     model = QuarterWindowMean().cuda()

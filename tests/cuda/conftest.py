@@ -1,0 +1,135 @@
+"""What the CUDA tests run on: the W48 recipes at their real sizes on a CUDA device, or, with
+--cuda-dry-run (``tools/gpu_check.py --dry-run``), the same recipes with tiny widths and images
+on the CPU, so that a machine without a GPU runs every line of these tests."""
+import contextlib
+import warnings
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from lib.config import load_cfg
+from lib.engine.build import build_step_parts
+from tests.host_reads import count_host_reads
+from tests.tools.helpers import ROOT
+from tools.gpu_check import NETWORKS, REAL, TINY, TINY_OPTS
+
+
+@dataclass(frozen=True)
+class Target:
+    """The device and sizes of a run of the CUDA tests."""
+
+    device: torch.device
+    dry_run: bool
+
+    @property
+    def sizes(self):
+        return TINY if self.dry_run else REAL
+
+    def cfg(self, network, *opts):
+        """The W48 recipe of ``network`` (a key of ``NETWORKS``) at the training crop, tiny in
+        a dry run, with ``opts`` (KEY VALUE strings) on top."""
+        height, width = self.sizes.crop
+        shrink = TINY_OPTS if self.dry_run else []
+        return load_cfg(f"{ROOT}/{NETWORKS[network]}", [
+            *shrink, "TRAIN.IMAGE_SIZE", f"[{width},{height}]",
+            "TRAIN.BATCH_SIZE_PER_GPU", str(self.sizes.batch), *map(str, opts)])
+
+    def parts(self, cfg, world_size=1, seed=0):
+        """The step parts of ``cfg`` on the device, as training builds them, from ``seed``."""
+        torch.manual_seed(seed)
+        return build_step_parts(cfg, self.device, world_size=world_size, load_pretrained=False)
+
+    def batch(self, cfg, n=None, hw=None, seed=0):
+        """``(images n x 3 x H x W, labels n x H x W)`` on the device: random images, labels
+        of blocks of classes (32 x 32 pixels at the real sizes) with 10% ignored."""
+        n = n or self.sizes.batch
+        height, width = hw or self.sizes.crop
+        g = torch.Generator().manual_seed(seed)
+        images = torch.randn(n, 3, height, width, generator=g)
+        block = 4 if self.dry_run else 32
+        coarse = torch.randint(0, cfg.DATASET.NUM_CLASSES, (n, 1, -(-height // block),
+                                                             -(-width // block)), generator=g)
+        labels = coarse.repeat_interleave(block, 2).repeat_interleave(block, 3)[:, 0, :height,
+                                                                                 :width]
+        labels = labels.masked_fill(torch.rand(labels.shape, generator=g) < 0.1,
+                                    cfg.TRAIN.IGNORE_LABEL)
+        return images.to(self.device), labels.to(self.device)
+
+    def sync(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def peak_bytes(self):
+        """``torch.cuda.max_memory_allocated`` since the last ``reset_peak``; None on the CPU."""
+        return torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" \
+            else None
+
+    def reset_peak(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def tolerance(self, dtype=None):
+        """Largest ``relative_difference`` of two computations that should agree up to the
+        rounding of ``dtype`` (None: fp32, which is TF32 in cuDNN's convolutions on CUDA)."""
+        if dtype is not None:
+            return 5e-2
+        return 1e-2 if self.device.type == "cuda" else 1e-4
+
+
+@pytest.fixture(scope="session")
+def target(request):
+    if request.config.getoption("--cuda-dry-run"):
+        return Target(torch.device("cpu"), dry_run=True)
+    return Target(torch.device("cuda", torch.cuda.current_device()), dry_run=False)
+
+
+@pytest.fixture(autouse=True)
+def free_device_memory(target):
+    """Each test starts with the memory of the ones before it freed and the peak reset."""
+    yield
+    target.reset_peak()
+
+
+def relative_difference(got, expected):
+    """The largest over the tensors of ``||got - expected|| / ||expected||``, where a tensor
+    whose norm is below 1e-3 of the largest counts that largest norm /1000 instead (the
+    gradient of a bias before a batch norm is zero up to rounding)."""
+    norms = [e.double().norm() for e in expected]
+    floor = 1e-3 * max(norms)
+    return max(float((g.double() - e.double()).norm() / max(n, floor))
+               for g, e, n in zip(got, expected, norms, strict=True))
+
+
+def gradients(network):
+    return [p.grad for p in network.parameters() if p.grad is not None]
+
+
+def batch_norm_statistics(network):
+    return [b for n, b in network.named_buffers() if n.endswith(("running_mean", "running_var"))]
+
+
+@contextlib.contextmanager
+def host_reads(target, monkeypatch):
+    """``with host_reads(target, monkeypatch) as reads:`` ``reads`` lists every host
+    synchronisation inside: on CUDA, each synchronising call torch.cuda.set_sync_debug_mode
+    warns of; on the CPU, each Tensor method that hands a value to Python."""
+    reads = []
+    if target.device.type == "cuda":
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                yield reads
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        reads += [str(w.message) for w in caught if "synchroniz" in str(w.message)]
+        return
+    calls = count_host_reads(monkeypatch)
+    try:
+        yield reads
+    finally:
+        monkeypatch.undo()
+        reads += [name for name, _ in calls]
