@@ -67,8 +67,9 @@ def _ignore_tracing_warnings():
 
 def export(model: nn.Module, path: str, fmt: str, size_hw: tuple[int, int],
            opset: int = OPSET) -> list[str]:
-    """Write ``model`` (on the CPU) traced at 1 x 3 x ``size_hw`` to ``path``; returns the
-    output names.  ``fmt`` is "onnx" (dynamic N, H, W) or "torchscript".
+    """Write ``model`` (on any device: it is traced where its weights are) traced at
+    1 x 3 x ``size_hw`` to ``path``; returns the output names.  ``fmt`` is "onnx" (dynamic N,
+    H, W) or "torchscript".
 
     The file is serialised in memory and written whole or not at all (``lib.utils.atomic``): a
     full disk raises ``FileWriteError`` naming ``path`` and leaves what was there (the
@@ -78,7 +79,7 @@ def export(model: nn.Module, path: str, fmt: str, size_hw: tuple[int, int],
     if fmt == "onnx" and opset < 16:
         raise ValueError(f"ONNX opset {opset} has no grid_sample: use 16 or later")
     wrapper = TensorOutputs(model).eval()
-    example = torch.zeros(1, 3, *size_hw)
+    example = torch.zeros(1, 3, *size_hw, device=_device_of(wrapper))
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         _ignore_tracing_warnings()
@@ -89,6 +90,10 @@ def export(model: nn.Module, path: str, fmt: str, size_hw: tuple[int, int],
             _export_onnx(wrapper, example, buffer, names, opset)
     write_bytes(path, buffer.getbuffer())
     return names
+
+
+def _device_of(module):
+    return next(module.parameters()).device
 
 
 def _export_onnx(wrapper, example, file, names, opset):
@@ -127,12 +132,13 @@ def load_exported(path: str, fmt: str):
 
 def max_differences(model: nn.Module, run_exported, size_hw: tuple[int, int],
                     seed: int = 0) -> dict[str, float]:
-    """Largest absolute difference of each output between ``model`` (PyTorch, CPU, fp32) and
-    ``run_exported`` (``load_exported``) on one random N(0, 1) image 1 x 3 x ``size_hw``."""
+    """Largest absolute difference of each output between ``model`` (PyTorch on its device,
+    fp32) and ``run_exported`` (``load_exported``, on the CPU) on one random N(0, 1) image
+    1 x 3 x ``size_hw``."""
     wrapper = TensorOutputs(model).eval()
     image = torch.randn(1, 3, *size_hw, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
-        expected = wrapper(image)
+        expected = [t.cpu() for t in wrapper(image.to(_device_of(wrapper)))]
     got = run_exported(image.numpy())
     if len(got) != len(expected):
         raise ValueError(f"the exported file returns {len(got)} outputs, the network "

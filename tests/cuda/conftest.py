@@ -133,3 +133,26 @@ def host_reads(target, monkeypatch):
     finally:
         monkeypatch.undo()
         reads += [name for name, _ in calls]
+
+
+@pytest.fixture
+def full_fp32():
+    """fp32 arithmetic on the device: TF32 would round the products' inputs to 10 bits."""
+    convolutions, products = torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision()
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    yield
+    torch.backends.cudnn.allow_tf32 = convolutions
+    torch.set_float32_matmul_precision(products)
+
+
+def classes_differ_at_near_ties(got, expected):
+    """Check that the class maps of the scores ``got`` and ``expected`` (N x K x H x W, on the
+    CPU) differ only at pixels whose two best classes are closer in ``expected`` than twice
+    the largest difference of their scores there; returns how many pixels differ."""
+    top2 = expected.topk(2, dim=1).values
+    gap = top2[:, 0] - top2[:, 1]
+    error = (got - expected).abs().amax(dim=1)
+    differ = got.argmax(dim=1) != expected.argmax(dim=1)
+    assert not (differ & (gap > 2 * error)).any(), "a class changed where the scores are far apart"
+    return int(differ.sum())
