@@ -2,6 +2,8 @@
 --cuda-dry-run (``tools/gpu_check.py --dry-run``), the same recipes with tiny widths and images
 on the CPU, so that a machine without a GPU runs every line of these tests."""
 import contextlib
+import json
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -12,7 +14,7 @@ from lib.config import load_cfg
 from lib.engine.build import build_step_parts
 from tests.host_reads import count_host_reads
 from tests.tools.helpers import ROOT
-from tools.gpu_check import NETWORKS, REAL, TINY, TINY_OPTS
+from tools.gpu_check import NETWORKS, REAL, RESULTS_ENV, TINY, TINY_OPTS
 
 
 @dataclass(frozen=True)
@@ -156,3 +158,32 @@ def classes_differ_at_near_ties(got, expected):
     differ = got.argmax(dim=1) != expected.argmax(dim=1)
     assert not (differ & (gap > 2 * error)).any(), "a class changed where the scores are far apart"
     return int(differ.sum())
+
+
+def _record(line):
+    path = os.environ.get(RESULTS_ENV)
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps(line, default=str) + "\n")
+
+
+def pytest_collection_finish(session):
+    """Where tools/gpu_check.py asks for it (GPU_CHECK_RESULTS), the id of every test that
+    runs, as JSON lines."""
+    for item in session.items:
+        _record({"nodeid": item.nodeid, "when": "collected"})
+
+
+def pytest_runtest_logreport(report):
+    """Where tools/gpu_check.py asks for it (GPU_CHECK_RESULTS), each phase of each test as a
+    JSON line: its outcome, time, recorded figures and the end of its failure."""
+    if report.when != "call" and report.outcome == "passed":
+        return
+    message = ""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        message = report.longrepr[2]
+    elif report.failed:
+        message = "\n".join(report.longreprtext.splitlines()[-30:])
+    _record({"nodeid": report.nodeid, "when": report.when, "outcome": report.outcome,
+             "duration": report.duration, "properties": dict(report.user_properties),
+             "message": message})
