@@ -53,15 +53,17 @@ NETWORKS = dict(zip(("hrnet", "hrnet_ocr", "offset", "ovenet_ocr"), CITYSCAPES_R
 
 @dataclass(frozen=True)
 class Sizes:
-    """Training crop (H, W) and images per step; evaluation image (H, W)."""
+    """Training crop (H, W) and images per step; evaluation image (H, W); the small image
+    (H, W) of the comparisons with the CPU (a W48 network there takes seconds per forward)."""
 
     crop: tuple[int, int]
     batch: int
     image: tuple[int, int]
+    small: tuple[int, int]
 
 
-REAL = Sizes(crop=(512, 1024), batch=2, image=(1024, 2048))
-TINY = Sizes(crop=(32, 64), batch=2, image=(64, 128))
+REAL = Sizes(crop=(512, 1024), batch=2, image=(1024, 2048), small=(64, 128))
+TINY = Sizes(crop=(32, 64), batch=2, image=(64, 128), small=(32, 64))
 # The dry run's networks: the recipes with one block per branch, widths 8-64 and a narrow OCR
 # head (every module of the W48 network is still there).
 TINY_OPTS = ["MODEL.EXTRA.STAGE1.NUM_BLOCKS", "[1]", "MODEL.EXTRA.STAGE1.NUM_CHANNELS", "[8]",

@@ -93,13 +93,13 @@ def moved(predicted, device):
 @pytest.mark.parametrize("network", list(NETWORKS))
 def test_the_device_predicts_and_counts_what_the_cpu_does(target, network, full_fp32,
                                                          record_property):
-    cfg = protocol_cfg(target, network, target.sizes.crop)
+    cfg = protocol_cfg(target, network, target.sizes.small)
     cpu = torch.device("cpu")
     cpu_model = network_on(cfg, cpu)
     model = copy.deepcopy(cpu_model).to(target.device)
     heads = network_heads(model)
     settings = replace(InferenceSettings.from_config(cfg), heads=heads)
-    image, labels = target.batch(cfg, n=1, hw=target.sizes.crop)
+    image, labels = target.batch(cfg, n=1, hw=target.sizes.small)
     expected = split_heads(predict(cpu_model, image.to(cpu), settings), heads)
     got = {h: s.cpu() for h, s in split_heads(predict(model, image, settings), heads).items()}
     flipped = sum(classes_differ_at_near_ties(got[head], expected[head]) for head in heads)

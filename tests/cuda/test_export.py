@@ -21,7 +21,7 @@ def weights_file(cfg, folder):
 @pytest.mark.parametrize("network", ["offset", "ovenet_ocr"])
 def test_the_predictor_on_the_device_agrees_with_the_cpu(target, network, tmp_path, full_fp32,
                                                          record_property):
-    height, width = target.sizes.crop
+    height, width = target.sizes.small
     cfg = target.cfg(network, "TEST.BASE_SIZE", width, "TEST.IMAGE_SIZE", f"[{width},{height}]")
     model_file = weights_file(cfg, tmp_path)
     image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
@@ -43,7 +43,7 @@ def test_an_onnx_file_of_a_network_on_the_device_agrees_with_onnxruntime(
     torch.manual_seed(0)
     model = build_model(cfg, load_pretrained=False).to(target.device).eval()
     path = str(tmp_path / "model.onnx")
-    size = target.sizes.crop
+    size = target.sizes.small
     assert export(model, path, "onnx", size) == ["logits", "offsets", "confidence"]
     differences = check(model, path, "onnx", check_sizes(size))
     record_property("largest differences from onnxruntime (CPU)", {

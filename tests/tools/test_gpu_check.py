@@ -5,9 +5,11 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
+from lib.config import load_cfg
 from tests.tools.helpers import ROOT, run_tool
-from tools import gpu_check
+from tools import benchmark, gpu_check
 from tools.gpu_check import NO_DEVICE, Step
 
 
@@ -90,6 +92,16 @@ def test_the_gpu_run_compiles_after_the_eager_benchmarks_and_within_8_minutes():
     assert gpu_check.parse_args(["--out", "x"]).budget is None  # 480 s with a GPU
     compile_test = steps[names.index("tests: torch.compile")]
     assert "compile" in compile_test.argv and "--cuda-dry-run" not in compile_test.argv
+
+
+def test_the_gpu_runs_benchmark_commands_are_valid(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # memory mode: not meta
+    for step in gpu_check.all_steps(False, 80.0):
+        if step.kind == "benchmark":
+            assert step.argv[0] == "tools/benchmark.py"
+            args = benchmark.parse_args(step.argv[1:])
+            load_cfg(args.cfg, args.opts)  # every override names a key, with a valid value
+            assert args.mode in step.mode or step.mode == "compile"
 
 
 def test_a_step_without_time_left_is_not_run_and_one_over_its_budget_is_stopped(tmp_path):
