@@ -43,8 +43,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from lib.utils.atomic import write_json, write_text
 from lib.utils.profiling import markdown_table, versions
 from tools.benchmark import CITYSCAPES_RECIPES
+from tools.cli import run
 
 # The W48 networks the CUDA tests train, by name: their Cityscapes recipes.
 NETWORKS = dict(zip(("hrnet", "hrnet_ocr", "offset", "ovenet_ocr"), CITYSCAPES_RECIPES,
@@ -425,12 +427,11 @@ def main(argv=None):
         for step in steps:
             run_within(step, deadline, dry_run, env, paths["log"], scratch, figures)
             collected, tests = results_of(read_jsonl(results))
-            with open(paths["md"], "w") as f:
-                f.write(report_text(info, collected, tests, steps, figures, gpu_gb, dry_run))
-            with open(paths["json"], "w") as f:
-                json.dump({"environment": info, "dry_run": dry_run, "tests": tests,
-                           "steps": [vars(s) for s in steps], "benchmarks": figures}, f,
-                          indent=1, default=str)
+            write_text(paths["md"], report_text(info, collected, tests, steps, figures, gpu_gb,
+                                                dry_run))
+            write_json(paths["json"], {"environment": info, "dry_run": dry_run, "tests": tests,
+                                       "steps": [vars(s) for s in steps],
+                                       "benchmarks": figures}, indent=1)
     print(f"wrote {paths['md']}")
     complete = all(s.status == "ok" or s.skip for s in steps)
     passed = bool(collected) and all(tests.get(n, {}).get("outcome") in ("passed", "skipped")
@@ -439,4 +440,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))
