@@ -1,6 +1,7 @@
 """Throughput, latency, peak memory and FLOP utilisation of the configured network.
 
-    python tools/benchmark.py --cfg <yaml> [--mode train|infer|eval|data|memory] [--iters N] [--warmup W]
+    python tools/benchmark.py --cfg <yaml> [--mode train|infer|eval|data|memory|checkpointing|analysis]
+        [--iters N] [--warmup W]
         [--variants fp32,bf16,bf16_cl,bf16_cl_compile] [--checkpointing off,on] [--batch B]
         [--size H W] [--device cpu|cuda] [--peak-tflops T] [--json PATH] [KEY VALUE ...]
     python tools/benchmark.py --mode memory [--cfg <yaml>] [--crops 512x1024,1024x1024,520x520]
@@ -26,6 +27,13 @@ Modes:
          network (resizing, windows, flip, accumulation).
   data   samples/s of the training DataLoader of the trainer (``lib.datasets.loaders``: WORKERS,
          TrainSampler, seeded workers, pinned memory on CUDA) on DATASET.ROOT.
+  checkpointing  what TRAIN.GRAD_CHECKPOINTING costs: for each variant the training step of
+         train without and with it, timed in turn in every iteration (the same load of a shared
+         machine for both); the ratio with / without.
+  analysis  what the evaluation's analysis (SegAnalysis: trimap bands, Boundary IoU, fusion
+         counts of every head) costs beside the forward, single scale, on --batch images of
+         TEST.IMAGE_SIZE: the forward, the final head's resize and argmax, every head's, and
+         the analysis update, in ms per image and % of the forward.
   memory what a training step keeps in memory (``lib.engine.memory_use``), for every crop of
          --crops (H x W), precision (--variants: fp32, bf16, ...) and TRAIN.GRAD_CHECKPOINTING
          off / on (--checkpointing): the bytes autograd saves for backward per image (saved-tensor
@@ -62,9 +70,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 import shlex
 import statistics
+import time
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from lib.config import amp_dtype_of, load_cfg
 from lib.datasets import DatasetError, build_dataset
@@ -73,6 +83,8 @@ from lib.engine import step
 from lib.engine.build import build_step_parts
 from lib.engine.launch import configure_cudnn
 from lib.engine.memory_use import FREE_BYTES, FREE_SHARE, measure_step_memory
+from lib.evaluation.analysis import SegAnalysis
+from lib.evaluation.heads import label_size_inputs, output_heads
 from lib.evaluation.protocols import InferenceSettings, forward_logits, predict
 from lib.models import apply_speed_flags, build_model
 from lib.utils.atomic import write_json
@@ -114,7 +126,7 @@ VARIANTS = {v.name: v for v in (
     Variant("bf16_cl_compile", True, True, True),
 )}
 DEFAULT_VARIANTS = {"cpu": "fp32", "cuda": "fp32,bf16,bf16_cl,bf16_cl_compile"}
-MODES = ("train", "infer", "eval", "data", "memory")
+MODES = ("train", "infer", "eval", "data", "memory", "checkpointing", "analysis")
 # --mode memory without --cfg: the W48 networks of the paper at their recipes' crops: the
 # Cityscapes recipes (HRNetV2, HRNet-OCR, the offset network, OVeNet-OCR; 512x1024, also
 # measured at 1024x1024) and the ADE20K ones (520x520, 150 classes; the offset network has an
@@ -221,7 +233,7 @@ def parse_args(argv=None):
     if args.device == "meta" and args.mode != "memory":
         parser.error("--device meta: only --mode memory can run without arithmetic")
     if args.checkpointing is not None and args.mode not in ("train", "memory"):
-        parser.error(f"--checkpointing: only --mode train and memory train; not {args.mode}")
+        parser.error(f"--checkpointing: only for --mode train and memory, not {args.mode}")
     if args.checkpointing is None:  # train: as the config says
         args.checkpointing = [False, True] if args.mode == "memory" else [None]
     if args.mode == "memory" and args.device is None and not torch.cuda.is_available():
@@ -270,8 +282,9 @@ class Bench:
         self.flops = self.parameters = None
         self.sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" \
             else (lambda: None)
-        self.accumulate = cfg.TRAIN.ACCUMULATE_STEPS if args.mode == "train" else 1
-        if args.mode == "train":
+        training = args.mode in ("train", "checkpointing")
+        self.accumulate = cfg.TRAIN.ACCUMULATE_STEPS if training else 1
+        if training:
             width, height = cfg.TRAIN.IMAGE_SIZE
             # images per iteration: every micro-batch of the optimiser step
             self.batch = (args.batch or cfg.TRAIN.BATCH_SIZE_PER_GPU) * self.accumulate
@@ -297,9 +310,10 @@ class Bench:
         if self.flops is None:
             self.flops = count_flops(fn)
 
-    def train(self, cfg):
-        """``train_step`` of the trainer on one fixed random batch, with the step parts built as
-        training builds them (without the learning-rate schedule and the logging around it)."""
+    def train_parts(self, cfg):
+        """``(parts, run)``: the step parts of ``cfg`` as training builds them (without the
+        learning-rate schedule and the logging around them), and ``run(model)``, one
+        ``train_step`` of them on one fixed random batch."""
         torch.manual_seed(self.seed)
         parts = build_step_parts(cfg, self.device, load_pretrained=False)
         self.parameters = sum(p.numel() for p in parts.network.parameters())
@@ -312,7 +326,11 @@ class Bench:
         def run(net):
             step.train_step(net, parts.criterion, parts.optimizer, parts.scaler, images, labels,
                             parts.amp_dtype, self.accumulate)
+        return parts, run
 
+    def train(self, cfg):
+        """``train_step`` of the trainer on one fixed random batch."""
+        parts, run = self.train_parts(cfg)
         self.count_once(lambda: run(parts.network))
         timing = self.timed(lambda: run(parts.model))
         return {"timing": timing, "profile": profile_call(lambda: run(parts.model), self.device,
@@ -418,8 +436,9 @@ def model_table(rows, mode):
 
 
 def model_header(cfg, args, bench, name):
-    what = {"train": "per training step", "infer": "per forward_logits call",
-            "eval": "per predict call"}[args.mode]
+    what = {"train": "per training step", "checkpointing": "per training step",
+            "infer": "per forward_logits call", "eval": "per predict call",
+            "analysis": "per forward"}[args.mode]
     images = f"{bench.batch} image{'' if bench.batch == 1 else 's'}"
     if bench.accumulate > 1:
         images += f" ({bench.accumulate} micro-batches of {bench.batch // bench.accumulate})"
@@ -484,6 +503,102 @@ def run_model_modes(cfg, args, device):
                "flops_per_iter": bench.flops, "rows": rows}
     return (model_header(cfg, args, bench, name), model_table(rows, args.mode),
             model_notes(rows, bench.flops, args.mode) + refused, figures)
+
+
+def run_checkpointing_mode(cfg, args, device):
+    """``(header, table, notes, figures)``: what TRAIN.GRAD_CHECKPOINTING costs, for each
+    variant the training step without and with it, timed in turn in every iteration so that both
+    meet the same load of a shared machine."""
+    bench = Bench(cfg, args, device)
+    variants = args.variants or DEFAULT_VARIANTS[device.type].split(",")
+    settings, refused = row_settings(variants, [True], cfg)
+    rows = []
+    for variant, _ in settings:
+        steps = [bench.train_parts(variant_cfg(cfg, variant, on)) for on in (False, True)]
+        off, on = time_interleaved([lambda p=p, run=run: run(p.model) for p, run in steps],
+                                   args.iters, args.warmup, bench.sync)
+        rows.append({"variant": variant.name, "without_ms": Timing.of(off).median,
+                     "with_ms": Timing.of(on).median,
+                     "ratio_median": statistics.median(b / a for a, b in zip(off, on)),
+                     "ratio_of_means": sum(on) / sum(off),
+                     "without_ms_each": [1e3 * t for t in off],
+                     "with_ms_each": [1e3 * t for t in on]})
+        if variant.compile:
+            reset_compiled()
+    table = markdown_table(
+        ["variant", "ms without (median)", "ms with (median)", "with / without (median)",
+         "ratio of means"],
+        [[r["variant"], f"{r['without_ms']:.1f}", f"{r['with_ms']:.1f}",
+          f"{r['ratio_median']:.3f}", f"{r['ratio_of_means']:.3f}"] for r in rows])
+    notes = ["with / without: median over the iterations of the ratio of the two steps' "
+             "times"] + refused
+    return (model_header(cfg, args, bench, device_name(device)), table, notes,
+            {"batch": bench.batch, "image_hw": list(bench.hw), "rows": rows})
+
+
+def timed(sync, seconds, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``; its time, waiting for the device on both sides, is appended to
+    ``seconds``."""
+    sync()
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    sync()
+    seconds.append(time.perf_counter() - start)
+    return out
+
+
+def final_prediction(output, size, align_corners):
+    """What an evaluation without the analysis does: ``.final`` resized to the label size, then
+    its argmax."""
+    return F.interpolate(output.final.float(), size=size, mode="bilinear",
+                         align_corners=align_corners).argmax(dim=1)
+
+
+def run_analysis_mode(cfg, args, device):
+    """``(header, table, notes, figures)``: what the evaluation's analysis
+    (``lib.evaluation.SegAnalysis``) costs beside the forward of the first variant, on a batch of
+    random images at TEST.IMAGE_SIZE (single scale, the costliest case: multi-scale testing
+    runs several forwards for one analysis): the median time of each stage."""
+    bench = Bench(cfg, args, device)
+    variant = VARIANTS[(args.variants or ["fp32"])[0]]
+    vcfg = variant_cfg(cfg, variant)
+    model, _ = bench.network(vcfg)
+    images = random_images(bench.batch, bench.hw, device, bench.seed)
+    labels = random_labels(bench.batch, bench.hw, cfg.DATASET.NUM_CLASSES,
+                           cfg.TRAIN.IGNORE_LABEL, device, bench.seed)
+    align, dtype = cfg.MODEL.ALIGN_CORNERS, amp_dtype_of(vcfg)
+    times = {"forward": [], "final": [], "heads": [], "analysis": []}
+    with torch.inference_mode():
+        heads = output_heads(model(images[:1]))
+        analysis = SegAnalysis(cfg.DATASET.NUM_CLASSES, heads, bands=cfg.TEST.TRIMAP_BANDS,
+                               boundary_ratio=cfg.TEST.BOUNDARY_IOU_RATIO, device=device)
+        for i in range(args.warmup + args.iters):
+            stages = []
+            with autocast(device, dtype):
+                output = timed(bench.sync, stages, model, images)
+            timed(bench.sync, stages, final_prediction, output, bench.hw, align)
+            inputs = timed(bench.sync, stages, label_size_inputs, output, bench.hw, align)
+            timed(bench.sync, stages, analysis.update, inputs["preds"], labels,
+                  offsets=inputs["offsets"], confidence=inputs["confidence"])
+            if i >= args.warmup:
+                for name, value in zip(times, stages, strict=True):
+                    times[name].append(value)
+    ms = {name: 1e3 * statistics.median(values) / bench.batch for name, values in times.items()}
+    lines = [("forward", ms["forward"]), ("final head resize + argmax", ms["final"]),
+             ("every head (inputs) - final", ms["heads"] - ms["final"]),
+             ("analysis update", ms["analysis"]),
+             ("added: inputs - final + update", ms["heads"] - ms["final"] + ms["analysis"])]
+    table = markdown_table(["stage", "ms/image", "% of the forward"],
+                           [[n, f"{v:.1f}", f"{100 * v / ms['forward']:.1f}"] for n, v in lines])
+    header = model_header(cfg, args, bench, device_name(device))
+    header["heads"] = ", ".join(heads)
+    notes = [f"variant {variant.name}; median of {args.iters} iterations after {args.warmup}; "
+             "final: what evaluation does without the analysis; every head (inputs): all heads "
+             "resized to the label size and reduced to their argmax, offsets and confidence "
+             "resized (lib.evaluation.heads.label_size_inputs); analysis update: confusion "
+             "matrices by trimap band, Boundary IoU, the fusion split and histograms"]
+    return header, table, notes, {"batch": bench.batch, "image_hw": list(bench.hw),
+                                  "ms_per_image": ms, "heads": heads}
 
 
 def train_crop(cfg):
@@ -759,6 +874,10 @@ def main(argv=None):
         except DatasetError as e:
             print(f"{e}\n{missing_data_message(cfg)}", file=sys.stderr)
             return 2
+    elif args.mode == "checkpointing":
+        header, table, notes, figures = run_checkpointing_mode(cfg, args, device)
+    elif args.mode == "analysis":
+        header, table, notes, figures = run_analysis_mode(cfg, args, device)
     else:
         header, table, notes, figures = run_model_modes(cfg, args, device)
     header["command"] = command

@@ -321,14 +321,32 @@ def test_memory_mode_alone_needs_no_config():
         benchmark.parse_args(["--mode", "memory", "--crops", "512by1024"])
 
 
-def test_checkpointing_cost_times_both_steps_and_prints_the_ratio(capsys):
-    from tools import checkpointing_cost
+def test_checkpointing_mode_times_both_steps_in_turn_and_prints_the_ratio(capsys, tmp_path):
+    path = tmp_path / "checkpointing.json"
+    out = run(capsys, "--mode", "checkpointing", "--batch", "1", "--json", str(path),
+              "--variants", "fp32,bf16_cl_compile")
+    [row] = json.loads(path.read_text())["rows"]  # compile with checkpointing is refused
+    assert len(row["without_ms_each"]) == len(row["with_ms_each"]) == 2
+    ratios = [b / a for a, b in zip(row["without_ms_each"], row["with_ms_each"], strict=True)]
+    assert row["ratio_median"] == pytest.approx(statistics.median(ratios))
+    assert row["ratio_of_means"] == pytest.approx(sum(row["with_ms_each"]) /
+                                                  sum(row["without_ms_each"]))
+    [shown] = table(out)
+    assert shown["with / without (median)"] == f"{row['ratio_median']:.3f}"
+    assert header_value(out, "batch").startswith("1 image per training step, 32x64")
+    assert "bf16_cl_compile with checkpointing: not run" in out
 
-    assert checkpointing_cost.main(["--cfg", OFFSET_CFG, "--size", "32", "64", "--iters", "2",
-                                    "LOSS.OHEMKEEP", "1000"]) == 0
-    out = capsys.readouterr().out
-    lines = {line.split(":")[0]: line.split(":", 1)[1] for line in out.splitlines() if ":" in line}
-    off = json.loads(lines["step ms without checkpointing"])
-    on = json.loads(lines["step ms with checkpointing"])
-    assert len(off) == len(on) == 2 and min(off + on) >= 0
-    assert "with / without: median " in out and "ratio of means" in out
+
+def test_analysis_mode_prints_each_stage_beside_the_forward(capsys, tmp_path):
+    path = tmp_path / "analysis.json"
+    out = run(capsys, "--mode", "analysis", "--batch", "2", "--json", str(path))
+    figures = json.loads(path.read_text())
+    assert figures["heads"] == ["logits", "seed_logits", "fused_logits"]
+    ms = figures["ms_per_image"]
+    rows = {r["stage"]: r for r in table(out)}
+    assert list(rows) == ["forward", "final head resize + argmax", "every head (inputs) - final",
+                          "analysis update", "added: inputs - final + update"]
+    assert rows["forward"]["% of the forward"] == "100.0"
+    added = ms["heads"] - ms["final"] + ms["analysis"]
+    assert rows["added: inputs - final + update"]["ms/image"] == f"{added:.1f}"
+    assert header_value(out, "batch").startswith("2 images per forward, 32x64")
