@@ -302,6 +302,6 @@ def test_the_train_benchmark_times_steps_of_every_micro_batch(monkeypatch, capsy
     assert benchmark.main(["--cfg", OFFSET_CFG, "--mode", "train", "--iters", "1", "--warmup",
                            "0", "TRAIN.BATCH_SIZE_PER_GPU", "1", "TRAIN.ACCUMULATE_STEPS", "3",
                            "TRAIN.IMAGE_SIZE", "[64,32]", "LOSS.OHEMKEEP", "100"]) == 0
-    assert seen == [(3, 3)] * 2  # the FLOP count and the timed iteration
+    assert seen == [(3, 3)] * 3  # the FLOP count, the timed iteration and the profiled step
     out = capsys.readouterr().out
     assert "3 images (3 micro-batches of 1) per training step" in out

@@ -32,7 +32,8 @@ def test_training_and_the_benchmark_run_the_same_step_function(make_trainer, cou
     assert benchmark.main(["--cfg", OFFSET_CFG, "--mode", "train", "--iters", "2", "--warmup",
                            "1", "TRAIN.BATCH_SIZE_PER_GPU", "1", "TRAIN.IMAGE_SIZE", "[64,32]",
                            "LOSS.OHEMKEEP", "100"]) == 0
-    assert len(counted_steps) == 1 + 1 + 2  # the FLOP count, warm-up and timed iterations
+    # the FLOP count, warm-up and timed iterations, and the profiled step
+    assert len(counted_steps) == 1 + 1 + 2 + 1
 
 
 class _Squares(nn.Module):
