@@ -46,7 +46,7 @@ def _validation_measures(network, cfg, device):
     dataset = build_dataset(cfg, "val")
     loader = eval_loader(dataset, cfg.TEST.BATCH_SIZE_PER_GPU, 0, False)
     threshold = float(cfg.MODEL.EXTRA.OFFSET_THRESHOLD)
-    sums, fixable, wrong = {}, {}, None
+    sums, fixable, wrong = {}, {}, 0.0
     for images, labels, *_ in loader:
         images, labels = images.to(device), labels.to(device)
         output = network(images)
@@ -63,7 +63,7 @@ def _validation_measures(network, cfg, device):
             count, wrong_here = fixable_share(pred, labels, dataset.num_classes, radius,
                                               dataset.ignore_label)
             fixable[name] = fixable.get(name, 0.0) + float(count)
-        wrong = (wrong or 0.0) + float(wrong_here)
+        wrong += float(wrong_here)  # the same for every radius: S_i's errors of the batch
         if output.offsets is not None:
             maps = label_size_offsets(output, size, cfg.MODEL.ALIGN_CORNERS)
             batch = seed_measures(maps["offsets"], maps["confidence"], labels, reach,
