@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from lib.config import get_cfg
-from tests.tools.helpers import OFFSET_CFG, run_tool, small_opts
-
+from tests.tools.helpers import OFFSET_CFG, latest_run, run_tool, small_opts
 
 CUDA_SKIP = ("needs a CUDA device: tools/gpu_check.py runs these on a GPU, and "
              "--cuda-dry-run runs them on the CPU at tiny sizes")
@@ -78,5 +77,4 @@ def trained_run(synthetic_root, tmp_path_factory):
     # With loader workers (persistent for training): the run must also exit cleanly with them.
     opts = small_opts(synthetic_root, out, epochs=1, WORKERS=1)
     run_tool(["tools/train.py", "--cfg", OFFSET_CFG, *opts], timeout=180)
-    folder = os.path.join(out, "output", "cityscapes", os.path.splitext(os.path.basename(OFFSET_CFG))[0])
-    return OFFSET_CFG, opts, folder
+    return OFFSET_CFG, opts, os.path.realpath(latest_run(out))

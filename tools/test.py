@@ -6,6 +6,9 @@
     torchrun --nproc_per_node=4 tools/test.py --cfg <yaml> ...
     srun python tools/test.py --cfg <yaml> ...        (one task per GPU, see tools/slurm/)
 
+Without TEST.MODEL_FILE the final_state.pth of RUN_DIR, or of the config's latest run, is
+evaluated.  Each evaluation writes into its own folder, ``<run>/eval/<weights>_<test list>_
+<protocol>_s<scales>_<flip|noflip>/`` (``TEST.EVAL_DIR <folder>`` names it exactly).
 A list without labels (a test split) gives no metrics: pass --save-pred to write predictions.
 """
 import os

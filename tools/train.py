@@ -5,9 +5,12 @@
     torchrun --nproc_per_node=4 tools/train.py --cfg ...
     srun python tools/train.py --cfg ...        (one task per GPU, see tools/slurm/)
 
-SIGTERM (a scheduler's stop) ends the run at the next check with a checkpoint; resume it with
-AUTO_RESUME True (or TRAIN.RESUME True).  Under ``torchrun --max-restarts=N`` a rank that dies
-restarts the group, which resumes from the last checkpoint when AUTO_RESUME is on.
+Each run writes into a new folder ``OUTPUT_DIR/<dataset>/<config name>/<date-time>[_<overrides>]``
+(a ``latest`` link beside it); ``RUN_DIR <folder>`` names the folder exactly.  SIGTERM (a
+scheduler's stop) ends the run at the next check with a checkpoint; AUTO_RESUME True (or
+TRAIN.RESUME True) continues RUN_DIR, else the SLURM job's own run, else the newest run of the
+config with the same settings.  Under ``torchrun --max-restarts=N`` a rank that dies restarts the
+group, which resumes from the last checkpoint when AUTO_RESUME is on.
 """
 import os
 import sys

@@ -10,15 +10,23 @@ from yacs.config import CfgNode as CN
 
 _C = CN()
 
-# Folder under which every run writes ``<OUTPUT_DIR>/<dataset>/<config name>/``.
+# Root of all runs: a training run writes into a new folder
+# ``<OUTPUT_DIR>/<dataset>/<config name>/<YYYYmmdd-HHMMSS>[_<overrides>]/`` with a ``latest`` link
+# beside it, and each evaluation into ``<run>/eval/<what it evaluated>/`` (lib/engine/run_folders.py).
 _C.OUTPUT_DIR = "output"
-# Folder for TensorBoard events, laid out like OUTPUT_DIR (``<LOG_DIR>/<dataset>/<config name>/``).
+# The exact folder of the run ("" = a new folder under OUTPUT_DIR): for scripts, and to resume or
+# evaluate one run by name.  A folder that holds a run is only continued (AUTO_RESUME True).
+_C.RUN_DIR = ""
+# Root of the TensorBoard events, laid out like OUTPUT_DIR
+# (``<LOG_DIR>/<dataset>/<config name>/<run name>/``; ``<RUN_DIR>/tensorboard`` for a RUN_DIR).
 _C.LOG_DIR = "log"
 # DataLoader worker processes per training/evaluation process (0 = load in the main process).
 _C.WORKERS = 4
 # Write one log line every PRINT_FREQ training iterations.
 _C.PRINT_FREQ = 20
-# Resume from ``checkpoint.pth.tar`` in the output folder when it exists (same as TRAIN.RESUME).
+# Continue a run from its ``checkpoint.pth.tar`` (same as TRAIN.RESUME): the run of RUN_DIR, else
+# this SLURM job's own run (a requeued job), else the newest run of the config trained with the
+# same settings (all keys but the folder, launch and TEST.* ones); a new run when there is none.
 _C.AUTO_RESUME = False
 # Pin host memory in the DataLoaders (only used when training on CUDA).
 _C.PIN_MEMORY = True
@@ -238,7 +246,8 @@ _C.TRAIN.BEGIN_EPOCH = 0
 _C.TRAIN.END_EPOCH = 484
 # Epochs of the second phase on DATASET.EXTRA_TRAIN_SET with TRAIN.EXTRA_LR (0 = none).
 _C.TRAIN.EXTRA_EPOCH = 0
-# Continue from ``checkpoint.pth.tar`` in the output folder when it exists.
+# Continue a run from its ``checkpoint.pth.tar``, found as for AUTO_RESUME (the same switch, under
+# the name the original experiment files use).
 _C.TRAIN.RESUME = False
 # Images per process per forward pass (a micro-batch when ACCUMULATE_STEPS > 1).
 _C.TRAIN.BATCH_SIZE_PER_GPU = 32
@@ -287,7 +296,8 @@ _C.TEST.BASE_SIZE = 2048
 _C.TEST.BATCH_SIZE_PER_GPU = 32
 # Use only the first NUM_SAMPLES evaluation images (0 = all).
 _C.TEST.NUM_SAMPLES = 0
-# Weights evaluated by tools/test.py and tools/infer.py; "" = <output folder>/final_state.pth.
+# Weights evaluated by tools/test.py (and used by tools/infer.py and tools/export.py); "" =
+# final_state.pth of RUN_DIR, else of the config's ``latest`` run.
 _C.TEST.MODEL_FILE = ""
 # Average the prediction of the mirrored image.
 _C.TEST.FLIP_TEST = False
@@ -322,8 +332,11 @@ _C.TEST.CROP_PADDING = None
 # bilinear on the normalised float image on the evaluation device, exact mean padding (up to
 # about one grey level away from the reference).
 _C.TEST.FIRST_RESIZE = "opencv"
-# Write label-id and colour predictions under <output folder>/predictions (also --save-pred).
+# Write label-id and colour predictions under <evaluation folder>/predictions (also --save-pred).
 _C.TEST.SAVE_PRED = False
+# The exact folder of tools/test.py's results.json, figures, log and predictions ("" =
+# ``<run>/eval/<weights>_<test list>_<protocol>_s<scales>_<flip|noflip>/``).
+_C.TEST.EVAL_DIR = ""
 # Also write the prediction of every head, for a study of where they differ: the dataset label
 # ids of each as <output folder>/predictions/heads/<head>/<image>.png, <head> the output field
 # (logits = S_i, seed_logits = S_s, fused_logits = S_f, region_logits, region_seed_logits,

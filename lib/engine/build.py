@@ -21,8 +21,9 @@ from ..utils.precision import needs_loss_scaling
 from ..utils.profiling import count_flops
 from .checkpointer import Checkpointer
 from .folder_lock import FolderLock
-from .launch import configure_cudnn, make_writable_dir, run_dirs, seed_everything
+from .launch import configure_cudnn, make_writable_dir, seed_everything
 from .out_of_memory import Workload
+from .run_folders import mark_latest, training_run
 from .schedule import Phase, PolySchedule, build_optimizer
 from .trainer import LoopSettings, Trainer
 from .validator import Validator
@@ -93,18 +94,21 @@ def forward_flops(model, crop_hw, device):
     return flops
 
 
-def _lock_folders(output_dir, log_dir, device):
-    """Collective: rank 0 creates the folders and takes the output folder's lock; every rank
-    fails with it.  Returns the lock (None on the other ranks)."""
-    locks = []
+def _start_run(cfg, cfg_path, device):
+    """Collective: rank 0 chooses the run's folders (``run_folders.training_run``), creates
+    them and takes the run folder's lock; every rank fails with it, and every rank gets the
+    ``TrainingRun``.  Returns ``(run, lock)`` (the lock None on the other ranks)."""
+    chosen = []
 
     def take():
-        make_writable_dir(output_dir, "OUTPUT_DIR")
-        make_writable_dir(log_dir, "LOG_DIR")
-        locks.append(FolderLock(output_dir).acquire())
+        run = training_run(cfg, cfg_path)
+        make_writable_dir(run.folder, "RUN_DIR" if cfg.RUN_DIR else "OUTPUT_DIR")
+        make_writable_dir(run.tensorboard, "RUN_DIR" if cfg.RUN_DIR else "LOG_DIR")
+        chosen.extend((run, FolderLock(run.folder).acquire()))
 
-    dist.on_rank_0(take, device, RunError(f"rank 0 could not start the run in {output_dir}"))
-    return locks[0] if locks else None
+    dist.on_rank_0(take, device, RunError("rank 0 could not start the run (its error is above)"))
+    run = dist.broadcast_from_rank_0(chosen[0] if chosen else None, device)
+    return run, chosen[1] if chosen else None
 
 
 def _build_phases(cfg, device):
@@ -139,19 +143,21 @@ def _closers(writer, lock):
 
 
 def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
-    """The ``Trainer`` of the configured run in ``OUTPUT_DIR/<dataset>/<config name>``.
+    """The ``Trainer`` of the configured run, in the run folder ``run_folders.training_run``
+    chooses (a new one, RUN_DIR, or the run it resumes).
 
-    Collective.  Takes the output folder's lock (a second run into the same folder stops at
+    Collective.  Takes the run folder's lock (a second run into the same folder stops at
     once), sets up logging, seeds and cuDNN, builds the data, the step parts, the checkpointer,
     the validator and the TensorBoard writer, and writes ``config.yaml`` once all of it has
-    been built (a run that fails to start leaves the folder as it was).  The Trainer releases
-    the lock when it is closed.
+    been built (a run that fails to start leaves the folder as it was); only then does the
+    experiment's ``latest`` link name the run.  The Trainer releases the lock when it is closed.
     """
-    output_dir, log_dir = run_dirs(cfg, cfg_path)
-    lock = _lock_folders(output_dir, log_dir, device)
+    run, lock = _start_run(cfg, cfg_path, device)
+    output_dir = run.folder
     phases, writer = [], None
     try:
         setup_logging(output_dir, rank, "train")
+        logger.info("%s", run.describe())
         if lock is not None and lock.takeover_warning:
             logger.warning("%s", lock.takeover_warning)  # now that the log file is open
         seed_everything(cfg.TRAIN.SEED)
@@ -169,7 +175,7 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
                     if cfg.TRAIN.GRAD_CHECKPOINTING else "")
         _log_effective_batch(cfg.TRAIN.BATCH_SIZE_PER_GPU, world_size,
                              cfg.TRAIN.ACCUMULATE_STEPS)
-        writer = create_writer(log_dir, rank)
+        writer = create_writer(run.tensorboard, rank)
         checkpointer = Checkpointer(output_dir, parts.model, parts.optimizer, parts.scaler,
                                     iters_per_epoch=[p.iters_per_epoch for p in schedule.phases],
                                     config_text=cfg.dump(), device=device,
@@ -196,4 +202,6 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
         path = os.path.join(output_dir, "config.yaml")
         write_text(path, cfg.dump())
         logger.info("config (also in %s):\n%s", path, cfg.dump())
+        if run.how != "given":
+            mark_latest(output_dir)
     return trainer

@@ -146,8 +146,8 @@ class Checkpointer:
             raise CheckpointError(
                 f"{path} was written with {ckpt['iters_per_epoch']} iterations per epoch, this "
                 f"run has {self.iters_per_epoch}: TRAIN.BATCH_SIZE_PER_GPU, "
-                f"TRAIN.ACCUMULATE_STEPS, the world size or the data changed; use "
-                f"another OUTPUT_DIR or TRAIN.RESUME False")
+                f"TRAIN.ACCUMULATE_STEPS, the world size or the data changed; start a new run "
+                f"(TRAIN.RESUME False and AUTO_RESUME False, or another RUN_DIR)")
         self._note_batch_split(path, ckpt.get("batch_split"))
         try:
             load_state_dict(unwrap_model(self.model), ckpt["model"], path)
@@ -158,8 +158,8 @@ class Checkpointer:
             raise CheckpointError(
                 f"{what}.  The network or optimiser config changed since the checkpoint was "
                 f"written (its config is stored in it, under 'config'): resume with that "
-                f"config, or start afresh with another OUTPUT_DIR or TRAIN.RESUME False and "
-                f"AUTO_RESUME False") from e
+                f"config, or start a new run (TRAIN.RESUME False and AUTO_RESUME False, or "
+                f"another RUN_DIR)") from e
         if ckpt.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(ckpt["scaler"])
         restore_rng_states(ckpt["rng"])
@@ -196,8 +196,8 @@ class Checkpointer:
             return path, ckpt
         raise CheckpointError(
             f"{'; '.join(problems)}.  No checkpoint in {self.folder} can be resumed: move these "
-            f"files away to start afresh in that folder, or set TRAIN.RESUME False and "
-            f"AUTO_RESUME False with another OUTPUT_DIR")
+            f"files away to start afresh in that folder, or start a new run (TRAIN.RESUME "
+            f"False and AUTO_RESUME False, or another RUN_DIR)")
 
     @staticmethod
     def _load(path):

@@ -164,8 +164,9 @@ class FolderLock:
             if reason is None:
                 raise FolderLockedError(
                     f"output folder {self.folder} is in use by the run of process {owner.pid} "
-                    f"on {owner.host} (lock file {self.path}); wait for it, choose another "
-                    f"OUTPUT_DIR, or delete the lock file if that run no longer exists")
+                    f"on {owner.host} (lock file {self.path}); wait for it, start a new run "
+                    f"(another RUN_DIR, or without AUTO_RESUME / TRAIN.RESUME), or delete the "
+                    f"lock file if that run no longer exists")
             self.takeover_warning = (f"{self.folder}: taking over the stale lock of process "
                                      f"{owner.pid} on {owner.host}, {reason}")
         try:

@@ -1,12 +1,13 @@
 """A study: experiment files x variants x seeds, each run trained and evaluated in its own folder
 by the two tools, then summarised (``tools/study.py``).
 
-Every run is ``OUT/runs/<variant>/seed<k>`` (its OUTPUT_DIR and, below it, LOG_DIR), trained with
-``TRAIN.SEED k`` and ``AUTO_RESUME True``, then evaluated with the study's test overrides.  What is
+Every run is ``OUT/runs/<variant>/seed<k>`` (its RUN_DIR; TensorBoard in ``tensorboard/``), trained
+with ``TRAIN.SEED k`` and ``AUTO_RESUME True``, then evaluated with the study's test overrides
+into ``evaluation/`` (its TEST.EVAL_DIR).  What is
 on disk says where a run is, so a study started again (or after a scheduler ran the commands of
 ``--print-commands``) skips what finished, evaluates what was trained and resumes the rest:
 
-- done: the run folder's results.json evaluated its final_state.pth with the study's scales
+- done: ``evaluation/results.json`` evaluated the run's final_state.pth with the study's scales
   and flip;
 - trained: final_state.pth exists;
 - otherwise it is trained (from its last checkpoint, if it has one).
@@ -36,7 +37,6 @@ from ..evaluation.study import (
     variant_summary,
 )
 from ..utils.atomic import write_json, write_text
-from .launch import run_dirs
 
 __all__ = ["Variant", "StudyRun", "plan_study", "run_status", "StudyScripts", "run_study",
            "compact_results", "summarise_study"]
@@ -59,29 +59,31 @@ class Variant:
 @dataclass(frozen=True)
 class StudyRun:
     """One seed of one variant.  ``opts``: the study's common overrides, then the variant's (so
-    a variant's value wins); ``run_opts`` adds the seed and the folders."""
+    a variant's value wins); ``run_opts`` adds the seed and the run's folder."""
 
     name: str
     cfg: str
     opts: tuple[str, ...]
     seed: int
-    folder: str  # OUTPUT_DIR of the run
-    output_dir: str = field(default="", compare=False)  # where the tools write (run_dirs)
+    folder: str  # RUN_DIR of the run
     scales: tuple[float, ...] = field(default=(), compare=False)  # of the study's evaluation
     flip: bool = field(default=False, compare=False)
 
     @property
     def run_opts(self) -> tuple[str, ...]:
-        return (*self.opts, "TRAIN.SEED", str(self.seed), "OUTPUT_DIR", self.folder,
-                "LOG_DIR", os.path.join(self.folder, "log"))
+        return (*self.opts, "TRAIN.SEED", str(self.seed), "RUN_DIR", self.folder)
 
     @property
     def final_weights(self) -> str:
-        return os.path.join(self.output_dir, "final_state.pth")
+        return os.path.join(self.folder, "final_state.pth")
+
+    @property
+    def evaluation_dir(self) -> str:
+        return os.path.join(self.folder, "evaluation")
 
     @property
     def results_path(self) -> str:
-        return os.path.join(self.output_dir, "results.json")
+        return os.path.join(self.evaluation_dir, "results.json")
 
 
 def plan_study(variants: Sequence[Variant], seeds: Sequence[int], out: str,
@@ -106,7 +108,6 @@ def plan_study(variants: Sequence[Variant], seeds: Sequence[int], out: str,
                 raise ConfigError(f"study variant {variant.name!r}: {e}") from None
             settings = InferenceSettings.from_config(cfg)
             runs.append(StudyRun(run.name, run.cfg, run.opts, run.seed, run.folder,
-                                 output_dir=run_dirs(cfg, run.cfg)[0],
                                  scales=tuple(settings.scales), flip=settings.flip))
     return runs
 
@@ -138,7 +139,7 @@ class StudyScripts:
 
     def test_command(self, run: StudyRun, test_opts: Sequence[str]) -> list[str]:
         return [self.python, self.test, "--cfg", run.cfg, *run.run_opts, *test_opts,
-                "TEST.MODEL_FILE", run.final_weights]
+                "TEST.MODEL_FILE", run.final_weights, "TEST.EVAL_DIR", run.evaluation_dir]
 
     def shell_line(self, run: StudyRun, test_opts: Sequence[str]) -> str:
         """One line for a scheduler: train (resuming), then evaluate."""

@@ -19,8 +19,9 @@ from ..utils.atomic import write_json
 from ..utils.errors import RunError
 from ..utils.logger import create_writer, setup_logging
 from ..utils.precision import overflow_remedy
-from .launch import configure_cudnn, make_writable_dir, run_dirs
+from .launch import configure_cudnn, make_writable_dir
 from .out_of_memory import InputWatch, Workload, explain_out_of_memory
+from .run_folders import evaluation_dir, evaluation_name, run_to_evaluate
 
 __all__ = ["run_test"]
 
@@ -28,10 +29,11 @@ logger = logging.getLogger(__name__)
 
 
 def run_test(cfg, cfg_path, device, rank, save_pred=False):
-    """Collective: evaluate TEST.MODEL_FILE (default: the run's ``final_state.pth``) on
-    DATASET.TEST_SET with the TEST.* procedure, every rank its shard.
+    """Collective: evaluate TEST.MODEL_FILE (default: ``final_state.pth`` of RUN_DIR or of the
+    config's latest run) on DATASET.TEST_SET with the TEST.* procedure, every rank its shard.
 
-    Rank 0 writes ``results.json`` into the run's output folder and logs the table; with
+    Rank 0 writes ``results.json`` into the evaluation's own folder (TEST.EVAL_DIR, else
+    ``<run>/eval/<what it evaluated>``, see ``run_folders``) and logs the table; with
     ``save_pred`` (or TEST.SAVE_PRED) label-id and colour PNGs, with TEST.SAVE_HEADS the
     label-id PNGs of every head, with TEST.VISUALIZATION the maps of every image.  A list
     without labels is refused unless something is written.
@@ -40,11 +42,16 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
     procedure and what to change; when the network's outputs hold NaN or infinite values, a
     ``NonFiniteOutputError`` that names the weight file, and no results.json is written.
     """
-    output_dir, log_dir = run_dirs(cfg, cfg_path)
-    make_writable_dir(output_dir, "OUTPUT_DIR")
-    setup_logging(output_dir, rank, "test")
-    configure_cudnn(cfg.CUDNN)
     settings = InferenceSettings.from_config(cfg)
+    model_file, run_dir = run_to_evaluate(cfg, cfg_path)
+    output_dir = cfg.TEST.EVAL_DIR or evaluation_dir(
+        run_dir, evaluation_name(model_file, cfg.DATASET.TEST_SET, settings.protocol,
+                                 settings.scales, settings.flip), model_file)
+    if rank == 0:
+        make_writable_dir(output_dir, "TEST.EVAL_DIR" if cfg.TEST.EVAL_DIR else "OUTPUT_DIR")
+    setup_logging(output_dir, rank, "test")
+    logger.info("evaluation folder: %s", os.path.abspath(output_dir))
+    configure_cudnn(cfg.CUDNN)
     files = PredictionFiles(save_pred or cfg.TEST.SAVE_PRED, cfg.TEST.VISUALIZATION,
                             cfg.TEST.BASE_SIZE, cfg.MODEL.ALIGN_CORNERS, settings.amp_dtype,
                             save_heads=cfg.TEST.SAVE_HEADS)
@@ -54,17 +61,14 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
         raise RunError(f"{cfg.DATASET.TEST_SET} has no labels, so there is nothing to measure "
                        f"and nothing would be written: pass --save-pred (or TEST.SAVE_PRED "
                        f"True) to write the predictions")
-    model_file = cfg.TEST.MODEL_FILE or os.path.join(output_dir, "final_state.pth")
-    if not cfg.TEST.MODEL_FILE and not os.path.isfile(model_file):
-        raise RunError(f"TEST.MODEL_FILE is not set and the run's {model_file} does "
-                       f"not exist: train first or give TEST.MODEL_FILE")
     workload = Workload.testing(cfg)
     with explain_out_of_memory(workload, device):
         model = build_eval_model(cfg, model_file, device)
     logger.info("evaluating %s on %d images of %s: scales %s, flip %s, accumulate %s",
                 model_file, len(dataset), cfg.DATASET.TEST_SET, list(settings.scales),
                 settings.flip, settings.accumulate)
-    writer = create_writer(log_dir, rank) if files.visualize else None
+    writer = create_writer(os.path.join(output_dir, "tensorboard"), rank) \
+        if files.visualize else None
     try:
         on_batch = PredictionWriter(output_dir, dataset, model, files, writer) if writes else None
         loader = eval_loader(dataset, 1, cfg.WORKERS, pin_memory=False)
@@ -91,7 +95,7 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
         else:
             results = _write_results(evaluator, analysis, dataset, cfg, model_file, settings,
                                      output_dir)
-        logger.info("output folder: %s", os.path.abspath(output_dir))
+        logger.info("evaluation folder: %s", os.path.abspath(output_dir))
     return results
 
 

@@ -204,6 +204,15 @@ def on_rank_0(action, device, failure):
         raise error or failure
 
 
+def broadcast_from_rank_0(value, device):
+    """Collective: rank 0's ``value`` (any picklable object) on every rank."""
+    if not is_initialized():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0, device=device)
+    return box[0]
+
+
 def all_equal(values):
     """Collective: True when the tensor ``values`` is the same on every rank."""
     if not is_initialized():

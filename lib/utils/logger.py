@@ -10,6 +10,7 @@ _installed = []
 
 def setup_logging(output_dir, rank, phase):
     """Log to the console and to ``<output_dir>/<phase>_<time>.log`` on rank 0; warnings elsewhere.
+    The file is created with its first line (a start that fails before logging leaves none).
     ``log_ending_error`` adds the exception that ends the run to that file.
 
     Returns the log file path (None on other ranks).
@@ -29,7 +30,7 @@ def setup_logging(output_dir, rank, phase):
         return None
     root.setLevel(logging.INFO)
     path = os.path.join(output_dir, f"{phase}_{time.strftime('%Y-%m-%d-%H-%M-%S')}.log")
-    file_handler = logging.FileHandler(path)
+    file_handler = logging.FileHandler(path, delay=True)  # no file until there is a line
     file_handler.setFormatter(fmt)
     root.addHandler(file_handler)
     _installed.append(file_handler)

@@ -110,30 +110,37 @@ def test_the_takeover_warning_is_in_the_runs_log_file(make_trainer, tmp_path):
     folder.mkdir(parents=True)
     dead = _dead_pid()
     (folder / LOCK_NAME).write_text(f"{HOST} {dead}\n")
-    make_trainer(epochs=1).close()
+    make_trainer(epochs=1, RUN_DIR=str(folder)).close()
     (log,) = folder.glob("train_*.log")
     assert f"taking over the stale lock of process {dead}" in log.read_text()
 
 
 def _folder(tmp_path):
-    return tmp_path / "output" / "cityscapes" / NAME
+    return tmp_path / "runs" / "one"
+
+
+def _continue(folder, **extra):
+    """Overrides that put a run into ``folder`` and continue what is there: the ways two runs
+    can meet in one folder, now that each new run has its own."""
+    return {"RUN_DIR": str(folder), "AUTO_RESUME": True, **extra}
 
 
 def test_a_second_trainer_stops_at_once_and_leaves_the_first_runs_config(make_trainer, tmp_path):
-    first = make_trainer(epochs=1)
+    first = make_trainer(epochs=1, **_continue(_folder(tmp_path)))
     config = (_folder(tmp_path) / "config.yaml").read_text()
     with pytest.raises(FolderLockedError, match=str(_folder(tmp_path))):
-        make_trainer(epochs=2)
+        make_trainer(epochs=2, **_continue(_folder(tmp_path)))
     assert (_folder(tmp_path) / "config.yaml").read_text() == config
     first.close()
     assert not (_folder(tmp_path) / LOCK_NAME).exists()
 
 
 def test_a_run_that_fails_to_start_leaves_config_and_no_lock(make_trainer, tmp_path):
-    make_trainer(epochs=1).close()
+    make_trainer(epochs=1, **_continue(_folder(tmp_path))).close()
     config = (_folder(tmp_path) / "config.yaml").read_text()
     with pytest.raises(CheckpointError, match="no_such_weights.pth"):
-        make_trainer(epochs=3, **{"MODEL.PRETRAINED": "no_such_weights.pth"})
+        make_trainer(epochs=3, **_continue(_folder(tmp_path),
+                                           **{"MODEL.PRETRAINED": "no_such_weights.pth"}))
     assert (_folder(tmp_path) / "config.yaml").read_text() == config
     assert not (_folder(tmp_path) / LOCK_NAME).exists()
 

@@ -11,8 +11,15 @@ from PIL import Image
 from lib.config import load_cfg
 from lib.evaluation import Predictor
 from lib.models import build_model
-from tests.tools.helpers import BASELINE_CFG, OFFSET_CFG, run_tool, small_opts
-from tests.tools.test_test_tool import LABEL_IDS, NAME, TO_TRAIN_ID, spread_last_layer
+from tests.tools.helpers import (
+    BASELINE_CFG,
+    OFFSET_CFG,
+    experiment_folder,
+    only_evaluation,
+    run_tool,
+    small_opts,
+)
+from tests.tools.test_test_tool import LABEL_IDS, TO_TRAIN_ID, spread_last_layer
 
 # Two whole-image scales and one of sliding windows, flipped: every branch of the procedure.
 SETTINGS = ["TEST.SCALE_LIST", "0.75,1.0,1.5", "TEST.FLIP_TEST", "True"]
@@ -38,8 +45,8 @@ def predictor(opts):
 def saved_predictions(opts, synthetic_root):
     """{image path: label ids} written by tools/test.py --save-pred for the validation list."""
     run_tool(["tools/test.py", "--cfg", OFFSET_CFG, "--save-pred", *opts])
-    folder = os.path.join(load_cfg(OFFSET_CFG, opts).OUTPUT_DIR, "cityscapes", NAME,
-                          "predictions", "labelIds")
+    out = os.path.dirname(load_cfg(OFFSET_CFG, opts).OUTPUT_DIR)  # small_opts' <out>/output
+    folder = os.path.join(only_evaluation(experiment_folder(out)), "predictions", "labelIds")
     images = os.path.join(synthetic_root, "cityscapes", "leftImg8bit", "val")
     saved = {}
     for city in os.listdir(images):

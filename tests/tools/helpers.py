@@ -1,4 +1,5 @@
 """Running the tools from tests: paths of the quick-start experiments and small overrides."""
+import glob
 import os
 import socket
 import subprocess
@@ -41,3 +42,20 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def experiment_folder(out, cfg=OFFSET_CFG, dataset="cityscapes"):
+    """``<out>/output/<dataset>/<config name>``: where the runs of ``small_opts(..., out)`` go."""
+    return os.path.join(out, "output", dataset, os.path.splitext(os.path.basename(cfg))[0])
+
+
+def latest_run(out, cfg=OFFSET_CFG, dataset="cityscapes"):
+    """The folder of the latest run of ``cfg`` under ``out`` (its ``latest`` link)."""
+    return os.path.join(experiment_folder(out, cfg, dataset), "latest")
+
+
+def only_evaluation(folder):
+    """The one evaluation folder under ``<folder>/eval`` (a run's or an experiment's)."""
+    found = glob.glob(os.path.join(folder, "eval", "*"))
+    assert len(found) == 1, found
+    return found[0]

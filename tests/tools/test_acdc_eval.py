@@ -6,7 +6,7 @@ import torch
 
 from lib.config import load_cfg
 from lib.models import build_model
-from tests.tools.helpers import OFFSET_CFG, run_tool, small_opts
+from tests.tools.helpers import OFFSET_CFG, experiment_folder, only_evaluation, run_tool, small_opts
 
 NAME = os.path.splitext(os.path.basename(OFFSET_CFG))[0]
 
@@ -23,7 +23,8 @@ def test_acdc_evaluation_reports_a_table_and_metrics_per_condition(tmp_path):
     proc = run_tool(["tools/test.py", "--cfg", OFFSET_CFG, *opts, "TEST.MODEL_FILE", weights])
     header = next(line for line in proc.stdout.splitlines() if line.startswith("class"))
     assert header.split() == ["class", "all", "fog", "night", "rain", "snow"]
-    results = json.load(open(os.path.join(str(tmp_path), "output", "acdc", NAME, "results.json")))
+    evaluation = only_evaluation(experiment_folder(str(tmp_path), dataset="acdc"))
+    results = json.load(open(os.path.join(evaluation, "results.json")))
     assert sorted(results["per_condition"]) == ["fog", "night", "rain", "snow"]
     for metrics in results["per_condition"].values():
         assert 0.0 <= metrics["pixel_acc"] <= 1.0 and set(metrics["IoU"]) == set(results["IoU"])

@@ -6,7 +6,7 @@ import os
 import cv2
 import numpy as np
 
-from tests.tools.helpers import OCR_ADE20K_CFG, run_tool, small_opts
+from tests.tools.helpers import OCR_ADE20K_CFG, latest_run, only_evaluation, run_tool, small_opts
 
 
 def test_the_ocr_offset_network_trains_on_ade20k_and_is_tested_with_two_scales_and_flip(tmp_path):
@@ -20,8 +20,8 @@ def test_the_ocr_offset_network_trains_on_ade20k_and_is_tested_with_two_scales_a
     run_tool(["tools/test.py", "--cfg", OCR_ADE20K_CFG, "--save-pred", *opts,
               "TEST.SCALE_LIST", "0.75,1.5", "TEST.FLIP_TEST", "True"], timeout=300)
 
-    folder = os.path.join(tmp_path, "output", "ade20k",
-                          os.path.splitext(os.path.basename(OCR_ADE20K_CFG))[0])
+    run = latest_run(str(tmp_path), OCR_ADE20K_CFG, "ade20k")
+    folder = only_evaluation(run)
     with open(os.path.join(folder, "results.json")) as f:
         results = json.load(f)
     assert results["scales"] == [0.75, 1.5] and results["flip"] is True

@@ -99,3 +99,8 @@ def test_a_wrong_dataset_root_ends_train_with_one_line_and_reaches_the_log(tmp_p
     log, = glob.glob(os.path.join(str(tmp_path), "output", "**", "train_*.log"), recursive=True)
     ending = open(log).read().split("ERROR the run ended with an error")[1]
     assert "Traceback (most recent call last)" in ending and missing in ending
+    # A start that failed is not the latest run, and left no empty file behind.
+    assert not glob.glob(os.path.join(str(tmp_path), "output", "*", "*", "latest"))
+    files = [p for p in glob.glob(os.path.join(str(tmp_path), "**"), recursive=True)
+             if os.path.isfile(p)]
+    assert files and [p for p in files if os.path.getsize(p) == 0] == []

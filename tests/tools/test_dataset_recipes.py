@@ -15,7 +15,7 @@ from lib.datasets.loaders import eval_loader
 from lib.engine.build import build_trainer
 from lib.evaluation.loop import evaluate, predict_by_protocol
 from lib.evaluation.protocols import InferenceSettings
-from tests.tools.helpers import ROOT, run_tool, small_opts
+from tests.tools.helpers import ROOT, latest_run, only_evaluation, run_tool, small_opts
 from tools.make_synthetic_dataset import make_synthetic_dataset
 
 RECIPES = {
@@ -84,7 +84,7 @@ def test_lip_trains_and_is_tested_with_flip_through_the_tools(benchmark_root, tm
     run_tool(["tools/train.py", "--cfg", cfg, *opts], timeout=300)
     run_tool(["tools/test.py", "--cfg", cfg, "--save-pred", *opts, "TEST.FLIP_TEST", "True"],
              timeout=300)
-    folder = os.path.join(tmp_path, "output", "lip", os.path.splitext(RECIPES["lip"])[0])
+    folder = only_evaluation(latest_run(str(tmp_path), cfg, "lip"))
     with open(os.path.join(folder, "results.json")) as f:
         results = json.load(f)
     assert results["flip"] is True

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.tools.helpers import ROOT, run_tool, small_opts
+from tests.tools.helpers import ROOT, latest_run, only_evaluation, run_tool, small_opts
 
 CFG = os.path.join(ROOT, "experiments", "custom",
                    "seg_hrnet_tiny_streets3_64x128_sgd_lr2e-2_bs_8_epoch40.yaml")
@@ -61,7 +61,7 @@ def trained(streets3, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("run"))
     opts = small_opts(streets3, out, epochs=1)
     proc = run_tool(["tools/train.py", "--cfg", CFG, *opts], timeout=300)
-    return opts, os.path.join(out, "output", "streets3", NAME), proc
+    return opts, latest_run(out, CFG, "streets3"), proc
 
 
 def test_lists_pair_the_jpeg_images_with_their_masks(streets3):
@@ -86,7 +86,8 @@ def test_training_validates_with_the_dataset_class_names(trained):
 def test_evaluation_reports_the_class_names_and_counts_the_mapped_labels(trained, streets3):
     opts, folder, _ = trained
     proc = run_tool(["tools/test.py", "--cfg", CFG, "--save-pred", *opts])
-    with open(os.path.join(folder, "results.json")) as f:
+    evaluation = only_evaluation(folder)
+    with open(os.path.join(evaluation, "results.json")) as f:
         results = json.load(f)
     assert list(results["IoU"]) == CLASSES
     assert all(name in proc.stdout + proc.stderr for name in CLASSES)
@@ -97,8 +98,8 @@ def test_evaluation_reports_the_class_names_and_counts_the_mapped_labels(trained
         for line in f:
             image, label = line.split()
             stem = os.path.basename(image)[:-len(".jpg")]
-            saved = cv2.imread(os.path.join(folder, "predictions", "labelIds", f"{stem}.png"),
-                               cv2.IMREAD_UNCHANGED)
+            saved = cv2.imread(os.path.join(evaluation, "predictions", "labelIds",
+                                            f"{stem}.png"), cv2.IMREAD_UNCHANGED)
             assert set(np.unique(saved)) <= set(to_class)
             pred = np.vectorize(to_class.get)(saved)
             truth = _to_classes(cv2.imread(os.path.join(streets3, "streets3", label),

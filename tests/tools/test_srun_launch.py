@@ -11,7 +11,7 @@ import sys
 import cv2
 import pytest
 
-from tests.tools.helpers import OFFSET_CFG, ROOT, free_port, small_opts
+from tests.tools.helpers import OFFSET_CFG, ROOT, free_port, latest_run, only_evaluation, small_opts
 from tests.tools.test_test_tool import TO_TRAIN_ID
 
 LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK",
@@ -77,12 +77,12 @@ def test_sbatch_script_trains_and_evaluates_as_one_gloo_group(synthetic_root, tm
     assert sorted(task_logs) == ["step0_task0", "step0_task1", "step1_task0", "step1_task1"]
     # all_equal over the group: printed only when both ranks took part and agree.
     assert "final weights identical on all 2 ranks" in task_logs["step0_task0"]
-    name = os.path.splitext(os.path.basename(OFFSET_CFG))[0]
-    folder = os.path.join(out, "output", "cityscapes", name)
+    folder = latest_run(out)
+    assert "_job" in os.path.basename(os.path.realpath(folder))  # named by its SLURM job
     assert len(glob.glob(os.path.join(folder, "train_*.log"))) == 1  # rank 0 alone writes
 
     assert "results:" in task_logs["step1_task0"] and "results:" not in task_logs["step1_task1"]
-    with open(os.path.join(folder, "results.json")) as f:
+    with open(os.path.join(only_evaluation(folder), "results.json")) as f:
         results = json.load(f)
     assert results["scales"] == [0.5, 0.75, 1.0, 1.25, 1.5, 1.75] and results["flip"]
     # Each rank evaluates its half of the validation images; the matrix adds both halves.

@@ -40,8 +40,7 @@ def test_study_trains_every_variant_and_seed_into_its_own_folder(finished_study)
         assert run["results"] is not None and run["seconds"] > 0
         assert run["folder"].endswith(os.path.join("runs", name, f"seed{seed}"))
         # the seed reached the run's config
-        stem = os.path.splitext(os.path.basename(run["cfg"]))[0]
-        with open(os.path.join(run["folder"], "cityscapes", stem, "config.yaml")) as f:
+        with open(os.path.join(run["folder"], "config.yaml")) as f:
             assert f"SEED: {seed}" in f.read()
     # two seeds of one variant trained differently (different data order and initialisation)
     assert runs[("offset", 0)]["results"]["mIoU"] != runs[("offset", 1)]["results"]["mIoU"]
@@ -70,19 +69,16 @@ def test_study_summary_matches_its_runs(finished_study):
 def test_study_started_again_skips_finished_runs_and_resumes_the_others(finished_study):
     args, out, _ = finished_study
     runs = os.path.join(out, "runs")
-    stem = os.path.splitext(os.path.basename(OFFSET_CFG))[0]
 
     def run_dir(name, seed):
-        return os.path.join(runs, name, f"seed{seed}", "cityscapes",
-                            os.path.splitext(os.path.basename(
-                                BASELINE_CFG if name == "baseline" else OFFSET_CFG))[0])
+        return os.path.join(runs, name, f"seed{seed}")
 
     untouched = os.path.join(run_dir("baseline", 0), "final_state.pth")
     before = os.stat(untouched).st_mtime_ns
     # offset seed 0: trained, not evaluated; offset seed 1: stopped with only its checkpoint
-    os.remove(os.path.join(run_dir("offset", 0), "results.json"))
+    os.remove(os.path.join(run_dir("offset", 0), "evaluation", "results.json"))
     os.remove(os.path.join(run_dir("offset", 1), "final_state.pth"))
-    os.remove(os.path.join(run_dir("offset", 1), "results.json"))
+    os.remove(os.path.join(run_dir("offset", 1), "evaluation", "results.json"))
     proc = run_tool(args, timeout=600)
     assert os.stat(untouched).st_mtime_ns == before
     assert "2 done, 2 to run" in proc.stderr
@@ -90,8 +86,7 @@ def test_study_started_again_skips_finished_runs_and_resumes_the_others(finished
         assert json.load(f)["steps"] == ["test"]
     train_log = open(os.path.join(runs, "offset", "seed1", "train.out")).read()
     assert "resumed from" in train_log
-    assert os.path.isfile(os.path.join(run_dir("offset", 1), "results.json"))
-    assert stem in run_dir("offset", 1)
+    assert os.path.isfile(os.path.join(run_dir("offset", 1), "evaluation", "results.json"))
 
 
 def test_print_commands_gives_one_runnable_line_per_run(synthetic_root, tmp_path):
@@ -103,8 +98,11 @@ def test_print_commands_gives_one_runnable_line_per_run(synthetic_root, tmp_path
     train, test = shlex.split(train), shlex.split(test)
     assert train[1].endswith("tools/train.py") and test[1].endswith("tools/test.py")
     assert train[train.index("TRAIN.SEED") + 1] == "1"
-    assert train[train.index("OUTPUT_DIR") + 1].endswith(os.path.join("runs", "offset", "seed1"))
-    assert test[-2] == "TEST.MODEL_FILE" and test[-1].endswith("final_state.pth")
+    assert train[train.index("RUN_DIR") + 1].endswith(os.path.join("runs", "offset", "seed1"))
+    assert test[test.index("TEST.MODEL_FILE") + 1].endswith(
+        os.path.join("runs", "offset", "seed1", "final_state.pth"))
+    assert test[test.index("TEST.EVAL_DIR") + 1].endswith(
+        os.path.join("runs", "offset", "seed1", "evaluation"))
     assert not os.path.exists(os.path.join(str(tmp_path), "study"))  # nothing ran
 
 

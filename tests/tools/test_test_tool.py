@@ -3,6 +3,7 @@ two processes, visualisations and errors."""
 import json
 import os
 import re
+import shutil
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -15,9 +16,17 @@ from lib.config import load_cfg
 from lib.datasets import build_dataset
 from lib.evaluation.protocols import InferenceSettings, predict
 from lib.models import build_eval_model, build_model
-from tests.tools.helpers import BASELINE_CFG, OFFSET_CFG, ROOT, free_port, run_tool, small_opts
+from tests.tools.helpers import (
+    BASELINE_CFG,
+    OFFSET_CFG,
+    ROOT,
+    experiment_folder,
+    free_port,
+    only_evaluation,
+    run_tool,
+    small_opts,
+)
 
-NAME = os.path.splitext(os.path.basename(OFFSET_CFG))[0]
 MULTI_SCALE = ["TEST.SCALE_LIST", "0.5,0.75,1.0,1.25,1.5,1.75", "TEST.FLIP_TEST", "True"]
 IMAGE_SUFFIX = "_leftImg8bit.png"
 PANELS = ("logits", "seed", "fused", "confidence", "offsets", "overlay")
@@ -81,7 +90,7 @@ def evaluation(synthetic_root, spread_weights, tmp_path_factory):
         "TEST.MODEL_FILE", spread_weights, "TEST.VISUALIZATION", "True", "TEST.SAVE_HEADS", "True"]
     proc = run_tool(["tools/test.py", "--cfg", OFFSET_CFG, "--save-pred", *opts])
     return SimpleNamespace(proc=proc, out=out, opts=opts,
-                           folder=os.path.join(out, "output", "cityscapes", NAME))
+                           folder=only_evaluation(experiment_folder(out)))
 
 
 def _read_results(folder):
@@ -136,7 +145,7 @@ def test_multi_scale_flip_results_json_matches_the_printed_table(evaluation):
         assert _same_to_printed_precision(printed[name], results["IoU"][name]), name
     for row, key in (("mIoU", "mIoU"), ("pixel acc", "pixel_acc"), ("mean acc", "mean_acc")):
         assert _same_to_printed_precision(printed[row], results[key]), row
-    assert f"output folder: {os.path.abspath(evaluation.folder)}" in evaluation.proc.stdout
+    assert f"evaluation folder: {os.path.abspath(evaluation.folder)}" in evaluation.proc.stdout
 
 
 def _numpy_metrics(pairs):
@@ -236,7 +245,7 @@ def test_visualization_writes_every_panel_of_every_image(evaluation, synthetic_r
                 assert picture.shape[1] > 128
             else:
                 assert picture.shape[1] == 128, f"{stem}_{panel}.png"
-    log_dir = os.path.join(evaluation.out, "log", "cityscapes", NAME)
+    log_dir = os.path.join(evaluation.folder, "tensorboard")
     assert any(f.startswith("events") for f in os.listdir(log_dir))
 
 
@@ -245,9 +254,10 @@ def test_unlabelled_test_set_writes_predictions_and_no_metrics(synthetic_root, t
     _, _, trained = trained_run
     opts = small_opts(synthetic_root, str(tmp_path)) + [
         "DATASET.TEST_SET", "list/cityscapes/test.lst",
-        "TEST.MODEL_FILE", os.path.join(trained, "final_state.pth")]
+        "TEST.MODEL_FILE", os.path.join(trained, "final_state.pth"),
+        "TEST.EVAL_DIR", str(tmp_path / "evaluation")]
     proc = run_tool(["tools/test.py", "--cfg", OFFSET_CFG, "--save-pred", *opts])
-    folder = os.path.join(str(tmp_path), "output", "cityscapes", NAME)
+    folder = str(tmp_path / "evaluation")
     items = _list_items(synthetic_root, "test.lst")
     assert len(items) == 2 and all(label is None for _, _, label in items)
     for stem, image_path, _ in items:
@@ -263,16 +273,16 @@ def test_unlabelled_test_set_writes_predictions_and_no_metrics(synthetic_root, t
 def test_unlabelled_test_set_without_save_pred_stops_and_says_how_to_write_predictions(
         synthetic_root, trained_run, tmp_path):
     _, _, trained = trained_run
+    weights = shutil.copy(os.path.join(trained, "final_state.pth"), tmp_path)
     opts = small_opts(synthetic_root, str(tmp_path)) + [
-        "DATASET.TEST_SET", "list/cityscapes/test.lst",
-        "TEST.MODEL_FILE", os.path.join(trained, "final_state.pth")]
+        "DATASET.TEST_SET", "list/cityscapes/test.lst", "TEST.MODEL_FILE", weights]
     proc = run_tool(["tools/test.py", "--cfg", OFFSET_CFG, *opts], check=False)
     assert proc.returncode != 0
     error = proc.stderr.strip().splitlines()[-1]
     assert "list/cityscapes/test.lst has no labels" in error and "--save-pred" in error
     assert "predictions written" not in proc.stdout + proc.stderr
-    assert not os.path.exists(os.path.join(str(tmp_path), "output", "cityscapes", NAME,
-                                           "predictions"))
+    evaluation = only_evaluation(experiment_folder(str(tmp_path)))
+    assert [n for n in os.listdir(evaluation) if not n.startswith("test_")] == []  # its log only
 
 
 def test_two_process_gloo_evaluation_gives_the_one_process_metrics_and_predictions(
@@ -282,7 +292,7 @@ def test_two_process_gloo_evaluation_gives_the_one_process_metrics_and_predictio
     run_tool(["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port",
               str(free_port()), "tools/test.py", "--cfg", OFFSET_CFG, "--save-pred", *opts],
              env={"OMP_NUM_THREADS": "1"}, timeout=300)
-    folder = os.path.join(str(tmp_path), "output", "cityscapes", NAME)
+    folder = only_evaluation(experiment_folder(str(tmp_path)))
     one, two = _read_results(evaluation.folder), _read_results(folder)
     for key in ("IoU", "mIoU", "pixel_acc", "mean_acc", "num_images", "confusion_matrix"):
         assert two[key] == one[key], key
@@ -336,7 +346,7 @@ def test_weights_with_nonfinite_outputs_end_the_test_naming_the_file_and_in_its_
                             f"finite"), proc.stderr
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert advice.startswith("What to do: the run that wrote these weights diverged")
-    folder = os.path.join(str(tmp_path), "output", "cityscapes", NAME)
+    folder = only_evaluation(experiment_folder(str(tmp_path)))
     assert not os.path.exists(os.path.join(folder, "results.json"))
     log_name, = [n for n in os.listdir(folder) if n.startswith("test_")]
     log = open(os.path.join(folder, log_name)).read()

@@ -17,13 +17,13 @@ from lib.engine.build import build_trainer
 from lib.engine.schedule import Phase, PolySchedule
 from lib.engine.trainer import NonFiniteLossError
 from lib.utils.errors import RunError
-from tests.tools.helpers import OFFSET_CFG, ROOT, free_port, run_tool, small_opts
+from tests.tools.helpers import OFFSET_CFG, ROOT, free_port, latest_run, run_tool, small_opts
 
 NAME = os.path.splitext(os.path.basename(OFFSET_CFG))[0]
 
 
 def _folder(out):
-    return os.path.join(out, "output", "cityscapes", NAME)
+    return latest_run(out)
 
 
 def _weights(path):
@@ -230,7 +230,7 @@ def test_two_process_gloo_training_keeps_ranks_identical_and_only_rank0_writes(
     folder = _folder(out)
     assert len(glob.glob(os.path.join(folder, "train_*.log"))) == 1
     assert os.path.isfile(os.path.join(folder, "final_state.pth"))
-    assert len(glob.glob(os.path.join(out, "log", "cityscapes", NAME, "events*"))) == 1
+    assert len(glob.glob(os.path.join(out, "log", "cityscapes", NAME, "*", "events*"))) == 1
 
 
 def _train_until(cmd, line_part, env=None):

@@ -134,8 +134,9 @@ def test_exported_files_are_written_whole(tmp_path, fmt, monkeypatch):
 def test_results_json_is_written_whole(synthetic_root, trained_run, tmp_path, monkeypatch):
     cfg_path, _, folder = trained_run
     cfg = load_cfg(cfg_path, small_opts(synthetic_root, str(tmp_path), **{
-        "TEST.MODEL_FILE": os.path.join(folder, "final_state.pth")}))
-    results = tmp_path / "output" / "cityscapes" / os.path.basename(folder) / "results.json"
+        "TEST.MODEL_FILE": os.path.join(folder, "final_state.pth"),
+        "TEST.EVAL_DIR": str(tmp_path / "evaluation")}))
+    results = tmp_path / "evaluation" / "results.json"
     full_at = {"results.json"}
     real_open = open
 
