@@ -114,15 +114,18 @@ def test_sbatch_scripts_pass_the_experiment_and_the_overrides_to_both_tools(tmp_
     """The user's overrides come after the script's own settings, so that they win; srun ends
     every task when one fails (a rank out of memory must not leave the others waiting)."""
     env, calls = _recording_srun(tmp_path)
-    subprocess.run(["bash", f"tools/slurm/{script}", "my.yaml", "TRAIN.LR", "0.1"], cwd=ROOT,
-                   env=env, check=True, timeout=60)
-    train, test = (line.split() for line in calls.read_text().splitlines())
-    assert train == ["--kill-on-bad-exit=1", "python", "tools/train.py", "--cfg", "my.yaml",
-                     "WORKERS", "6", *batch_opts, "TRAIN.LR", "0.1"]
-    assert test == ["--kill-on-bad-exit=1", "python", "tools/test.py", "--cfg", "my.yaml",
-                    "WORKERS", "6",
-                    "TEST.SCALE_LIST", "0.5,0.75,1.0,1.25,1.5,1.75", "TEST.FLIP_TEST", "True",
-                    "TRAIN.LR", "0.1"]
+    for restarts, resume in (("0", "False"), ("1", "True")):  # a new job, then its requeue
+        calls.write_text("")
+        subprocess.run(["bash", f"tools/slurm/{script}", "my.yaml", "TRAIN.LR", "0.1"],
+                       cwd=ROOT, env=dict(env, SLURM_RESTART_COUNT=restarts), check=True,
+                       timeout=60)
+        train, test = (line.split() for line in calls.read_text().splitlines())
+        assert train == ["--kill-on-bad-exit=1", "python", "tools/train.py", "--cfg", "my.yaml",
+                         "WORKERS", "6", "AUTO_RESUME", resume, *batch_opts, "TRAIN.LR", "0.1"]
+        assert test == ["--kill-on-bad-exit=1", "python", "tools/test.py", "--cfg", "my.yaml",
+                        "WORKERS", "6",
+                        "TEST.SCALE_LIST", "0.5,0.75,1.0,1.25,1.5,1.75", "TEST.FLIP_TEST", "True",
+                        "TRAIN.LR", "0.1"]
 
 
 def test_sbatch_script_without_arguments_trains_the_w48_offset_recipe(tmp_path):
