@@ -32,13 +32,12 @@ except the ``--image-only`` splits, which are listed without labels.
 import argparse
 import glob
 
-from lib.datasets import LIST_NAMES
+from lib.datasets import LIST_NAMES, SPLITS
 from lib.datasets.acdc import CONDITIONS
 from lib.datasets.files import DatasetError
 from lib.utils.atomic import write_text
 from tools.cli import run
 
-SPLITS = ("train", "val", "test")
 _DATASETS = ("acdc", "ade20k", "cityscapes", "cocostuff", "lip", "pascal_ctx", "pascal_voc")
 _LABELLED = ("train", "val")
 _MAX_LISTED = 20

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 
 from ..utils.geometry import short_side_size
 from .base_dataset import BaseDataset, readonly
@@ -133,12 +132,4 @@ class ADE20K(BaseDataset):
     # HRNet-OCR's ADE20K testval items carry no border_padding: the padded score map is resized
     # to the label size padding included.
     eval_crop_padding = False
-
-    def __init__(self, root: str, list_path: str, split: str, **kwargs):
-        super().__init__(root, list_path, split, **kwargs)
-        self.train_transform = ShortSideFirst(self.train_transform)
-
-    @property
-    def class_weights(self) -> torch.Tensor:
-        """float32 tensor of the 150 class weights, all 1 (a new tensor on each access)."""
-        return torch.tensor(self.class_weight_table, dtype=torch.float32)
+    before_transform = ShortSideFirst

@@ -18,6 +18,7 @@ Every problem with the data raises :class:`DatasetError` naming the file and, fo
 the list file and line.  Nothing is skipped silently: a label value that is neither a class nor
 void (see ``void_values``) stops the run unless ``out_of_range_labels`` is ``"ignore"``.
 """
+import dataclasses
 import functools
 import os
 
@@ -63,8 +64,9 @@ class BaseDataset(Dataset):
         ignore_label: label of void pixels (every id outside the class table); the transform
             pads with the same label.
         transform: the random training transform (train split only; default: the reference
-            transform with its default settings).  Held as ``self.train_transform``, which a
-            subclass may wrap to add a step.
+            transform with its default settings), with the class's ``flip_pairs`` swapped in
+            flipped labels and its ``before_transform`` around it; held as
+            ``self.train_transform``.
         mean, std: RGB normalisation statistics of values in [0, 1].
         num_samples: keep only the first ``num_samples`` items (0 = all).
         out_of_range_labels: ``"error"``: a stored label value that is no class and not void
@@ -103,6 +105,18 @@ class BaseDataset(Dataset):
     # (a, b) class pairs that trade places when an image is mirrored (LIP's left and right
     # body parts): the training flip and flip testing swap them.
     flip_pairs = ()
+    # A step before the training transform (ADE20K's and PASCAL-Context's short side first,
+    # LIP's crop size first): a wrapper class built around the transform, ``wrapper(transform)``.
+    before_transform = None
+    # The loss weight of each class as plain numbers, readable from the class without building a
+    # dataset (LOSS.CLASS_BALANCE); None: the dataset has none.
+    class_weight_table = None
+
+    @property
+    def class_weights(self) -> torch.Tensor | None:
+        """float32 tensor of ``class_weight_table`` (a new tensor on each access), or None."""
+        table = self.class_weight_table
+        return None if table is None else torch.tensor(table, dtype=torch.float32)
 
     def __init__(self, root: str, list_path: str, split: str, *, ignore_label: int = 255,
                  transform: TrainTransform | None = None, mean: tuple[float, float, float] = MEAN,
@@ -122,6 +136,10 @@ class BaseDataset(Dataset):
         if out_of_range_labels not in OUT_OF_RANGE_MODES:
             raise DatasetError(f"out_of_range_labels (DATASET.OUT_OF_RANGE_LABELS) must be one of "
                                f"{list(OUT_OF_RANGE_MODES)}, got {out_of_range_labels!r}")
+        if self.flip_pairs:
+            transform = dataclasses.replace(transform, flip_pairs=tuple(self.flip_pairs))
+        if self.before_transform is not None:
+            transform = self.before_transform(transform)
         self.split = split
         self.ignore_label = ignore_label
         self.train_transform = transform

@@ -9,7 +9,6 @@ Layout under ``<DATASET.ROOT>/cityscapes/``::
     gtFine/<split>/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png
 """
 import numpy as np
-import torch
 
 from .base_dataset import BaseDataset, readonly
 
@@ -60,11 +59,6 @@ class CityscapesTables:
     train_id_to_label = TRAIN_ID_TO_LABEL
     # The loss weights as plain numbers, readable from the class without building a dataset.
     class_weight_table = CLASS_WEIGHTS
-
-    @property
-    def class_weights(self):
-        """float32 tensor of the 19 class weights (a new tensor on each access)."""
-        return torch.tensor(self.class_weight_table, dtype=torch.float32)
 
 
 class Cityscapes(CityscapesTables, BaseDataset):

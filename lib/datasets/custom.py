@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from .base_dataset import BaseDataset, readonly
 from .files import DatasetError
@@ -71,13 +70,6 @@ class ClassTables:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
-
-    @property
-    def class_weights(self) -> torch.Tensor | None:
-        """float32 tensor of the K class weights (a new tensor on each access), or None."""
-        if self.class_weight_table is None:
-            return None
-        return torch.tensor(self.class_weight_table, dtype=torch.float32)
 
 
 def class_tables(class_names: Sequence[str], label_map: Sequence[Sequence[int]] = (),
@@ -211,8 +203,3 @@ class CustomDataset(BaseDataset):
         self.palette = self.tables.palette
         self.class_weight_table = self.tables.class_weight_table
         super().__init__(root, list_path, split, **kwargs)
-
-    @property
-    def class_weights(self) -> torch.Tensor | None:
-        """float32 tensor of the class weights (a new tensor on each access), or None."""
-        return self.tables.class_weights

@@ -6,10 +6,8 @@ values, 255 and the dataset's ``void_values`` are ignored and the rest are out o
 (``BaseDataset``).  The reference trains them without class weights: their weights are all 1
 (the same loss; LOSS.CLASS_BALANCE keeps its default), and they have no conditions.
 """
-import dataclasses
 
 import numpy as np
-import torch
 
 from .base_dataset import BaseDataset, readonly
 from .custom import distinct_palette
@@ -47,22 +45,12 @@ class StoredLabelDataset(BaseDataset):
 
     Subclasses set ``class_names``, ``label_to_train_id``, ``train_id_to_label``, ``palette``,
     ``void_values`` when they have void values besides 255, and the layout (``folder``,
-    ``image_suffix``, ...); arguments are those of :class:`BaseDataset`.  The training transform swaps the ``flip_pairs`` classes of flipped
-    labels and runs after ``before_transform``, when the class sets one.
+    ``image_suffix``, ...); arguments are those of :class:`BaseDataset`, which swaps the
+    ``flip_pairs`` classes of flipped labels and puts ``before_transform`` before the training
+    transform.
     """
 
     conditions = ()
-    # A step before the training transform: a wrapper like ShortSideFirst, built around it.
-    before_transform = None
-
-    def __init__(self, root: str, list_path: str, split: str, **kwargs):
-        super().__init__(root, list_path, split, **kwargs)
-        transform = self.train_transform
-        if self.flip_pairs:
-            transform = dataclasses.replace(transform, flip_pairs=tuple(self.flip_pairs))
-        if self.before_transform is not None:
-            transform = self.before_transform(transform)
-        self.train_transform = transform
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -70,11 +58,6 @@ class StoredLabelDataset(BaseDataset):
             cls.num_classes = len(cls.class_names)
             # The loss weights as plain numbers, readable from the class without a dataset.
             cls.class_weight_table = (1.0,) * cls.num_classes
-
-    @property
-    def class_weights(self) -> torch.Tensor:
-        """float32 tensor of the class weights, all 1 (a new tensor on each access)."""
-        return torch.tensor(self.class_weight_table, dtype=torch.float32)
 
     def condition(self, name):
         """No conditions: always None."""

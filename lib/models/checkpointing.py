@@ -50,10 +50,11 @@ def _batch_norms_on_scratch_stats():
 
     def scratch(module, args):
         if _is_tracked_batch_norm(module):
-            swapped.append((module, {name: module._buffers[name] for name in _STATS}))
-            for name in _STATS:
-                if module._buffers[name] is not None:
-                    module._buffers[name] = module._buffers[name].clone()
+            real = {name: getattr(module, name) for name in _STATS}
+            swapped.append((module, real))
+            for name, buffer in real.items():
+                if buffer is not None:  # assigning a tensor to a buffer's name replaces it
+                    setattr(module, name, buffer.clone())
 
     handle = nn.modules.module.register_module_forward_pre_hook(scratch)
     try:
@@ -61,7 +62,8 @@ def _batch_norms_on_scratch_stats():
     finally:
         handle.remove()
         for module, buffers in reversed(swapped):
-            module._buffers.update(buffers)
+            for name, buffer in buffers.items():
+                setattr(module, name, buffer)
 
 
 def _contexts():

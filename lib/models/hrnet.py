@@ -278,11 +278,12 @@ class HRNetTrunk(GradCheckpointing, nn.Module):
     def head_channels(self) -> int:
         return sum(self.stage_channels[4])
 
-    def stem(self, x):
-        """The stem and stage 1: ``[B x C_1 x H/4 x W/4]``."""
-        return [self.checkpointed(self.layer1, x, fn=self._stem)]
+    def stem_and_stage1(self, x):
+        """The stem (two stride-2 convolutions) and stage 1 (``layer1``):
+        ``[B x C_1 x H/4 x W/4]``, the input of stage 2's transition."""
+        return [self.checkpointed(self.layer1, x, fn=self._stem_and_stage1)]
 
-    def _stem(self, x):
+    def _stem_and_stage1(self, x):
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.relu(self.bn2(self.conv2(x)))
         return self.layer1(x)
@@ -295,7 +296,7 @@ class HRNetTrunk(GradCheckpointing, nn.Module):
         return y_list
 
     def forward_features(self, x):
-        return self.run_stages(self.stem(x), 2, 4)
+        return self.run_stages(self.stem_and_stage1(x), 2, 4)
 
     def run_head(self, head: nn.Module, y_list: list[torch.Tensor]) -> torch.Tensor:
         """``head`` on the concatenated branches (``concat_branches``), one segment for

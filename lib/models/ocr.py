@@ -105,7 +105,7 @@ def ocr_modules(in_channels: int, num_classes: int, settings: OCRSettings) -> di
 
     ``conv3x3_ocr`` (3x3 conv with bias, BN, ReLU) reduces the trunk features to mid_channels;
     ``aux_head`` is the soft-region classifier (the HRNetV2 head); ``cls_head`` the final 1x1
-    classifier (with bias).  ``ocr_forward`` runs them.
+    classifier (with bias).  ``SegHRNetOCR.regions_and_ocr_logits`` runs them.
     """
     mid = settings.mid_channels
     return {
@@ -117,24 +117,3 @@ def ocr_modules(in_channels: int, num_classes: int, settings: OCRSettings) -> di
         "cls_head": nn.Conv2d(mid, num_classes, kernel_size=1),
         "aux_head": head(in_channels, num_classes),
     }
-
-
-def ocr_forward(net: nn.Module, feats):
-    """Soft object regions and OCR logits of ``net`` (built with ``ocr_modules``, with
-    ``GradCheckpointing.checkpointed``) from the trunk features B x C x h x w: two B x K x h x w
-    maps.
-
-    Checkpointed segments: ``aux_head``, and gather + ``ocr_distri_head`` + ``cls_head``.
-    ``conv3x3_ocr`` is not one: it holds most of the head's FLOPs and keeps little (its output
-    is the next segment's input anyway).
-    """
-    regions = net.checkpointed(net.aux_head, feats)
-    mid = net.conv3x3_ocr(feats)
-    logits = net.checkpointed(net.ocr_distri_head, mid, regions,
-                              fn=lambda m, r: _ocr_logits(net, m, r))
-    return regions, logits
-
-
-def _ocr_logits(net, mid, regions):
-    objects = net.ocr_gather_head(mid, regions)
-    return net.cls_head(net.ocr_distri_head(mid, objects))

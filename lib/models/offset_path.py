@@ -99,7 +99,7 @@ class OffsetPath:
         """The four branch outputs of the main path and of the offset path (as
         ``forward_features``)."""
         first = self.offset_settings.offset_branch
-        y_list = self.stem(x)
+        y_list = self.stem_and_stage1(x)
         if first > 2:
             y_list = self.run_stages(y_list, 2, first - 1)
         return self.run_stages(y_list, first, 4), self.run_stages(y_list, first, 4, suffix="_2")

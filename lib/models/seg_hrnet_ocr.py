@@ -10,7 +10,7 @@ N(0, 0.001^2) initialisation; the heads keep PyTorch's default.
 from collections.abc import Sequence
 
 from .hrnet import HRNetTrunk, StageSpec, concat_branches, init_weights
-from .ocr import DEFAULT_OCR, OCRSettings, ocr_forward, ocr_modules
+from .ocr import DEFAULT_OCR, OCRSettings, ocr_modules
 from .offset_path import DEFAULT_OFFSET, OffsetPath, OffsetSettings
 from .output import OCROutput
 
@@ -22,7 +22,7 @@ class SegHRNetOCR(HRNetTrunk):
     Input B x 3 x H x W; output ``OCROutput(logits=OCR logits, region_logits=soft regions)``,
     both B x num_classes x H/4 x W/4 (the official forward returns [regions, OCR]).
     ``set_grad_checkpointing()`` recomputes the trunk's segments and the OCR head's (see
-    ``ocr_forward``) in the backward.
+    ``regions_and_ocr_logits``) in the backward.
     """
 
     CLASSIFIERS = ("cls_head", "aux_head.3")
@@ -37,8 +37,25 @@ class SegHRNetOCR(HRNetTrunk):
 
     def forward(self, x):
         feats = concat_branches(self.forward_features(x), self.align_corners)
-        regions, logits = ocr_forward(self, feats)
+        regions, logits = self.regions_and_ocr_logits(feats)
         return OCROutput(logits, region_logits=regions)
+
+    def regions_and_ocr_logits(self, feats):
+        """The OCR head (the modules of ``ocr_modules``) on the trunk features B x C x h x w:
+        the soft object regions and the OCR logits, two B x K x h x w maps.
+
+        Checkpointed segments: ``aux_head``, and gather + ``ocr_distri_head`` + ``cls_head``.
+        ``conv3x3_ocr`` is not one: it holds most of the head's FLOPs and keeps little (its
+        output is the next segment's input anyway).
+        """
+        regions = self.checkpointed(self.aux_head, feats)
+        mid = self.conv3x3_ocr(feats)
+        logits = self.checkpointed(self.ocr_distri_head, mid, regions, fn=self._ocr_logits)
+        return regions, logits
+
+    def _ocr_logits(self, mid, regions):
+        objects = self.ocr_gather_head(mid, regions)
+        return self.cls_head(self.ocr_distri_head(mid, objects))
 
 
 class BranchedSegHRNetOCR(OffsetPath, SegHRNetOCR):
@@ -70,7 +87,7 @@ class BranchedSegHRNetOCR(OffsetPath, SegHRNetOCR):
 
     def forward(self, x):
         main, side = self.path_features(x)
-        regions, logits = ocr_forward(self, concat_branches(main, self.align_corners))
+        regions, logits = self.regions_and_ocr_logits(concat_branches(main, self.align_corners))
         offsets, confidence, pairs = self.gather(self.offset_head(side), [regions, logits])
         (region_seeds, region_fused), (seeds, fused) = pairs
         return OCROutput(logits, offsets, seeds, fused, confidence, regions, region_seeds,

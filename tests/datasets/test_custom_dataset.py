@@ -54,7 +54,7 @@ def test_label_map_maps_listed_raw_values_and_ignores_the_rest():
     # Written label PNGs get the first raw value listed for each class.
     np.testing.assert_array_equal(tables.train_id_to_label, [0, 40, 200])
     assert tables.class_names == tuple(NAMES) and tables.num_classes == 3
-    assert tables.class_weights is None
+    assert tables.class_weight_table is None
 
 
 def test_empty_label_map_reads_raw_values_as_class_indices_and_ignores_larger_ones():
@@ -78,7 +78,7 @@ def test_given_palette_and_weights_are_used():
     tables = class_tables(NAMES, palette=[[1, 2, 3], [4, 5, 6], [7, 8, 9]],
                           class_weights=[0.5, 1, 2.0])
     np.testing.assert_array_equal(tables.palette, [[1, 2, 3], [4, 5, 6], [7, 8, 9]])
-    assert torch.equal(tables.class_weights, torch.tensor([0.5, 1.0, 2.0]))
+    assert tables.class_weight_table == (0.5, 1.0, 2.0)
 
 
 def test_items_are_read_from_any_image_format_and_labels_mapped(orchard):

@@ -93,7 +93,7 @@ def test_trunk_features_equal_timms_where_the_architectures_coincide(timm_file, 
         timm_layer1 = model.layer1(stem)
         timm_stage2 = model.stage2([t(timm_layer1) for t in model.transition1])
         timm_out = model.stages(stem)
-        our_layer1 = ours.stem(x)
+        our_layer1 = ours.stem_and_stage1(x)
         our_stage2 = ours.stage2(run_transition(ours.transition1, our_layer1))
         bilinear_out = ours.forward_features(x)
     torch.testing.assert_close(our_layer1[0], timm_layer1, rtol=1e-4, atol=1e-5)
