@@ -77,8 +77,8 @@ def build_step_parts(cfg, device, world_size=1, load_pretrained=True):
     criterion = build_criterion(cfg, weights).to(device)
     optimizer = build_optimizer(unwrap_model(model), cfg.TRAIN.OPTIMIZER, cfg.TRAIN.LR,
                                 cfg.TRAIN.MOMENTUM, cfg.TRAIN.WD, cfg.TRAIN.NESTEROV,
-                                head_keywords=tuple(cfg.TRAIN.NONBACKBONE_KEYWORDS),
-                                head_lr_mult=cfg.TRAIN.NONBACKBONE_MULT)
+                                nonbackbone_keywords=tuple(cfg.TRAIN.NONBACKBONE_KEYWORDS),
+                                nonbackbone_lr_mult=cfg.TRAIN.NONBACKBONE_MULT)
     dtype = amp_dtype_of(cfg)
     scaler = torch.amp.GradScaler(device.type, enabled=needs_loss_scaling(dtype))
     return StepParts(model, unwrap_model(model), criterion, optimizer, scaler, dtype)

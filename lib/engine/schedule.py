@@ -11,12 +11,13 @@ OPTIMIZERS = ("sgd", "adamw")
 register_choices("TRAIN.OPTIMIZER", OPTIMIZERS)
 
 
-def build_optimizer(model, name, lr, momentum, weight_decay, nesterov, head_keywords=(),
-                    head_lr_mult=1.0):
+def build_optimizer(model, name, lr, momentum, weight_decay, nesterov, nonbackbone_keywords=(),
+                    nonbackbone_lr_mult=1.0):
     """SGD (the reference) or AdamW over the parameters that require gradients.
 
-    With ``head_keywords`` (TRAIN.NONBACKBONE_KEYWORDS) the parameters whose name contains one
-    of them form a second group whose learning rate is ``head_lr_mult`` (TRAIN.NONBACKBONE_MULT)
+    With ``nonbackbone_keywords`` (TRAIN.NONBACKBONE_KEYWORDS) the parameters whose name contains
+    one of them form a second group whose learning rate is ``nonbackbone_lr_mult``
+    (TRAIN.NONBACKBONE_MULT)
     times the schedule's, as HRNet-OCR trains PASCAL-Context and COCO-Stuff; each group keeps
     its factor as ``lr_mult`` for ``set_lr``.
 
@@ -26,14 +27,16 @@ def build_optimizer(model, name, lr, momentum, weight_decay, nesterov, head_keyw
     no uninitialised buffer behind.
     """
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    heads = [p for n, p in named if any(k in n for k in head_keywords)]
-    trunk = [p for n, p in named if not any(k in n for k in head_keywords)]
-    if head_keywords and not heads:
-        raise ConfigError(f"TRAIN.NONBACKBONE_KEYWORDS {list(head_keywords)} name no parameter "
-                          f"of the network")
-    params = [{"params": trunk, "lr": lr, "lr_mult": 1.0}]
-    if heads:
-        params.append({"params": heads, "lr": lr * head_lr_mult, "lr_mult": float(head_lr_mult)})
+    named_by = [any(k in n for k in nonbackbone_keywords) for n, _ in named]
+    nonbackbone = [p for (_, p), chosen in zip(named, named_by, strict=True) if chosen]
+    backbone = [p for (_, p), chosen in zip(named, named_by, strict=True) if not chosen]
+    if nonbackbone_keywords and not nonbackbone:
+        raise ConfigError(f"TRAIN.NONBACKBONE_KEYWORDS {list(nonbackbone_keywords)} name no "
+                          f"parameter of the network")
+    params = [{"params": backbone, "lr": lr, "lr_mult": 1.0}]
+    if nonbackbone:
+        params.append({"params": nonbackbone, "lr": lr * nonbackbone_lr_mult,
+                       "lr_mult": float(nonbackbone_lr_mult)})
     if name == "sgd":
         optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
                                     nesterov=nesterov, fused=True)

@@ -151,14 +151,14 @@ def test_a_nan_loss_on_one_rank_skips_the_same_step_on_every_rank():
     assert torch.equal(weights0[0], weights0[1]) and not torch.equal(weights0[1], weights0[2])
 
 
-def test_parameters_named_by_the_head_keywords_train_at_their_factor_of_the_schedule():
+def test_parameters_named_by_the_nonbackbone_keywords_train_at_their_factor_of_the_schedule():
     # HRNet-OCR's PASCAL-Context recipe: the heads take 10x the poly learning rate.
     from lib.engine.schedule import set_lr
 
     model = nn.ModuleDict({"trunk": nn.Linear(3, 3), "cls_head": nn.Linear(3, 2),
                            "aux_head": nn.Linear(3, 2)})
-    opt = build_optimizer(model, "sgd", 0.1, 0.9, 0.0, False, head_keywords=("cls", "aux"),
-                          head_lr_mult=10)
+    opt = build_optimizer(model, "sgd", 0.1, 0.9, 0.0, False, nonbackbone_keywords=("cls", "aux"),
+                          nonbackbone_lr_mult=10)
     trunk, heads = opt.param_groups
     assert {id(p) for p in trunk["params"]} == {id(p) for p in model["trunk"].parameters()}
     assert len(heads["params"]) == 4 and heads["lr"] == pytest.approx(1.0)
@@ -175,7 +175,7 @@ def test_parameters_named_by_the_head_keywords_train_at_their_factor_of_the_sche
         torch.testing.assert_close(p.detach(), before[name] - lr * p.grad)
 
 
-def test_head_keywords_that_name_no_parameter_are_an_error():
+def test_nonbackbone_keywords_that_name_no_parameter_are_an_error():
     with pytest.raises(ValueError, match=r"NONBACKBONE_KEYWORDS \['ocr'\] name no parameter"):
-        build_optimizer(nn.Linear(2, 2), "sgd", 0.1, 0.9, 0.0, False, head_keywords=("ocr",),
-                        head_lr_mult=10)
+        build_optimizer(nn.Linear(2, 2), "sgd", 0.1, 0.9, 0.0, False, nonbackbone_keywords=("ocr",),
+                        nonbackbone_lr_mult=10)
