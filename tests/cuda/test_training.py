@@ -75,13 +75,29 @@ def test_a_training_step_in_each_precision(target, network, precision, record_pr
         assert float(out.total) == pytest.approx(reference, rel=tolerance)
 
 
+def in_float64(parts, images):
+    """The network of ``parts``, its SGD momentum buffers and ``images`` in float64; the loss
+    and the seed gathering stay in fp32, as the library computes them."""
+    parts.network.double()
+    for state in parts.optimizer.state.values():
+        state["momentum_buffer"] = state["momentum_buffer"].double()
+    return images.double()
+
+
 @pytest.mark.parametrize("network", list(NETWORKS))
 def test_a_channels_last_step_equals_the_contiguous_step(target, network, record_property):
+    """On the CPU (the dry run) in float64: the two layouts' fp32 kernels round differently,
+    and a ReLU input within that rounding of 0 takes a gradient of 0 in one step and g in the
+    other.  In the tiny offset network one such input (in offset_layer: -2.4e-7 in float64,
+    -2.6e-6 NCHW, +4.6e-7 channels-last, torch 2.14.1) is 1 of the layer's 30720 and moved
+    the gradients by 3%: rounding, not layout.  At the real sizes one element weighs little."""
     results = []
     for channels_last in (False, True):
         cfg = target.cfg(network, "TRAIN.CHANNELS_LAST", channels_last)
         parts = target.parts(cfg)
         images, labels = target.batch(cfg)
+        if target.dry_run:
+            images = in_float64(parts, images)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         results.append((train_step(parts, images, labels).total, gradients(parts.network),
