@@ -47,7 +47,7 @@ def test_a_training_step_in_each_precision(target, network, precision, record_pr
     reference = fp32_loss(parts, images, labels)
     # float16 may overflow the first scale of the GradScaler: the step is skipped on the device
     # and the scale halved, until one fits.
-    for attempt in range(8):
+    for attempt in range(8):  # noqa: B007 (read after the loop: the steps it took)
         torch.manual_seed(DROPOUT_SEED)
         target.sync()
         start = time.perf_counter()
