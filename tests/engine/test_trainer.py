@@ -219,7 +219,7 @@ def test_auto_resume_from_a_corrupt_checkpoint_takes_the_previous_one(make_train
     with open(newest, "r+b") as f:
         f.truncate(1000)
     with caplog.at_level(logging.INFO):
-        again = make_trainer(epochs=3, **QUIET, AUTO_RESUME=True)
+        again = make_trainer(epochs=3, **QUIET, AUTO_RESUME=True, RUN_DIR=first.output_dir)
         assert again.fit()
     warning = next(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     assert newest in warning and previous in warning
