@@ -22,7 +22,7 @@ from ..utils.profiling import count_flops
 from .checkpointer import Checkpointer
 from .folder_lock import FolderLock
 from .launch import configure_cudnn, make_writable_dir, seed_everything
-from .out_of_memory import Workload
+from .out_of_memory import OutOfMemoryMessage
 from .run_folders import mark_latest, training_run
 from .schedule import Phase, PolySchedule, build_optimizer
 from .trainer import LoopSettings, Trainer
@@ -185,7 +185,7 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
                               amp_dtype=parts.amp_dtype, writer=writer,
                               bands=cfg.TEST.TRIMAP_BANDS,
                               boundary_ratio=cfg.TEST.BOUNDARY_IOU_RATIO,
-                              workload=Workload.validation(cfg),
+                              oom_message=OutOfMemoryMessage.validation(cfg),
                               record_dir=os.path.join(output_dir, "validation"))
     except BaseException:
         for loader, _ in phases:
@@ -197,7 +197,8 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
     trainer = Trainer(parts.model, parts.criterion, parts.optimizer, parts.scaler, phases,
                       schedule, checkpointer, LoopSettings.from_config(cfg), device=device,
                       validator=validator, writer=writer, world_size=world_size,
-                      on_close=on_close, workload=Workload.training(cfg))
+                      on_close=on_close,
+                      oom_message=OutOfMemoryMessage.training(cfg))
     if rank == 0:  # only once the run has started: a failed start leaves a folder unchanged
         path = os.path.join(output_dir, "config.yaml")
         write_text(path, cfg.dump())

@@ -15,7 +15,7 @@ from ..utils.compat import unwrap_model
 from ..utils.device import describe_memory
 from ..utils.errors import RunError
 
-__all__ = ["OutOfMemoryRunError", "Workload", "InputWatch", "explain_out_of_memory"]
+__all__ = ["OutOfMemoryRunError", "OutOfMemoryMessage", "InputWatch", "explain_out_of_memory"]
 
 
 class OutOfMemoryRunError(RunError):
@@ -23,10 +23,11 @@ class OutOfMemoryRunError(RunError):
 
 
 @dataclass(frozen=True)
-class Workload:
-    """What a process runs, in the words of its config, for the message of an out-of-memory
-    error: the ``stage`` ("training", "validation", "testing"), the ``network`` (MODEL.NAME),
-    the ``settings`` that size its memory and the ``remedies`` (overrides to try)."""
+class OutOfMemoryMessage:
+    """The message of an out-of-memory error of one stage of a run, in the words of its config:
+    the ``stage`` ("training", "validation", "testing"), the ``network`` (MODEL.NAME), the
+    ``settings`` that size its memory and the ``remedies`` (overrides to try); ``error()`` makes
+    the error of one failure."""
 
     stage: str
     network: str
@@ -35,7 +36,7 @@ class Workload:
 
     @classmethod
     def of_model(cls, stage, model):
-        """A workload named by the network's class only (parts built without a config)."""
+        """A message naming the network by its class only (parts built without a config)."""
         return cls(stage, type(unwrap_model(model)).__name__)
 
     @classmethod
@@ -120,10 +121,10 @@ class InputWatch:
 
 
 @contextlib.contextmanager
-def explain_out_of_memory(workload, device, watch=None):
-    """Turn a ``torch.OutOfMemoryError`` inside into ``workload``'s ``OutOfMemoryRunError``;
-    ``watch`` (an ``InputWatch``) gives the input shape."""
+def explain_out_of_memory(message, device, watch=None):
+    """Turn a ``torch.OutOfMemoryError`` inside into ``message``'s ``OutOfMemoryRunError`` (an
+    ``OutOfMemoryMessage``); ``watch`` (an ``InputWatch``) gives the input shape."""
     try:
         yield
     except torch.cuda.OutOfMemoryError as e:  # torch.OutOfMemoryError from torch 2.5 on
-        raise workload.error(device, watch.shape if watch is not None else None, e) from e
+        raise message.error(device, watch.shape if watch is not None else None, e) from e

@@ -20,7 +20,7 @@ from ..utils.errors import RunError
 from ..utils.logger import create_writer, setup_logging
 from ..utils.precision import overflow_remedy
 from .launch import configure_cudnn, make_writable_dir
-from .out_of_memory import InputWatch, Workload, explain_out_of_memory
+from .out_of_memory import InputWatch, OutOfMemoryMessage, explain_out_of_memory
 from .run_folders import evaluation_dir, evaluation_name, run_to_evaluate
 
 __all__ = ["run_test"]
@@ -61,8 +61,8 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
         raise RunError(f"{cfg.DATASET.TEST_SET} has no labels, so there is nothing to measure "
                        f"and nothing would be written: pass --save-pred (or TEST.SAVE_PRED "
                        f"True) to write the predictions")
-    workload = Workload.testing(cfg)
-    with explain_out_of_memory(workload, device):
+    oom_message = OutOfMemoryMessage.testing(cfg)
+    with explain_out_of_memory(oom_message, device):
         model = build_eval_model(cfg, model_file, device)
     logger.info("evaluating %s on %d images of %s: scales %s, flip %s, accumulate %s",
                 model_file, len(dataset), cfg.DATASET.TEST_SET, list(settings.scales),
@@ -73,7 +73,7 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
         on_batch = PredictionWriter(output_dir, dataset, model, files, writer) if writes else None
         loader = eval_loader(dataset, 1, cfg.WORKERS, pin_memory=False)
         watch = InputWatch(predict_by_protocol(model, settings))
-        with explain_out_of_memory(workload, device, watch), \
+        with explain_out_of_memory(oom_message, device, watch), \
                 NonFiniteOutputs(model, device) as outputs:
             analysis = build_analysis(model, dataset, device, bands=cfg.TEST.TRIMAP_BANDS,
                                       boundary_ratio=cfg.TEST.BOUNDARY_IOU_RATIO)

@@ -30,7 +30,7 @@ from ..utils.logger import add_finite_scalars
 from ..utils.precision import overflow_remedy
 from ..utils.profiling import peak_memory_mb
 from . import step
-from .out_of_memory import Workload
+from .out_of_memory import OutOfMemoryMessage
 from .schedule import set_lr
 
 logger = logging.getLogger(__name__)
@@ -157,8 +157,8 @@ class Trainer:
         world_size: processes in the group (for images/s).
         on_close: what ``close()`` calls besides stopping the loaders (the folder lock's
             release, the writer's close).
-        workload: the ``Workload`` an out-of-memory error of a step describes (default: the
-            network's class name only).
+        oom_message: the ``OutOfMemoryMessage`` of an out-of-memory error of a step
+            (default: naming the network's class only).
 
     Use it as a context manager (or call ``close``).  ``request_stop()`` (the SIGTERM handler)
     ends the run at the next check with a checkpoint.  An epoch run from its first batch whose
@@ -167,13 +167,14 @@ class Trainer:
 
     def __init__(self, model, criterion, optimizer, scaler, phases, schedule, checkpointer,
                  settings: LoopSettings, *, device, validator=None, writer=None, world_size=1,
-                 on_close: Sequence[Callable[[], None]] = (), workload: Workload | None = None):
+                 on_close: Sequence[Callable[[], None]] = (),
+                 oom_message: OutOfMemoryMessage | None = None):
         self.model, self.criterion, self.optimizer, self.scaler = model, criterion, optimizer, \
             scaler
         self.phases, self.schedule, self.checkpointer = list(phases), schedule, checkpointer
         self.settings, self.device, self.world_size = settings, device, world_size
         self.validator, self.writer, self.on_close = validator, writer, list(on_close)
-        self.workload = workload or Workload.of_model("training", model)
+        self.oom_message = oom_message or OutOfMemoryMessage.of_model("training", model)
         self.state = RunState(iteration=settings.begin_epoch * len(self.loader))
         self.window = StepWindow(device)
         self.buffers = BufferGuard(model, device)
@@ -263,7 +264,7 @@ class Trainer:
                                            self.scaler, images, labels, self.settings.amp_dtype,
                                            self.settings.accumulate_steps))
             except torch.cuda.OutOfMemoryError as e:  # leaves the run before any save
-                raise self.workload.error(self.device, images.shape, e) from e
+                raise self.oom_message.error(self.device, images.shape, e) from e
             self.state.iteration += 1
             interval = self.settings.checkpoint_interval
             checkpoint_due = interval > 0 and self.state.iteration % interval == 0

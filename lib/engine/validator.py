@@ -17,7 +17,7 @@ from ..utils import distributed as dist
 from ..utils.atomic import write_json
 from ..utils.logger import add_finite_scalars
 from ..utils.visualize import denormalize, prediction_panels
-from .out_of_memory import InputWatch, Workload, explain_out_of_memory
+from .out_of_memory import InputWatch, OutOfMemoryMessage, explain_out_of_memory
 
 logger = logging.getLogger(__name__)
 
@@ -30,18 +30,18 @@ class Validator:
     (in per cent, as the tables), the analysis figures and the first image's panels go to
     ``writer`` when there is one (undefined values, such as the IoU of a class absent from the
     set, are left out).  Out of
-    device memory, it raises the ``OutOfMemoryRunError`` of ``workload`` (default: named by the
+    device memory, it raises the ``OutOfMemoryRunError`` of ``oom_message`` (default: named by the
     network's class); when the network's outputs hold NaN or infinite values, a
     ``NonFiniteOutputError`` naming the iteration, before the tables and the scalars.  With
     ``record_dir``, rank 0 writes each validation's results there as ``iter<k>.json`` (k = the
     iteration, seven digits)."""
 
     def __init__(self, loader, dataset, device, *, align_corners, amp_dtype=None, writer=None,
-                 bands=DEFAULT_BANDS, boundary_ratio=0.02, workload=None, record_dir=None):
+                 bands=DEFAULT_BANDS, boundary_ratio=0.02, oom_message=None, record_dir=None):
         self.loader, self.dataset, self.device = loader, dataset, device
         self.align_corners, self.amp_dtype, self.writer = align_corners, amp_dtype, writer
         self.bands, self.boundary_ratio = bands, boundary_ratio
-        self.workload, self.record_dir = workload, record_dir
+        self.oom_message, self.record_dir = oom_message, record_dir
 
     def __call__(self, model, iteration):
         shown = []
@@ -52,9 +52,9 @@ class Validator:
                 shown.append(True)
 
         names = self.dataset.class_names
-        workload = self.workload or Workload.of_model("validation", model)
+        message = self.oom_message or OutOfMemoryMessage.of_model("validation", model)
         watch = InputWatch(predict_whole_image(model, self.align_corners, self.amp_dtype))
-        with explain_out_of_memory(workload, self.device, watch), \
+        with explain_out_of_memory(message, self.device, watch), \
                 NonFiniteOutputs(model, self.device) as outputs:
             analysis = build_analysis(model, self.dataset, self.device, bands=self.bands,
                                       boundary_ratio=self.boundary_ratio)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lib.engine.memory_use import FREE_BYTES, FREE_SHARE, measure_step_memory
-from lib.engine.out_of_memory import OutOfMemoryRunError, Workload, explain_out_of_memory
+from lib.engine.out_of_memory import OutOfMemoryMessage, OutOfMemoryRunError, explain_out_of_memory
 from lib.engine.step import train_step
 from lib.utils.memory import GIB
 from tools.gpu_check import NETWORKS
@@ -63,10 +63,11 @@ def test_the_largest_batch_fits_and_one_more_fits_or_says_what_to_do(target, rec
     for batch in (largest, largest + 1):
         parts = target.parts(cfg)
         images, labels = target.batch(cfg, n=batch)
-        workload = Workload.training(target.cfg("offset", "TRAIN.BATCH_SIZE_PER_GPU", batch))
+        oom_message = OutOfMemoryMessage.training(
+            target.cfg("offset", "TRAIN.BATCH_SIZE_PER_GPU", batch))
         target.reset_peak()
         try:
-            with explain_out_of_memory(workload, target.device):
+            with explain_out_of_memory(oom_message, target.device):
                 out = train_step(parts.model, parts.criterion, parts.optimizer, parts.scaler,
                                  images, labels, parts.amp_dtype)
                 target.sync()

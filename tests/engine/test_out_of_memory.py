@@ -14,7 +14,7 @@ import torch
 
 from lib.config import load_cfg
 from lib.engine import out_of_memory
-from lib.engine.out_of_memory import OutOfMemoryRunError, Workload
+from lib.engine.out_of_memory import OutOfMemoryMessage, OutOfMemoryRunError
 from lib.models import build_model
 from lib.utils.device import describe_memory
 from lib.utils.errors import RunError
@@ -129,17 +129,17 @@ def test_the_device_line_gives_name_total_and_peak_memory_of_a_cuda_device(monke
 
 def test_a_batch_of_one_suggests_a_smaller_crop_instead_of_accumulation():
     cfg = load_cfg(OFFSET_CFG, ["TRAIN.BATCH_SIZE_PER_GPU", "1", "TRAIN.ACCUMULATE_STEPS", "3"])
-    remedies = Workload.training(cfg).remedies
+    remedies = OutOfMemoryMessage.training(cfg).remedies
     assert not any("ACCUMULATE_STEPS" in r for r in remedies)
     assert remedies[-1].startswith("a smaller crop TRAIN.IMAGE_SIZE")
     cfg = load_cfg(OFFSET_CFG, ["TRAIN.BATCH_SIZE_PER_GPU", "3"])
     assert "TRAIN.BATCH_SIZE_PER_GPU 1 TRAIN.ACCUMULATE_STEPS 3 (the same effective batch of 3" \
-        in Workload.training(cfg).remedies[1]
+        in OutOfMemoryMessage.training(cfg).remedies[1]
 
 
 def test_other_errors_pass_unchanged():
     with pytest.raises(ValueError, match="not memory"):
-        with out_of_memory.explain_out_of_memory(Workload("training", "net"), "cpu"):
+        with out_of_memory.explain_out_of_memory(OutOfMemoryMessage("training", "net"), "cpu"):
             raise ValueError("not memory")
 
 
@@ -215,8 +215,8 @@ def test_launched_aborts_the_process_group_on_an_error_and_destroys_it_otherwise
 
 
 def test_checkpointing_is_suggested_only_when_it_is_off():
-    off = Workload.training(load_cfg(OFFSET_CFG, []))
-    on = Workload.training(load_cfg(OFFSET_CFG, ["TRAIN.GRAD_CHECKPOINTING", "True"]))
+    off = OutOfMemoryMessage.training(load_cfg(OFFSET_CFG, []))
+    on = OutOfMemoryMessage.training(load_cfg(OFFSET_CFG, ["TRAIN.GRAD_CHECKPOINTING", "True"]))
     assert off.remedies[0].startswith("TRAIN.GRAD_CHECKPOINTING True")
     assert not any("GRAD_CHECKPOINTING" in r for r in on.remedies)
     assert on.remedies == off.remedies[1:]
