@@ -317,11 +317,10 @@ class Bench:
         torch.manual_seed(self.seed)
         parts = build_step_parts(cfg, self.device, load_pretrained=False)
         self.parameters = sum(p.numel() for p in parts.network.parameters())
-        images = random_images(self.batch, self.hw, self.device, self.seed)
-        labels = random_labels(self.batch, self.hw, cfg.DATASET.NUM_CLASSES,
-                               cfg.TRAIN.IGNORE_LABEL, self.device, self.seed)
-        if cfg.TRAIN.CHANNELS_LAST:
-            images = images.contiguous(memory_format=torch.channels_last)
+        images, labels = parts.inputs(
+            random_images(self.batch, self.hw, self.device, self.seed),
+            random_labels(self.batch, self.hw, cfg.DATASET.NUM_CLASSES, cfg.TRAIN.IGNORE_LABEL,
+                          self.device, self.seed))
 
         def run(net):
             step.train_step(net, parts.criterion, parts.optimizer, parts.scaler, images, labels,
@@ -630,11 +629,9 @@ def memory_row(path, cfg, args, device, crop, variant, checkpointing):
     reset_memory(device)
     parts = build_step_parts(cfg, device, load_pretrained=False)
     batch = args.batch or 1
-    images = random_images(batch, crop, device, seed)
-    labels = random_labels(batch, crop, cfg.DATASET.NUM_CLASSES, cfg.TRAIN.IGNORE_LABEL,
-                           device, seed)
-    if variant.channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
+    images, labels = parts.inputs(
+        random_images(batch, crop, device, seed),
+        random_labels(batch, crop, cfg.DATASET.NUM_CLASSES, cfg.TRAIN.IGNORE_LABEL, device, seed))
     use = measure_step_memory(parts, images, labels)
     row = {"network": cfg.MODEL.NAME, "config": path, "dataset": cfg.DATASET.DATASET,
            "classes": cfg.DATASET.NUM_CLASSES, "recipe_crop": list(train_crop(cfg)),

@@ -3,7 +3,6 @@
 ``tools/benchmark.py --mode train`` times as they are built for training."""
 import logging
 import os
-from dataclasses import dataclass
 
 import torch
 
@@ -25,26 +24,13 @@ from .launch import configure_cudnn, make_writable_dir, seed_everything
 from .out_of_memory import OutOfMemoryMessage
 from .run_folders import mark_latest, training_run
 from .schedule import Phase, PolySchedule, build_optimizer
+from .step import StepParts
 from .trainer import LoopSettings, Trainer
 from .validator import Validator
 
-__all__ = ["StepParts", "build_step_parts", "build_trainer", "forward_flops"]
+__all__ = ["build_step_parts", "build_trainer", "forward_flops"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class StepParts:
-    """What one training step needs: the network as it is trained (SyncBN, channels-last, DDP
-    and compile applied), the bare network inside it, the loss, the optimiser, the loss scaler
-    and the autocast dtype."""
-
-    model: torch.nn.Module
-    network: torch.nn.Module
-    criterion: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    amp_dtype: torch.dtype | None
 
 
 def build_step_parts(cfg, device, world_size=1, load_pretrained=True):
@@ -81,7 +67,8 @@ def build_step_parts(cfg, device, world_size=1, load_pretrained=True):
                                 nonbackbone_lr_mult=cfg.TRAIN.NONBACKBONE_MULT)
     dtype = amp_dtype_of(cfg)
     scaler = torch.amp.GradScaler(device.type, enabled=needs_loss_scaling(dtype))
-    return StepParts(model, unwrap_model(model), criterion, optimizer, scaler, dtype)
+    return StepParts(model, unwrap_model(model), criterion, optimizer, scaler, dtype,
+                     cfg.TRAIN.CHANNELS_LAST, device)
 
 
 def forward_flops(model, crop_hw, device):

@@ -24,7 +24,6 @@ import torch
 
 from ..models.checkpointing import segment_sizes
 from ..utils.memory import GIB, ParameterMemory, SavedBytes, saved_tensor_bytes
-from ..utils.precision import autocast
 from . import step
 
 # The rule of ``StepMemory.largest_batch``: of a device's memory, this share and this many bytes
@@ -86,7 +85,7 @@ def measure_step_memory(parts, images, labels, full_step=None) -> StepMemory:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
-        _, saved = saved_tensor_bytes(lambda: _step(parts, images, labels), exclude=params)
+        _, saved = saved_tensor_bytes(lambda: parts.run(images, labels), exclude=params)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
             peak = torch.cuda.max_memory_allocated(device)
@@ -107,12 +106,6 @@ def measure_step_memory(parts, images, labels, full_step=None) -> StepMemory:
 
 
 def _forward_and_loss(parts, images, labels):
-    with autocast(images.device, parts.amp_dtype):
-        output = parts.model(images)
-    return sum(parts.criterion(output, labels).values())
-
-
-def _step(parts, images, labels):
-    step.train_step(parts.model, parts.criterion, parts.optimizer, parts.scaler, images, labels,
-                    parts.amp_dtype)
+    return sum(step.forward_loss(parts.model, parts.criterion, images, labels,
+                                 parts.amp_dtype).values())
 

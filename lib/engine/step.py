@@ -1,4 +1,5 @@
-"""One training step, shared by the Trainer and ``tools/benchmark.py --mode train``."""
+"""One training step, shared by the Trainer and ``tools/benchmark.py --mode train``, and the
+parts it runs (``StepParts``)."""
 import contextlib
 from dataclasses import dataclass
 
@@ -6,6 +7,37 @@ import torch
 
 from ..utils.compat import can_skip_on_device, non_finite_check_, step_unless_found_inf
 from ..utils.precision import autocast
+
+
+@dataclass
+class StepParts:
+    """What one training step needs: the network as it is trained (SyncBN, channels-last, DDP
+    and compile applied), the bare network inside it, the loss, the optimiser, the loss scaler,
+    the autocast dtype (None = fp32), whether the inputs go channels-last, and the device."""
+
+    model: torch.nn.Module
+    network: torch.nn.Module
+    criterion: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+    device: torch.device
+
+    def inputs(self, images, labels):
+        """``(images, labels)`` on the device as the step takes them: images N x 3 x H x W
+        channels-last when the network is, labels N x H x W (copies that do not wait for the
+        host when the batch is in pinned memory)."""
+        images = images.to(self.device, non_blocking=True)
+        labels = labels.to(self.device, non_blocking=True)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images, labels
+
+    def run(self, images, labels, accumulate_steps=1) -> "StepOutput":
+        """``train_step`` of these parts on ``images`` and ``labels`` (see ``inputs``)."""
+        return train_step(self.model, self.criterion, self.optimizer, self.scaler, images,
+                          labels, self.amp_dtype, accumulate_steps)
 
 
 @dataclass(frozen=True)
@@ -72,12 +104,18 @@ def _no_gradient_sync(model):
     return model.no_sync()
 
 
+def forward_loss(model, criterion, images, labels, amp_dtype=None):
+    """The loss terms of ``model`` on ``images`` (the forward under autocast in ``amp_dtype``,
+    the criterion outside it: losses in fp32); a dict of 0-dim tensors with their graph."""
+    with autocast(images.device, amp_dtype):
+        output = model(images)
+    return criterion(output, labels)
+
+
 def _forward_backward(model, criterion, scaler, images, labels, amp_dtype, accumulate_steps):
     """Forward, terms and backward of one micro-batch; returns ``(detached terms, 0-dim bool
     non-finite flag)``.  The backward adds the gradients of loss / ``accumulate_steps``."""
-    with autocast(images.device, amp_dtype):
-        output = model(images)
-    terms = criterion(output, labels)
+    terms = forward_loss(model, criterion, images, labels, amp_dtype)
     total = sum(terms.values())
     nonfinite = ~torch.isfinite(total.detach())
     # A non-finite loss turns every gradient into NaN (0 * NaN is NaN), even where its own
