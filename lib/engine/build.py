@@ -25,7 +25,7 @@ from .out_of_memory import OutOfMemoryMessage
 from .run_folders import mark_latest, training_run
 from .schedule import Phase, PolySchedule, build_optimizer
 from .step import StepParts
-from .trainer import LoopSettings, Trainer
+from .trainer import LoopSettings, Trainer, TrainingParts
 from .validator import Validator
 
 __all__ = ["build_step_parts", "build_trainer", "forward_flops"]
@@ -180,12 +180,8 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
         for close in _closers(writer, lock):
             close()
         raise
-    on_close = _closers(writer, lock)
-    trainer = Trainer(parts.model, parts.criterion, parts.optimizer, parts.scaler, phases,
-                      schedule, checkpointer, LoopSettings.from_config(cfg), device=device,
-                      validator=validator, writer=writer, world_size=world_size,
-                      on_close=on_close,
-                      oom_message=OutOfMemoryMessage.training(cfg))
+    trainer = Trainer(TrainingParts(parts, phases, schedule, checkpointer, validator, writer,
+                                    _closers(writer, lock)), LoopSettings.from_config(cfg))
     if rank == 0:  # only once the run has started: a failed start leaves a folder unchanged
         path = os.path.join(output_dir, "config.yaml")
         write_text(path, cfg.dump())

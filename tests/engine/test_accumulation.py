@@ -6,6 +6,7 @@ import torch.nn as nn
 
 from lib.engine import step
 from lib.engine.schedule import build_optimizer
+from lib.engine.trainer import Check
 from lib.models import build_model
 from lib.models.losses import build_criterion
 from tests.conftest import tiny_cfg
@@ -233,21 +234,22 @@ def test_iterations_count_optimiser_steps_of_batch_times_accumulation(make_train
     trainer = make_trainer(epochs=2, **{"TRAIN.BATCH_SIZE_PER_GPU": batch,
                                         "TRAIN.ACCUMULATE_STEPS": k, "TRAIN.EVAL_INTERVAL": 0})
     per_epoch = 8 // (1 * batch * k)  # the synthetic training set has 8 images, one process
-    loader, sampler = trainer.phases[0]
+    parts = trainer.parts
+    loader, sampler = parts.phases[0]
     assert len(loader) == sampler.batches_per_epoch == per_epoch
-    assert trainer.schedule.total_iters == 2 * per_epoch
+    assert parts.schedule.total_iters == 2 * per_epoch
     assert f"effective batch {batch * k} = {batch} per GPU" in caplog.text
-    trainer.criterion = _Counting(trainer.criterion)
-    lrs, real_step = [], trainer.optimizer.step
+    parts.step.criterion = _Counting(parts.step.criterion)
+    lrs, real_step = [], parts.step.optimizer.step
 
     def recording_step(*a, **kw):
-        lrs.append(trainer.optimizer.param_groups[0]["lr"])
+        lrs.append(parts.step.optimizer.param_groups[0]["lr"])
         return real_step(*a, **kw)
 
-    trainer.optimizer.step = recording_step
-    trainer.train_epoch(next(trainer.schedule.epochs(0)))
+    parts.step.optimizer.step = recording_step
+    list(trainer.train_epoch(next(parts.schedule.epochs(0))))
     assert trainer.iteration == per_epoch
-    assert trainer.criterion.images == [batch] * (per_epoch * k)
+    assert parts.step.criterion.images == [batch] * (per_epoch * k)
     assert lrs == pytest.approx([0.02 * (1 - i / (2 * per_epoch)) ** 0.9
                                  for i in range(per_epoch)])
 
@@ -258,22 +260,24 @@ def test_nonfinite_micro_batches_count_once_per_step_towards_max_nonfinite(make_
     # non-finite step, so MAX_NONFINITE 2 is not reached.
     trainer = make_trainer(epochs=1, PRINT_FREQ=2, **{"TRAIN.ACCUMULATE_STEPS": 2,
                                                       "TRAIN.MAX_NONFINITE": 2})
-    trainer.criterion = _Counting(trainer.criterion, nan_calls={1, 2})
-    before = [p.detach().clone() for p in trainer.model.parameters()]
-    real_step, changed = trainer.optimizer.step, []
+    step_parts = trainer.parts.step
+    step_parts.criterion = _Counting(step_parts.criterion, nan_calls={1, 2})
+    before = [p.detach().clone() for p in step_parts.model.parameters()]
+    real_step, changed = step_parts.optimizer.step, []
 
     def recording_step(*a, **kw):
-        weights = [p.detach().clone() for p in trainer.model.parameters()]
+        weights = [p.detach().clone() for p in step_parts.model.parameters()]
         result = real_step(*a, **kw)
         changed.append(any(not torch.equal(w, p) for w, p in
-                           zip(weights, trainer.model.parameters(), strict=True)))
+                           zip(weights, step_parts.model.parameters(), strict=True)))
         return result
 
-    trainer.optimizer.step = recording_step
-    assert trainer.train_epoch(next(trainer.schedule.epochs(0))) == (True, False)
+    step_parts.optimizer.step = recording_step
+    checks = list(trainer.train_epoch(next(trainer.parts.schedule.epochs(0))))
+    assert checks == [Check(epoch_end=True, checkpoint_due=False, stop=False)]
     assert changed == [False, True]
     assert "it 2: 1 non-finite loss(es) in the last 2 iterations" in caplog.text
-    assert any(not torch.equal(b, p) for b, p in zip(before, trainer.model.parameters()))
+    assert any(not torch.equal(b, p) for b, p in zip(before, step_parts.model.parameters()))
 
 
 def test_a_nonfinite_micro_batch_in_max_nonfinite_steps_in_a_row_stops_the_run(make_trainer):
@@ -281,9 +285,10 @@ def test_a_nonfinite_micro_batch_in_max_nonfinite_steps_in_a_row_stops_the_run(m
 
     trainer = make_trainer(epochs=1, PRINT_FREQ=2, **{"TRAIN.ACCUMULATE_STEPS": 2,
                                                       "TRAIN.MAX_NONFINITE": 2})
-    trainer.criterion = _Counting(trainer.criterion, nan_calls={2, 3})  # steps 1 and 2
+    trainer.parts.step.criterion = _Counting(trainer.parts.step.criterion,
+                                             nan_calls={2, 3})  # steps 1 and 2
     with pytest.raises(NonFiniteLossError, match="TRAIN.MAX_NONFINITE = 2"):
-        trainer.train_epoch(next(trainer.schedule.epochs(0)))
+        list(trainer.train_epoch(next(trainer.parts.schedule.epochs(0))))
 
 
 def test_the_train_benchmark_times_steps_of_every_micro_batch(monkeypatch, capsys):

@@ -25,11 +25,11 @@ def test_a_step_loop_synchronises_once_per_print_freq(make_trainer, monkeypatch,
     # check every 2: two checks either way, and no other host read.
     trainer = make_trainer(epochs=1, PRINT_FREQ=4 // accumulate_steps, **{
         "TRAIN.BATCH_SIZE_PER_GPU": 1, "TRAIN.ACCUMULATE_STEPS": accumulate_steps})
-    epoch = next(trainer.schedule.epochs(0))
+    epoch = next(trainer.parts.schedule.epochs(0))
     iterations = len(trainer.loader)
     assert iterations == 8 // accumulate_steps
     calls = _count_syncs(monkeypatch)
-    trainer.train_epoch(epoch)
+    list(trainer.train_epoch(epoch))
     monkeypatch.undo()
     assert trainer.iteration == iterations
     assert len(calls) == 2, calls

@@ -50,11 +50,11 @@ def test_out_of_memory_in_a_training_step_names_the_run_and_saves_nothing(make_t
     # 8 images, 2 steps per epoch of 2 micro-batches of 2: the first epoch ends with a
     # checkpoint, the second one's first step runs out of memory.
     trainer = make_trainer(epochs=2, **{"TRAIN.ACCUMULATE_STEPS": 2, "TRAIN.EVAL_INTERVAL": 0})
-    forwards = _run_out_of_memory_after(trainer.model, calls=2 * 2)
+    forwards = _run_out_of_memory_after(trainer.parts.step.model, calls=2 * 2)
     saved = []
-    real_save = trainer.checkpointer.save
-    trainer.checkpointer.save = lambda *a: (real_save(*a), saved.append(_files(
-        trainer.output_dir)))
+    checkpointer = trainer.parts.checkpointer
+    real_save = checkpointer.save
+    checkpointer.save = lambda *a: (real_save(*a), saved.append(_files(trainer.output_dir)))
     with pytest.raises(OutOfMemoryRunError) as caught:
         trainer.fit()
     assert len(forwards) == 5 and len(saved) == 1
@@ -75,7 +75,7 @@ def test_out_of_memory_in_a_training_step_names_the_run_and_saves_nothing(make_t
 
 def test_out_of_memory_in_validation_names_the_images_and_writes_no_checkpoint(make_trainer):
     trainer = make_trainer(epochs=1, **{"TRAIN.EVAL_INTERVAL": 1, "TRAIN.AMP": True})
-    _run_out_of_memory_after(trainer.model, calls=len(trainer.loader))  # the training steps
+    _run_out_of_memory_after(trainer.parts.step.model, calls=len(trainer.loader))  # training
     with pytest.raises(OutOfMemoryRunError) as caught:
         trainer.fit()
     message = str(caught.value)

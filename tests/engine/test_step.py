@@ -26,7 +26,7 @@ def counted_steps(monkeypatch):
 def test_training_and_the_benchmark_run_the_same_step_function(make_trainer, counted_steps,
                                                                capsys):
     trainer = make_trainer(epochs=1, **{"TRAIN.EVAL_INTERVAL": 0})
-    trainer.train_epoch(next(trainer.schedule.epochs(0)))
+    list(trainer.train_epoch(next(trainer.parts.schedule.epochs(0))))
     assert len(counted_steps) == len(trainer.loader)
     counted_steps.clear()
     assert benchmark.main(["--cfg", OFFSET_CFG, "--mode", "train", "--iters", "2", "--warmup",

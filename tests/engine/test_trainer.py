@@ -22,7 +22,7 @@ def _load(path):
 
 def _stop_at_call(trainer, call):
     """Make the criterion request a stop during its ``call``-th step (as SIGTERM would)."""
-    criterion, calls = trainer.criterion, []
+    criterion, calls = trainer.parts.step.criterion, []
 
     def stopping(output, target):
         calls.append(1)
@@ -30,7 +30,7 @@ def _stop_at_call(trainer, call):
             trainer.request_stop()
         return criterion(output, target)
 
-    trainer.criterion = stopping
+    trainer.parts.step.criterion = stopping
     return calls
 
 
@@ -66,11 +66,21 @@ def test_after_a_resume_the_progress_label_counts_the_position_in_the_epoch(make
 
 def test_best_pth_is_never_written_from_nonfinite_weights(make_trainer):
     trainer = make_trainer(epochs=1)
-    epoch = next(trainer.schedule.epochs(0))
-    with torch.no_grad():
-        next(trainer.model.parameters())[0] = float("nan")
+    optimizer, steps = trainer.parts.step.optimizer, []
+    real_step = optimizer.step
+
+    def poisoning_step(*args, **kwargs):  # the last step of the epoch leaves a NaN weight
+        result = real_step(*args, **kwargs)
+        steps.append(1)
+        if len(steps) == len(trainer.loader):
+            with torch.no_grad():
+                next(trainer.parts.step.network.parameters())[0] = float("nan")
+        return result
+
+    optimizer.step = poisoning_step
     with pytest.raises(CheckpointError, match="non-finite"):
-        trainer.end_epoch(epoch)
+        trainer.fit()
+    assert len(steps) == len(trainer.loader)
     assert not os.path.exists(os.path.join(trainer.output_dir, "best.pth"))
     assert not os.path.exists(os.path.join(trainer.output_dir, "checkpoint.pth.tar"))
 
@@ -96,7 +106,7 @@ class _NaNImagesAt:
 def test_batch_norm_statistics_corrupted_by_a_nan_forward_never_reach_a_checkpoint(
         make_trainer, caplog):
     trainer = make_trainer(epochs=1, cfg_path=BASELINE_CFG, **QUIET)
-    trainer.model = _NaNImagesAt(trainer.model, calls={3})
+    trainer.parts.step.model = _NaNImagesAt(trainer.parts.step.model, calls={3})
     with caplog.at_level(logging.WARNING):
         assert trainer.fit()
     assert "non-finite batch-norm statistics" in caplog.text and "non-finite loss" in caplog.text
@@ -108,7 +118,7 @@ def test_batch_norm_statistics_corrupted_by_a_nan_forward_never_reach_a_checkpoi
 
 def test_nan_forwards_in_a_row_stop_the_run_naming_the_key(make_trainer):
     trainer = make_trainer(epochs=2, cfg_path=BASELINE_CFG, **QUIET, **{"TRAIN.MAX_NONFINITE": 3})
-    trainer.model = _NaNImagesAt(trainer.model, calls={2, 3, 4, 5, 6})
+    trainer.parts.step.model = _NaNImagesAt(trainer.parts.step.model, calls={2, 3, 4, 5, 6})
     with pytest.raises(NonFiniteLossError, match="TRAIN.MAX_NONFINITE = 3"):
         trainer.fit()
     assert not os.path.exists(os.path.join(trainer.output_dir, "checkpoint.pth.tar"))
@@ -121,7 +131,8 @@ def test_the_nonfinite_loss_stop_says_what_to_do_and_names_the_last_checkpoint(m
     # The first epoch ends with checkpoints; every forward of the second one is NaN.
     trainer = make_trainer(epochs=2, cfg_path=BASELINE_CFG, **QUIET,
                            **{"TRAIN.MAX_NONFINITE": 2, "TRAIN.LR": 0.25})
-    trainer.model = _NaNImagesAt(trainer.model, calls=range(per_epoch + 1, 2 * per_epoch + 1))
+    trainer.parts.step.model = _NaNImagesAt(trainer.parts.step.model,
+                                            calls=range(per_epoch + 1, 2 * per_epoch + 1))
     with pytest.raises(NonFiniteLossError) as info:
         trainer.fit()
     newest = os.path.join(trainer.output_dir, "checkpoint.pth.tar")
@@ -134,19 +145,20 @@ def test_the_nonfinite_loss_stop_says_what_to_do_and_names_the_last_checkpoint(m
 
 def test_nonfinite_validation_outputs_stop_the_run_before_best_pth_and_the_checkpoint(
         make_trainer):
-    trainer = make_trainer(epochs=1, **{"TRAIN.LR": 50})
-    trainer.checkpointer.save(0, 0.0)  # the run's last checkpoint, from before it diverged
+    trainer = make_trainer(epochs=1, **{"TRAIN.LR": 0.25})
+    trainer.parts.checkpointer.save(0, 0.0)  # the run's last checkpoint, from before it diverged
     newest = os.path.join(trainer.output_dir, "checkpoint.pth.tar")
-    validator = trainer.validator
+    validator = trainer.parts.validator
     # Finite weights, NaN maps (confidence included), as after a learning rate far too high.
     validator.loader = [(batch[0] * float("nan"), *batch[1:]) for batch in validator.loader]
     with pytest.raises(NonFiniteOutputError) as info:
-        trainer.end_epoch(next(trainer.schedule.epochs(0)))
+        trainer.fit()
     what, advice = str(info.value).splitlines()
-    assert what.startswith("validation at iteration 0: the network's outputs are not finite")
+    assert what.startswith(f"validation at iteration {len(trainer.loader)}: the network's "
+                           f"outputs are not finite")
     assert "no checkpoint or best.pth was written" in what
     assert advice == (f"What to do: resume the run (TRAIN.RESUME True) with a lower TRAIN.LR "
-                      f"(now 50) from its last checkpoint, {newest}")
+                      f"(now 0.25) from its last checkpoint, {newest}")
     assert not os.path.exists(os.path.join(trainer.output_dir, "best.pth"))
     assert _load(newest)["iteration"] == 0
     assert not os.path.exists(os.path.join(trainer.output_dir, "checkpoint_prev.pth.tar"))
@@ -160,7 +172,8 @@ def test_a_streak_of_nan_forwards_is_counted_across_epoch_ends(make_trainer):
     probe.close()
     trainer = make_trainer(epochs=3, cfg_path=BASELINE_CFG, **QUIET,
                            **{"TRAIN.MAX_NONFINITE": per_epoch + 1})
-    trainer.model = _NaNImagesAt(trainer.model, calls=range(1, 3 * per_epoch + 1))
+    trainer.parts.step.model = _NaNImagesAt(trainer.parts.step.model,
+                                            calls=range(1, 3 * per_epoch + 1))
     with pytest.raises(NonFiniteLossError):
         trainer.fit()
     assert not os.path.exists(os.path.join(trainer.output_dir, "final_state.pth"))
@@ -169,7 +182,8 @@ def test_a_streak_of_nan_forwards_is_counted_across_epoch_ends(make_trainer):
 def test_float16_training_resumes_exactly_with_its_grad_scaler(make_trainer, tmp_path):
     fp16 = {"TRAIN.AMP": True, "TRAIN.AMP_DTYPE": "float16", **QUIET}
     straight = make_trainer(tmp_path / "straight", epochs=2, **fp16)
-    assert straight.settings.amp_dtype == torch.float16 and straight.scaler.is_enabled()
+    assert straight.parts.step.amp_dtype == torch.float16 and \
+        straight.parts.step.scaler.is_enabled()
     assert straight.fit()
     stopped = make_trainer(tmp_path / "broken", epochs=2, **fp16)
     _stop_at_call(stopped, len(stopped.loader) + 1)
@@ -179,7 +193,7 @@ def test_float16_training_resumes_exactly_with_its_grad_scaler(make_trainer, tmp
     stopped.close()
     resumed = make_trainer(tmp_path / "broken", epochs=2, **fp16, **{"TRAIN.RESUME": True})
     assert resumed.fit()
-    assert resumed.scaler.get_scale() == straight.scaler.get_scale()
+    assert resumed.parts.step.scaler.get_scale() == straight.parts.step.scaler.get_scale()
     a = _load(os.path.join(straight.output_dir, "final_state.pth"))
     b = _load(os.path.join(resumed.output_dir, "final_state.pth"))
     for key in a:

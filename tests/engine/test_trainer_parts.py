@@ -8,8 +8,10 @@ from torch.utils.data import Dataset
 
 from lib.datasets.loaders import train_loader
 from lib.engine.checkpointer import Checkpointer
+from lib.engine.periodic import CheckpointEvery, EvaluateEvery, LogEvery
 from lib.engine.schedule import Phase, PolySchedule, build_optimizer
-from lib.engine.trainer import LoopSettings, Trainer
+from lib.engine.step import StepParts
+from lib.engine.trainer import LoopSettings, Trainer, TrainingParts
 from lib.models import SegOutput
 from lib.models.losses import CrossEntropy, SegLoss
 
@@ -51,20 +53,21 @@ def _parts(tmp_path, epochs=2, validator=None):
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     checkpointer = Checkpointer(str(tmp_path), model, optimizer, scaler,
                                 iters_per_epoch=[len(loader)], config_text="", device="cpu")
-    settings = LoopSettings(amp_dtype=None, channels_last=False, print_freq=2, max_nonfinite=3,
-                            checkpoint_interval=0, eval_interval=1)
-    return Trainer(model, SegLoss(CrossEntropy(), None), optimizer, scaler, [(loader, sampler)],
-                   schedule, checkpointer, settings, device=torch.device("cpu"),
-                   validator=validator), images, labels
+    step = StepParts(model, model, SegLoss(CrossEntropy(), None), optimizer, scaler,
+                     amp_dtype=None, channels_last=False, device=torch.device("cpu"))
+    settings = LoopSettings(LogEvery(2), CheckpointEvery(0), EvaluateEvery(1), max_nonfinite=3)
+    parts = TrainingParts(step, [(loader, sampler)], schedule, checkpointer, validator)
+    return Trainer(parts, settings), images, labels
 
 
 def test_a_trainer_of_small_parts_learns_and_writes_its_files(tmp_path):
     trainer, images, labels = _parts(tmp_path, epochs=6)
     loss = nn.functional.cross_entropy
-    before = loss(trainer.model.eval()(images).logits, labels).item()
+    model = trainer.parts.step.model
+    before = loss(model.eval()(images).logits, labels).item()
     assert trainer.fit()
     assert trainer.iteration == 6 * 4
-    after = loss(trainer.model.eval()(images).logits, labels).item()
+    after = loss(model.eval()(images).logits, labels).item()
     assert after < 0.5 * before
     assert sorted(os.listdir(tmp_path)) == ["checkpoint.pth.tar", "checkpoint_prev.pth.tar",
                                             "final_state.pth"]

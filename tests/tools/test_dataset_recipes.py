@@ -65,7 +65,7 @@ def test_the_tiny_recipe_trains_an_epoch_and_is_evaluated(benchmark_root, tmp_pa
         "TEST.SCALE_LIST": "0.75,1.0", "TEST.FLIP_TEST": True}))
     with build_trainer(cfg, path, torch.device("cpu"), rank=0, world_size=1) as trainer:
         assert trainer.fit() is True
-        model = trainer.model.eval()
+        model = trainer.parts.step.model.eval()
     assert os.path.isfile(os.path.join(trainer.output_dir, "final_state.pth"))
     settings = InferenceSettings.from_config(cfg)
     assert settings.protocol == ("lip" if dataset == "lip" else "ade20k")

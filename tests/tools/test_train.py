@@ -137,9 +137,10 @@ class _NaNAt:
 def test_nan_loss_skips_the_step_and_never_reaches_the_checkpoint(synthetic_root, tmp_path,
                                                                    caplog):
     trainer = _trainer(synthetic_root, str(tmp_path), **{"TRAIN.END_EPOCH": 1})
-    trainer.criterion = _NaNAt(trainer.criterion, calls={2})
-    real_step = trainer.optimizer.step
-    model = trainer.model
+    step_parts = trainer.parts.step
+    step_parts.criterion = _NaNAt(step_parts.criterion, calls={2})
+    real_step = step_parts.optimizer.step
+    model = step_parts.model
     changed = {}
 
     def recording_step(*a, **k):
@@ -149,7 +150,7 @@ def test_nan_loss_skips_the_step_and_never_reaches_the_checkpoint(synthetic_root
                                          zip(before, model.parameters()))
         return result
 
-    trainer.optimizer.step = recording_step
+    step_parts.optimizer.step = recording_step
     assert trainer.fit()
     # Iteration 1 (the second call) left the weights as they were; its neighbours updated them.
     assert changed[0] and not changed[1] and changed[2]
@@ -161,7 +162,7 @@ def test_nan_loss_skips_the_step_and_never_reaches_the_checkpoint(synthetic_root
 
 def test_repeated_nan_losses_stop_the_run_with_a_clear_error(synthetic_root, tmp_path):
     trainer = _trainer(synthetic_root, str(tmp_path), **{"TRAIN.MAX_NONFINITE": 2})
-    trainer.criterion = _NaNAt(trainer.criterion, calls={1, 2, 3})
+    trainer.parts.step.criterion = _NaNAt(trainer.parts.step.criterion, calls={1, 2, 3})
     with pytest.raises(NonFiniteLossError, match="TRAIN.MAX_NONFINITE"):
         trainer.fit()
     assert not os.path.exists(os.path.join(trainer.output_dir, "checkpoint.pth.tar"))
@@ -344,16 +345,17 @@ def test_extra_phase_trains_on_its_own_list_with_its_own_schedule(synthetic_root
         "TRAIN.END_EPOCH": 1, "TRAIN.EXTRA_EPOCH": 2, "TRAIN.EXTRA_LR": 0.001,
         "DATASET.EXTRA_TRAIN_SET": "list/cityscapes/trainval.lst", "TRAIN.EVAL_INTERVAL": 0})
     main_iters = len(trainer.loader)
-    extra_iters = len(trainer.phases[1][0])
+    extra_iters = len(trainer.parts.phases[1][0])
     assert extra_iters > main_iters  # trainval (12 images) is longer than train (8)
     lrs = []
-    real_step = trainer.optimizer.step
+    optimizer = trainer.parts.step.optimizer
+    real_step = optimizer.step
 
     def recording_step(*a, **k):
-        lrs.append(trainer.optimizer.param_groups[0]["lr"])
+        lrs.append(optimizer.param_groups[0]["lr"])
         return real_step(*a, **k)
 
-    trainer.optimizer.step = recording_step
+    optimizer.step = recording_step
     assert trainer.fit()
     assert len(lrs) == main_iters + 2 * extra_iters
     expected = [0.02 * (1 - i / main_iters) ** 0.9 for i in range(main_iters)]
@@ -366,7 +368,7 @@ def test_a_stop_at_the_last_step_of_an_epoch_still_validates_and_checkpoints(
     trainer = _trainer(synthetic_root, str(tmp_path), **{"TRAIN.END_EPOCH": 3,
                                                          "TRAIN.EVAL_INTERVAL": 1})
     per_epoch = len(trainer.loader)
-    criterion = trainer.criterion
+    criterion = trainer.parts.step.criterion
     calls = []
 
     def stop_at_epoch_end(output, target):
@@ -375,7 +377,7 @@ def test_a_stop_at_the_last_step_of_an_epoch_still_validates_and_checkpoints(
             trainer.request_stop()
         return criterion(output, target)
 
-    trainer.criterion = stop_at_epoch_end
+    trainer.parts.step.criterion = stop_at_epoch_end
     assert trainer.fit() is False
     assert len(calls) == per_epoch
     assert f"validation at iteration {per_epoch}" in caplog.text
