@@ -30,7 +30,7 @@ Modes:
   checkpointing  what TRAIN.GRAD_CHECKPOINTING costs: for each variant the training step of
          train without and with it, timed in turn in every iteration (the same load of a shared
          machine for both); the ratio with / without.
-  analysis  what the evaluation's analysis (SegAnalysis: trimap bands, Boundary IoU, fusion
+  analysis  what the evaluation's analysis (SegAccumulator: trimap bands, Boundary IoU, fusion
          counts of every head) costs beside the forward, single scale, on --batch images of
          TEST.IMAGE_SIZE: the forward, the final head's resize and argmax, every head's, and
          the analysis update, in ms per image and % of the forward.
@@ -83,7 +83,7 @@ from lib.engine import step
 from lib.engine.build import build_step_parts
 from lib.engine.launch import configure_cudnn
 from lib.engine.memory_use import FREE_BYTES, FREE_SHARE, measure_step_memory
-from lib.evaluation.analysis import SegAnalysis
+from lib.evaluation.accumulator import MeasureSettings, SegAccumulator
 from lib.evaluation.heads import label_size_inputs, output_heads
 from lib.evaluation.protocols import InferenceSettings, forward_logits, predict
 from lib.models import apply_speed_flags, build_model
@@ -555,9 +555,10 @@ def final_prediction(output, size, align_corners):
 
 def run_analysis_mode(cfg, args, device):
     """``(header, table, notes, figures)``: what the evaluation's analysis
-    (``lib.evaluation.SegAnalysis``) costs beside the forward of the first variant, on a batch of
-    random images at TEST.IMAGE_SIZE (single scale, the costliest case: multi-scale testing
-    runs several forwards for one analysis): the median time of each stage."""
+    (``lib.evaluation.accumulator.SegAccumulator``) costs beside the forward of the first
+    variant, on a batch of random images at TEST.IMAGE_SIZE (single scale, the costliest case:
+    multi-scale testing runs several forwards for one analysis): the median time of each
+    stage."""
     bench = Bench(cfg, args, device)
     variant = VARIANTS[(args.variants or ["fp32"])[0]]
     vcfg = variant_cfg(cfg, variant)
@@ -569,8 +570,8 @@ def run_analysis_mode(cfg, args, device):
     times = {"forward": [], "final": [], "heads": [], "analysis": []}
     with torch.inference_mode():
         heads = output_heads(model(images[:1]))
-        analysis = SegAnalysis(cfg.DATASET.NUM_CLASSES, heads, bands=cfg.TEST.TRIMAP_BANDS,
-                               boundary_ratio=cfg.TEST.BOUNDARY_IOU_RATIO, device=device)
+        analysis = SegAccumulator(cfg.DATASET.NUM_CLASSES, heads,
+                                  measures=MeasureSettings.from_config(cfg), device=device)
         for i in range(args.warmup + args.iters):
             stages = []
             with autocast(device, dtype):

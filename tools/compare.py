@@ -15,7 +15,7 @@ folders share: output/cityscapes/seg_hrnet_tiny_baseline_64x128_sgd_lr2e-2_bs_8_
 --labels HRNetV2 "offset network".
 A file that cannot be read or is not a results.json of tools/test.py is named in the error
 (exit status 2, as for bad arguments); runs that score different classes are compared with a
-warning.
+warning.  results.json files of earlier releases (the final head's figures on top) are read too.
 """
 import os
 import sys
@@ -25,8 +25,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 import json
 
-from lib.evaluation.comparison import (ResultsError, check_run, class_set_mismatch,
-                                       comparison_figures, headline_table, run_labels)
+from lib.evaluation.comparison import (
+    ResultsError,
+    class_set_mismatch,
+    comparison_figures,
+    headline_table,
+    read_run,
+    run_labels,
+)
 from lib.evaluation.figures import save_figure
 from lib.utils.atomic import write_text
 from tools.cli import run
@@ -52,16 +58,16 @@ def parse_args(parser, argv=None):
 
 
 def read_results(path):
-    """The checked run of the results.json at ``path``; ResultsError names what is wrong."""
+    """The checked run of the results.json at ``path`` (a file of an older layout is read in
+    the current one); ResultsError names what is wrong."""
     try:
         with open(path) as f:
-            run = json.load(f)
+            content = json.load(f)
     except OSError as e:
         raise ResultsError(f"cannot read {path}: {e.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ResultsError(f"{path} is not a JSON file: {e}") from None
-    check_run(run, path)
-    return run
+    return read_run(content, path)
 
 
 def main(argv=None):

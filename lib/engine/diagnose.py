@@ -19,6 +19,7 @@ from ..evaluation.offset_diagnostics import (
     shared_trunk_parameters,
     term_gradients,
 )
+from ..evaluation.results import upgrade
 from ..models import build_eval_model, build_model
 from ..models.losses import build_criterion
 from .launch import seed_everything
@@ -156,7 +157,7 @@ def diagnostics_table(results) -> str:
 
 def read_validation_records(run_dir: str) -> list[dict]:
     """The validation records of a run (``Validator``: ``<run_dir>/validation/iter<k>.json``),
-    in order of iteration."""
+    in order of iteration, in the current layout (``lib.evaluation.results.upgrade``)."""
     folder = os.path.join(run_dir, "validation")
     try:
         names = sorted(n for n in os.listdir(folder) if n.startswith("iter")
@@ -167,5 +168,5 @@ def read_validation_records(run_dir: str) -> list[dict]:
     records = []
     for name in names:
         with open(os.path.join(folder, name)) as f:
-            records.append(json.load(f))
+            records.append(upgrade(json.load(f)))
     return records

@@ -29,6 +29,7 @@ from ..config import ConfigError, load_cfg
 from ..evaluation.comparison import comparison_figures
 from ..evaluation.figures import save_figure
 from ..evaluation.protocols import InferenceSettings
+from ..evaluation.results import upgrade
 from ..evaluation.study import (
     class_differences,
     mean_results,
@@ -228,6 +229,7 @@ def summarise_study(runs: Sequence[StudyRun], out: str, command: str = "",
 
     ``failures``: outcomes of ``run_study`` whose status is "failed" (listed, never averaged);
     ``references``: the variants the paired differences are taken against (default: the first).
+    A run's results.json of an older layout is read in the current one (``results.upgrade``).
     """
     by_variant: dict[str, dict[int, dict]] = {}
     records = []
@@ -235,7 +237,7 @@ def summarise_study(runs: Sequence[StudyRun], out: str, command: str = "",
         results = None
         if run_status(run) == "done":
             with open(run.results_path) as f:
-                results = compact_results(json.load(f))
+                results = compact_results(upgrade(json.load(f)))
             by_variant.setdefault(run.name, {})[run.seed] = results
         records.append({"name": run.name, "cfg": run.cfg, "opts": list(run.opts),
                         "seed": run.seed, "folder": run.folder, "seconds": _read_record(run),

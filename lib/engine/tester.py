@@ -6,14 +6,14 @@ import sys
 
 from ..datasets import build_dataset
 from ..datasets.loaders import eval_loader
-from ..evaluation.figures import evaluation_figures, save_figure
-from ..evaluation.finite import NonFiniteOutputError, NonFiniteOutputs
-from ..evaluation.heads import final_head
-from ..evaluation.loop import build_analysis, evaluate, predict_by_protocol
-from ..evaluation.metrics import format_table, json_safe
+from ..evaluation.accumulator import MeasureSettings
+from ..evaluation.figures import save_figure
+from ..evaluation.finite import NonFiniteOutputError
+from ..evaluation.loop import evaluate, predict_by_protocol
 from ..evaluation.prediction_files import PredictionFiles, PredictionWriter
 from ..evaluation.protocols import InferenceSettings
-from ..evaluation.report import analysis_tables
+from ..evaluation.report import report
+from ..evaluation.results import json_safe
 from ..models import build_eval_model
 from ..utils.atomic import write_json
 from ..utils.errors import RunError
@@ -70,31 +70,28 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
     writer = create_writer(os.path.join(output_dir, "tensorboard"), rank) \
         if files.visualize else None
     try:
-        on_batch = PredictionWriter(output_dir, dataset, model, files, writer) if writes else None
+        consumers = [PredictionWriter(output_dir, dataset, model, files, writer)] if writes else []
         loader = eval_loader(dataset, 1, cfg.WORKERS, pin_memory=False)
         watch = InputWatch(predict_by_protocol(model, settings))
-        with explain_out_of_memory(oom_message, device, watch), \
-                NonFiniteOutputs(model, device) as outputs:
-            analysis = build_analysis(model, dataset, device, bands=cfg.TEST.TRIMAP_BANDS,
-                                      boundary_ratio=cfg.TEST.BOUNDARY_IOU_RATIO)
-            evaluator = evaluate(watch, loader, dataset, device, analysis, on_batch,
-                                 progress=rank == 0 and sys.stderr.isatty())
+        with explain_out_of_memory(oom_message, device, watch):
+            evaluation = evaluate(model, watch, loader, dataset, device,
+                                  MeasureSettings.from_config(cfg), consumers=consumers,
+                                  progress=rank == 0 and sys.stderr.isatty())
     finally:
         if writer is not None:
             writer.close()
-    nonfinite = outputs.total()
-    if nonfinite:
-        raise _nonfinite_error(nonfinite, model_file, cfg.DATASET.TEST_SET, settings.amp_dtype)
+    if evaluation.nonfinite:
+        raise _nonfinite_error(evaluation.nonfinite, model_file, cfg.DATASET.TEST_SET,
+                               settings.amp_dtype)
     results = None
     if rank == 0:
-        if evaluator is None:
+        if evaluation.results is None:
             written = [name for name, on in (("predictions", files.save_pred or files.save_heads),
                                              ("visualizations", files.visualize)) if on]
             logger.info("%s has no labels: no metrics; %s written under %s",
                         cfg.DATASET.TEST_SET, " and ".join(written), output_dir)
         else:
-            results = _write_results(evaluator, analysis, dataset, cfg, model_file, settings,
-                                     output_dir)
+            results = _write_results(evaluation, dataset, cfg, model_file, settings, output_dir)
         logger.info("evaluation folder: %s", os.path.abspath(output_dir))
     return results
 
@@ -109,18 +106,15 @@ def _nonfinite_error(count, model_file, test_set, amp_dtype):
         f"checkpoint_prev.pth.tar), or train it again with a lower TRAIN.LR")
 
 
-def _write_results(evaluator, analysis, dataset, cfg, model_file, settings, output_dir):
+def _write_results(evaluation, dataset, cfg, model_file, settings, output_dir):
     """results.json, the figures beside it, and the tables in the log (rank 0)."""
-    names = dataset.class_names
-    results = evaluator.results(names)
-    results.update(model_file=model_file, test_set=cfg.DATASET.TEST_SET,
-                   scales=list(settings.scales), flip=settings.flip, num_images=len(dataset),
-                   confusion_matrix=evaluator.overall.cpu().tolist(), **analysis.results(names))
+    results = {**evaluation.results, "model_file": model_file,
+               "test_set": cfg.DATASET.TEST_SET, "scales": list(settings.scales),
+               "flip": settings.flip, "num_images": len(dataset),
+               "confusion_matrix": evaluation.confusion.tolist()}
     write_json(os.path.join(output_dir, "results.json"), json_safe(results))
-    logger.info("results:\n%s", format_table(results))
-    logger.info("%s", analysis_tables(results, names))
-    final = final_head(results["heads"])
-    figures = evaluation_figures(results, analysis.confusion(final), names)
+    tables, figures = report(evaluation)
+    logger.info("results:\n%s", tables)
     for name, figure in figures.items():
         save_figure(figure, os.path.join(output_dir, name))
     logger.info("figures: %s in %s", ", ".join(figures), output_dir)

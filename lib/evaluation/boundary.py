@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .counts import count_bins
-from .metrics import segmentation_metrics
+from .metrics import class_names_of, segmentation_metrics
 
 __all__ = ["window_max", "window_min", "boundary_radius", "label_regions", "trimap_boundary",
            "band_levels", "inner_band", "joint_base", "joint_counts", "joint_confusion", "trimap_metrics",
@@ -188,9 +188,7 @@ def boundary_iou_metrics(joint: torch.Tensor,
     inter = torch.diagonal(bands[:, :, 1, 1])
     union = bands[:, :, 1, :].sum(dim=(1, 2)) + bands[:, :, :, 1].sum(dim=(0, 2)) - inter
     iou = torch.where(union > 0, inter / union.clamp(min=1), torch.nan)
-    names = [str(c) for c in range(len(iou))] if class_names is None else list(class_names)
-    if len(names) != len(iou):
-        raise ValueError(f"{len(names)} class names for {len(iou)} classes")
+    names = class_names_of(class_names, len(iou))
     present = iou[union > 0]
     return {"boundary_mIoU": float(present.mean()) if len(present) else math.nan,
             "boundary_IoU": {name: float(v) for name, v in zip(names, iou, strict=True)}}

@@ -1,30 +1,30 @@
 """Several evaluations side by side (``tools/compare.py``): headline table and figures.
 
-A run is the content of one results.json: the top-level figures of ``.final`` ("mIoU",
-"pixel_acc", "mean_acc", "IoU") and, when the evaluation made them, the "heads", "boundary"
-and "fusion" blocks of ``SegAnalysis.results``.  Boundary and fusion figures are those of each
-run's final head (``heads.final_head``).  Differences are against the first run.
-``check_run`` says which file is not such a run, ``class_set_mismatch`` when runs score different
-classes.
+A run is the content of one results.json in the layout of ``results`` (older files are read
+through ``results.upgrade``): its final head's figures ("mIoU", "pixel_acc", "mean_acc", "IoU"),
+every head's mIoU, and the final head's "boundary" and "fusion" figures when the evaluation made
+them.  Differences are against the first run.  ``read_run`` says which file is not such a run,
+``class_set_mismatch`` when runs score different classes.
 """
 import os
 from collections.abc import Mapping, Sequence
 
 from ..utils.errors import ProjectError
 from .figures import iou_bars_figure, trimap_figure
-from .heads import final_head, head_label
+from .heads import head_label
 from .report import percent, points
+from .results import final_metrics, upgrade
 
-__all__ = ["ResultsError", "check_run", "class_set_mismatch", "short_labels", "run_labels",
+__all__ = ["ResultsError", "read_run", "class_set_mismatch", "short_labels", "run_labels",
            "headline", "headline_table", "comparison_figures"]
 
 # What the comparison reads of a run, as nested {key: spec}; "*" stands for every key of an
-# object, _FIGURE for a fraction (null where undefined: json_safe writes NaN so).
+# object, _FIGURE for a fraction (null where undefined: json_safe writes NaN so), _NAME for a
+# string.
 _FIGURE = "a number or null"
-_REQUIRED = {"IoU": {"*": _FIGURE}, "mIoU": _FIGURE}
-_OPTIONAL = {"pixel_acc": _FIGURE, "mean_acc": _FIGURE,
-             "heads": {"*": {"mIoU": _FIGURE}},
-             "boundary": {"*": {"boundary_mIoU": _FIGURE, "trimap_mIoU": {"*": _FIGURE}}},
+_NAME = "a string"
+_REQUIRED = {"final_head": _NAME, "heads": {"*": {"IoU": {"*": _FIGURE}, "mIoU": _FIGURE}}}
+_OPTIONAL = {"boundary": {"*": {"boundary_mIoU": _FIGURE, "trimap_mIoU": {"*": _FIGURE}}},
              "fusion": {"*": {key: _FIGURE for key in ("differ", "fixed", "broken", "changed")}}}
 
 
@@ -32,18 +32,23 @@ class ResultsError(ProjectError, ValueError):
     """A file that is not a results.json of tools/test.py; the message names it and the field."""
 
 
-def check_run(run, source: str) -> None:
-    """Raise ResultsError naming ``source`` and the first field of ``run`` (a parsed JSON file)
-    that the comparison cannot read: "IoU" ({class: IoU}, not empty) and "mIoU" are required,
-    the other blocks checked where present."""
+def read_run(content, source: str) -> dict:
+    """The run of a parsed results.json (``upgrade``d), or a ResultsError naming ``source`` and
+    the first field that the comparison cannot read: "final_head", naming one of "heads" (each
+    with "IoU", {class: IoU} not empty, and "mIoU"), is required, "boundary" and "fusion" are
+    checked where present."""
+    run = upgrade(content)
     spec = dict(_REQUIRED)
     if isinstance(run, dict):
         spec.update((key, value) for key, value in _OPTIONAL.items() if key in run)
     problem = _mismatch(run, spec, "")
-    if problem is None and not run["IoU"]:
-        problem = "IoU names no class"
+    if problem is None and run["final_head"] not in run["heads"]:
+        problem = f"final_head {run['final_head']!r} is not one of heads {sorted(run['heads'])}"
+    if problem is None and not final_metrics(run)["IoU"]:
+        problem = f"heads.{run['final_head']}.IoU names no class"
     if problem is not None:
         raise ResultsError(f"{source} is not a results.json of tools/test.py: {problem}")
+    return run
 
 
 def _mismatch(value, spec, path):
@@ -52,6 +57,8 @@ def _mismatch(value, spec, path):
         if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
             return None
         return f"{path} is {value!r}, not {_FIGURE}"
+    if spec is _NAME:
+        return None if isinstance(value, str) else f"{path} is {value!r}, not {_NAME}"
     if not isinstance(value, dict):
         return f"{path or 'the file'} holds {type(value).__name__}, not an object"
     if "*" in spec:
@@ -71,7 +78,7 @@ def _mismatch(value, spec, path):
 def class_set_mismatch(runs: Mapping[str, Mapping]) -> str | None:
     """A warning when the runs' per-class IoU tables name different classes (their means then
     average different classes), else None."""
-    names = {label: set(run["IoU"]) for label, run in runs.items()}
+    names = {label: set(final_metrics(run)["IoU"]) for label, run in runs.items()}
     if len({frozenset(n) for n in names.values()}) == 1:
         return None
     first = next(iter(runs))
@@ -119,27 +126,24 @@ def run_labels(paths: Sequence[str]) -> list[str]:
     return [f"{label} #{i + 1}" for i, label in enumerate(labels)]
 
 
-def _final(run):
-    return final_head(run["heads"]) if run.get("heads") else None
-
-
 def headline(run: Mapping) -> dict:
-    """{measure: fraction} of one run: the top-level figures; the final head's Boundary IoU,
+    """{measure: fraction} of one run: the final head's mIoU and accuracies, Boundary IoU,
     trimap mIoU and fusion shares (named without the head, so that runs whose final heads
     differ line up); each head's mIoU."""
-    values = {"mIoU": run.get("mIoU"), "pixel acc": run.get("pixel_acc"),
-              "mean acc": run.get("mean_acc")}
-    final = _final(run)
-    if final in run.get("boundary", {}):
-        boundary = run["boundary"][final]
+    final = final_metrics(run)
+    values = {"mIoU": final.get("mIoU"), "pixel acc": final.get("pixel_acc"),
+              "mean acc": final.get("mean_acc")}
+    head = run["final_head"]
+    if head in run.get("boundary", {}):
+        boundary = run["boundary"][head]
         values["boundary IoU"] = boundary["boundary_mIoU"]
         for width, value in boundary["trimap_mIoU"].items():
             values[f"trimap {width}px"] = value
-    if final in run.get("fusion", {}):
+    if head in run.get("fusion", {}):
         for key in ("differ", "fixed", "broken", "changed"):
-            values[f"fusion: {key}"] = run["fusion"][final][key]
-    for head, metrics in run.get("heads", {}).items():
-        values[f"mIoU {head_label(head)}"] = metrics["mIoU"]
+            values[f"fusion: {key}"] = run["fusion"][head][key]
+    for name, metrics in run["heads"].items():
+        values[f"mIoU {head_label(name)}"] = metrics["mIoU"]
     return values
 
 
@@ -165,15 +169,13 @@ def headline_table(runs: Mapping[str, Mapping]) -> str:
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    finals = [f"{label} {head_label(_final(run))}" for label, run in runs.items()
-              if _final(run) is not None]
-    if finals:
-        lines += ["", "Top-level, boundary and fusion rows are each run's final head: "
-                  + ", ".join(finals) + "."]
+    finals = [f"{label} {head_label(run['final_head'])}" for label, run in runs.items()]
+    lines += ["", "The rows without a head's name are each run's final head: "
+              + ", ".join(finals) + "."]
     return "\n".join(lines) + "\n"
 
 
-# Rows in the order of ``headline``: top level (0), boundary, fusion, heads.
+# Rows in the order of ``headline``: the final head's mIoU and accuracies (0), boundary, fusion, heads.
 _GROUPS = (("boundary IoU", 1), ("trimap", 1), ("fusion:", 2), ("mIoU ", 3))
 
 
@@ -182,18 +184,19 @@ def _measure_group(measure):
 
 
 def comparison_figures(runs: Mapping[str, Mapping]) -> dict:
-    """{"iou.png": per-class IoU of each run's final prediction, "trimap.png": trimap curves of
-    each run's final head (with its mIoU over all pixels)}; the trimap figure only when a run
-    has boundary figures."""
-    figures = {"iou.png": iou_bars_figure({label: run["IoU"] for label, run in runs.items()},
+    """{"iou.png": per-class IoU of each run's final head, "trimap.png": trimap curves of each
+    run's final head (with its mIoU over all pixels)}; the trimap figure only when a run has
+    boundary figures."""
+    figures = {"iou.png": iou_bars_figure({label: final_metrics(run)["IoU"]
+                                           for label, run in runs.items()},
                                           title="IoU per class")}
     curves, plain = {}, {}
     for label, run in runs.items():
-        final = _final(run)
-        if final in run.get("boundary", {}):
-            name = f"{label} ({head_label(final)})"
-            curves[name] = run["boundary"][final]["trimap_mIoU"]
-            plain[name] = run.get("mIoU")
+        head = run["final_head"]
+        if head in run.get("boundary", {}):
+            name = f"{label} ({head_label(head)})"
+            curves[name] = run["boundary"][head]["trimap_mIoU"]
+            plain[name] = final_metrics(run).get("mIoU")
     if curves:
         figures["trimap.png"] = trimap_figure(curves, plain)
     return figures

@@ -1,6 +1,6 @@
 """Figures of an evaluation, with matplotlib's Agg canvas (no pyplot, no display, no global state).
 
-Every function takes plain data, as ``SegAnalysis.results`` gives it and results.json stores it
+Every function takes plain data, as ``SegAccumulator.results`` gives it and results.json stores it
 (fractions in [0, 1], None or NaN where undefined; class names in class order), and returns a
 ``matplotlib.figure.Figure``; ``save_figure`` writes a PNG and ``figure_image`` gives the
 H x W x 3 uint8 RGB array that TensorBoard's ``add_image(..., dataformats="HWC")`` takes.
@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..utils.atomic import write_bytes
-from .heads import final_head, fusion_pairs, head_label
+from .heads import fusion_pairs, head_label
 
 __all__ = ["most_confused", "confusion_figure", "iou_classes", "iou_bars_figure",
            "curve_differences", "trimap_figure", "occupied_slots", "fusion_histograms_figure",
@@ -377,13 +377,13 @@ def _shares_of(counts):
 def evaluation_figures(results: Mapping, confusion, class_names: Sequence[str]) -> dict:
     """{file name: Figure} of one evaluation, as tools/test.py writes them next to results.json.
 
-    results: ``SegAnalysis.results``; confusion: K x K counts of the final head.
+    results: ``SegAccumulator.results``; confusion: K x K counts of the final head.
     "confusion.png" (final head), "iou.png" (S_i and S_f bars, or S_i alone), "trimap.png"
     (every head, and their differences from the first, S_i), and "fusion.png" (histograms,
     one row a fused head: S_f, and the OCR networks' region S_f) when there is a fused head.
     """
     heads = list(results["heads"])
-    final = final_head(heads)
+    final = results["final_head"]
     pairs = fusion_pairs(heads)
     shown = [pairs[final], final] if final in pairs else [final]
     figures = {
@@ -412,7 +412,7 @@ def training_history_figure(records: Sequence[Mapping]) -> Figure:
     order; the network must have a fused head.
     """
     iterations = [r["iteration"] for r in records]
-    final = final_head(records[-1]["heads"])
+    final = records[-1]["final_head"]
     fig = _figure(13.0, 8.0)
     (ax_miou, ax_split), (ax_len, ax_conf) = fig.subplots(2, 2)
     for head in records[-1]["heads"]:

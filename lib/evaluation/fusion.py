@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import torch
 
 from .counts import count_bins
+from .metrics import class_names_of
 
 __all__ = ["OUTCOMES", "LENGTH_EDGES", "length_bin", "confidence_bin", "confidence_edges",
            "histogram_bins", "fusion_outcome", "fusion_counts", "fusion_summary"]
@@ -111,10 +112,7 @@ def fusion_summary(counts: torch.Tensor, conf_edges: Sequence[float],
     """
     counts = counts.detach().cpu().long()
     by_class = counts.sum(dim=(2, 3))  # K x 4
-    names = [str(c) for c in range(len(by_class))] if class_names is None \
-        else list(class_names)
-    if len(names) != len(by_class):
-        raise ValueError(f"{len(names)} class names for {len(by_class)} classes")
+    names = class_names_of(class_names, len(by_class))
     block = _shares(by_class.sum(dim=0))
     block["per_class"] = {name: _shares(by_class[c]) for c, name in enumerate(names)}
     block["offset_length"] = _histograms(counts.sum(dim=(0, 3)), LENGTH_EDGES, unit="pixels")

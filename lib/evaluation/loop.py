@@ -1,20 +1,68 @@
-"""One evaluation loop for validation during training and for ``tools/test.py``.
+"""One evaluation for validation during training and for ``tools/test.py``: ``evaluate``.
 
 Validation predicts whole images at one scale (``predict_whole_image``); testing runs the
-configured procedure (``predict_by_protocol``: ``lib.evaluation.protocols.predict``).  Both
-count the same confusion matrices, grouped by ``dataset.condition(name)`` (the ACDC conditions;
-None for the others).
+configured procedure (``predict_by_protocol``: ``lib.evaluation.protocols.predict``).  Each
+predicted batch goes, as a ``Batch``, to every consumer of predictions (anything with
+``process(batch)``): the ``SegAccumulator`` that ``evaluate`` builds when the set has labels, and
+the caller's own (prediction files, image summaries).  Counts are grouped by
+``dataset.condition(name)`` (the ACDC conditions; None for the others).
 """
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 import torch
 from tqdm import tqdm
 
 from ..utils.compat import stop_loader_workers
-from .analysis import SegAnalysis
-from .heads import final_head, label_size_inputs, label_size_offsets, network_heads
-from .metrics import SegEvaluator
+from .accumulator import MeasureSettings, SegAccumulator
+from .finite import NonFiniteOutputs
+from .heads import label_size_inputs, label_size_offsets, network_heads
 from .protocols import predict, scale_one_output, split_heads
+
+__all__ = ["Batch", "PredictionConsumer", "Evaluation", "evaluate", "predict_whole_image",
+           "predict_by_protocol"]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One predicted batch, as every consumer receives it.
+
+    images: N x 3 x H x W on the device; names: the N file stems; preds: {head: N x H x W train
+    ids} of every head of the network (``heads.final_head`` is the evaluated one); offsets:
+    N x 2 x H x W (x, y) in pixels of the label map and confidence: N x 1 x H x W, both None
+    without offsets; labels: N x H x W on the device and groups: the N group names (None where
+    none), both None for a set without labels.
+    """
+
+    images: torch.Tensor
+    names: Sequence[str]
+    preds: dict[str, torch.Tensor]
+    offsets: torch.Tensor | None
+    confidence: torch.Tensor | None
+    labels: torch.Tensor | None
+    groups: list | None
+
+
+class PredictionConsumer(Protocol):
+    """What ``evaluate`` hands each batch to."""
+
+    def process(self, batch: Batch) -> None: ...
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What ``evaluate`` returns, the same on every rank.
+
+    results: ``SegAccumulator.results`` ("final_head", "heads", "boundary", "fusion"), None
+    for a set without labels; confusion: K x K int64 (CPU) counts of the final head, rows =
+    ground truth, None without labels; nonfinite: NaN and infinite values in the network's
+    outputs, summed over ranks (a non-zero count makes the metrics meaningless).
+    """
+
+    results: dict | None
+    confusion: torch.Tensor | None
+    nonfinite: int
 
 
 def predict_whole_image(model, align_corners, amp_dtype=None):
@@ -45,56 +93,53 @@ def predict_by_protocol(model, settings):
     return predict_fn
 
 
-def build_analysis(model, dataset, device, *, bands, boundary_ratio):
-    """The ``SegAnalysis`` of every head of ``model`` on ``dataset`` (TEST.TRIMAP_BANDS,
-    TEST.BOUNDARY_IOU_RATIO), or None when the dataset has no labels."""
-    if not dataset.has_labels:
-        return None
-    return SegAnalysis(dataset.num_classes, network_heads(model), ignore_label=dataset.ignore_label,
-                       bands=bands, boundary_ratio=boundary_ratio, device=device)
-
-
 @torch.no_grad()
-def evaluate(predict_fn, loader, dataset, device, analysis=None, on_batch=None, progress=False):
-    """Predict every batch of ``loader`` (this rank's shard of ``dataset``) with ``predict_fn``
-    (``predict_whole_image`` or ``predict_by_protocol``).
+def evaluate(model, predict_fn, loader, dataset, device, measures: MeasureSettings, *,
+             consumers: Sequence[PredictionConsumer] = (), progress=False) -> Evaluation:
+    """Collective: predict every batch of ``loader`` (this rank's shard of ``dataset``) with
+    ``predict_fn`` (``predict_whole_image`` or ``predict_by_protocol`` of ``model``), count
+    every head of ``model`` in a ``SegAccumulator`` (when the set has labels; ``measures``: its
+    bands and bins), hand each ``Batch`` to ``consumers`` after it, and sum over the ranks.
 
-    Returns the SegEvaluator of the final head after its all-reduce, or None when the dataset
-    has no labels; ``analysis`` (a ``SegAnalysis``), when given, is updated with every head and
-    reduced too.  Collective when the dataset has labels: every rank must call it.
-    ``on_batch(images, predictions, names)`` receives each batch (N x 3 x H x W, {head: N x H x W
-    train ids} of every head, ``heads.final_head`` the evaluated one) for prediction files and
-    image summaries.  ``progress`` shows
-    a progress bar.
+    Every rank must call it.  Nothing is read back from the device inside the image loop: the
+    counts and the non-finite outputs of every forward of ``model`` (``NonFiniteOutputs``)
+    are read once after it.  ``progress`` shows a progress bar.
     """
-    evaluator = SegEvaluator(dataset.num_classes, ignore_label=dataset.ignore_label,
-                             device=device) if dataset.has_labels else None
+    accumulator = None
+    if dataset.has_labels:
+        accumulator = SegAccumulator(dataset.num_classes, network_heads(model),
+                                     ignore_label=dataset.ignore_label, measures=measures,
+                                     device=device)
+    with NonFiniteOutputs(model, device) as outputs:
+        _predict_all(predict_fn, loader, dataset, device,
+                     [accumulator, *consumers] if accumulator is not None else consumers,
+                     progress)
+    if accumulator is None:
+        return Evaluation(None, None, outputs.total())
+    accumulator.reduce()
+    results = accumulator.results(dataset.class_names)
+    confusion = accumulator.confusion(results["final_head"]).cpu()
+    return Evaluation(results, confusion, outputs.total())
+
+
+def _predict_all(predict_fn, loader, dataset, device, consumers, progress):
     batches = iter(loader)
     try:
         for batch in tqdm(batches, total=len(loader), desc="evaluating", disable=not progress):
-            _evaluate_batch(batch, predict_fn, dataset, device, evaluator, analysis, on_batch)
+            predicted = _predicted_batch(batch, predict_fn, dataset, device)
+            for consumer in consumers:
+                consumer.process(predicted)
     except BaseException:
         stop_loader_workers(batches)  # at once: a traceback would keep its workers alive until exit
         raise
-    if analysis is not None:
-        analysis.reduce()
-    return evaluator.reduce() if evaluator is not None else None
 
 
-def _evaluate_batch(batch, predict_fn, dataset, device, evaluator, analysis, on_batch):
+def _predicted_batch(batch, predict_fn, dataset, device):
     images, names = batch[0].to(device, non_blocking=True), batch[-1]
     predicted = predict_fn(images)
-    preds = predicted["preds"][final_head(predicted["preds"])]
-    if evaluator is not None:
+    labels = groups = None
+    if dataset.has_labels:
         labels = batch[1].to(device, non_blocking=True)
         groups = [dataset.condition(name) for name in names]
-        if all(group is None for group in groups):
-            evaluator.update(preds, labels)
-        else:
-            for pred, label, group in zip(preds, labels, groups, strict=True):
-                evaluator.update(pred, label, group=group)
-        if analysis is not None:
-            analysis.update(predicted["preds"], labels, offsets=predicted["offsets"],
-                            confidence=predicted["confidence"], groups=groups)
-    if on_batch is not None:
-        on_batch(images, predicted["preds"], names)
+    return Batch(images, names, predicted["preds"], predicted["offsets"],
+                 predicted["confidence"], labels, groups)

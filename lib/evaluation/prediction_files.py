@@ -1,6 +1,5 @@
 """Prediction files of an evaluation: label-id and colour PNGs, and the image panels."""
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -26,8 +25,8 @@ class PredictionFiles:
 
 
 class PredictionWriter:
-    """``on_batch`` of ``lib.evaluation.loop.evaluate``: writes the files of each image, and
-    the panels also to a TensorBoard ``writer`` when one is given."""
+    """A consumer of ``lib.evaluation.loop.evaluate``'s batches: writes the files of each image,
+    and the panels also to a TensorBoard ``writer`` when one is given."""
 
     def __init__(self, output_dir, dataset, model, files: PredictionFiles, writer=None):
         self.output_dir, self.dataset, self.model = output_dir, dataset, model
@@ -35,11 +34,12 @@ class PredictionWriter:
         self.to_label_id = torch.tensor(dataset.train_id_to_label, dtype=torch.uint8)
         self.count = 0
 
-    def __call__(self, images, preds: Mapping[str, torch.Tensor], names):
-        """images: N x 3 x H x W; preds: {head: N x H x W train ids} of every head (the files
-        of ``save_pred`` are the final head's); names: N file stems."""
+    def process(self, batch) -> None:
+        """The files of every image of a ``loop.Batch``: ``save_pred`` those of the final head
+        (``heads.final_head``), ``save_heads`` every head's."""
+        preds = batch.preds
         final = final_head(preds)
-        for i, (image, name) in enumerate(zip(images, names, strict=True)):
+        for i, (image, name) in enumerate(zip(batch.images, batch.names, strict=True)):
             if self.files.save_pred:
                 self._save_prediction(preds[final][i].cpu(), name)
             if self.files.save_heads:

@@ -1,11 +1,26 @@
-"""Text tables of ``SegAnalysis.results`` for the log, values in % ("-" where undefined)."""
+"""What a person reads of an evaluation: text tables for the log (values in %, "-" where
+undefined) and the figures (``figures.evaluation_figures``); ``report`` makes both."""
 import math
 from collections.abc import Mapping, Sequence
 
+from .figures import evaluation_figures
 from .heads import fusion_pairs, head_label
+from .results import final_metrics
 
-__all__ = ["heads_table", "boundary_table", "fusion_table", "analysis_tables", "text_table",
-           "percent", "points"]
+__all__ = ["report", "final_table", "heads_table", "boundary_table", "fusion_table",
+           "analysis_tables", "text_table", "percent", "points"]
+
+
+def report(evaluation, *, figures: bool = True) -> tuple[str, dict]:
+    """(tables, {file name: Figure}) of an ``loop.Evaluation`` of a labelled set: the final
+    head's table (``final_table``) and ``analysis_tables``; with ``figures``, the figures
+    (else {}: drawing them takes a while)."""
+    results = evaluation.results
+    tables = f"{final_table(results)}\n\n{analysis_tables(results)}"
+    if not figures:
+        return tables, {}
+    names = list(final_metrics(results)["IoU"])
+    return tables, evaluation_figures(results, evaluation.confusion, names)
 
 
 def percent(value) -> str:
@@ -39,12 +54,25 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[str]],
     return "\n".join(lines)
 
 
-def heads_table(results: Mapping, class_names: Sequence[str] | None = None) -> str:
+def final_table(results: Mapping) -> str:
+    """The final head's IoU per class, then mIoU, pixel accuracy and mean accuracy; a column
+    "all", and one a condition on ACDC."""
+    final = final_metrics(results)
+    columns = {"all": final, **final.get("per_condition", {})}
+    names = list(final["IoU"])
+    rows = [[name, *(percent(m["IoU"][name]) for m in columns.values())] for name in names]
+    rows += [[label, *(percent(m[key]) for m in columns.values())]
+             for label, key in (("mIoU", "mIoU"), ("pixel acc", "pixel_acc"),
+                                ("mean acc", "mean_acc"))]
+    return text_table(["class", *columns], rows, rule_before=len(names))
+
+
+def heads_table(results: Mapping) -> str:
     """IoU per class of every head, and "S_f - S_i" (points) for every fused head; then mIoU,
     pixel accuracy and mean accuracy."""
     heads = results["heads"]
     pairs = fusion_pairs(list(heads))
-    names = list(next(iter(heads.values()))["IoU"]) if class_names is None else list(class_names)
+    names = list(next(iter(heads.values()))["IoU"])
     header = ["class", *(head_label(h) for h in heads),
               *(f"{head_label(f)} - {head_label(b)}" for f, b in pairs.items())]
 
@@ -84,9 +112,9 @@ def fusion_table(results: Mapping) -> str:
     return text_table(header, rows)
 
 
-def analysis_tables(results: Mapping, class_names: Sequence[str] | None = None) -> str:
+def analysis_tables(results: Mapping) -> str:
     """The three tables with a title each (the fusion table only with a fused head)."""
-    parts = [("IoU of every head (%)", heads_table(results, class_names)),
+    parts = [("IoU of every head (%)", heads_table(results)),
              ("boundaries (mIoU, %)", boundary_table(results))]
     if results.get("fusion"):
         parts.append(("what the fusion changed (% of the labelled pixels)",

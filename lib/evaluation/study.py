@@ -23,8 +23,9 @@ import numpy as np
 from scipy import stats
 
 from .comparison import headline
-from .heads import final_head, head_label
+from .heads import head_label
 from .report import percent
+from .results import final_metrics
 
 __all__ = ["describe", "paired_difference", "significant", "variant_summary", "measures_by_seed",
            "study_differences", "class_differences", "mean_results", "study_markdown"]
@@ -67,24 +68,27 @@ def significant(difference: Mapping) -> bool:
 
 
 def variant_summary(results: Sequence[Mapping]) -> dict:
-    """Summary of one variant's results.json contents (one per seed): {"mIoU", "pixel_acc",
-    "mean_acc", "IoU": {class: ...}, "heads": {head: {"mIoU": ...}}, "boundary": {head:
-    {"boundary_mIoU": ..., "trimap_mIoU": {width: ...}}}, "fusion": {fused head: {"differ",
-    "fixed", "broken", "changed": ...}}}, each leaf a ``describe``."""
+    """Summary of one variant's results.json contents (one per seed, in the layout of
+    ``results``), in that layout: {"final_head": the first run's, "heads": {head: {"IoU": {class:
+    ...}, "mIoU", "pixel_acc", "mean_acc"}}, "boundary": {head: {"boundary_mIoU": ...,
+    "trimap_mIoU": {width: ...}}}, "fusion": {fused head: {"differ", "fixed", "broken",
+    "changed": ...}}}, each leaf a ``describe``."""
 
-    def over(get):
-        return describe([_get(r, get) for r in results])
+    def over(*path):
+        return describe([_get(r, path) for r in results])
 
-    summary = {key: over((key,)) for key in ("mIoU", "pixel_acc", "mean_acc")}
-    summary["IoU"] = {name: over(("IoU", name)) for name in _keys(results, ("IoU",))}
-    summary["heads"] = {head: {"mIoU": over(("heads", head, "mIoU"))}
-                        for head in _keys(results, ("heads",))}
+    summary = {"final_head": results[0]["final_head"] if results else None}
+    summary["heads"] = {
+        head: {"IoU": {name: over("heads", head, "IoU", name)
+                       for name in _keys(results, ("heads", head, "IoU"))},
+               **{key: over("heads", head, key) for key in ("mIoU", "pixel_acc", "mean_acc")}}
+        for head in _keys(results, ("heads",))}
     summary["boundary"] = {
-        head: {"boundary_mIoU": over(("boundary", head, "boundary_mIoU")),
-               "trimap_mIoU": {w: over(("boundary", head, "trimap_mIoU", w))
+        head: {"boundary_mIoU": over("boundary", head, "boundary_mIoU"),
+               "trimap_mIoU": {w: over("boundary", head, "trimap_mIoU", w)
                                for w in _keys(results, ("boundary", head, "trimap_mIoU"))}}
         for head in _keys(results, ("boundary",))}
-    summary["fusion"] = {head: {key: over(("fusion", head, key))
+    summary["fusion"] = {head: {key: over("fusion", head, key)
                                 for key in ("differ", "fixed", "broken", "changed")}
                          for head in _keys(results, ("fusion",))}
     return summary
@@ -147,15 +151,15 @@ def _pairs(variants, references):
 
 
 def class_differences(variants: Mapping[str, Mapping[int, Mapping]],
-                      references: Sequence[str] = (), key: str = "IoU") -> list[dict]:
-    """Per-class paired differences of the final prediction's IoU against each of
-    ``references`` (default: the first variant), only those whose 95 % interval excludes 0:
+                      references: Sequence[str] = ()) -> list[dict]:
+    """Per-class paired differences of the final head's IoU against each of ``references``
+    (default: the first variant), only those whose 95 % interval excludes 0:
     [{"a", "b", "class", "mean", "ci95", "n"}]."""
 
     def by_class(runs):
         table: dict[str, dict[int, float]] = {}
         for seed, results in runs.items():
-            for cls, value in (results.get(key) or {}).items():
+            for cls, value in final_metrics(results)["IoU"].items():
                 if _finite(value):
                     table.setdefault(cls, {})[seed] = value
         return table
@@ -174,8 +178,8 @@ def class_differences(variants: Mapping[str, Mapping[int, Mapping]],
 
 def mean_results(results: Sequence[Mapping]) -> dict:
     """A results.json-shaped mapping whose numbers are the means over ``results`` of the
-    numbers every one of them has (lists and strings are dropped): what the comparison figures
-    draw for a variant."""
+    numbers every one of them has, and whose strings are those all of them share (lists and
+    other strings are dropped): what the comparison figures draw for a variant."""
     if not results:
         return {}
     first = results[0]
@@ -184,6 +188,8 @@ def mean_results(results: Sequence[Mapping]) -> dict:
         values = [r.get(key) for r in results]
         if isinstance(value, Mapping) and all(isinstance(v, Mapping) for v in values):
             out[key] = mean_results(values)
+        elif isinstance(value, str) and all(v == value for v in values):
+            out[key] = value
         elif isinstance(value, int | float) and not isinstance(value, bool) and \
                 all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
             finite = [float(v) for v in values if math.isfinite(v)]
@@ -223,9 +229,10 @@ def study_markdown(summary: Mapping[str, Mapping], differences: Sequence[Mapping
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] *
                                                               (len(header) - 1)) + "|"]
     for name, s in summary.items():
-        boundary = s.get("boundary", {}).get(final_head(s.get("heads", {})), {})
-        row = [name, str(s["mIoU"]["n"]), _mean_std(s["mIoU"]),
-               *(_mean_std(s.get("heads", {}).get(h, {}).get("mIoU")) for h in heads),
+        final = s["heads"].get(s["final_head"], {}).get("mIoU", describe([]))
+        boundary = s.get("boundary", {}).get(s["final_head"], {})
+        row = [name, str(final["n"]), _mean_std(final),
+               *(_mean_std(s["heads"].get(h, {}).get("mIoU")) for h in heads),
                _mean_std(boundary.get("boundary_mIoU"))]
         lines.append("| " + " | ".join(row) + " |")
     text = ["## Variants (mean ± sample std over seeds, %)", "", *lines, ""]

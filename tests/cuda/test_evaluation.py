@@ -8,12 +8,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from lib.evaluation.analysis import SegAnalysis
-from lib.evaluation.finite import NonFiniteOutputs
-from lib.evaluation.heads import final_head, network_heads
-from lib.evaluation.loop import build_analysis, evaluate, predict_by_protocol
-from lib.evaluation.metrics import SegEvaluator
+from lib.evaluation.accumulator import MeasureSettings, SegAccumulator
+from lib.evaluation.heads import network_heads
+from lib.evaluation.loop import evaluate, predict_by_protocol
 from lib.evaluation.protocols import InferenceSettings, predict, split_heads
+from lib.evaluation.results import json_safe
 from lib.models import build_model
 from tests.cuda.conftest import classes_differ_at_near_ties, host_reads
 from tools.gpu_check import NETWORKS
@@ -27,6 +26,7 @@ class LabelledImages:
     """What the evaluation reads of a dataset: its classes and ignore label, no conditions."""
 
     has_labels = True
+    class_names = None  # "0".."K-1"
 
     def __init__(self, cfg, size):
         self.num_classes, self.ignore_label = cfg.DATASET.NUM_CLASSES, cfg.TRAIN.IGNORE_LABEL
@@ -65,19 +65,16 @@ def test_six_scales_and_flip_with_every_head_read_nothing_back_per_image(
         dataset = LabelledImages(cfg, count)
         target.sync()
         start = time.perf_counter()
-        with host_reads(target, monkeypatch) as found, NonFiniteOutputs(model, target.device) \
-                as outputs:
-            analysis = build_analysis(model, dataset, target.device, bands=cfg.TEST.TRIMAP_BANDS,
-                                      boundary_ratio=cfg.TEST.BOUNDARY_IOU_RATIO)
-            evaluator = evaluate(predict_by_protocol(model, settings), loader, dataset,
-                                 target.device, analysis)
+        with host_reads(target, monkeypatch) as found:
+            evaluation = evaluate(model, predict_by_protocol(model, settings), loader, dataset,
+                                  target.device, MeasureSettings.from_config(cfg))
         target.sync()
         seconds.append(time.perf_counter() - start)
         reads.append(list(found))
-        assert outputs.total() == 0
+        assert evaluation.nonfinite == 0
         labels = torch.stack([y for _, y in images[:count]])
-        assert int(evaluator.overall.sum()) == int((labels != cfg.TRAIN.IGNORE_LABEL).sum())
-        assert set(analysis.heads) == set(network_heads(model))
+        assert int(evaluation.confusion.sum()) == int((labels != cfg.TRAIN.IGNORE_LABEL).sum())
+        assert set(evaluation.results["heads"]) == set(network_heads(model))
     record_property("seconds for 1 and 2 images", [round(s, 2) for s in seconds])
     record_property("host synchronisations for 1 and 2 images", [len(r) for r in reads])
     assert len(reads[1]) == len(reads[0]), reads[1]
@@ -106,17 +103,16 @@ def test_the_device_predicts_and_counts_what_the_cpu_does(target, network, full_
     record_property("pixels whose class differs (near ties), all heads", flipped)
     # The counts of the same predictions, on the device and on the CPU.
     predicted = predict_by_protocol(cpu_model, settings)(image.to(cpu))
-    counts = []
+    counts, results = [], []
     for device in (cpu, target.device):
         on = moved(predicted, device)
-        analysis = SegAnalysis(cfg.DATASET.NUM_CLASSES, heads,
-                               ignore_label=cfg.TRAIN.IGNORE_LABEL, bands=cfg.TEST.TRIMAP_BANDS,
-                               boundary_ratio=cfg.TEST.BOUNDARY_IOU_RATIO, device=device)
-        analysis.update(on["preds"], labels.to(device), offsets=on["offsets"],
-                        confidence=on["confidence"])
-        evaluator = SegEvaluator(cfg.DATASET.NUM_CLASSES, cfg.TRAIN.IGNORE_LABEL, device=device)
-        evaluator.update(on["preds"][final_head(on["preds"])], labels.to(device))
-        analysis.reduce()
-        counts.append([evaluator.reduce().overall.cpu()] +
-                      [analysis.confusion(h).cpu() for h in heads])
+        accumulator = SegAccumulator(cfg.DATASET.NUM_CLASSES, heads,
+                                     ignore_label=cfg.TRAIN.IGNORE_LABEL,
+                                     measures=MeasureSettings.from_config(cfg), device=device)
+        accumulator.update(on["preds"], labels.to(device), offsets=on["offsets"],
+                           confidence=on["confidence"])
+        accumulator.reduce()
+        counts.append([accumulator.confusion(h).cpu() for h in heads])
+        results.append(json_safe(accumulator.results()))
     assert all(torch.equal(a, b) for a, b in zip(*counts, strict=True))
+    assert results[0] == results[1]

@@ -1,16 +1,14 @@
-"""A small made-up evaluation: SegAnalysis over blocky labels and heads of known quality."""
+"""A small made-up evaluation: SegAccumulator over blocky labels and heads of known quality."""
 import torch
 import torch.nn.functional as F
 
-from lib.evaluation.analysis import SegAnalysis
-from lib.evaluation.heads import final_head
-from lib.evaluation.metrics import segmentation_metrics
+from lib.evaluation.accumulator import SegAccumulator
 
 OFFSET_HEADS = ("logits", "seed_logits", "fused_logits")
 
 
 def analysed(class_names, heads=OFFSET_HEADS, seed=0, n=4, h=48, w=96):
-    """The reduced SegAnalysis: head i is the labels shifted by 2 - i pixels, with
+    """The reduced SegAccumulator: head i is the labels shifted by 2 - i pixels, with
     (15 - 3 i)% of the pixels set to a neighbouring class."""
     k = len(class_names)
     g = torch.Generator().manual_seed(seed)
@@ -24,7 +22,7 @@ def analysed(class_names, heads=OFFSET_HEADS, seed=0, n=4, h=48, w=96):
         noise = torch.rand(labels.shape, generator=g) < 0.15 - 0.03 * i
         preds[head] = torch.where(noise, wrong, clean.roll(2 - i, dims=2))
     fused = len(heads) > 1
-    analysis = SegAnalysis(k, list(heads))
+    analysis = SegAccumulator(k, list(heads))
     analysis.update(preds, labels,
                     offsets=6 * torch.randn(n, 2, h, w, generator=g) if fused else None,
                     confidence=torch.rand(n, 1, h, w, generator=g) if fused else None)
@@ -32,8 +30,5 @@ def analysed(class_names, heads=OFFSET_HEADS, seed=0, n=4, h=48, w=96):
 
 
 def results_json(class_names, heads=OFFSET_HEADS, seed=0):
-    """A results.json as tools/test.py writes it: the final head's metrics on top."""
-    analysis = analysed(class_names, heads, seed)
-    results = segmentation_metrics(analysis.confusion(final_head(heads)), class_names)
-    results.update(analysis.results(class_names))
-    return results
+    """The figures of a results.json as tools/test.py writes them."""
+    return analysed(class_names, heads, seed).results(class_names)

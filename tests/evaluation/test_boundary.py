@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from lib.evaluation.analysis import SegAnalysis
+from lib.evaluation.accumulator import MeasureSettings, SegAccumulator
 from lib.evaluation.boundary import (
     band_levels,
     boundary_radius,
@@ -55,7 +55,8 @@ def boundary_of(labels):
 
 
 def analyse(batches, bands=(1, 2, 3, 5), ratio=0.02):
-    analysis = SegAnalysis(K, ["logits"], bands=bands, boundary_ratio=ratio)
+    analysis = SegAccumulator(K, ["logits"],
+                              measures=MeasureSettings(bands=bands, boundary_ratio=ratio))
     for preds, labels in batches:
         analysis.update({"logits": torch.from_numpy(preds)}, torch.from_numpy(labels))
     return analysis.reduce().results()
@@ -204,7 +205,7 @@ def test_predictions_at_ignored_pixels_change_nothing():
 def test_seventy_bands_count_each_pixel_in_its_narrowest_band():
     label = np.where(np.arange(200) < 100, 0, 1)[None].repeat(8, 0)
     label[:, 150:153] = 255
-    analysis = SegAnalysis(K, ["logits"], bands=list(range(1, 71)))
+    analysis = SegAccumulator(K, ["logits"], measures=MeasureSettings(bands=range(1, 71)))
     analysis.update({"logits": torch.from_numpy(np.roll(label.clip(max=1), 3, axis=1))[None]},
                     torch.from_numpy(label)[None])
     trimap = analysis.reduce().results()["boundary"]["logits"]["trimap_IoU"]

@@ -7,10 +7,11 @@ import cv2
 
 from lib.datasets.cityscapes import CLASS_NAMES
 from lib.evaluation.comparison import headline, headline_table, run_labels
-from lib.evaluation.metrics import json_safe
+from lib.evaluation.results import json_safe
 from tests.evaluation.synthetic import results_json
 from tests.tools.helpers import ROOT, run_tool
 from tools.compare import main as compare_main
+from tools.compare import read_results
 
 
 def _write(folder, results):
@@ -41,8 +42,10 @@ def test_compare_writes_figures_and_a_table_of_headline_differences(tmp_path):
     assert table in proc.stdout
     assert table.splitlines()[0] == "| measure (%) | hrnet | offset | offset - hrnet |"
     mine, theirs, diff = _row(table, "mIoU")
-    assert mine == f"{100 * baseline['mIoU']:.2f}" and theirs == f"{100 * offset['mIoU']:.2f}"
-    assert math.isclose(float(diff), 100 * (offset["mIoU"] - baseline["mIoU"]), abs_tol=0.005)
+    miou = [run["heads"][head]["mIoU"]
+            for run, head in ((baseline, "logits"), (offset, "fused_logits"))]
+    assert mine == f"{100 * miou[0]:.2f}" and theirs == f"{100 * miou[1]:.2f}"
+    assert math.isclose(float(diff), 100 * (miou[1] - miou[0]), abs_tol=0.005)
     # Boundary rows line up the final heads: the baseline's S_i and the offset network's S_f.
     trimap = [run["boundary"][head]["trimap_mIoU"]["8"]
               for run, head in ((baseline, "logits"), (offset, "fused_logits"))]
@@ -76,14 +79,48 @@ def test_compare_needs_two_runs_and_names_an_unreadable_file(tmp_path):
     assert proc.returncode != 0 and f"cannot read {missing}" in proc.stderr
 
 
+def _one_head(**metrics):
+    return {"final_head": "logits", "heads": {"logits": metrics}}
+
+
 def test_headline_differences_are_against_the_first_run():
-    runs = {"a": {"mIoU": 0.5, "pixel_acc": 0.9, "mean_acc": 0.6},
-            "b": {"mIoU": 0.55, "pixel_acc": 0.85, "mean_acc": None}}
+    runs = {"a": _one_head(mIoU=0.5, pixel_acc=0.9, mean_acc=0.6, IoU={}),
+            "b": _one_head(mIoU=0.55, pixel_acc=0.85, mean_acc=None, IoU={})}
     table = headline_table(runs)
     assert _row(table, "mIoU") == ["50.00", "55.00", "+5.00"]
     assert _row(table, "pixel acc") == ["90.00", "85.00", "-5.00"]
     assert _row(table, "mean acc") == ["60.00", "-", "-"]
-    assert list(headline(runs["a"])) == ["mIoU", "pixel acc", "mean acc"]
+    assert list(headline(runs["a"])) == ["mIoU", "pixel acc", "mean acc", "mIoU S_i"]
+
+
+def _earlier_layout(results, heads=True):
+    """``results`` as results.json files were written before "final_head": the final head's
+    figures on top as well as in "heads" or, before "heads" existed, on top only."""
+    final = results["heads"][results["final_head"]]
+    old = {key: value for key, value in results.items() if key != "final_head"}
+    if not heads:
+        old = {key: value for key, value in old.items()
+               if key not in ("heads", "boundary", "fusion")}
+    return {**final, **old}
+
+
+def test_results_files_of_earlier_layouts_are_compared_as_they_were(tmp_path):
+    baseline = results_json(CLASS_NAMES, heads=("logits",), seed=1)
+    offset = results_json(CLASS_NAMES, seed=2)
+
+    def table_of(name, runs):
+        paths = [_write(tmp_path / name / label, run)
+                 for label, run in zip(("hrnet", "offset"), runs, strict=True)]
+        return headline_table({label: read_results(path)
+                               for label, path in zip(("hrnet", "offset"), paths, strict=True)})
+
+    now = table_of("now", (baseline, offset))
+    assert table_of("with_heads", [_earlier_layout(r) for r in (baseline, offset)]) == now
+    # Before "heads": the top-level figures are those of a head named "final".
+    oldest = table_of("oldest", [_earlier_layout(r, heads=False) for r in (baseline, offset)])
+    assert _row(oldest, "mIoU") == _row(now, "mIoU")
+    assert _row(oldest, "mIoU final") == _row(now, "mIoU")
+    assert "trimap 8px" not in oldest
 
 
 def test_run_labels_are_the_folders_made_distinct():

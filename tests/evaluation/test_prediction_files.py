@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import torch
 
+from lib.evaluation.loop import Batch
 from lib.evaluation.prediction_files import PredictionFiles, PredictionWriter
 
 LABEL_IDS = np.array([7, 8, 11], dtype=np.uint8)  # label id of train ids 0, 1, 2
@@ -19,6 +20,12 @@ def _read(path):
     return picture
 
 
+def _batch(preds, names):
+    """A batch of an unlabelled set, images of zeros."""
+    n, h, w = next(iter(preds.values())).shape
+    return Batch(torch.zeros(n, 3, h, w), names, preds, None, None, None, None)
+
+
 def test_save_heads_writes_the_label_ids_of_every_head_in_its_own_folder(tmp_path):
     generator = torch.Generator().manual_seed(0)
     heads = ("logits", "seed_logits", "fused_logits", "region_logits")
@@ -26,7 +33,7 @@ def test_save_heads_writes_the_label_ids_of_every_head_in_its_own_folder(tmp_pat
     files = PredictionFiles(save_pred=True, visualize=False, base_size=6, align_corners=False,
                             save_heads=True)
     writer = PredictionWriter(str(tmp_path), DATASET, None, files)
-    writer(torch.zeros(2, 3, 4, 6), preds, ["a", "b"])
+    writer.process(_batch(preds, ["a", "b"]))
     for i, name in enumerate(("a", "b")):
         for head in heads:
             written = _read(tmp_path / "predictions" / "heads" / head / f"{name}.png")
@@ -42,6 +49,6 @@ def test_without_save_heads_only_the_final_head_is_written(tmp_path):
     preds = {"logits": torch.zeros(1, 4, 6, dtype=torch.long),
              "fused_logits": torch.ones(1, 4, 6, dtype=torch.long)}
     files = PredictionFiles(save_pred=True, visualize=False, base_size=6, align_corners=False)
-    PredictionWriter(str(tmp_path), DATASET, None, files)(torch.zeros(1, 3, 4, 6), preds, ["a"])
+    PredictionWriter(str(tmp_path), DATASET, None, files).process(_batch(preds, ["a"]))
     assert sorted(os.listdir(tmp_path / "predictions")) == ["color", "labelIds"]
     assert (_read(tmp_path / "predictions" / "labelIds" / "a.png") == 8).all()

@@ -1,5 +1,19 @@
-"""The log tables: values in %, the S_f - S_i column in points, conditions as rows."""
-from lib.evaluation.report import analysis_tables, boundary_table, fusion_table, heads_table
+"""The log tables: values in %, the S_f - S_i column in points, conditions as rows or columns;
+``report`` of an evaluation."""
+import numpy as np
+
+from lib.datasets.cityscapes import CLASS_NAMES
+from lib.evaluation.loop import Evaluation
+from lib.evaluation.metrics import segmentation_metrics
+from lib.evaluation.report import (
+    analysis_tables,
+    boundary_table,
+    final_table,
+    fusion_table,
+    heads_table,
+    report,
+)
+from tests.evaluation.synthetic import analysed
 
 
 def _metrics(road, sky):
@@ -8,6 +22,7 @@ def _metrics(road, sky):
 
 
 RESULTS = {
+    "final_head": "fused_logits",
     "heads": {"logits": _metrics(0.5, 0.25), "fused_logits": _metrics(0.625, None)},
     "boundary": {"logits": {"trimap_mIoU": {"1": 0.125, "4": 0.25}, "boundary_mIoU": 0.1},
                  "fused_logits": {"trimap_mIoU": {"1": 0.5, "4": None}, "boundary_mIoU": 0.2}},
@@ -20,7 +35,8 @@ RESULTS = {
 
 
 def _cells(table, first):
-    return next(line.split() for line in table.splitlines() if line.startswith(first))
+    lines = table.splitlines() if isinstance(table, str) else table
+    return next(line.split() for line in lines if line.startswith(first))
 
 
 def test_the_heads_table_has_a_column_a_head_and_the_fusion_difference():
@@ -48,3 +64,33 @@ def test_the_fusion_table_has_the_overall_split_and_one_row_a_condition():
                                                    "-20.00"]
     assert "what the fusion changed" in analysis_tables(RESULTS)
     assert "what the fusion changed" not in analysis_tables(dict(RESULTS, fusion={}))
+
+
+def test_the_final_table_lists_classes_summary_and_conditions_in_percent():
+    conf = np.array([[5, 1, 0, 0], [2, 3, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0]])
+    metrics = segmentation_metrics(conf, ["road", "car", "sky", "bus"])
+    results = {"final_head": "logits",
+               "heads": {"logits": {**metrics, "per_condition": {"fog": metrics}}}}
+    lines = final_table(results).splitlines()
+    assert lines[0].split() == ["class", "all", "fog"]
+    assert _cells(lines, "car") == ["car", "42.86", "42.86"]
+    assert _cells(lines, "sky") == ["sky", "-", "-"]
+    assert _cells(lines, "mIoU")[1] == f"{100 * (5 / 8 + 3 / 7) / 3:.2f}"
+    assert _cells(lines, "pixel acc")[2:] == [f"{100 * 8 / 12:.2f}"] * 2
+    assert _cells(lines, "mean acc")[2:] == [f"{100 * (5 / 6 + 3 / 6) / 2:.2f}"] * 2
+
+
+def test_the_final_table_is_the_final_heads():
+    lines = final_table(RESULTS).splitlines()
+    assert lines[0].split() == ["class", "all"]
+    assert _cells(lines, "road") == ["road", "62.50"]
+
+
+def test_the_report_has_every_table_and_the_figures_only_when_asked():
+    accumulator = analysed(CLASS_NAMES, ("logits",))
+    results = accumulator.results(CLASS_NAMES)
+    evaluation = Evaluation(results, accumulator.confusion("logits"), 0)
+    tables, figures = report(evaluation, figures=False)
+    assert figures == {}
+    assert tables == f"{final_table(results)}\n\n{analysis_tables(results)}"
+    assert list(report(evaluation)[1]) == ["confusion.png", "iou.png", "trimap.png"]

@@ -51,9 +51,10 @@ def test_paired_difference_uses_only_seeds_both_variants_have():
 
 
 def _results(miou, si, sf, road):
-    return {"mIoU": sf, "pixel_acc": 0.9, "mean_acc": 0.8,
-            "IoU": {"road": road, "sky": None},
-            "heads": {"logits": {"mIoU": si}, "fused_logits": {"mIoU": sf}},
+    return {"final_head": "fused_logits",
+            "heads": {"logits": {"mIoU": si},
+                      "fused_logits": {"IoU": {"road": road, "sky": None}, "mIoU": sf,
+                                       "pixel_acc": 0.9, "mean_acc": 0.8}},
             "boundary": {"fused_logits": {"boundary_mIoU": miou / 2,
                                           "trimap_mIoU": {"1": miou / 4}}},
             "fusion": {"fused_logits": {"differ": 0.1, "fixed": 0.02, "broken": 0.03,
@@ -63,10 +64,14 @@ def _results(miou, si, sf, road):
 def test_variant_summary_describes_every_block():
     runs = [_results(0.6, 0.5, 0.6, 0.9), _results(0.8, 0.7, 0.8, 0.95)]
     s = variant_summary(runs)
-    assert s["mIoU"]["mean"] == pytest.approx(0.7)
-    assert s["mIoU"]["std"] == pytest.approx(math.sqrt(0.02))
+    final = s["heads"][s["final_head"]]
+    assert s["final_head"] == "fused_logits"
+    assert final["mIoU"]["mean"] == pytest.approx(0.7)
+    assert final["mIoU"]["std"] == pytest.approx(math.sqrt(0.02))
     assert s["heads"]["logits"]["mIoU"]["mean"] == pytest.approx(0.6)
-    assert s["IoU"]["road"]["mean"] == pytest.approx(0.925) and s["IoU"]["sky"]["n"] == 0
+    assert s["heads"]["logits"]["pixel_acc"]["n"] == 0
+    assert final["IoU"]["road"]["mean"] == pytest.approx(0.925) and final["IoU"]["sky"]["n"] == 0
+    assert final["pixel_acc"]["mean"] == pytest.approx(0.9)
     assert s["boundary"]["fused_logits"]["trimap_mIoU"]["1"]["mean"] == pytest.approx(0.175)
     assert s["fusion"]["fused_logits"]["broken"]["mean"] == pytest.approx(0.03)
 
@@ -109,7 +114,9 @@ def test_class_differences_leave_out_intervals_that_contain_zero():
 
 def test_mean_results_averages_numbers_and_keeps_the_shape():
     m = mean_results([_results(0.6, 0.5, 0.6, 0.9), _results(0.8, 0.7, 0.8, 0.7)])
-    assert m["mIoU"] == pytest.approx(0.7) and m["IoU"]["road"] == pytest.approx(0.8)
+    assert m["final_head"] == "fused_logits"
+    final = m["heads"]["fused_logits"]
+    assert final["mIoU"] == pytest.approx(0.7) and final["IoU"]["road"] == pytest.approx(0.8)
     assert m["boundary"]["fused_logits"]["trimap_mIoU"]["1"] == pytest.approx(0.175)
 
 

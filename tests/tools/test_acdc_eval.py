@@ -25,9 +25,10 @@ def test_acdc_evaluation_reports_a_table_and_metrics_per_condition(tmp_path):
     assert header.split() == ["class", "all", "fog", "night", "rain", "snow"]
     evaluation = only_evaluation(experiment_folder(str(tmp_path), dataset="acdc"))
     results = json.load(open(os.path.join(evaluation, "results.json")))
-    assert sorted(results["per_condition"]) == ["fog", "night", "rain", "snow"]
-    for metrics in results["per_condition"].values():
-        assert 0.0 <= metrics["pixel_acc"] <= 1.0 and set(metrics["IoU"]) == set(results["IoU"])
+    final = results["heads"][results["final_head"]]
+    assert sorted(final["per_condition"]) == ["fog", "night", "rain", "snow"]
+    for metrics in final["per_condition"].values():
+        assert 0.0 <= metrics["pixel_acc"] <= 1.0 and set(metrics["IoU"]) == set(final["IoU"])
     # The overall matrix sums the per-condition ones, so its accuracy lies between theirs.
-    per_condition_pixels = [m["pixel_acc"] for m in results["per_condition"].values()]
-    assert min(per_condition_pixels) <= results["pixel_acc"] <= max(per_condition_pixels)
+    per_condition_pixels = [m["pixel_acc"] for m in final["per_condition"].values()]
+    assert min(per_condition_pixels) <= final["pixel_acc"] <= max(per_condition_pixels)

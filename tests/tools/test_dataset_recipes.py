@@ -13,6 +13,7 @@ from lib.config import load_cfg
 from lib.datasets import build_dataset
 from lib.datasets.loaders import eval_loader
 from lib.engine.build import build_trainer
+from lib.evaluation.accumulator import MeasureSettings
 from lib.evaluation.loop import evaluate, predict_by_protocol
 from lib.evaluation.protocols import InferenceSettings
 from tests.tools.helpers import ROOT, latest_run, only_evaluation, run_tool, small_opts
@@ -70,11 +71,13 @@ def test_the_tiny_recipe_trains_an_epoch_and_is_evaluated(benchmark_root, tmp_pa
     settings = InferenceSettings.from_config(cfg)
     assert settings.protocol == ("lip" if dataset == "lip" else "ade20k")
     dataset_ = build_dataset(cfg, "test")
-    evaluator = evaluate(predict_by_protocol(model, settings), eval_loader(dataset_, 1, 0, False),
-                         dataset_, torch.device("cpu"))
+    evaluation = evaluate(model, predict_by_protocol(model, settings),
+                          eval_loader(dataset_, 1, 0, False), dataset_, torch.device("cpu"),
+                          MeasureSettings.from_config(cfg))
     # Scored at the label files' size: every pixel of a class counts once.
-    assert int(evaluator.overall.sum()) == labelled_pixels(benchmark_root, dataset)
-    assert 0 <= evaluator.results()["mIoU"] <= 1
+    assert int(evaluation.confusion.sum()) == labelled_pixels(benchmark_root, dataset)
+    results = evaluation.results
+    assert 0 <= results["heads"][results["final_head"]]["mIoU"] <= 1
 
 
 @pytest.mark.slow

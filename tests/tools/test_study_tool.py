@@ -43,7 +43,12 @@ def test_study_trains_every_variant_and_seed_into_its_own_folder(finished_study)
         with open(os.path.join(run["folder"], "config.yaml")) as f:
             assert f"SEED: {seed}" in f.read()
     # two seeds of one variant trained differently (different data order and initialisation)
-    assert runs[("offset", 0)]["results"]["mIoU"] != runs[("offset", 1)]["results"]["mIoU"]
+    assert _miou(runs[("offset", 0)]["results"]) != _miou(runs[("offset", 1)]["results"])
+
+
+def _miou(results):
+    """The final head's mIoU of a results.json (or of a study's summary of them)."""
+    return results["heads"][results["final_head"]]["mIoU"]
 
 
 def test_study_summary_matches_its_runs(finished_study):
@@ -51,13 +56,13 @@ def test_study_summary_matches_its_runs(finished_study):
     with open(os.path.join(out, "study.json")) as f:
         study = json.load(f)
     by = {(r["name"], r["seed"]): r["results"] for r in study["runs"]}
-    values = [by[("offset", s)]["mIoU"] for s in (0, 1)]
-    summary = study["summary"]["offset"]["mIoU"]
+    values = [_miou(by[("offset", s)]) for s in (0, 1)]
+    summary = _miou(study["summary"]["offset"])
     assert summary["n"] == 2 and summary["mean"] == pytest.approx(sum(values) / 2)
     assert summary["std"] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
     assert set(study["summary"]["offset"]["heads"]) == {"logits", "seed_logits", "fused_logits"}
     diff = next(d for d in study["differences"] if d["b"] == "offset" and d["metric"] == "mIoU")
-    expected = sum(by[("offset", s)]["mIoU"] - by[("baseline", s)]["mIoU"] for s in (0, 1)) / 2
+    expected = sum(_miou(by[("offset", s)]) - _miou(by[("baseline", s)]) for s in (0, 1)) / 2
     assert diff["a"] == "baseline" and diff["n"] == 2 and diff["mean"] == pytest.approx(expected)
     text = open(os.path.join(out, "study.md")).read()
     assert "| baseline | 2 |" in text and "| offset | 2 |" in text
@@ -134,7 +139,7 @@ def test_a_job_array_task_runs_its_line_and_the_study_then_only_summarises(synth
         study = json.load(f)
     name = os.path.splitext(os.path.basename(BASELINE_CFG))[0]  # one file keeps its name
     assert [(r["name"], r["seed"]) for r in study["runs"]] == [(name, 5)]
-    assert study["summary"][name]["mIoU"]["n"] == 1
+    assert _miou(study["summary"][name])["n"] == 1
     missing = subprocess.run(["bash", "tools/slurm/study_array.sbatch", str(commands)], cwd=ROOT,
                              env=dict(os.environ, SLURM_ARRAY_TASK_ID="9"), capture_output=True,
                              text=True)

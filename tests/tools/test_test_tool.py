@@ -112,12 +112,13 @@ def _list_items(root, list_name):
 
 
 def _printed_table(stdout):
-    """{row name: printed value} of the table that follows the "results:" log line."""
+    """{row name: printed value} of the table that follows the "results:" log line (up to the
+    first empty line)."""
     lines = stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.endswith("results:"))
     rows = {}
     for line in lines[start + 1:]:
-        if " INFO " in line:
+        if " INFO " in line or not line.strip():
             break
         match = re.match(r"^(\S.*?)\s{2,}(\S+)$", line)
         if match and match.group(1) != "class":
@@ -133,18 +134,22 @@ def _same_to_printed_precision(printed, value):
 
 def test_multi_scale_flip_results_json_matches_the_printed_table(evaluation):
     results = _read_results(evaluation.folder)
-    assert {"mIoU", "pixel_acc", "mean_acc", "IoU"} <= set(results)
-    assert list(results["IoU"]) == list(CLASS_NAMES)
+    assert results["final_head"] == "fused_logits"
+    assert set(results["heads"]) == {"logits", "seed_logits", "fused_logits"}
+    final = results["heads"]["fused_logits"]
+    assert {"mIoU", "pixel_acc", "mean_acc", "IoU"} <= set(final)
+    assert not {"mIoU", "pixel_acc", "mean_acc", "IoU"} & set(results)  # said once, per head
+    assert list(final["IoU"]) == list(CLASS_NAMES)
     assert results["scales"] == [0.5, 0.75, 1.0, 1.25, 1.5, 1.75] and results["flip"] is True
     assert results["num_images"] == 4
-    defined = [v for v in results["IoU"].values() if v is not None]
-    assert results["mIoU"] == pytest.approx(sum(defined) / len(defined), abs=1e-12)
+    defined = [v for v in final["IoU"].values() if v is not None]
+    assert final["mIoU"] == pytest.approx(sum(defined) / len(defined), abs=1e-12)
     printed = _printed_table(evaluation.proc.stdout)
     assert set(printed) == set(CLASS_NAMES) | {"mIoU", "pixel acc", "mean acc"}
     for name in CLASS_NAMES:
-        assert _same_to_printed_precision(printed[name], results["IoU"][name]), name
+        assert _same_to_printed_precision(printed[name], final["IoU"][name]), name
     for row, key in (("mIoU", "mIoU"), ("pixel acc", "pixel_acc"), ("mean acc", "mean_acc")):
-        assert _same_to_printed_precision(printed[row], results[key]), row
+        assert _same_to_printed_precision(printed[row], final[key]), row
     assert f"evaluation folder: {os.path.abspath(evaluation.folder)}" in evaluation.proc.stdout
 
 
@@ -174,10 +179,11 @@ def test_results_json_agrees_with_a_numpy_count_of_the_saved_predictions(evaluat
         pairs.append((pred, cv2.imread(label, cv2.IMREAD_UNCHANGED)))
     expected = _numpy_metrics(pairs)
     results = _read_results(evaluation.folder)
+    final = results["heads"][results["final_head"]]
     for name, value in zip(CLASS_NAMES, expected["IoU"], strict=True):
-        assert results["IoU"][name] == (None if value is None else pytest.approx(value)), name
+        assert final["IoU"][name] == (None if value is None else pytest.approx(value)), name
     for key in ("mIoU", "pixel_acc", "mean_acc"):
-        assert results[key] == pytest.approx(expected[key], abs=1e-12), key
+        assert final[key] == pytest.approx(expected[key], abs=1e-12), key
 
 
 def test_save_pred_names_files_by_the_image_name_without_leftimg8bit(evaluation, synthetic_root):
@@ -294,7 +300,7 @@ def test_two_process_gloo_evaluation_gives_the_one_process_metrics_and_predictio
              env={"OMP_NUM_THREADS": "1"}, timeout=300)
     folder = only_evaluation(experiment_folder(str(tmp_path)))
     one, two = _read_results(evaluation.folder), _read_results(folder)
-    for key in ("IoU", "mIoU", "pixel_acc", "mean_acc", "num_images", "confusion_matrix"):
+    for key in ("final_head", "heads", "num_images", "confusion_matrix"):
         assert two[key] == one[key], key
     # Each image counted once: the matrix holds every labelled pixel of the set exactly once.
     labelled = sum(int(np.isin(cv2.imread(label, cv2.IMREAD_UNCHANGED), LABEL_IDS).sum())

@@ -64,7 +64,8 @@ def test_people_read_the_miou_in_per_cent_and_files_keep_a_fraction(trained_run)
     records = []
     for path in glob.glob(os.path.join(folder, "validation", "iter*.json")):
         with open(path) as f:
-            records.append(json.load(f)["mIoU"])
+            record = json.load(f)
+        records.append(record["heads"][record["final_head"]]["mIoU"])
     assert 0 < best <= 1 and best == max(records)
     log = open(glob.glob(os.path.join(folder, "train_*.log"))[0]).read()
     assert f"done: best mIoU {100 * best:.2f} %; weights in " in log

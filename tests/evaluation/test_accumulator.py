@@ -1,13 +1,14 @@
-"""SegAnalysis: every head counted, groups, exact sums over two gloo ranks, inputs checked."""
+"""SegAccumulator: every head counted, groups, exact sums over two gloo ranks, inputs checked."""
 import datetime
 
 import numpy as np
 import pytest
 import torch
 
-from lib.evaluation.analysis import SegAnalysis
+from lib.evaluation.accumulator import MeasureSettings, SegAccumulator
 from lib.evaluation.heads import fusion_pairs, label_size_inputs, output_heads
-from lib.evaluation.metrics import json_safe
+from lib.evaluation.loop import Batch
+from lib.evaluation.results import json_safe
 from lib.models.output import OCROutput, SegOutput
 from tests.evaluation import references as ref
 
@@ -32,7 +33,7 @@ def batch(seed, n=2, h=12, w=20):
 
 
 def analysis_of(batches, groups):
-    analysis = SegAnalysis(K, HEADS, bands=(1, 3))
+    analysis = SegAccumulator(K, HEADS, measures=MeasureSettings(bands=(1, 3)))
     for (preds, labels, offsets, confidence), group in zip(batches, groups, strict=True):
         analysis.update(preds, labels, offsets=offsets, confidence=confidence, groups=group)
     return analysis.reduce()
@@ -53,6 +54,25 @@ def test_every_head_gets_its_own_confusion_matrix_and_iou():
         assert confusion[1, 2] == sum(((t == 1) & (p == 2)).sum()
                                       for p, t in zip(preds, labels, strict=True))
     assert "per_condition" not in results["heads"]["logits"]
+    assert results["final_head"] == "fused_logits"
+
+
+def test_the_final_head_is_the_fused_one_or_else_the_only_one():
+    preds, labels, _, _ = batch(10)
+    for heads, final in ((["logits"], "logits"), (["logits", "region_logits"], "logits")):
+        accumulator = SegAccumulator(K, heads)
+        accumulator.update({h: preds["logits"] for h in heads}, labels)
+        assert accumulator.reduce().results()["final_head"] == final
+
+
+def test_a_batch_is_processed_as_its_update():
+    preds, labels, offsets, confidence = batch(11)
+    groups = ["fog", None]
+    updated = analysis_of([(preds, labels, offsets, confidence)], [groups])
+    processed = SegAccumulator(K, HEADS, measures=MeasureSettings(bands=(1, 3)))
+    processed.process(Batch(torch.zeros(2, 3, 12, 20), ["a", "b"], preds, offsets, confidence,
+                            labels, groups))
+    assert json_safe(processed.reduce().results()) == json_safe(updated.results())
 
 
 def test_a_group_is_counted_alone_and_in_the_overall():
@@ -113,7 +133,7 @@ def test_update_after_reduce_and_a_second_reduce_raise():
 
 def test_wrong_inputs_name_the_head_and_the_shapes():
     preds, labels, offsets, confidence = batch(9)
-    analysis = SegAnalysis(K, HEADS)
+    analysis = SegAccumulator(K, HEADS)
     with pytest.raises(ValueError, match="expected"):
         analysis.update({"logits": preds["logits"]}, labels, offsets=offsets,
                         confidence=confidence)
@@ -127,7 +147,7 @@ def test_wrong_inputs_name_the_head_and_the_shapes():
 
 def test_band_widths_must_increase():
     with pytest.raises(ValueError, match="increasing"):
-        SegAnalysis(K, HEADS, bands=(4, 2))
+        SegAccumulator(K, HEADS, measures=MeasureSettings(bands=(4, 2)))
 
 
 def test_heads_and_fusion_pairs_of_the_output_types():

@@ -1,13 +1,16 @@
-"""SegAnalysis: every head's confusion matrices, boundary measures and fusion split, in one pass.
+"""SegAccumulator: the one accumulator of an evaluation; every head's confusion matrices,
+boundary measures and fusion split, in one pass.
 
 Per batch it takes each head's argmax at the label size, the labels and, for the offset
 networks, the offsets (pixels of the label map) and the confidence (``heads.label_size_inputs``
 makes them from a network output).  Everything is counted on the device in fixed-size int64
 tensors (no host synchronisation), per group (ACDC condition; None = no group); ``reduce``
-sums them over ranks exactly, and ``results`` gives the results.json blocks "heads",
-"boundary" and "fusion".  The measures are defined in ``boundary`` and ``fusion``.
+sums them over ranks exactly, in one all-reduce, and ``results`` gives the results.json blocks
+"final_head", "heads", "boundary" and "fusion".  The measures are defined in ``metrics``,
+``boundary`` and ``fusion``.
 """
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -34,16 +37,43 @@ from .fusion import (
     fusion_summary,
     histogram_bins,
 )
-from .heads import fusion_pairs
+from .heads import final_head, fusion_pairs
 from .metrics import segmentation_metrics
 
-__all__ = ["SegAnalysis", "DEFAULT_BANDS"]
+__all__ = ["SegAccumulator", "MeasureSettings", "DEFAULT_BANDS"]
 
 # TEST.TRIMAP_BANDS: trimap band widths, pixels of the label map.
 DEFAULT_BANDS = (1, 2, 4, 8, 16, 32)
 
 
-class SegAnalysis:
+@dataclass(frozen=True)
+class MeasureSettings:
+    """What an evaluation measures beside the confusion matrices.
+
+    bands: trimap band widths in pixels (TEST.TRIMAP_BANDS), increasing; boundary_ratio:
+    Boundary IoU width as a fraction of the image diagonal (TEST.BOUNDARY_IOU_RATIO);
+    confidence_bins: equal confidence bins over [0, 1] (offset lengths have the fixed
+    ``fusion.LENGTH_EDGES``).
+    """
+
+    bands: tuple[int, ...] = DEFAULT_BANDS
+    boundary_ratio: float = 0.02
+    confidence_bins: int = 20
+
+    def __post_init__(self):
+        bands = tuple(int(w) for w in self.bands)
+        if any(b <= a for a, b in zip(bands, bands[1:])) or min(bands, default=0) < 0:
+            raise ValueError(f"trimap band widths must be increasing and >= 0, got {list(bands)}")
+        object.__setattr__(self, "bands", bands)
+
+    @classmethod
+    def from_config(cls, cfg) -> "MeasureSettings":
+        """TEST.TRIMAP_BANDS and TEST.BOUNDARY_IOU_RATIO of a config."""
+        return cls(bands=tuple(cfg.TEST.TRIMAP_BANDS),
+                   boundary_ratio=float(cfg.TEST.BOUNDARY_IOU_RATIO))
+
+
+class SegAccumulator:
     """Accumulates, per head, ``boundary.joint_counts`` (from which come its confusion matrix,
     trimap and Boundary IoU figures); per fused head (``heads.fusion_pairs``),
     ``fusion.fusion_counts`` (outcomes by class, offset length and confidence).
@@ -53,29 +83,22 @@ class SegAnalysis:
         heads: output field names of the predictions ``update`` receives ("logits", ...);
             every rank must pass the same.
         ignore_label: label value left out.
-        bands: trimap band widths in pixels (TEST.TRIMAP_BANDS), increasing.
-        boundary_ratio: Boundary IoU width as a fraction of the image diagonal
-            (TEST.BOUNDARY_IOU_RATIO).
-        confidence_bins: equal confidence bins over [0, 1] (offset lengths have the fixed
-            ``fusion.LENGTH_EDGES``).
+        measures: the trimap bands, the Boundary IoU width and the confidence bins.
         device: where the counts live; put them where the predictions are (nccl all-reduces
             CUDA tensors only).  None = CPU.
     """
 
     def __init__(self, num_classes: int, heads: Sequence[str], *, ignore_label: int = 255,
-                 bands: Sequence[int] = DEFAULT_BANDS, boundary_ratio: float = 0.02,
-                 confidence_bins: int = 20, device=None):
+                 measures: MeasureSettings = MeasureSettings(), device=None):
         if not heads:
-            raise ValueError("SegAnalysis needs at least one head")
-        if any(b <= a for a, b in zip(bands, bands[1:])) or min(bands, default=0) < 0:
-            raise ValueError(f"trimap band widths must be increasing and >= 0, got {list(bands)}")
+            raise ValueError("SegAccumulator needs at least one head")
         self.num_classes = num_classes
         self.heads = list(heads)
         self.ignore_label = ignore_label
-        self.bands = [int(w) for w in bands]
-        self.boundary_ratio = boundary_ratio
+        self.bands = list(measures.bands)
+        self.boundary_ratio = measures.boundary_ratio
         self.pairs = fusion_pairs(self.heads)
-        self.conf_edges = confidence_edges(confidence_bins)
+        self.conf_edges = confidence_edges(measures.confidence_bins)
         self.device = torch.device("cpu") if device is None else torch.device(device)
         self._layout = self._make_layout()
         self._counts = {None: self._zeros()}
@@ -113,6 +136,11 @@ class SegAnalysis:
             picked = [_pick(x, rows) for x in (labels, offsets, confidence)]
             self._add(self._counts[key], {head: _pick(preds[head], rows) for head in self.heads},
                       *picked)
+
+    def process(self, batch) -> None:
+        """The consumer protocol of ``loop.evaluate``: ``update`` with a ``loop.Batch``."""
+        self.update(batch.preds, batch.labels, offsets=batch.offsets,
+                    confidence=batch.confidence, groups=batch.groups)
 
     def _add(self, counts, preds, labels, offsets, confidence):
         k, bands = self.num_classes, len(self.bands)
@@ -201,7 +229,8 @@ class SegAnalysis:
         return joint_confusion(self._group_counts(group)[f"joint/{head}"])
 
     def results(self, class_names: Sequence[str] | None = None) -> dict:
-        """{"heads": {head: metrics}, "boundary": {head: ...}, "fusion": {fused head: ...}}.
+        """{"final_head": the evaluated head (``heads.final_head``), "heads": {head: metrics},
+        "boundary": {head: ...}, "fusion": {fused head: ...}}.
 
         heads: ``segmentation_metrics``; boundary: ``trimap_metrics`` and
         ``boundary_iou_metrics``; fusion (empty without a fused head): "against" (the head it
@@ -213,7 +242,7 @@ class SegAnalysis:
             for kind, entries in self._blocks(self._counts[group], class_names).items():
                 for name, entry in entries.items():
                     blocks[kind][name].setdefault("per_condition", {})[group] = entry
-        return blocks
+        return {"final_head": final_head(self.heads), **blocks}
 
     def _blocks(self, counts, class_names):
         heads, boundary, fusion = {}, {}, {}
