@@ -64,15 +64,9 @@ def label_size_inputs(output, size, align_corners: bool) -> dict:
     which do not depend on the map's size: they are resized, then scaled by (W - 1) / 2 and
     (H - 1) / 2 (``offsets_to_pixels``).
     """
-    height, width = size
-
-    def resize(x):
-        return F.interpolate(x.float(), size=(height, width), mode="bilinear",
-                             align_corners=align_corners)
-
     # max().indices is argmax (the first of equal maxima; NaN counts as the maximum), several
     # times faster on the CPU for this channel reduction.
-    preds = {head: resize(getattr(output, head)).max(dim=1).indices
+    preds = {head: _resize(getattr(output, head), size, align_corners).max(dim=1).indices
              for head in output_heads(output)}
     return {"preds": preds, **label_size_offsets(output, size, align_corners)}
 
@@ -83,12 +77,14 @@ def label_size_offsets(output, size, align_corners: bool) -> dict:
     both None for a network without offsets."""
     if output.offsets is None:
         return {"offsets": None, "confidence": None}
-    height, width = size
+    offsets = _resize(output.offsets, size, align_corners)
+    return {"offsets": offsets_to_pixels(offsets, *size),
+            "confidence": _resize(output.confidence, size, align_corners)}
 
-    def resize(x):
-        return F.interpolate(x.float(), size=(height, width), mode="bilinear",
-                             align_corners=align_corners)
 
-    return {"offsets": offsets_to_pixels(resize(output.offsets), height, width),
-            "confidence": resize(output.confidence)}
+def _resize(x, size, align_corners):
+    """Bilinear, in float32, also where the map has the size already (interpolating there is
+    not the identity next to a NaN or an infinity)."""
+    return F.interpolate(x.float(), size=tuple(size), mode="bilinear",
+                         align_corners=align_corners)
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from ..datasets import dataset_tables
@@ -25,7 +24,7 @@ from ..datasets.files import read_image
 from ..datasets.transforms import MEAN, STD, normalize
 from ..models import SegOutput, build_eval_model
 from ..utils.device import select_device
-from ..utils.visualize import offsets_to_pixels
+from .heads import label_size_offsets
 from .protocols import InferenceSettings, predict, scale_one_output
 
 __all__ = ["Predictor", "Prediction"]
@@ -122,11 +121,6 @@ class Predictor:
                                   self.settings.amp_dtype)
         if output.offsets is None:
             return {"output": output}
-        height, width = x.shape[-2:]
-        offsets, confidence = (
-            F.interpolate(m.float(), size=(height, width), mode="bilinear",
-                          align_corners=self.settings.align_corners)[0]
-            for m in (output.offsets, output.confidence))
-        return {"output": output,
-                "offsets": offsets_to_pixels(offsets, height, width).cpu().numpy(),
-                "confidence": confidence[0].cpu().numpy()}
+        maps = label_size_offsets(output, x.shape[-2:], self.settings.align_corners)
+        return {"output": output, "offsets": maps["offsets"][0].cpu().numpy(),
+                "confidence": maps["confidence"][0, 0].cpu().numpy()}
