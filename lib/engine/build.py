@@ -9,6 +9,7 @@ import torch
 from ..config import amp_dtype_of
 from ..datasets import build_dataset, dataset_tables
 from ..datasets.loaders import eval_loader, train_loader
+from ..evaluation.accumulator import MeasureSettings
 from ..models import apply_speed_flags, build_model
 from ..models.losses import build_criterion
 from ..utils import distributed as dist
@@ -170,8 +171,7 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
                                                  cfg.TRAIN.ACCUMULATE_STEPS))
         validator = Validator(val_loader, val_set, device, align_corners=cfg.MODEL.ALIGN_CORNERS,
                               amp_dtype=parts.amp_dtype, writer=writer,
-                              bands=cfg.TEST.TRIMAP_BANDS,
-                              boundary_ratio=cfg.TEST.BOUNDARY_IOU_RATIO,
+                              measures=MeasureSettings.from_config(cfg),
                               oom_message=OutOfMemoryMessage.validation(cfg),
                               record_dir=os.path.join(output_dir, "validation"))
     except BaseException:

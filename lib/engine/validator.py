@@ -5,7 +5,7 @@ import logging
 import os
 
 from ..datasets.transforms import MEAN, STD
-from ..evaluation.accumulator import DEFAULT_BANDS, MeasureSettings
+from ..evaluation.accumulator import MeasureSettings
 from ..evaluation.figures import figure_image
 from ..evaluation.finite import NonFiniteOutputError
 from ..evaluation.loop import evaluate, predict_whole_image
@@ -25,7 +25,7 @@ class Validator:
     """``validator(model, iteration)`` -> mIoU of the final head, a fraction: every rank predicts
     its shard of ``dataset`` whole, at one scale, without flipping (collective); rank 0 logs the
     tables of every head, the boundaries and the fusion (``lib.evaluation.report``, with the
-    trimap ``bands`` and the Boundary IoU ``boundary_ratio``), and the mIoU, per-class and
+    trimap bands and the Boundary IoU width of ``measures``), and the mIoU, per-class and
     per-head IoU (in per cent, as the tables), the figures and the first image's panels go to
     ``writer`` when there is one (undefined values, such as the IoU of a class absent from the
     set, are left out).  Out of device memory, it raises the ``OutOfMemoryRunError`` of
@@ -35,10 +35,10 @@ class Validator:
     ``iter<k>.json`` (k = the iteration, seven digits)."""
 
     def __init__(self, loader, dataset, device, *, align_corners, amp_dtype=None, writer=None,
-                 bands=DEFAULT_BANDS, boundary_ratio=0.02, oom_message=None, record_dir=None):
+                 measures: MeasureSettings, oom_message=None, record_dir=None):
         self.loader, self.dataset, self.device = loader, dataset, device
         self.align_corners, self.amp_dtype, self.writer = align_corners, amp_dtype, writer
-        self.measures = MeasureSettings(bands=bands, boundary_ratio=boundary_ratio)
+        self.measures = measures
         self.oom_message, self.record_dir = oom_message, record_dir
 
     def __call__(self, model, iteration):

@@ -53,7 +53,7 @@ def head_label(head: str) -> str:
 
 
 def label_size_inputs(output, size, align_corners: bool) -> dict:
-    """What ``SegAnalysis.update`` takes, from one network output, at the label size (H, W).
+    """What ``SegAccumulator.update`` takes, from one network output, at the label size (H, W).
 
     output: ``SegOutput`` / ``OCROutput``, maps at any resolution (the networks give H/4 x W/4).
     Every class map is resized bilinearly with ``align_corners`` (MODEL.ALIGN_CORNERS) and

@@ -3,6 +3,7 @@ import torch
 import torch.nn as nn
 
 from lib.engine.validator import Validator
+from lib.evaluation.accumulator import MeasureSettings
 from lib.models import SegOutput
 
 CLASSES = ("road", "sky", "car")
@@ -65,4 +66,4 @@ def validator(loader, writer=None):
     """A Validator of ``loader`` (a list of batches) on the CPU."""
     dataset = Labelled(sum(len(names) for *_, names in loader))
     return Validator(loader, dataset, torch.device("cpu"), align_corners=False, writer=writer,
-                     bands=(1,))
+                     measures=MeasureSettings(bands=(1,)))
