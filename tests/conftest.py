@@ -5,8 +5,7 @@ import os
 import pytest
 import torch
 
-from lib.config import get_cfg
-from tests.tools.helpers import OFFSET_CFG, latest_run, run_tool, small_opts
+from tests.helpers import OFFSET_CFG, latest_run, run_tool, small_opts, tiny_cfg
 
 CUDA_SKIP = ("needs a CUDA device: tools/gpu_check.py runs these on a GPU, and "
              "--cuda-dry-run runs them on the CPU at tiny sizes")
@@ -25,25 +24,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("cuda") is not None:
             item.add_marker(pytest.mark.skip(reason=CUDA_SKIP))
-
-
-def tiny_cfg(name="branched_seg_hrnet", offset_branch=4, stage4_modules=1, num_classes=5):
-    """A mutable config of a very small HRNet (widths 8-64, one block per branch)."""
-    cfg = get_cfg()
-    cfg.MODEL.NAME = name
-    cfg.DATASET.NUM_CLASSES = num_classes
-    extra = cfg.MODEL.EXTRA
-    extra.OFFSET_BRANCH = offset_branch
-    extra.STAGE1.NUM_BLOCKS, extra.STAGE1.NUM_CHANNELS = [1], [8]
-    widths = [8, 16, 32, 64]
-    for k in (2, 3, 4):
-        for suffix in ("", "_2"):
-            stage = extra[f"STAGE{k}{suffix}"]
-            stage.NUM_MODULES = 1
-            stage.NUM_BLOCKS = [1] * k
-            stage.NUM_CHANNELS = widths[:k]
-    extra.STAGE4.NUM_MODULES = stage4_modules
-    return cfg
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -16,9 +16,9 @@ from lib.config.published import resolve_published
 from lib.datasets import build_dataset
 from lib.engine.build import build_step_parts
 from lib.models import build_model
+from tests.helpers import ROOT
 from tools.make_synthetic_dataset import make_synthetic_dataset
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = sorted(os.path.relpath(p, ROOT)
                  for p in glob.glob(os.path.join(ROOT, "experiments", "*", "*.yaml")))
 

@@ -4,7 +4,7 @@ modules never import each other in a cycle, and no package takes another's priva
 import ast
 import os
 
-from tests.tools.helpers import ROOT
+from tests.helpers import ROOT
 
 LAYERS = {"utils": 0, "config": 1, "models": 2, "datasets": 2, "evaluation": 3, "engine": 4}
 

@@ -18,7 +18,7 @@ import torch
 
 from lib.config import load_cfg
 from lib.models import build_model
-from tests.tools.helpers import BASELINE_CFG, ROOT
+from tests.helpers import BASELINE_CFG, ROOT
 
 PREDICT = """
 import importlib.util, json, sys

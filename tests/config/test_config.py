@@ -14,8 +14,7 @@ import lib.evaluation.protocols  # noqa: F401
 import lib.models  # noqa: F401
 import lib.models.losses  # noqa: F401
 from lib.config import ConfigError, get_cfg, load_cfg, register_choices
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.helpers import ROOT
 EXPERIMENTS = sorted(glob.glob(os.path.join(ROOT, "experiments", "**", "*.yaml"), recursive=True))
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from lib.config import ConfigError, load_cfg
 from lib.utils.geometry import scaled_size
-from tests.tools.helpers import OFFSET_CFG
+from tests.helpers import OFFSET_CFG
 
 
 def _write(tmp_path, text):

@@ -12,8 +12,8 @@ import torch
 
 from lib.config import load_cfg
 from lib.engine.build import build_step_parts
+from tests.helpers import ROOT
 from tests.host_reads import count_host_reads
-from tests.tools.helpers import ROOT
 from tools.gpu_check import NETWORKS, REAL, RESULTS_ENV, TINY, TINY_OPTS
 
 

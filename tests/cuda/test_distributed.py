@@ -7,7 +7,7 @@ import torch.distributed as dist
 from lib.engine.checkpointer import Checkpointer
 from lib.engine.step import train_step
 from tests.cuda.conftest import relative_difference
-from tests.tools.helpers import free_port
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.cuda
 

@@ -8,10 +8,9 @@ from torch.utils.data import DataLoader
 from lib.config import load_cfg
 from lib.datasets import ACDC, Cityscapes, DatasetError, build_dataset, dataset_class, init_worker
 from lib.datasets.base_dataset import PLAIN_INDEX_EPOCH
+from tests.helpers import ROOT
 
 from .conftest import dataset_cfg
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def train_cfg(root, **overrides):
@@ -93,7 +92,7 @@ def test_training_seed_makes_a_single_process_dataset_reproducible(synthetic_roo
     assert torch.equal(samples[0], samples[1])
 
 
-@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "experiments/acdc/*.yaml"))))
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "experiments/acdc/*.yaml"))))
 def test_acdc_experiment_files_load_and_describe_acdc(path):
     cfg = load_cfg(path)
     assert cfg.DATASET.DATASET == "acdc"
@@ -107,7 +106,7 @@ def test_acdc_experiment_files_load_and_describe_acdc(path):
 
 
 def test_both_acdc_experiment_files_exist():
-    names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO,
+    names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT,
                                                                        "experiments/acdc/*.yaml")))
     assert names == ["seg_hrnet_ocr_w48_train_540x960_sgd_lr1e-2_wd5e-4_bs_12_epoch484.yaml",
                      "seg_hrnet_w48_train_540x960_sgd_lr1e-2_wd5e-4_bs_12_epoch484.yaml",

@@ -5,9 +5,8 @@ import sys
 import pytest
 
 from lib.datasets import DatasetError
+from tests.helpers import ROOT
 from tools.make_lists import main, make_lists
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def touch(root, *relative):
@@ -119,9 +118,9 @@ def test_tool_runs_as_a_script_and_as_a_module(tmp_path, command):
     cityscapes_tree(tmp_path)
     args = [sys.executable, *command, "--dataset", "cityscapes", "--root", str(tmp_path)]
     if command[0] == "-m":
-        result = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
+        result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
     else:
-        args[1] = os.path.join(REPO, command[0])
+        args[1] = os.path.join(ROOT, command[0])
         result = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "train.lst: 3 images" in result.stdout

@@ -4,7 +4,7 @@ import torch
 
 from lib.config import load_cfg
 from lib.engine.build import build_trainer
-from tests.tools.helpers import OFFSET_CFG, small_opts
+from tests.helpers import OFFSET_CFG, small_opts
 
 
 @pytest.fixture

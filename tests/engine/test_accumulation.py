@@ -9,7 +9,7 @@ from lib.engine.schedule import build_optimizer
 from lib.engine.trainer import Check
 from lib.models import build_model
 from lib.models.losses import build_criterion
-from tests.conftest import tiny_cfg
+from tests.helpers import OFFSET_CFG, free_port, tiny_cfg
 
 CROP = (32, 64)  # H x W of the random batches
 
@@ -193,8 +193,6 @@ def _rank_accumulating(rank, port, results):
 
 
 def test_two_processes_all_reduce_once_per_step_and_train_as_one_process_of_all_micro_batches():
-    from tests.tools.helpers import free_port
-
     results = torch.multiprocessing.Manager().dict()
     torch.multiprocessing.spawn(_rank_accumulating, args=(free_port(), results), nprocs=2)
     model, criterion, optimizer, scaler = _parts(tiny_cfg(num_classes=5))
@@ -292,7 +290,6 @@ def test_a_nonfinite_micro_batch_in_max_nonfinite_steps_in_a_row_stops_the_run(m
 
 
 def test_the_train_benchmark_times_steps_of_every_micro_batch(monkeypatch, capsys):
-    from tests.tools.helpers import OFFSET_CFG
     from tools import benchmark
 
     seen, real = [], step.train_step

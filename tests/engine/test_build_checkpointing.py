@@ -8,7 +8,7 @@ from lib.engine import step
 from lib.engine.build import build_step_parts
 from lib.models import build_eval_model
 from lib.utils.errors import RunError
-from tests.tools.helpers import OFFSET_CFG
+from tests.helpers import OFFSET_CFG
 
 
 def _parts(*opts):

@@ -9,6 +9,7 @@ import torch.nn as nn
 
 from lib.engine.checkpointer import Checkpointer, CheckpointError
 from lib.utils import atomic
+from tests.helpers import free_port
 
 
 def _parts(seed=0):
@@ -254,8 +255,6 @@ def _rank_whose_rank_0_disk_is_full(rank, port, folder, results):
 
 
 def test_a_failed_write_on_rank_0_raises_on_every_rank_instead_of_leaving_them_waiting(tmp_path):
-    from tests.tools.helpers import free_port
-
     results = torch.multiprocessing.Manager().dict()
     torch.multiprocessing.spawn(_rank_whose_rank_0_disk_is_full,
                                 args=(free_port(), str(tmp_path), results), nprocs=2)

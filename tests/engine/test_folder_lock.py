@@ -8,7 +8,7 @@ import pytest
 
 from lib.engine.folder_lock import LOCK_NAME, FolderLock, FolderLockedError
 from lib.models.weights import CheckpointError
-from tests.tools.helpers import OFFSET_CFG
+from tests.helpers import OFFSET_CFG
 
 HOST = socket.gethostname()
 NAME = os.path.splitext(os.path.basename(OFFSET_CFG))[0]

@@ -7,7 +7,7 @@ from lib.engine.build import build_step_parts
 from lib.engine.memory_use import FREE_BYTES, FREE_SHARE, StepMemory, measure_step_memory
 from lib.models.checkpointing import recomputed, segment_sizes
 from lib.utils.memory import GIB, ParameterMemory
-from tests.tools.helpers import OFFSET_CFG
+from tests.helpers import OFFSET_CFG
 
 CROP = (64, 128)
 

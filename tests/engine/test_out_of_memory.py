@@ -18,7 +18,7 @@ from lib.engine.out_of_memory import OutOfMemoryMessage, OutOfMemoryRunError
 from lib.models import build_model
 from lib.utils.device import describe_memory
 from lib.utils.errors import RunError
-from tests.tools.helpers import OFFSET_CFG, ROOT, free_port, small_opts
+from tests.helpers import OFFSET_CFG, ROOT, free_port, small_opts
 
 CUDA_MESSAGE = ("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of "
                 "79.19 GiB of which 1.12 GiB is free.")

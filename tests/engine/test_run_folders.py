@@ -17,7 +17,7 @@ from lib.engine.run_folders import (
     training_run,
 )
 from lib.utils.errors import RunError
-from tests.tools.helpers import OFFSET_CFG
+from tests.helpers import OFFSET_CFG
 
 NAME = os.path.splitext(os.path.basename(OFFSET_CFG))[0]
 NOW = datetime(2026, 12, 7, 22, 45, 1).timestamp()

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.tools.helpers import ROOT
+from tests.helpers import ROOT
 
 SCRIPT = """
 import os, signal, sys

@@ -5,7 +5,7 @@ import torch.nn as nn
 
 from lib.engine import step
 from lib.engine.schedule import build_optimizer
-from tests.tools.helpers import OFFSET_CFG
+from tests.helpers import OFFSET_CFG, free_port
 from tools import benchmark
 
 
@@ -140,8 +140,6 @@ def _rank_with_a_nan_loss(rank, port, results):
 
 
 def test_a_nan_loss_on_one_rank_skips_the_same_step_on_every_rank():
-    from tests.tools.helpers import free_port
-
     results = torch.multiprocessing.Manager().dict()
     torch.multiprocessing.spawn(_rank_with_a_nan_loss, args=(free_port(), results), nprocs=2)
     (skipped0, weights0), (skipped1, weights1) = results[0], results[1]

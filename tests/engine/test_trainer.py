@@ -11,7 +11,7 @@ from lib.engine.trainer import NonFiniteLossError
 from lib.evaluation.finite import NonFiniteOutputError
 from lib.models.weights import CheckpointError
 from lib.utils.precision import amp_dtype
-from tests.tools.helpers import BASELINE_CFG
+from tests.helpers import BASELINE_CFG
 
 QUIET = {"TRAIN.EVAL_INTERVAL": 0}
 

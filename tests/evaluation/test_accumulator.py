@@ -11,6 +11,7 @@ from lib.evaluation.loop import Batch
 from lib.evaluation.results import json_safe
 from lib.models.output import OCROutput, SegOutput
 from tests.evaluation import references as ref
+from tests.helpers import free_port
 
 K = 5
 HEADS = ["logits", "seed_logits", "fused_logits"]
@@ -113,8 +114,6 @@ def _rank_of_two(rank, port, results):
 
 
 def test_two_ranks_sum_to_exactly_what_one_process_counts():
-    from tests.tools.helpers import free_port
-
     results = torch.multiprocessing.Manager().dict()
     torch.multiprocessing.spawn(_rank_of_two, args=(free_port(), results), nprocs=2)
     whole = json_safe(analysis_of([batch(4), batch(5), batch(6)],

@@ -9,7 +9,7 @@ from lib.datasets.cityscapes import CLASS_NAMES
 from lib.evaluation.comparison import headline, headline_table, run_labels
 from lib.evaluation.results import json_safe
 from tests.evaluation.synthetic import results_json
-from tests.tools.helpers import ROOT, run_tool
+from tests.helpers import ROOT, run_tool
 from tools.compare import main as compare_main
 from tools.compare import read_results
 

@@ -7,7 +7,7 @@ import pytest
 from lib.datasets.cityscapes import CLASS_NAMES
 from lib.evaluation.results import json_safe
 from tests.evaluation.synthetic import results_json
-from tests.tools.helpers import run_tool
+from tests.helpers import run_tool
 from tools.cli import run
 from tools.compare import main
 

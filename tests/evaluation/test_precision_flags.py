@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from lib.evaluation.protocols import InferenceSettings, forward_logits, predict
 from lib.models import build_eval_model, build_model
-from tests.conftest import tiny_cfg
+from tests.helpers import tiny_cfg
 
 HEIGHT, WIDTH, BLOCK = 64, 128, 16
 TRAIN_STEPS = 40

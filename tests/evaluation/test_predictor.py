@@ -11,7 +11,7 @@ from PIL import Image
 from lib.config import load_cfg
 from lib.evaluation import Predictor
 from lib.models import build_model
-from tests.tools.helpers import (
+from tests.helpers import (
     BASELINE_CFG,
     OFFSET_CFG,
     experiment_folder,

@@ -7,6 +7,7 @@ from torch import nn
 
 from lib.models import build_model
 from lib.models.export import OUTPUT_NAMES, TensorOutputs, check_sizes, export, max_differences
+from tests.helpers import tiny_cfg
 
 TOLERANCE = 1e-3
 SIZES = [(64, 96), (40, 136)]  # trace size, and another size and aspect
@@ -35,7 +36,6 @@ def _randomise(model, seed=0):
 
 @pytest.fixture(scope="module")
 def offset_network():
-    from tests.conftest import tiny_cfg
     return _randomise(build_model(tiny_cfg(), load_pretrained=False))
 
 
@@ -91,7 +91,6 @@ def test_torchscript_file_agrees_with_pytorch_at_two_sizes(offset_network, tmp_p
 
 def test_baseline_network_exports_its_logits_alone(tmp_path):
     _, onnxruntime = _onnx_packages()
-    from tests.conftest import tiny_cfg
     model = _randomise(build_model(tiny_cfg("seg_hrnet"), load_pretrained=False))
     path = str(tmp_path / "baseline.onnx")
     assert export(model, path, "onnx", (32, 64)) == ["logits"]

@@ -9,6 +9,7 @@ import torch.nn as nn
 from lib.models import build_model, checkpointing
 from lib.models.losses import build_criterion
 from lib.utils.memory import saved_tensor_bytes
+from tests.helpers import free_port
 from tests.models.test_ocr_networks import tiny_ocr_cfg
 
 NETWORKS = ["seg_hrnet", "branched_seg_hrnet", "seg_hrnet_ocr", "branched_seg_hrnet_ocr"]
@@ -221,8 +222,6 @@ def _ddp_rank(rank, port, cfg, results):
 
 
 def test_two_process_ddp_step_gives_the_plain_gradients(make_tiny_cfg):
-    from tests.tools.helpers import free_port
-
     cfg = _cfg(make_tiny_cfg, "branched_seg_hrnet_ocr")
     results = torch.multiprocessing.Manager().dict()
     torch.multiprocessing.spawn(_ddp_rank, args=(free_port(), cfg, results), nprocs=2)

@@ -150,7 +150,7 @@ _NAN_OFFSETS_STEP = """
 import torch
 from lib.models.losses import build_criterion
 from lib.models import build_model
-from tests.conftest import tiny_cfg
+from tests.helpers import tiny_cfg
 
 torch.manual_seed(0)
 cfg = tiny_cfg()

@@ -15,10 +15,10 @@ from lib.config import load_cfg
 from lib.models import build_model
 from lib.models.hrnet import run_transition
 from lib.models.weights import CheckpointError, read_state_dict
+from tests.helpers import ROOT
 
 timm = pytest.importorskip("timm")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 W48 = os.path.join(ROOT, "experiments", "cityscapes",
                    "seg_hrnet_w48_train_512x1024_sgd_lr1e-2_wd5e-4_bs_12_epoch484.yaml")
 W48_OFFSET = W48.replace("bs_12", "bs_8")  # branched_seg_hrnet, OFFSET_BRANCH 4

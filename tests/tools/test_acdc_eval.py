@@ -6,7 +6,7 @@ import torch
 
 from lib.config import load_cfg
 from lib.models import build_model
-from tests.tools.helpers import OFFSET_CFG, experiment_folder, only_evaluation, run_tool, small_opts
+from tests.helpers import OFFSET_CFG, experiment_folder, only_evaluation, run_tool, small_opts
 
 NAME = os.path.splitext(os.path.basename(OFFSET_CFG))[0]
 

@@ -6,7 +6,7 @@ import os
 import cv2
 import numpy as np
 
-from tests.tools.helpers import OCR_ADE20K_CFG, latest_run, only_evaluation, run_tool, small_opts
+from tests.helpers import OCR_ADE20K_CFG, latest_run, only_evaluation, run_tool, small_opts
 
 
 def test_the_ocr_offset_network_trains_on_ade20k_and_is_tested_with_two_scales_and_flip(tmp_path):

@@ -9,7 +9,7 @@ import torch.nn as nn
 from lib.config import load_cfg
 from lib.models import build_model
 from lib.utils.profiling import count_flops
-from tests.tools.helpers import OFFSET_CFG
+from tests.helpers import OFFSET_CFG
 from tools import benchmark
 from tools.benchmark import Timing, markdown_table, peak_tflops
 

@@ -12,7 +12,7 @@ import pytest
 import lib
 from lib.config import ConfigError
 from lib.utils.errors import ProjectError
-from tests.tools.helpers import OFFSET_CFG, ROOT, run_tool, small_opts
+from tests.helpers import OFFSET_CFG, ROOT, run_tool, small_opts
 from tools.cli import run
 
 

@@ -7,7 +7,7 @@ import shlex
 
 import pytest
 
-from tests.tools.helpers import ROOT
+from tests.helpers import ROOT
 
 GUIDE = os.path.join(ROOT, "docs", "datasets.md")
 # Each conversion tool: the library function it calls (named as the tool) and what that returns.

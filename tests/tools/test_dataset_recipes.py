@@ -16,7 +16,7 @@ from lib.engine.build import build_trainer
 from lib.evaluation.accumulator import MeasureSettings
 from lib.evaluation.loop import evaluate, predict_by_protocol
 from lib.evaluation.protocols import InferenceSettings
-from tests.tools.helpers import ROOT, latest_run, only_evaluation, run_tool, small_opts
+from tests.helpers import ROOT, latest_run, only_evaluation, run_tool, small_opts
 from tools.make_synthetic_dataset import make_synthetic_dataset
 
 RECIPES = {

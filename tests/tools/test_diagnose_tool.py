@@ -3,7 +3,7 @@ history figure drawn from the validations the run recorded."""
 import json
 import os
 
-from tests.tools.helpers import run_tool
+from tests.helpers import run_tool
 
 
 def test_training_records_each_validation_and_history_draws_them(trained_run, tmp_path):

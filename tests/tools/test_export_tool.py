@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.tools.helpers import OFFSET_CFG, run_tool, small_opts
+from tests.helpers import OFFSET_CFG, run_tool, small_opts
 from tools import export as export_tool
 
 

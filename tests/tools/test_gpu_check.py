@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lib.config import load_cfg
-from tests.tools.helpers import ROOT, run_tool
+from tests.helpers import ROOT, run_tool
 from tools import benchmark, gpu_check
 from tools.gpu_check import NO_DEVICE, Step
 

@@ -11,7 +11,7 @@ from lib.config import load_cfg
 from lib.datasets.transforms import normalize
 from lib.evaluation.protocols import InferenceSettings, predict
 from lib.models import build_eval_model
-from tests.tools.helpers import OFFSET_CFG, run_tool, small_opts
+from tests.helpers import OFFSET_CFG, run_tool, small_opts
 from tests.tools.test_test_tool import (
     LABEL_IDS,
     PALETTE,

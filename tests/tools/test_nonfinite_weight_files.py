@@ -10,7 +10,7 @@ import torch
 from lib.config import load_cfg
 from lib.evaluation.predictor import Predictor
 from lib.models import CheckpointError, build_model
-from tests.tools.helpers import OFFSET_CFG, small_opts
+from tests.helpers import OFFSET_CFG, small_opts
 from tools import export as export_tool
 from tools import infer as infer_tool
 from tools import test as test_tool

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.tools.helpers import ROOT, latest_run, only_evaluation, run_tool, small_opts
+from tests.helpers import ROOT, latest_run, only_evaluation, run_tool, small_opts
 
 CFG = os.path.join(ROOT, "experiments", "custom",
                    "seg_hrnet_tiny_streets3_64x128_sgd_lr2e-2_bs_8_epoch40.yaml")

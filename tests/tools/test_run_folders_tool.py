@@ -3,7 +3,7 @@ import glob
 import hashlib
 import os
 
-from tests.tools.helpers import OFFSET_CFG, experiment_folder, latest_run, run_tool, small_opts
+from tests.helpers import OFFSET_CFG, experiment_folder, latest_run, run_tool, small_opts
 
 
 def _digest(path):

@@ -11,7 +11,7 @@ import sys
 import cv2
 import pytest
 
-from tests.tools.helpers import OFFSET_CFG, ROOT, free_port, latest_run, only_evaluation, small_opts
+from tests.helpers import OFFSET_CFG, ROOT, free_port, latest_run, only_evaluation, small_opts
 from tests.tools.test_test_tool import TO_TRAIN_ID
 
 LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK",

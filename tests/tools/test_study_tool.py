@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.tools.helpers import BASELINE_CFG, OFFSET_CFG, ROOT, run_tool, small_opts
+from tests.helpers import BASELINE_CFG, OFFSET_CFG, ROOT, run_tool, small_opts
 
 
 def _study_args(data_root, out):

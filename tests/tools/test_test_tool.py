@@ -16,7 +16,7 @@ from lib.config import load_cfg
 from lib.datasets import build_dataset
 from lib.evaluation.protocols import InferenceSettings, predict
 from lib.models import build_eval_model, build_model
-from tests.tools.helpers import (
+from tests.helpers import (
     BASELINE_CFG,
     OFFSET_CFG,
     ROOT,

@@ -17,7 +17,7 @@ from lib.engine.build import build_trainer
 from lib.engine.schedule import Phase, PolySchedule
 from lib.engine.trainer import NonFiniteLossError
 from lib.utils.errors import RunError
-from tests.tools.helpers import OFFSET_CFG, ROOT, free_port, latest_run, run_tool, small_opts
+from tests.helpers import OFFSET_CFG, ROOT, free_port, latest_run, run_tool, small_opts
 
 NAME = os.path.splitext(os.path.basename(OFFSET_CFG))[0]
 

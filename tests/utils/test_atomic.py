@@ -18,8 +18,7 @@ from lib.models.export import export
 from lib.utils import atomic
 from lib.utils.atomic import FileWriteError, write_bytes
 from lib.utils.visualize import save_png
-from tests.conftest import tiny_cfg
-from tests.tools.helpers import small_opts
+from tests.helpers import small_opts, tiny_cfg
 from tools.make_lists import write_list
 
 PREVIOUS = b"the previous file\n"

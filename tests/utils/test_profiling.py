@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lib.utils.profiling import device_name
-from tests.tools.helpers import ROOT
+from tests.helpers import ROOT
 
 CPU = torch.device("cpu")
 

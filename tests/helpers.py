@@ -1,11 +1,14 @@
-"""Running the tools from tests: paths of the quick-start experiments and small overrides."""
+"""What tests in every folder share: the repository root, the quick-start experiments, running the
+tools with small overrides and finding their runs, a free port, and a tiny network's config."""
 import glob
 import os
 import socket
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lib.config import get_cfg
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OFFSET_CFG = os.path.join(ROOT, "experiments", "synthetic",
                           "seg_hrnet_tiny_offset_64x128_sgd_lr2e-2_bs_8_epoch40.yaml")
 BASELINE_CFG = OFFSET_CFG.replace("tiny_offset", "tiny_baseline")
@@ -59,3 +62,22 @@ def only_evaluation(folder):
     found = glob.glob(os.path.join(folder, "eval", "*"))
     assert len(found) == 1, found
     return found[0]
+
+
+def tiny_cfg(name="branched_seg_hrnet", offset_branch=4, stage4_modules=1, num_classes=5):
+    """A mutable config of a very small HRNet (widths 8-64, one block per branch)."""
+    cfg = get_cfg()
+    cfg.MODEL.NAME = name
+    cfg.DATASET.NUM_CLASSES = num_classes
+    extra = cfg.MODEL.EXTRA
+    extra.OFFSET_BRANCH = offset_branch
+    extra.STAGE1.NUM_BLOCKS, extra.STAGE1.NUM_CHANNELS = [1], [8]
+    widths = [8, 16, 32, 64]
+    for k in (2, 3, 4):
+        for suffix in ("", "_2"):
+            stage = extra[f"STAGE{k}{suffix}"]
+            stage.NUM_MODULES = 1
+            stage.NUM_BLOCKS = [1] * k
+            stage.NUM_CHANNELS = widths[:k]
+    extra.STAGE4.NUM_MODULES = stage4_modules
+    return cfg
