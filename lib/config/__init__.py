@@ -10,8 +10,9 @@ merges the file and then the command-line overrides in one walk each, so that
   translate what they say differently (``NUM_RANCHES``, ``IGNORE_LABEL -1``, with a
   warning);
 
-and then checks the values (choices come from the builders' own name tables, which they
-register with ``register_choices``).
+and then checks the values: every key that names a choice against :data:`.choices.CHOICES`
+(declared in this package, below the builders whose tables hold those names, so that the check
+is the same whatever the caller imported), then the numeric domains and shapes.
 """
 import difflib
 import logging
@@ -22,13 +23,13 @@ import yaml
 from yacs.config import CfgNode
 
 from ..utils.errors import ProjectError
-from ..utils.precision import AMP_DTYPES, amp_dtype
+from ..utils.precision import amp_dtype
+from .choices import CHOICES, STAGES
 from .compat import coerce_to_type_of, decode_value
 from .default import _C
 from .published import resolve_published
 
-__all__ = ["get_cfg", "load_cfg", "ConfigError", "register_choices", "amp_dtype_of",
-           "DATASET_OWN"]
+__all__ = ["get_cfg", "load_cfg", "ConfigError", "amp_dtype_of", "DATASET_OWN", "CHOICES"]
 
 logger = logging.getLogger(__name__)
 
@@ -221,17 +222,6 @@ def _as_type_of(default, value, key, source):
     return value
 
 
-# Keys naming a built thing -> the names its builder accepts.  The builders register their own
-# name tables (``register_choices``) when their module is imported, so that this package imports
-# nothing above it; every tool imports the builders before it reads a config.
-_CHOICES = {"TRAIN.AMP_DTYPE": tuple(AMP_DTYPES)}
-
-
-def register_choices(key, names):
-    """Check ``key`` against ``names`` in every ``load_cfg`` from now on (a builder's table)."""
-    _CHOICES[key] = tuple(names)
-
-
 def _get(cfg, dotted):
     for part in dotted.split("."):
         cfg = cfg[part]
@@ -283,10 +273,16 @@ def _validate_bounds(cfg):
                 f"{_MIN_SCALED_LONG_SIDE - 0.5} / TEST.BASE_SIZE or more give")
 
 
+def _validate_choices(cfg):
+    """Every key of CHOICES whose value is not one of its choices, named in one error."""
+    wrong = [f"{key} = {_get(cfg, key)!r} is not one of {list(allowed)}"
+             for key, allowed in CHOICES.items() if _get(cfg, key) not in allowed]
+    if wrong:
+        raise ConfigError("; ".join(wrong))
+
+
 def _validate(cfg):
-    for key, allowed in _CHOICES.items():
-        if _get(cfg, key) not in allowed:
-            raise ConfigError(f"{key} = {_get(cfg, key)!r} is not one of {list(allowed)}")
+    _validate_choices(cfg)
     _validate_bounds(cfg)
     for key in ("TRAIN.IMAGE_SIZE", "TEST.IMAGE_SIZE"):
         size = _get(cfg, key)
@@ -307,7 +303,7 @@ def _validate(cfg):
     if cfg.MODEL.EXTRA.CONFIDENCE not in (0, 1):
         raise ConfigError(f"MODEL.EXTRA.CONFIDENCE = {cfg.MODEL.EXTRA.CONFIDENCE!r} is not 0 or 1 "
                           f"(both fuse with the learned confidence map)")
-    for name in ("STAGE1", "STAGE2", "STAGE3", "STAGE4", "STAGE2_2", "STAGE3_2", "STAGE4_2"):
+    for name in STAGES:
         _validate_stage(f"MODEL.EXTRA.{name}", cfg.MODEL.EXTRA[name])
 
 

@@ -4,10 +4,9 @@ The config is read here only; the dataset classes take typed arguments.
 """
 import cv2
 
-from ..config import register_choices
 from .acdc import ACDC, CONDITIONS
 from .ade20k import ADE20K
-from .base_dataset import OUT_OF_RANGE_MODES, SPLITS, BaseDataset
+from .base_dataset import SPLITS, BaseDataset
 from .cityscapes import Cityscapes
 from .cocostuff import COCOStuff
 from .custom import CustomDataset, class_tables
@@ -29,7 +28,6 @@ __all__ = ["build_dataset", "build_train_transform", "dataset_class", "dataset_t
 _DATASETS = {"cityscapes": Cityscapes, "acdc": ACDC, "ade20k": ADE20K,
              "pascal_ctx": {59: PASCALContext59, 60: PASCALContext}, "cocostuff": COCOStuff,
              "lip": LIP, "pascal_voc": {21: PascalVOC, 20: PascalVOC20}}
-register_choices("DATASET.OUT_OF_RANGE_LABELS", OUT_OF_RANGE_MODES)
 
 # Split names that reference files give instead of a list (``TRAIN_SET: 'train'``) and the split
 # whose list they stand for: the reference's "testval" is the val set.

@@ -27,14 +27,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..config.choices import OUT_OF_RANGE_MODES
 from .files import DatasetError, check_listed_files, image_size, read_image, read_label, read_list
 from .transforms import MEAN, STD, TrainTransform, normalize
 
 __all__ = ["BaseDataset", "SPLITS", "PLAIN_INDEX_EPOCH", "OUT_OF_RANGE_MODES", "readonly"]
 
 SPLITS = ("train", "val", "test")
-# What a label value that is neither a class nor void does (DATASET.OUT_OF_RANGE_LABELS).
-OUT_OF_RANGE_MODES = ("error", "ignore")
 # The stored value of void pixels in every dataset's files, unless it is a class's.
 _VOID_VALUE = 255
 # Out-of-range label values named in an error; the rest are counted.

@@ -4,11 +4,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import ConfigError, register_choices
-
-# TRAIN.OPTIMIZER: the optimisers build_optimizer makes.
-OPTIMIZERS = ("sgd", "adamw")
-register_choices("TRAIN.OPTIMIZER", OPTIMIZERS)
+from ..config import ConfigError
+from ..config.choices import OPTIMIZERS
 
 
 def build_optimizer(model, name, lr, momentum, weight_decay, nesterov, nonbackbone_keywords=(),

@@ -52,7 +52,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..config import DATASET_OWN, amp_dtype_of, register_choices
+from ..config import DATASET_OWN, amp_dtype_of
+from ..config.choices import ACCUMULATE_MODES, FIRST_RESIZE_MODES
 from ..datasets import eval_crop_padding, eval_protocol, label_flip_pairs
 from ..datasets.transforms import MEAN, STD, normalize
 from ..utils.geometry import resize_bilinear, scaled_size, short_side_size
@@ -68,9 +69,6 @@ __all__ = ["InferenceSettings", "ACCUMULATE_MODES", "FIRST_RESIZE_MODES", "PROTO
 
 logger = logging.getLogger(__name__)
 
-ACCUMULATE_MODES = ("exp_logits", "softmax")
-# How the ade20k and lip protocols resize the image first (TEST.FIRST_RESIZE, ``first_resize``).
-FIRST_RESIZE_MODES = ("opencv", "device")
 # A black pixel (RGB 0, 0, 0) in the units of images normalised with the ImageNet statistics.
 BLACK = tuple(-m / s for m, s in zip(MEAN, STD, strict=True))
 # The ade20k protocol pads its resized image to a multiple of this many pixels.
@@ -487,16 +485,12 @@ def lip_inference(model, image: torch.Tensor, settings: InferenceSettings) -> to
                    settings.align_corners)
 
 
-# Evaluation protocols by name (TEST.PROTOCOL, datasets' ``eval_protocol``).
+# Evaluation protocols by name (TEST.PROTOCOL, datasets' ``eval_protocol``); the config's
+# PROTOCOL_NAMES (lib/config/choices.py) lists the same names.
 PROTOCOLS = {"cityscapes": multi_scale_inference, "ade20k": ade20k_inference,
              "lip": lip_inference}
 # The protocols whose windows slide at 2/3 of the window (TEST.STRIDE_RATIO has no effect).
 _TWO_THIRDS_STRIDE = ("ade20k", "lip")
-
-
-register_choices("TEST.PROTOCOL", ("", *PROTOCOLS))
-register_choices("TEST.ACCUMULATE", ACCUMULATE_MODES)
-register_choices("TEST.FIRST_RESIZE", FIRST_RESIZE_MODES)
 
 
 def predict(model, image: torch.Tensor, settings: InferenceSettings) -> torch.Tensor:

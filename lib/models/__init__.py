@@ -4,11 +4,10 @@ import os
 
 import torch
 
-from ..config import register_choices
 from .branched_seg_hrnet import BranchedSegHRNet
-from .hrnet import BLOCKS, StageSpec, set_bn_momentum
+from .hrnet import StageSpec, set_bn_momentum
 from .ocr import OCRSettings
-from .offset_path import OFFSET_BRANCHES, OffsetSettings
+from .offset_path import OffsetSettings
 from .output import OCROutput, SegOutput
 from .seg_hrnet import SegHRNet
 from .seg_hrnet_ocr import BranchedSegHRNetOCR, SegHRNetOCR
@@ -70,19 +69,13 @@ def _build_branched_seg_hrnet_ocr(cfg):
         offset=_offset_settings(cfg))
 
 
-# Networks by MODEL.NAME.
+# Networks by MODEL.NAME; the config's MODEL_NAMES (lib/config/choices.py) lists the same names.
 MODELS = {
     "seg_hrnet": _build_seg_hrnet,
     "branched_seg_hrnet": _build_branched_seg_hrnet,
     "seg_hrnet_ocr": _build_seg_hrnet_ocr,
     "branched_seg_hrnet_ocr": _build_branched_seg_hrnet_ocr,
 }
-
-
-register_choices("MODEL.NAME", MODELS)
-register_choices("MODEL.EXTRA.OFFSET_BRANCH", OFFSET_BRANCHES)
-for _stage in ("STAGE1", "STAGE2", "STAGE3", "STAGE4", "STAGE2_2", "STAGE3_2", "STAGE4_2"):
-    register_choices(f"MODEL.EXTRA.{_stage}.BLOCK", BLOCKS)
 
 
 def build_model(cfg, load_pretrained=True):

@@ -92,6 +92,8 @@ class Bottleneck(nn.Module):
         return self.relu(out + residual)
 
 
+# Residual blocks by MODEL.EXTRA.<stage>.BLOCK; the config's BLOCK_NAMES (lib/config/choices.py)
+# lists the same names.
 BLOCKS = {"BASIC": BasicBlock, "BOTTLENECK": Bottleneck}
 
 

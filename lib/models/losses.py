@@ -14,7 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import ConfigError, register_choices
+from ..config import ConfigError
+from ..config.choices import CONFIDENCE_MODES, REGION_MEANS
 from ..utils.geometry import resize_bilinear
 from .output import OCROutput, SegOutput
 from .seed import base_grid
@@ -22,10 +23,6 @@ from .seed import base_grid
 __all__ = ["CrossEntropy", "OhemCrossEntropy", "ConfidenceLoss", "SegLoss",
            "build_criterion"]
 
-CONFIDENCE_MODES = ("reference", "masked")  # LOSS.CONFIDENCE_MODE
-REGION_MEANS = ("all_pixels", "labelled")  # LOSS.REGION_MEAN
-register_choices("LOSS.CONFIDENCE_MODE", CONFIDENCE_MODES)
-register_choices("LOSS.REGION_MEAN", REGION_MEANS)
 # Keeps -log(F) and -log(1 - F) finite at F = 0 and 1 (the reference constant).
 _LOG_EPS = 1e-7
 

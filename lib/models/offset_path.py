@@ -13,11 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
+from ..config.choices import OFFSET_BRANCHES
 from . import seed
 from .hrnet import StageSpec, head, init_weights, make_stage, make_transition
-
-# The stages from which the offset path may have its own copies (MODEL.EXTRA.OFFSET_BRANCH).
-OFFSET_BRANCHES = (2, 3, 4)
 
 
 @dataclass(frozen=True)

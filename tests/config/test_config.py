@@ -6,15 +6,9 @@ import re
 
 import pytest
 
-import lib.config
-
-# The builders register their name tables with the config when they are imported.
-import lib.engine.schedule  # noqa: F401
-import lib.evaluation.protocols  # noqa: F401
-import lib.models  # noqa: F401
-import lib.models.losses  # noqa: F401
-from lib.config import ConfigError, get_cfg, load_cfg, register_choices
+from lib.config import ConfigError, get_cfg, load_cfg
 from tests.helpers import ROOT
+
 EXPERIMENTS = sorted(glob.glob(os.path.join(ROOT, "experiments", "**", "*.yaml"), recursive=True))
 
 
@@ -310,23 +304,6 @@ def test_the_known_misspelling_is_read_on_the_command_line_too(caplog):
 
 def test_a_dataset_name_outside_the_built_in_ones_is_left_to_build_dataset():
     assert load_cfg(None, ["DATASET.DATASET", "my_fields"]).DATASET.DATASET == "my_fields"
-
-
-def test_model_names_come_from_the_model_table():
-    from lib.models import MODELS
-
-    with pytest.raises(ConfigError, match=r"MODEL.NAME = 'unet'.*'branched_seg_hrnet'"):
-        load_cfg(None, ["MODEL.NAME", "unet"])
-    for name in MODELS:
-        assert load_cfg(None, ["MODEL.NAME", name]).MODEL.NAME == name
-
-
-def test_a_registered_name_table_is_checked_by_load_cfg(monkeypatch):
-    monkeypatch.setattr(lib.config, "_CHOICES", dict(lib.config._CHOICES))
-    register_choices("TEST.ACCUMULATE", ("max",))
-    assert load_cfg(None, ["TEST.ACCUMULATE", "max"]).TEST.ACCUMULATE == "max"
-    with pytest.raises(ConfigError, match=r"TEST.ACCUMULATE = 'softmax' is not one of \['max'\]"):
-        load_cfg(None, ["TEST.ACCUMULATE", "softmax"])
 
 
 @pytest.mark.parametrize("key, value, message", [
