@@ -13,14 +13,20 @@ from lib.datasets import build_dataset
 from lib.evaluation.protocols import (
     InferenceSettings,
     ade20k_inference,
-    multi_scale_inference,
     padded_sliding_window,
     padded_window_boxes,
     predict,
 )
 from tools.make_synthetic_dataset import make_synthetic_dataset
 
-from .test_protocols import ColumnRamp, Pointwise, QuarterWindowMean, Recorder, image
+from .test_protocols import (
+    ColumnRamp,
+    Pointwise,
+    QuarterWindowMean,
+    Recorder,
+    image,
+    pointwise_scores,
+)
 
 # The ImageNet statistics of DESIGN.md section 6, RGB.
 MEAN = np.array([0.485, 0.456, 0.406])
@@ -228,11 +234,14 @@ def test_the_dataset_chooses_the_protocol_unless_test_protocol_is_set():
     cfg.DATASET.DATASET = "ade20k"
     assert InferenceSettings.from_config(cfg).protocol == "ade20k"
     cfg.TEST.PROTOCOL = "cityscapes"
+    cfg.TEST.BASE_SIZE = 30
     settings = InferenceSettings.from_config(cfg)
     assert settings.protocol == "cityscapes"
-    x = image(20, 30)
-    torch.testing.assert_close(predict(Pointwise(), x, settings),
-                               multi_scale_inference(Pointwise(), x, settings))
+    # The Cityscapes procedure keeps an image whose long side is TEST.BASE_SIZE (at scale 1) and
+    # scores it whole: exp(W x + b) of a pointwise network.  The ade20k procedure would resize
+    # its short side to TEST.BASE_SIZE first, the lip one the whole image to the window.
+    model, x = Pointwise(), image(20, 30)
+    torch.testing.assert_close(predict(model, x, settings), pointwise_scores(model, x))
     cfg.TEST.PROTOCOL = "pascal"
     with pytest.raises(ValueError, match=r"'pascal'.*\['ade20k', 'cityscapes', 'lip'\]"):
         InferenceSettings.from_config(cfg)

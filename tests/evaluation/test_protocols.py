@@ -2,6 +2,7 @@
 import math
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -95,6 +96,13 @@ def image(h, w, seed=0, n=1):
     return torch.randn(n, 3, h, w, generator=torch.Generator().manual_seed(seed))
 
 
+def pointwise_scores(model, img):
+    """exp(W x + b) at every pixel of ``img`` for a :class:`Pointwise` model, in NumPy."""
+    weight, bias = model.weight.detach().numpy(), model.bias.detach().numpy()
+    logits = np.einsum("kc,nchw->nkhw", weight, img.numpy()) + bias[None, :, None, None]
+    return torch.from_numpy(np.exp(logits))
+
+
 def slow_sliding_window(model, img, window_hw, stride_ratio, flip=False):
     """The reference's loops: one window at a time, exp of (flip-averaged) logits, count map."""
     _, _, height, width = img.shape
@@ -177,18 +185,22 @@ def test_a_batch_of_images_gives_each_image_its_own_logits(tiny_branched):
                                    atol=1e-5, rtol=1e-5)
 
 
-def test_single_scale_without_flip_equals_exp_of_forward_logits(tiny_branched):
+def test_single_scale_without_flip_is_exp_of_the_fused_logits_resized_to_the_image(tiny_branched):
     x = image(64, 96)
     scores = multi_scale_inference(tiny_branched, x, InferenceSettings(
         scales=(1.0,), base_size=96, window_hw=(64, 96)))
-    torch.testing.assert_close(scores, forward_logits(tiny_branched, x).exp())
+    # base_size is the long side, so scale 1 keeps the image; S_f comes at 16 x 24.
+    with torch.no_grad():
+        fused = tiny_branched(x).fused_logits
+    expected = F.interpolate(fused, (64, 96), mode="bilinear", align_corners=False).exp()
+    torch.testing.assert_close(scores, expected)
 
 
 @pytest.mark.parametrize("window_hw", [(16, 24), (40, 40)])
 def test_a_window_as_large_as_the_image_equals_whole_image_inference(window_hw):
     model = QuarterWindowMean()
     x = image(16, 24)
-    whole = forward_logits(model, x, flip=True).exp()
+    whole = slow_sliding_window(model, x, (16, 24), 1.0, flip=True)  # one window: the image
     torch.testing.assert_close(sliding_window(
         model, x, InferenceSettings(window_hw=window_hw, flip=True)), whole)
 
@@ -197,9 +209,8 @@ def test_a_window_as_large_as_the_image_equals_whole_image_inference(window_hw):
 def test_windows_of_a_pointwise_model_agree_with_whole_image_inference(stride_ratio):
     model = Pointwise()
     x = image(23, 37)
-    torch.testing.assert_close(sliding_window(model, x, InferenceSettings(
-        window_hw=(8, 12), stride_ratio=stride_ratio)),
-                               forward_logits(model, x).exp())
+    got = sliding_window(model, x, InferenceSettings(window_hw=(8, 12), stride_ratio=stride_ratio))
+    torch.testing.assert_close(got, pointwise_scores(model, x))
 
 
 @pytest.mark.parametrize("stride_ratio,batch_size,flip",
