@@ -3,7 +3,7 @@
 Three protocols, named by ``InferenceSettings.protocol`` (TEST.PROTOCOL, "" = the dataset's
 ``eval_protocol``), share the forward, flip and window code:
 
-- ``"cityscapes"`` (:func:`multi_scale_inference`), the reference of HRNetV2 on Cityscapes: each
+- ``"cityscapes"`` (:func:`cityscapes_inference`), the reference of HRNetV2 on Cityscapes: each
   scale resizes the long side to ``base_size * s``; scales up to 1 run the whole image, larger
   ones slide windows that are moved back inside the image.
 - ``"ade20k"`` (:func:`ade20k_inference`), the reference of HRNet-OCR on ADE20K: the short side
@@ -65,7 +65,7 @@ __all__ = ["InferenceSettings", "ACCUMULATE_MODES", "FIRST_RESIZE_MODES", "PROTO
            "to_scores", "window_boxes", "padded_window_boxes", "sliding_window",
            "padded_sliding_window", "scaled_size", "rescale", "scale_one_output", "swap_channels",
            "head_logits", "split_heads",
-           "multi_scale_inference", "ade20k_inference", "lip_inference", "predict"]
+           "cityscapes_inference", "ade20k_inference", "lip_inference", "predict"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class InferenceSettings:
 
     The defaults are those of the config (``from_config`` of the default config gives them).
 
-    protocol:      "cityscapes" (``multi_scale_inference``), "ade20k" (``ade20k_inference``) or
+    protocol:      "cityscapes" (``cityscapes_inference``), "ade20k" (``ade20k_inference``) or
                    "lip" (``lip_inference``).
     scales:        resize factors of ``base_size`` (TEST.SCALE_LIST, or (1.0,)).
     base_size:     long side of the image at scale 1, pixels (TEST.BASE_SIZE); the ade20k
@@ -381,7 +381,7 @@ def scale_one_output(model, images: torch.Tensor, base_size: int | None = None,
 
 
 @torch.inference_mode()
-def multi_scale_inference(model, image: torch.Tensor,
+def cityscapes_inference(model, image: torch.Tensor,
                           settings: InferenceSettings) -> torch.Tensor:
     """Cityscapes-protocol multi-scale scores of one image 1 x 3 x H x W: 1 x K x H x W fp32.
 
@@ -390,7 +390,7 @@ def multi_scale_inference(model, image: torch.Tensor,
     windows of ``window_hw`` (``sliding_window``).  Each scale's scores are resized to H x W
     (bilinear, ``align_corners``) and added.  The argmax over K is the prediction.
     """
-    _check_single(image, "multi_scale_inference")
+    _check_single(image, "cityscapes_inference")
     height, width = image.shape[-2:]
     total = None
     for scale in settings.scales:
@@ -487,7 +487,7 @@ def lip_inference(model, image: torch.Tensor, settings: InferenceSettings) -> to
 
 # Evaluation protocols by name (TEST.PROTOCOL, datasets' ``eval_protocol``); the config's
 # PROTOCOL_NAMES (lib/config/choices.py) lists the same names.
-PROTOCOLS = {"cityscapes": multi_scale_inference, "ade20k": ade20k_inference,
+PROTOCOLS = {"cityscapes": cityscapes_inference, "ade20k": ade20k_inference,
              "lip": lip_inference}
 # The protocols whose windows slide at 2/3 of the window (TEST.STRIDE_RATIO has no effect).
 _TWO_THIRDS_STRIDE = ("ade20k", "lip")

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from lib.evaluation.protocols import (
     PROTOCOLS,
     InferenceSettings,
+    cityscapes_inference,
     forward_logits,
-    multi_scale_inference,
     predict,
     scaled_size,
     sliding_window,
@@ -137,8 +137,8 @@ def test_flip_testing_of_a_mirrored_image_gives_the_mirrored_scores(tiny_branche
     mirrored = forward_logits(tiny_branched, x.flip(-1), flip=True)
     torch.testing.assert_close(mirrored, scores.flip(-1), atol=1e-5, rtol=1e-5)
     settings = InferenceSettings(scales=(0.5, 1.0), base_size=96, window_hw=(32, 48), flip=True)
-    torch.testing.assert_close(multi_scale_inference(tiny_branched, x.flip(-1), settings),
-                               multi_scale_inference(tiny_branched, x, settings).flip(-1),
+    torch.testing.assert_close(cityscapes_inference(tiny_branched, x.flip(-1), settings),
+                               cityscapes_inference(tiny_branched, x, settings).flip(-1),
                                atol=1e-5, rtol=1e-4)
 
 
@@ -153,7 +153,7 @@ def test_the_image_and_its_mirror_go_through_the_network_as_one_batch():
 def test_flip_averages_logits_and_then_exponentiates():
     # Logit 0 is the column index; its mirror-averaged value is (w - 1) / 2 everywhere.
     x = image(4, 6)
-    scores = multi_scale_inference(ColumnRamp(), x, InferenceSettings(
+    scores = cityscapes_inference(ColumnRamp(), x, InferenceSettings(
         scales=(1.0,), base_size=6, window_hw=(4, 6), flip=True))
     torch.testing.assert_close(scores[0, 0], torch.full((4, 6), math.exp(2.5)))
     torch.testing.assert_close(scores[0, 1], torch.ones(4, 6))
@@ -187,7 +187,7 @@ def test_a_batch_of_images_gives_each_image_its_own_logits(tiny_branched):
 
 def test_single_scale_without_flip_is_exp_of_the_fused_logits_resized_to_the_image(tiny_branched):
     x = image(64, 96)
-    scores = multi_scale_inference(tiny_branched, x, InferenceSettings(
+    scores = cityscapes_inference(tiny_branched, x, InferenceSettings(
         scales=(1.0,), base_size=96, window_hw=(64, 96)))
     # base_size is the long side, so scale 1 keeps the image; S_f comes at 16 x 24.
     with torch.no_grad():
@@ -262,13 +262,13 @@ def test_softmax_and_exp_logits_accumulation_give_the_documented_values():
     model = Constant([0.0, math.log(2.0), math.log(3.0)])
     x = image(6, 8)
     kwargs = dict(base_size=8, window_hw=(6, 8))
-    exp = multi_scale_inference(model, x, InferenceSettings(
+    exp = cityscapes_inference(model, x, InferenceSettings(
         scales=(1.0,), accumulate="exp_logits", **kwargs))
-    soft = multi_scale_inference(model, x, InferenceSettings(
+    soft = cityscapes_inference(model, x, InferenceSettings(
         scales=(1.0,), accumulate="softmax", **kwargs))
     torch.testing.assert_close(exp[0, :, 2, 3], torch.tensor([1.0, 2.0, 3.0]))
     torch.testing.assert_close(soft[0, :, 2, 3], torch.tensor([1.0, 2.0, 3.0]) / 6)
-    both = multi_scale_inference(model, x, InferenceSettings(
+    both = cityscapes_inference(model, x, InferenceSettings(
         scales=(0.5, 1.5), accumulate="softmax", **kwargs))
     torch.testing.assert_close(both[0, :, 2, 3], torch.tensor([1.0, 2.0, 3.0]) / 3)
     with pytest.raises(ValueError, match="exp_logits"):
@@ -278,7 +278,7 @@ def test_softmax_and_exp_logits_accumulation_give_the_documented_values():
 def test_each_scale_resizes_the_long_side_to_base_size_times_scale():
     model = Recorder(Pointwise())
     x = image(40, 60)
-    multi_scale_inference(model, x, InferenceSettings(
+    cityscapes_inference(model, x, InferenceSettings(
         scales=(0.5, 1.0, 1.25), base_size=64, window_hw=(32, 48), batch_size=4))
     # Long side int(64 s + 0.5) = 32, 64, 80; short side int(40 * long / 60 + 0.5).  Scales up
     # to 1 run the whole image, even when it is larger than the window.
@@ -294,7 +294,7 @@ def test_each_scale_resizes_the_long_side_to_base_size_times_scale():
 def test_multi_scale_adds_the_scores_of_every_scale_at_the_original_size():
     model = Pointwise()
     x = image(40, 60)
-    got = multi_scale_inference(model, x, InferenceSettings(
+    got = cityscapes_inference(model, x, InferenceSettings(
         scales=(0.5, 1.0), base_size=60, window_hw=(40, 60)))
     small = F.interpolate(x, (20, 30), mode="bilinear", align_corners=False)
     expected = F.interpolate(model(small).logits.exp(), (40, 60), mode="bilinear",
@@ -302,9 +302,9 @@ def test_multi_scale_adds_the_scores_of_every_scale_at_the_original_size():
     torch.testing.assert_close(got, expected)
 
 
-def test_multi_scale_inference_rejects_more_than_one_image():
+def test_cityscapes_inference_rejects_more_than_one_image():
     with pytest.raises(ValueError, match="1 x 3 x H x W"):
-        multi_scale_inference(Pointwise(), image(8, 8, n=2), InferenceSettings(
+        cityscapes_inference(Pointwise(), image(8, 8, n=2), InferenceSettings(
             scales=(1.0,), base_size=8, window_hw=(8, 8)))
 
 
