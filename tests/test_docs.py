@@ -1,7 +1,8 @@
 """The documentation stays true: every relative link and #anchor of the READMEs and docs/ points to a
 file and a heading that exist (GitHub's anchor rules), the commands of docs/get_started.md parse
 and name tools, options, experiment files and config keys that exist, every tool and experiment
-file the pages name exists, and docs/code_layout.md lists every file of lib/ and tools/."""
+file the pages name exists, .ci/run runs the README's test command, and docs/code_layout.md lists
+every file of lib/ and tools/."""
 import argparse
 import glob
 import importlib
@@ -248,6 +249,18 @@ def test_commands_are_split_at_operators_and_continuations():
     assert list(commands(block)) == [["a", "--x", "1", "--y", "2"], ["b", "c d"],
                                      ["python", "tools/t.py", "--cfg", "f.yaml", "K", "V"],
                                      ["tee", "log"]]
+
+
+def _one_line(script):
+    return " ".join(script.replace("\\\n", " ").split())
+
+
+def test_ci_runs_exactly_the_readmes_test_command():
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    tests = readme[readme.index("\nTests ("):]
+    command = re.search(r"```bash\n(.*?)```", tests, re.S).group(1)
+    ci = open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8").read()
+    assert "python -m pytest" in command and _one_line(command) in _one_line(ci)
 
 
 def layout_paths():
