@@ -1,6 +1,6 @@
 """The project installs as a package under its own name, ``ovenet`` (pyproject.toml maps it to lib/):
 a wheel claims no generic top-level name, serves the Predictor from any folder beside another
-project's ``lib``, and runs the README's Python API example as written."""
+project's ``lib``, and runs the Python API example of docs/deployment.md as written."""
 import importlib.util
 import json
 import os
@@ -96,14 +96,14 @@ def test_the_installed_predictor_works_from_another_folder_beside_another_lib(in
     assert found["loaded_from_site"] == ["ovenet"] and not found["tools"]
 
 
-def _readme_python_api_block():
-    readme = open(os.path.join(ROOT, "README.md")).read()
-    section = readme[readme.index("### Python API"):]
+def _python_api_block():
+    guide = open(os.path.join(ROOT, "docs", "deployment.md")).read()
+    section = guide[guide.index("## Python API"):]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
-def test_the_readmes_python_api_example_runs_as_written(installed, tmp_path):
-    code = _readme_python_api_block()
+def test_the_python_api_example_of_the_deployment_guide_runs_as_written(installed, tmp_path):
+    code = _python_api_block()
     # The files it names, made where it expects them: its experiment file, weights for that
     # network, and an image the size of the synthetic set's.
     paths = re.findall(r'"((?:experiments|output|data)/[^"]+)"', code)

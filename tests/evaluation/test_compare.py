@@ -64,8 +64,8 @@ def test_compare_labels_runs_by_their_configurations_less_the_shared_words(tmp_p
     compare_main([*paths, "--out", str(tmp_path / "compare")])
     table = (tmp_path / "compare" / "headline.md").read_text()
     assert table.splitlines()[0] == "| measure (%) | baseline | offset | offset - baseline |"
-    readme = open(os.path.join(ROOT, "README.md")).read()
-    section = readme[readme.index("`tools/compare.py RESULTS.json"):]
+    guide = open(os.path.join(ROOT, "docs", "analysis.md")).read()
+    section = guide[guide.index("`tools/compare.py RESULTS.json"):]
     assert "--labels" in section[:section.index("\n\n")]
 
 

@@ -187,14 +187,14 @@ def test_results_json_agrees_with_a_numpy_count_of_the_saved_predictions(evaluat
 
 
 def test_save_pred_names_files_by_the_image_name_without_leftimg8bit(evaluation, synthetic_root):
-    # berlin_000000_000019_leftImg8bit.png -> berlin_000000_000019.png, as the README says.
+    # berlin_000000_000019_leftImg8bit.png -> berlin_000000_000019.png, as docs/evaluation.md says.
     images = [os.path.basename(image) for _, image, _ in _list_items(synthetic_root, "val.lst")]
     expected = sorted(name.replace("_leftImg8bit.png", ".png") for name in images)
     for kind in ("labelIds", "color"):
         written = sorted(os.listdir(os.path.join(evaluation.folder, "predictions", kind)))
         assert written == expected, kind
-    readme = open(os.path.join(ROOT, "README.md")).read()
-    assert "`predictions/labelIds/<name>.png`" in readme
+    guide = open(os.path.join(ROOT, "docs", "evaluation.md")).read()
+    assert "`predictions/labelIds/<name>.png`" in guide
 
 
 def test_save_pred_writes_label_ids_and_colours_of_the_predicted_train_ids(evaluation):
