@@ -704,7 +704,7 @@ def settings_table(rows, sizes_gb):
         cells = []
         for gb in sizes_gb:
             settings = one_gpu_settings(effective_batch(r), r["largest_batch"][f"{gb:g}"])
-            cells.append("does not fit" if settings is None else "%d x %d" % settings)
+            cells.append("does not fit" if settings is None else f"{settings[0]} x {settings[1]}")
         lines.append([r["network"], r["dataset"], _crop_text(r["crop"]), r["variant"],
                       "on" if r["checkpointing"] else "off", recipe] + cells)
     return markdown_table(headers, lines)
