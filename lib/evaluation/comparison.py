@@ -110,19 +110,30 @@ def short_labels(names: Sequence[str], sep: str = "_") -> list[str]:
     return short
 
 
+def _label_choices(path):
+    """Labels of a results file, shortest first: for an evaluation in a run folder
+    (``<config>/<run>/eval/<evaluation>/results.json``, as tools/test.py writes) the
+    configuration, then with the evaluation, then with the run too; otherwise its folder, then
+    with its parent, then with theirs."""
+    parts = os.path.abspath(path).split(os.sep)[1:-1]
+    if len(parts) >= 4 and parts[-2] == "eval":
+        config, run, evaluation = parts[-4], parts[-3], parts[-1]
+        return [config, f"{config}/{evaluation}", f"{config}/{run}/{evaluation}"]
+    return [os.path.join(*parts[-depth:]) if parts else path for depth in (1, 2, 3)]
+
+
 def run_labels(paths: Sequence[str]) -> list[str]:
-    """A short, distinct label per results file: its folder's name (the run, which
-    tools/test.py names after the configuration) less the words that all of them share
-    (``short_labels``), so that ".../seg_hrnet_tiny_baseline_64x128_.../results.json" and
-    ".../seg_hrnet_tiny_offset_64x128_.../results.json" become "baseline" and "offset"; where
-    two folders have the same name, more of the path, or else a number."""
-    labels = [os.path.basename(os.path.dirname(os.path.abspath(p))) or p for p in paths]
-    if len(set(labels)) == len(labels):
-        return short_labels(labels)
-    for depth in (2, 3):
-        labels = [os.path.join(*os.path.abspath(p).split(os.sep)[-depth - 1:-1]) for p in paths]
+    """A short, distinct label per results file: the name of its configuration's folder (for
+    an evaluation in a run folder) or of its folder, less the words that all of them share
+    (``short_labels``), so that ".../seg_hrnet_tiny_baseline_64x128_.../..." and
+    ".../seg_hrnet_tiny_offset_64x128_.../..." become "baseline" and "offset"; where two are
+    the same, the evaluation's and then the run's name are added (or, outside run folders,
+    more of the path), else a number."""
+    choices = [_label_choices(p) for p in paths]
+    for depth in range(3):
+        labels = [c[depth] for c in choices]
         if len(set(labels)) == len(labels):
-            return labels
+            return short_labels(labels) if depth == 0 else labels
     return [f"{label} #{i + 1}" for i, label in enumerate(labels)]
 
 

@@ -135,3 +135,20 @@ def test_run_labels_are_the_folders_made_distinct():
     assert run_labels(["out/cityscapes/run/results.json", "out/acdc/run/results.json"]) == [
         "cityscapes/run", "acdc/run"]
     assert run_labels(["r.json", "r.json"])[0].endswith("#1")
+
+
+def test_run_labels_of_evaluations_in_run_folders_name_the_configuration_then_what_differs():
+    base = "output/cityscapes/seg_hrnet_tiny_baseline_64x128_sgd_lr2e-2_bs_8_epoch40"
+    offset = base.replace("baseline", "offset")
+    flip = "eval/final_state_val_cityscapes_s0.5-1.0_flip/results.json"
+    one = "eval/final_state_val_cityscapes_s1.0_noflip/results.json"
+    assert run_labels([f"{base}/20261207-224501/{flip}", f"{offset}/20261207-231207/{flip}"]) == [
+        "baseline", "offset"]
+    # Two evaluations of one run: the evaluations tell them apart.
+    assert run_labels([f"{offset}/20261207-231207/{one}", f"{offset}/20261207-231207/{flip}"]) == [
+        f"{os.path.basename(offset)}/final_state_val_cityscapes_s1.0_noflip",
+        f"{os.path.basename(offset)}/final_state_val_cityscapes_s0.5-1.0_flip"]
+    # One evaluation of two runs of one config: the runs do.
+    assert run_labels([f"{offset}/20261207-224501/{flip}", f"{offset}/20261208-001500/{flip}"]) \
+        == [f"{os.path.basename(offset)}/{run}/final_state_val_cityscapes_s0.5-1.0_flip"
+            for run in ("20261207-224501", "20261208-001500")]
