@@ -4,6 +4,7 @@ The config is read here only; the dataset classes take typed arguments.
 """
 import cv2
 
+from ..utils.normalization import IMAGENET
 from .acdc import ACDC, CONDITIONS
 from .ade20k import ADE20K
 from .base_dataset import SPLITS, BaseDataset
@@ -124,7 +125,7 @@ def _check_builtin_keys(d, cls):
                                f"built in and has its own table (leave DATASET.{key} empty)")
 
 
-def build_dataset(cfg, split, list_path=None):
+def build_dataset(cfg, split, list_path=None, normalization=IMAGENET):
     """The DATASET.DATASET dataset for ``split`` ("train", "val" or "test").
 
     - ``"train"``: list DATASET.TRAIN_SET, the reference random transform (TRAIN.IMAGE_SIZE as
@@ -141,7 +142,8 @@ def build_dataset(cfg, split, list_path=None):
     dataset with variants (PASCAL-Context 59 / 60, VOC 21 / 20) is the one of
     DATASET.NUM_CLASSES.  ACDC keeps the items of DATASET.CONDITIONS (empty = all).  A
     name that is not built in is a :class:`CustomDataset` under ``<DATASET.ROOT>/<name>/`` with
-    the tables of :func:`dataset_tables`.
+    the tables of :func:`dataset_tables`.  Images are normalised with ``normalization``, the
+    network's (``lib.models.input_normalization``).
     """
     name = cfg.DATASET.DATASET
     tables = dataset_tables(cfg)
@@ -149,7 +151,7 @@ def build_dataset(cfg, split, list_path=None):
     if list_path is None:  # the dataset checks the split
         list_path = cfg.DATASET.TRAIN_SET if split == "train" else cfg.DATASET.TEST_SET
     list_path = list_of_split(name, list_path)
-    kwargs = {"ignore_label": cfg.TRAIN.IGNORE_LABEL,
+    kwargs = {"ignore_label": cfg.TRAIN.IGNORE_LABEL, "normalization": normalization,
               "out_of_range_labels": cfg.DATASET.OUT_OF_RANGE_LABELS}
     if split == "train":
         kwargs.update(transform=build_train_transform(cfg), num_samples=cfg.TRAIN.NUM_SAMPLES,

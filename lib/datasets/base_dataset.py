@@ -7,7 +7,8 @@ paths relative to the dataset folder ``<root>/<folder>/`` (read by :mod:`.files`
   ``(image, label, size, name)``;
 - ``"test"`` with an image-only list: ``(image, size, name)``;
 
-where ``image`` is a float32 tensor (3, H, W), RGB, ``(x / 255 - mean) / std``; ``label`` an int64
+where ``image`` is a float32 tensor (3, H, W), RGB, normalised as the network wants it
+(``normalization``, the network's: ``(x / 255 - mean) / std``); ``label`` an int64
 tensor (H, W) of trainIds with ``ignore_label`` (255) for void pixels; ``size`` an int64 tensor
 ``[H, W]`` holding the size of the image file (the default collate stacks it to (B, 2));
 ``name`` the image file name without the dataset's image suffix.  Items are fetched by an
@@ -28,8 +29,9 @@ import torch
 from torch.utils.data import Dataset
 
 from ..config.choices import OUT_OF_RANGE_MODES
+from ..utils.normalization import IMAGENET, ImageNormalization
 from .files import DatasetError, check_listed_files, image_size, read_image, read_label, read_list
-from .transforms import MEAN, STD, TrainTransform, normalize
+from .transforms import TrainTransform
 
 __all__ = ["BaseDataset", "SPLITS", "PLAIN_INDEX_EPOCH", "OUT_OF_RANGE_MODES", "readonly"]
 
@@ -66,7 +68,8 @@ class BaseDataset(Dataset):
             transform with its default settings), with the class's ``flip_pairs`` swapped in
             flipped labels and its ``before_transform`` around it; held as
             ``self.train_transform``.
-        mean, std: RGB normalisation statistics of values in [0, 1].
+        normalization: how the images are normalised: the network's
+            (``lib.models.input_normalization``; every network here takes ``IMAGENET``).
         num_samples: keep only the first ``num_samples`` items (0 = all).
         out_of_range_labels: ``"error"``: a stored label value that is no class and not void
             (``void_values``, 255 or ``ignore_label``) raises DatasetError naming the file, its
@@ -118,8 +121,8 @@ class BaseDataset(Dataset):
         return None if table is None else torch.tensor(table, dtype=torch.float32)
 
     def __init__(self, root: str, list_path: str, split: str, *, ignore_label: int = 255,
-                 transform: TrainTransform | None = None, mean: tuple[float, float, float] = MEAN,
-                 std: tuple[float, float, float] = STD, num_samples: int = 0,
+                 transform: TrainTransform | None = None,
+                 normalization: ImageNormalization = IMAGENET, num_samples: int = 0,
                  seed: int | None = None, out_of_range_labels: str = "error"):
         if split not in SPLITS:
             raise DatasetError(f"unknown split {split!r}; valid splits: {list(SPLITS)}")
@@ -142,8 +145,7 @@ class BaseDataset(Dataset):
         self.split = split
         self.ignore_label = ignore_label
         self.train_transform = transform
-        self.mean = tuple(mean)
-        self.std = tuple(std)
+        self.normalization = normalization
         self._seed = seed if seed is not None else int(np.random.SeedSequence().entropy)
         # Void ids are 255 in the class table and ignore_label in the labels read.
         self._lut = self.label_to_train_id.copy()
@@ -249,7 +251,7 @@ class BaseDataset(Dataset):
         size = torch.tensor(image.shape[:2], dtype=torch.int64)
         name = self.names[index]
         if entry.label is None:
-            return torch.from_numpy(normalize(image, self.mean, self.std)), size, name
+            return torch.from_numpy(self.normalization.normalize(image)), size, name
         label_path = os.path.join(self.data_dir, self.label_folder, entry.label)
         raw = read_label(label_path, where)
         if self._out_of_range is not None:
@@ -262,5 +264,5 @@ class BaseDataset(Dataset):
         if self.split == "train":
             rng = np.random.default_rng([self._seed, epoch, index])
             image, label = self.train_transform(image, label, rng)
-        image = normalize(image, self.mean, self.std)
+        image = self.normalization.normalize(image)
         return torch.from_numpy(image), torch.from_numpy(label.astype(np.int64)), size, name

@@ -1,7 +1,8 @@
-"""The reference training transform and the normalisation of every split.
+"""The reference training transform.
 
-Images are BGR uint8 (H, W, 3) as OpenCV reads them, labels uint8 (H, W) trainIds, until
-:func:`normalize` turns an image into the float32 (3, H, W) RGB tensor data the networks take.
+Images are BGR uint8 (H, W, 3) as OpenCV reads them, labels uint8 (H, W) trainIds, until the
+dataset normalises the image into the float32 (3, H, W) RGB tensor the network takes
+(``lib.utils.normalization``).
 Random draws come from a numpy Generator passed in, so a sample is a function of its seed.
 """
 from dataclasses import dataclass
@@ -12,22 +13,7 @@ import numpy as np
 from ..utils.geometry import scaled_size
 from .files import DatasetError
 
-__all__ = ["MEAN", "STD", "normalize", "random_scaled_crop", "swap_pairs", "mirror",
-           "TrainTransform"]
-
-# ImageNet statistics of RGB values in [0, 1].
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
-
-
-def normalize(image, mean=MEAN, std=STD):
-    """float32 (3, H, W) RGB ``(x / 255 - mean) / std`` from a BGR uint8 (H, W, 3) image."""
-    h, w = image.shape[:2]
-    out = np.empty((3, h, w), dtype=np.float32)
-    for c in range(3):  # RGB channel c is BGR channel 2 - c
-        np.multiply(image[:, :, 2 - c], np.float32(1.0 / (255.0 * std[c])), out=out[c])
-        out[c] -= np.float32(mean[c] / std[c])
-    return out
+__all__ = ["random_scaled_crop", "swap_pairs", "mirror", "TrainTransform"]
 
 
 def random_scaled_crop(image, label, long_size, crop_size, ignore_label, rng):

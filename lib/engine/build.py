@@ -10,7 +10,7 @@ from ..config import amp_dtype_of
 from ..datasets import build_dataset, dataset_tables
 from ..datasets.loaders import eval_loader, train_loader
 from ..evaluation.accumulator import MeasureSettings
-from ..models import apply_speed_flags, build_model
+from ..models import apply_speed_flags, build_model, input_normalization
 from ..models.losses import build_criterion
 from ..utils import distributed as dist
 from ..utils.atomic import write_text
@@ -99,15 +99,17 @@ def _start_run(cfg, cfg_path, device):
     return run, chosen[1] if chosen else None
 
 
-def _build_phases(cfg, device):
-    """``(loader, sampler)`` of each training phase and their ``PolySchedule``."""
+def _build_phases(cfg, device, normalization):
+    """``(loader, sampler)`` of each training phase and their ``PolySchedule``; the images
+    normalised with ``normalization`` (the network's)."""
     pin = cfg.PIN_MEMORY and device.type == "cuda"
-    train_set = build_dataset(cfg, "train")
+    train_set = build_dataset(cfg, "train", normalization=normalization)
     sets = [(train_set, "main", cfg.TRAIN.LR, cfg.TRAIN.END_EPOCH)]
     if cfg.TRAIN.EXTRA_EPOCH > 0:
         if not cfg.DATASET.EXTRA_TRAIN_SET:
             raise RunError("TRAIN.EXTRA_EPOCH > 0 needs DATASET.EXTRA_TRAIN_SET")
-        extra = build_dataset(cfg, "train", list_path=cfg.DATASET.EXTRA_TRAIN_SET)
+        extra = build_dataset(cfg, "train", list_path=cfg.DATASET.EXTRA_TRAIN_SET,
+                              normalization=normalization)
         sets.append((extra, "extra", cfg.TRAIN.EXTRA_LR, cfg.TRAIN.EXTRA_EPOCH))
     phases = [train_loader(dataset, cfg.TRAIN.BATCH_SIZE_PER_GPU, cfg.WORKERS, pin,
                            max(cfg.TRAIN.SEED, 0), cfg.TRAIN.SHUFFLE, cfg.TRAIN.ACCUMULATE_STEPS)
@@ -150,11 +152,12 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
             logger.warning("%s", lock.takeover_warning)  # now that the log file is open
         seed_everything(cfg.TRAIN.SEED)
         configure_cudnn(cfg.CUDNN)
-        phases, schedule = _build_phases(cfg, device)
-        val_set = build_dataset(cfg, "val")
+        parts = build_step_parts(cfg, device, world_size)
+        normalization = input_normalization(parts.network)
+        phases, schedule = _build_phases(cfg, device, normalization)
+        val_set = build_dataset(cfg, "val", normalization=normalization)
         val_loader = eval_loader(val_set, cfg.TEST.BATCH_SIZE_PER_GPU, cfg.WORKERS,
                                  cfg.PIN_MEMORY and device.type == "cuda")
-        parts = build_step_parts(cfg, device, world_size)
         crop_hw = (cfg.TRAIN.IMAGE_SIZE[1], cfg.TRAIN.IMAGE_SIZE[0])
         logger.info("%s: %.2fM parameters, %.1f GFLOPs per %dx%d image (forward)%s",
                     cfg.MODEL.NAME, sum(p.numel() for p in parts.network.parameters()) / 1e6,

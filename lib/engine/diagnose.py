@@ -20,7 +20,7 @@ from ..evaluation.offset_diagnostics import (
     term_gradients,
 )
 from ..evaluation.results import upgrade
-from ..models import build_eval_model, build_model
+from ..models import build_eval_model, build_model, input_normalization
 from ..models.losses import build_criterion
 from .launch import seed_everything
 
@@ -44,7 +44,7 @@ def _network(cfg, weights, device):
 def _validation_measures(network, cfg, device):
     """Seed measures of the offset field (None for a baseline) and the fixable shares of S_i,
     summed over the validation set."""
-    dataset = build_dataset(cfg, "val")
+    dataset = build_dataset(cfg, "val", normalization=input_normalization(network))
     loader = eval_loader(dataset, cfg.TEST.BATCH_SIZE_PER_GPU, 0, False)
     threshold = float(cfg.MODEL.EXTRA.OFFSET_THRESHOLD)
     sums, fixable, wrong = {}, {}, 0.0
@@ -83,7 +83,7 @@ def _gradient_measures(network, cfg, device, batches):
     """Term gradients on the shared trunk, averaged over ``batches`` training batches (the
     training transform, seeded with TRAIN.SEED), the network in training mode on a copy of
     its batch-norm statistics (nothing of it is kept)."""
-    dataset = build_dataset(cfg, "train")
+    dataset = build_dataset(cfg, "train", normalization=input_normalization(network))
     generator = torch.Generator().manual_seed(max(cfg.TRAIN.SEED, 0))
     order = torch.randperm(len(dataset), generator=generator).tolist()
     size = cfg.TRAIN.BATCH_SIZE_PER_GPU

@@ -14,7 +14,7 @@ from ..evaluation.prediction_files import PredictionFiles, PredictionWriter
 from ..evaluation.protocols import InferenceSettings
 from ..evaluation.report import report
 from ..evaluation.results import json_safe
-from ..models import build_eval_model
+from ..models import build_eval_model, input_normalization
 from ..utils.atomic import write_json
 from ..utils.errors import RunError
 from ..utils.logger import create_writer, setup_logging
@@ -56,14 +56,14 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
                             cfg.TEST.BASE_SIZE, cfg.MODEL.ALIGN_CORNERS, settings.amp_dtype,
                             save_heads=cfg.TEST.SAVE_HEADS)
     writes = files.save_pred or files.save_heads or files.visualize
-    dataset = build_dataset(cfg, "test")
+    oom_message = OutOfMemoryMessage.testing(cfg)
+    with explain_out_of_memory(oom_message, device):
+        model = build_eval_model(cfg, model_file, device)
+    dataset = build_dataset(cfg, "test", normalization=input_normalization(model))
     if not dataset.has_labels and not writes:
         raise RunError(f"{cfg.DATASET.TEST_SET} has no labels, so there is nothing to measure "
                        f"and nothing would be written: pass --save-pred (or TEST.SAVE_PRED "
                        f"True) to write the predictions")
-    oom_message = OutOfMemoryMessage.testing(cfg)
-    with explain_out_of_memory(oom_message, device):
-        model = build_eval_model(cfg, model_file, device)
     logger.info("evaluating %s on %d images of %s: scales %s, flip %s, accumulate %s",
                 model_file, len(dataset), cfg.DATASET.TEST_SET, list(settings.scales),
                 settings.flip, settings.accumulate)

@@ -4,7 +4,6 @@ validation, so that a run's fusion split and histograms can be followed over tra
 import logging
 import os
 
-from ..datasets.transforms import MEAN, STD
 from ..evaluation.accumulator import MeasureSettings
 from ..evaluation.figures import figure_image
 from ..evaluation.finite import NonFiniteOutputError
@@ -12,10 +11,11 @@ from ..evaluation.loop import evaluate, predict_whole_image
 from ..evaluation.protocols import scale_one_output
 from ..evaluation.report import report
 from ..evaluation.results import final_metrics, json_safe
+from ..models import input_normalization
 from ..utils import distributed as dist
 from ..utils.atomic import write_json
 from ..utils.logger import add_finite_scalars
-from ..utils.visualize import denormalize, prediction_panels
+from ..utils.visualize import prediction_panels
 from .out_of_memory import InputWatch, OutOfMemoryMessage, explain_out_of_memory
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class Validator:
 
     def image_summary(self, model, images, iteration):
         output = scale_one_output(model, images[:1], amp_dtype=self.amp_dtype)
-        panels = prediction_panels(denormalize(images[0].cpu(), MEAN, STD), output,
+        panels = prediction_panels(input_normalization(model).to_rgb(images[0]), output,
                                    self.dataset.palette, align_corners=self.align_corners)
         for name, rgb in panels.items():
             self.writer.add_image(f"val/{name}", rgb, iteration, dataformats="HWC")

@@ -14,6 +14,7 @@ from typing import Protocol
 import torch
 from tqdm import tqdm
 
+from ..models import input_normalization
 from ..utils.compat import stop_loader_workers
 from .accumulator import MeasureSettings, SegAccumulator
 from .finite import NonFiniteOutputs
@@ -78,10 +79,11 @@ def predict_whole_image(model, align_corners, amp_dtype=None):
 def predict_by_protocol(model, settings):
     """Testing's prediction: the whole procedure of ``settings`` (its protocol, scales, single
     scale included, and flip) for every head of the network from the same forwards, one image
-    per call (N = 1).  The offsets and the confidence of an offset network (for the fusion
-    histograms) are those of the image at scale 1, one more forward."""
+    per call (N = 1), the images normalised as the network says (``input_normalization``).
+    The offsets and the confidence of an offset network (for the fusion histograms) are those
+    of the image at scale 1, one more forward."""
     heads = network_heads(model)
-    settings = replace(settings, heads=heads)
+    settings = replace(settings, heads=heads, normalization=input_normalization(model))
 
     def predict_fn(images):
         scores = split_heads(predict(model, images, settings), heads)

@@ -4,8 +4,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..datasets.transforms import MEAN, STD
-from ..utils.visualize import colorize, denormalize, prediction_panels, save_png
+from ..models import input_normalization
+from ..utils.visualize import colorize, prediction_panels, save_png
 from .heads import final_head
 from .protocols import scale_one_output
 
@@ -61,7 +61,7 @@ class PredictionWriter:
     def _save_panels(self, image, name):
         output = scale_one_output(self.model, image, self.files.base_size,
                                   self.files.amp_dtype)
-        rgb = denormalize(image[0].cpu(), MEAN, STD)
+        rgb = input_normalization(self.model).to_rgb(image[0])
         panels = prediction_panels(rgb, output, self.dataset.palette,
                                    align_corners=self.files.align_corners)
         for panel, picture in panels.items():

@@ -8,12 +8,12 @@
     result.labels                               # H x W train ids at the image's size
 
 The network is built once; every call runs the evaluation procedure of ``tools/test.py``
-(TEST.SCALE_LIST, TEST.FLIP_TEST, sliding windows above scale 1: ``lib.evaluation.protocols``) on the
-image normalised as the datasets normalise it, so a file and its pixels give the same labels as
-``tools/test.py --save-pred`` does for that file.
+(TEST.SCALE_LIST, TEST.FLIP_TEST, sliding windows above scale 1: ``lib.evaluation.protocols``) on
+the image normalised as the network says (``input_normalization``, as the datasets do), so a
+file and its pixels give the same labels as ``tools/test.py --save-pred`` does for that file.
 """
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -21,8 +21,7 @@ from PIL import Image
 
 from ..datasets import dataset_tables
 from ..datasets.files import read_image
-from ..datasets.transforms import MEAN, STD, normalize
-from ..models import SegOutput, build_eval_model
+from ..models import SegOutput, build_eval_model, input_normalization
 from ..utils.device import select_device
 from .heads import label_size_offsets
 from .protocols import InferenceSettings, predict, scale_one_output
@@ -97,7 +96,9 @@ class Predictor:
         self.train_id_to_label = np.asarray(tables.train_id_to_label)
         self.class_names, self.palette = tables.class_names, tables.palette
         self.model = build_eval_model(cfg, model_file or cfg.TEST.MODEL_FILE, self.device)
-        self.settings = InferenceSettings.from_config(cfg)
+        self.normalization = input_normalization(self.model)
+        self.settings = replace(InferenceSettings.from_config(cfg),
+                                normalization=self.normalization)
 
     def __call__(self, image, return_scores: bool = False,
                  return_maps: bool = True) -> Prediction:
@@ -107,7 +108,7 @@ class Predictor:
         labels do not need it).
         """
         bgr = image_to_bgr(image)
-        x = torch.from_numpy(normalize(bgr, MEAN, STD))[None].to(self.device)
+        x = torch.from_numpy(self.normalization.normalize(bgr))[None].to(self.device)
         scores = predict(self.model, x, self.settings)[0]
         labels = scores.argmax(dim=0).cpu().numpy()
         maps = self._maps(x) if return_maps else {}

@@ -41,8 +41,9 @@ Conventions used throughout:
   the image's device type; the logits are cast to fp32 before anything else touches them.
 - Resizes of images are bilinear with ``align_corners=False`` (OpenCV's INTER_LINEAR mapping, as
   the references resize with OpenCV); resizes of logits and scores use ``align_corners``.
-- The "opencv" first resize takes images normalised from 8-bit ones with ``MEAN`` / ``STD`` (what
-  the datasets and the Predictor give): it rounds them back to whole grey levels.
+- Images are normalised as the network wants them (``settings.normalization``, the network's
+  ``input_normalization``, as the datasets and the Predictor normalise them); the "opencv" first
+  resize takes images normalised from 8-bit ones and rounds them back to whole grey levels.
 """
 import logging
 import math
@@ -55,12 +56,11 @@ import torch
 from ..config import DATASET_OWN, amp_dtype_of
 from ..config.choices import ACCUMULATE_MODES, FIRST_RESIZE_MODES
 from ..datasets import eval_crop_padding, eval_protocol, label_flip_pairs
-from ..datasets.transforms import MEAN, STD, normalize
 from ..utils.geometry import resize_bilinear, scaled_size, short_side_size
+from ..utils.normalization import IMAGENET, ImageNormalization
 from ..utils.precision import autocast
-from ..utils.visualize import denormalize
 
-__all__ = ["InferenceSettings", "ACCUMULATE_MODES", "FIRST_RESIZE_MODES", "PROTOCOLS", "BLACK",
+__all__ = ["InferenceSettings", "ACCUMULATE_MODES", "FIRST_RESIZE_MODES", "PROTOCOLS",
            "forward_logits", "resize_and_pad",
            "to_scores", "window_boxes", "padded_window_boxes", "sliding_window",
            "padded_sliding_window", "scaled_size", "rescale", "scale_one_output", "swap_channels",
@@ -69,13 +69,8 @@ __all__ = ["InferenceSettings", "ACCUMULATE_MODES", "FIRST_RESIZE_MODES", "PROTO
 
 logger = logging.getLogger(__name__)
 
-# A black pixel (RGB 0, 0, 0) in the units of images normalised with the ImageNet statistics.
-BLACK = tuple(-m / s for m, s in zip(MEAN, STD, strict=True))
 # The ade20k protocol pads its resized image to a multiple of this many pixels.
 _ADE20K_MULTIPLE = 8
-# The references' padding of that 8-bit BGR image: the mean colour in grey levels, which
-# cv2.copyMakeBorder rounds to whole ones (104, 116, 124).
-_MEAN_BGR_255 = tuple(255.0 * m for m in reversed(MEAN))
 
 
 @dataclass(frozen=True)
@@ -98,8 +93,10 @@ class InferenceSettings:
     align_corners: of the bilinear resizes of logits and scores (MODEL.ALIGN_CORNERS).
     batch_size:    windows per network forward, twice as many images with flip (TEST.WINDOW_BATCH).
     amp_dtype:     autocast dtype of the forwards, or None for fp32.
-    pad_value:     per-channel value of the ade20k protocol's window padding, normalised units
-                   (black, as in the reference).
+    normalization: how the images were normalised: the network's (``input_normalization``;
+                   every network here takes ImageNet's).  The ade20k and lip protocols pad
+                   their windows with its black (as the reference) and their first resize
+                   with its mean.
     crop_padding:  ade20k protocol: cut the multiple-of-8 padding off before the resize to the
                    image size, as the reference does for PASCAL-Context and COCO-Stuff; False
                    resizes it with the prediction, as the reference does for ADE20K
@@ -126,7 +123,7 @@ class InferenceSettings:
     align_corners: bool = False
     batch_size: int = 1
     amp_dtype: torch.dtype | None = None
-    pad_value: tuple[float, float, float] = BLACK
+    normalization: ImageNormalization = IMAGENET
     crop_padding: bool = False
     first_resize: str = "opencv"
     flip_pairs: tuple[tuple[int, int], ...] = ()
@@ -350,14 +347,14 @@ def padded_sliding_window(model, image: torch.Tensor,
     """ADE20K-protocol scores of one image 1 x 3 x H x W: 1 x K x H x W fp32.
 
     Windows of ``padded_window_boxes`` on the image padded at the bottom/right with
-    ``settings.pad_value``, so every window has the full window size; scores averaged over the
+    black (``settings.normalization``), so every window has the full window size; scores averaged over the
     windows covering each pixel.  An image no larger than the window is one window: the image
     padded to the window and predicted whole, as in the reference.
     """
     _check_single(image, "padded_sliding_window")
     height, width = image.shape[-2:]
     boxes = padded_window_boxes(height, width, settings.window_hw)
-    canvas = _pad(image, boxes[-1][1], boxes[-1][3], settings.pad_value)
+    canvas = _pad(image, boxes[-1][1], boxes[-1][3], settings.normalization.black)
     return _window_scores(model, canvas, boxes, settings)[:, :, :height, :width]
 
 
@@ -405,15 +402,17 @@ def cityscapes_inference(model, image: torch.Tensor,
 
 
 def resize_and_pad(image: torch.Tensor, size: tuple[int, int], multiple: int = 1,
-                   mode: str = "opencv") -> torch.Tensor:
+                   mode: str = "opencv", *, normalization: ImageNormalization) -> torch.Tensor:
     """The first resize of the ade20k and lip protocols: ``image`` (1 x 3 x H x W, normalised)
     resized to ``size`` (h, w) and padded at the bottom/right to multiples of ``multiple`` with
-    the mean colour: 1 x 3 x h' x w' on the image's device.
+    the mean colour: 1 x 3 x h' x w' on the image's device.  ``normalization`` is the one the
+    image was normalised with.
 
     ``mode`` "opencv" does what the references' ``testval`` does to the 8-bit image: the image
-    rounded back to 8-bit BGR (``denormalize``), cv2.resize INTER_LINEAR (fixed-point weights,
-    the result rounded to whole grey levels), cv2.copyMakeBorder with the mean times 255, which
-    OpenCV rounds to whole grey levels (RGB 124, 116, 104), then normalised again; on the CPU.
+    rounded back to 8-bit BGR (``ImageNormalization.to_rgb``), cv2.resize INTER_LINEAR
+    (fixed-point weights, the result rounded to whole grey levels), cv2.copyMakeBorder with the
+    mean times 255, which OpenCV rounds to whole grey levels (ImageNet's: RGB 124, 116, 104),
+    then normalised again; on the CPU.
     "device" resizes the float image bilinearly (align_corners=False) on its device and pads
     with the exact mean (0); the two differ by up to about one grey level.
     """
@@ -423,10 +422,11 @@ def resize_and_pad(image: torch.Tensor, size: tuple[int, int], multiple: int = 1
         return _pad(resize_bilinear(image, size, False), height + pad_h, width + pad_w, 0.0)
     if mode != "opencv":
         raise ValueError(f"mode must be one of {list(FIRST_RESIZE_MODES)}, got {mode!r}")
-    bgr = np.ascontiguousarray(denormalize(image[0], MEAN, STD)[:, :, ::-1])
+    bgr = np.ascontiguousarray(normalization.to_rgb(image[0])[:, :, ::-1])
     bgr = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_LINEAR)
-    bgr = cv2.copyMakeBorder(bgr, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=_MEAN_BGR_255)
-    return torch.from_numpy(normalize(bgr, MEAN, STD))[None].to(image.device)
+    bgr = cv2.copyMakeBorder(bgr, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT,
+                             value=normalization.mean_bgr_255)
+    return torch.from_numpy(normalization.normalize(bgr))[None].to(image.device)
 
 
 @torch.inference_mode()
@@ -447,7 +447,8 @@ def ade20k_inference(model, image: torch.Tensor, settings: InferenceSettings) ->
     _check_single(image, "ade20k_inference")
     height, width = image.shape[-2:]
     size = short_side_size(height, width, settings.base_size)
-    padded = resize_and_pad(image, size, _ADE20K_MULTIPLE, settings.first_resize)
+    padded = resize_and_pad(image, size, _ADE20K_MULTIPLE, settings.first_resize,
+                            normalization=settings.normalization)
     total = _padded_scales(model, padded, settings)
     if settings.crop_padding:
         total = total[:, :, :size[0], :size[1]]
@@ -480,7 +481,8 @@ def lip_inference(model, image: torch.Tensor, settings: InferenceSettings) -> to
     """
     _check_single(image, "lip_inference")
     height, width = image.shape[-2:]
-    resized = resize_and_pad(image, tuple(settings.window_hw), mode=settings.first_resize)
+    resized = resize_and_pad(image, tuple(settings.window_hw), mode=settings.first_resize,
+                             normalization=settings.normalization)
     return resize_bilinear(_padded_scales(model, resized, settings), (height, width),
                    settings.align_corners)
 

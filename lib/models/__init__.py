@@ -4,6 +4,8 @@ import os
 
 import torch
 
+from ..utils.compat import unwrap_model
+from ..utils.normalization import ImageNormalization
 from .branched_seg_hrnet import BranchedSegHRNet
 from .hrnet import StageSpec, set_bn_momentum
 from .ocr import OCRSettings
@@ -14,7 +16,8 @@ from .seg_hrnet_ocr import BranchedSegHRNetOCR, SegHRNetOCR
 from .weights import CheckpointError, check_finite, load_state_dict, read_state_dict
 from .weights import load_pretrained as load_pretrained_weights
 
-__all__ = ["MODELS", "build_model", "build_eval_model", "apply_speed_flags", "SegOutput",
+__all__ = ["MODELS", "build_model", "build_eval_model", "apply_speed_flags",
+           "input_normalization", "SegOutput",
            "OCROutput", "SegHRNet",
            "BranchedSegHRNet", "SegHRNetOCR", "BranchedSegHRNetOCR", "StageSpec"]
 
@@ -122,3 +125,14 @@ def apply_speed_flags(model, *, channels_last: bool, compile: bool, wrap=None):
     if wrap is not None:
         model = wrap(model)
     return torch.compile(model) if compile else model
+
+
+def input_normalization(model) -> ImageNormalization:
+    """How ``model`` wants its input normalised: the ``normalization`` of the network, bare or
+    inside DistributedDataParallel and torch.compile wrappers."""
+    network = unwrap_model(model)
+    normalization = getattr(network, "normalization", None)
+    if not isinstance(normalization, ImageNormalization):
+        raise TypeError(f"{type(network).__name__} does not say how its input is normalised: "
+                        f"give it a ``normalization`` attribute (lib.utils.normalization)")
+    return normalization

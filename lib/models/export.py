@@ -1,7 +1,7 @@
 """Export a network to ONNX or TorchScript, and check the file against PyTorch.
 
-The exported graph takes a normalised image batch N x 3 x H x W (RGB, ``(x / 255 - MEAN) / STD``
-with ``lib.datasets.transforms.MEAN/STD``; any N, H, W) and returns plain tensors, named so in
+The exported graph takes a normalised image batch N x 3 x H x W (RGB, ``(x / 255 - mean) / std``
+with the network's ``input_normalization``; any N, H, W) and returns plain tensors, named so in
 the ONNX file:
 
     logits      N x K x H/4 x W/4  final class logits (S_f for the offset network, else S_i)

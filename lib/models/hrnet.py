@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..utils.normalization import IMAGENET, ImageNormalization
 from .checkpointing import GradCheckpointing
 
 # With grad checkpointing, branches 0 .. CHECKPOINTED_BRANCHES - 1 (1/4 and 1/8 resolution) of
@@ -255,7 +256,14 @@ class HRNetTrunk(GradCheckpointing, nn.Module):
     backward instead of stored: the stem with stage 1, and the upper branches of every
     HighResolutionModule (``CHECKPOINTED_BRANCHES``); the networks add their heads.  Of a
     recomputed segment only the inputs stay in memory.
+
+    ``normalization`` is how the input must be normalised (``lib.utils.normalization``): the
+    statistics the trunk's pretrained weights were trained with, ImageNet's for the HRNet
+    files; ``input_normalization(model)`` reads it, DDP and ``torch.compile`` wrappers
+    included.
     """
+
+    normalization: ImageNormalization = IMAGENET
 
     def __init__(self, stages: Sequence[StageSpec], align_corners=False):
         super().__init__()

@@ -15,8 +15,8 @@ from torchvision.utils import flow_to_image
 
 from .atomic import write_bytes
 
-__all__ = ["colorize", "overlay", "confidence_image", "offset_image", "denormalize",
-           "offsets_to_pixels", "save_png", "prediction_panels"]
+__all__ = ["colorize", "overlay", "confidence_image", "offset_image", "offsets_to_pixels",
+           "save_png", "prediction_panels"]
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -117,14 +117,6 @@ def offset_image(offsets: torch.Tensor, max_magnitude: float | None = None) -> n
     return image
 
 
-def denormalize(image: torch.Tensor, mean, std) -> np.ndarray:
-    """Normalised 3 x H x W RGB tensor -> H x W x 3 uint8 RGB: (x * std + mean) * 255, rounded."""
-    mean = image.new_tensor(mean, dtype=torch.float32).view(3, 1, 1)
-    std = image.new_tensor(std, dtype=torch.float32).view(3, 1, 1)
-    rgb = (image.detach().float() * std + mean).mul(255.0).round().clamp(0, 255)
-    return rgb.to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-
-
 def offsets_to_pixels(offsets: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """Normalised align_corners=True offsets (... x 2 x H' x W', x then y) -> pixels of h x w.
 
@@ -152,7 +144,7 @@ def prediction_panels(image_rgb: np.ndarray, output, palette, *, index: int = 0,
                       offset_max_px: float | None = None) -> dict[str, np.ndarray]:
     """Pictures of image ``index`` of a network output, each H x W x 3 uint8 RGB at the image size.
 
-    image_rgb: the input as H x W x 3 uint8 RGB (``denormalize``).  output: ``model(x)`` as
+    image_rgb: the input as H x W x 3 uint8 RGB (``ImageNormalization.to_rgb``).  output: ``model(x)`` as
     returned, a ``lib.models.SegOutput`` or anything with its fields ``logits``, ``seed_logits``,
     ``fused_logits``, ``offsets``, ``confidence`` and ``final`` (any resolution; every map is
     resized bilinearly to H x W with ``align_corners``).
@@ -164,8 +156,8 @@ def prediction_panels(image_rgb: np.ndarray, output, palette, *, index: int = 0,
     if not (isinstance(image_rgb, np.ndarray) and image_rgb.dtype == np.uint8
             and image_rgb.ndim == 3 and image_rgb.shape[2] == 3):
         raise TypeError(f"prediction_panels takes the image as an H x W x 3 uint8 RGB array "
-                        f"(``denormalize`` makes one from a normalised tensor), got "
-                        f"{type(image_rgb).__name__} of shape {tuple(image_rgb.shape)}")
+                        f"(``ImageNormalization.to_rgb`` makes one from a normalised tensor), "
+                        f"got {type(image_rgb).__name__} of shape {tuple(image_rgb.shape)}")
     height, width = image_rgb.shape[:2]
 
     def at_image_size(x):

@@ -19,6 +19,7 @@ from lib.evaluation.protocols import InferenceSettings, resize_and_pad, to_score
 from lib.models import MODELS, build_model, losses, offset_path
 from lib.models.hrnet import BLOCKS
 from lib.models.losses import build_criterion
+from lib.utils.normalization import IMAGENET
 from lib.utils.precision import AMP_DTYPES, amp_dtype
 from tests.helpers import ROOT, tiny_cfg
 
@@ -148,7 +149,7 @@ def _build_with(key, value, request):
     if key == "TEST.ACCUMULATE":
         return to_scores(torch.zeros(1, 2, 3, 3), value)
     if key == "TEST.FIRST_RESIZE":
-        return resize_and_pad(torch.zeros(1, 3, 5, 7), (4, 6), mode=value)
+        return resize_and_pad(torch.zeros(1, 3, 5, 7), (4, 6), mode=value, normalization=IMAGENET)
     raise AssertionError(f"no builder known for {key}")
 
 

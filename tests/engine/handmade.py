@@ -5,6 +5,7 @@ import torch.nn as nn
 from lib.engine.validator import Validator
 from lib.evaluation.accumulator import MeasureSettings
 from lib.models import SegOutput
+from lib.utils.normalization import IMAGENET
 
 CLASSES = ("road", "sky", "car")
 
@@ -15,6 +16,7 @@ class PixelOffsetNet(nn.Module):
     where it is NaN, as a diverged network's is."""
 
     HEADS = ("logits", "seed_logits", "fused_logits")
+    normalization = IMAGENET
 
     def __init__(self, nan_pixels=()):
         super().__init__()

@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from lib.config import load_cfg
-from lib.datasets.transforms import normalize
 from lib.evaluation.protocols import InferenceSettings, predict
-from lib.models import build_eval_model
+from lib.models import build_eval_model, input_normalization
 from tests.helpers import OFFSET_CFG, run_tool, small_opts
 from tests.tools.test_test_tool import (
     LABEL_IDS,
@@ -58,7 +57,7 @@ def _infer(opts, source, output, check=True):
 def _predict_array(opts, bgr):
     cfg = load_cfg(OFFSET_CFG, opts)
     model = build_eval_model(cfg, cfg.TEST.MODEL_FILE, torch.device("cpu"))
-    image = torch.from_numpy(normalize(bgr))[None]
+    image = torch.from_numpy(input_normalization(model).normalize(bgr))[None]
     settings = InferenceSettings.from_config(cfg)
     return predict(model, image, settings).argmax(dim=1)[0].numpy()
 
