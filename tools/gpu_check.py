@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from lib.engine.benchmark import CITYSCAPES_RECIPES
 from lib.utils.atomic import write_json, write_text
 from lib.utils.profiling import markdown_table, versions
-from tools.benchmark import CITYSCAPES_RECIPES
 from tools.cli import run
 
 # The W48 networks the CUDA tests train, by name: their Cityscapes recipes.

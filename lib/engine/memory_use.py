@@ -13,17 +13,17 @@ TRAIN.GRAD_CHECKPOINTING of the config) and returns a ``StepMemory``:
 - ``parameter_copies``: the copies of the weights that the forward saves (autocast's bf16
   weights, one per weight whatever the batch), with those the largest recomputed segment makes
   again: a fixed cost, like the weights;
-- ``cuda_peak``: on CUDA, ``torch.cuda.max_memory_allocated`` of the whole step.
+- ``cuda_peak``: on CUDA, ``torch.cuda.max_memory_allocated`` of the whole step
+  (``lib.utils.profiling.cuda_peak_bytes``).
 
 ``largest_batch`` turns the first two into the largest batch per GPU by the rule of
 ``StepMemory.estimate``.
 """
 from dataclasses import dataclass
 
-import torch
-
 from ..models.checkpointing import segment_sizes
 from ..utils.memory import GIB, ParameterMemory, SavedBytes, saved_tensor_bytes
+from ..utils.profiling import cuda_peak_bytes, reset_memory
 from . import step
 
 # The rule of ``StepMemory.largest_batch``: of a device's memory, this share and this many bytes
@@ -82,13 +82,9 @@ def measure_step_memory(parts, images, labels, full_step=None) -> StepMemory:
     parts.model.train()
     peak = None
     if full_step:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-            torch.cuda.reset_peak_memory_stats(device)
+        reset_memory(device)
         _, saved = saved_tensor_bytes(lambda: parts.run(images, labels), exclude=params)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-            peak = torch.cuda.max_memory_allocated(device)
+        peak = cuda_peak_bytes(device)
     else:
         _, saved = saved_tensor_bytes(lambda: _forward_and_loss(parts, images, labels),
                                       exclude=params)

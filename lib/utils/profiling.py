@@ -1,6 +1,6 @@
-"""The measurement kit: FLOPs of a call, peak memory, timing of calls (alone or interleaved),
-peak FLOP/s of known GPUs, device names and versions, Markdown tables.  The training log and
-``tools/benchmark.py`` use it.
+"""The measurement kit: FLOPs of a call, peak memory, timing of calls (alone, interleaved or as
+stages of one iteration), peak FLOP/s of known GPUs, device names and versions, Markdown tables.
+The training log, ``lib.engine.memory_use`` and the benchmark (``lib.engine.benchmark``) use it.
 
 FLOPs come from ``torch.utils.flop_counter.FlopCounterMode``: it counts matrix products and
 convolutions (forward and backward) as 2 x multiply-accumulates; element-wise ops, batch norm,
@@ -46,12 +46,27 @@ def _rss_peak_kib():
     return None if line is None else int(line.split()[1])
 
 
+def synchronize(device):
+    """Wait until ``device`` has done the work queued on it (CUDA); nothing elsewhere."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def cuda_peak_bytes(device):
+    """CUDA's peak allocated bytes since the last ``reset_memory``, once the queued work is
+    done; None off CUDA."""
+    if device.type != "cuda":
+        return None
+    synchronize(device)
+    return torch.cuda.max_memory_allocated(device)
+
+
 def peak_memory_mb(device):
     """``(MB, what it is)``: CUDA peak allocated since the last reset, or on the CPU (and the
     meta device) the process's peak resident set size: since the last ``reset_memory`` where
     Linux allows resetting it, else since the process started (``getrusage``)."""
     if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20, "CUDA max allocated"
+        return cuda_peak_bytes(device) / 2 ** 20, "CUDA max allocated"
     peak = _rss_peak_kib()
     if peak is not None and _rss_peak_reset:
         return peak / 2 ** 10, "process peak RSS since the last reset (VmHWM)"
@@ -127,15 +142,47 @@ def time_interleaved(fns, iters, warmup, sync):
     for _ in range(warmup):
         for fn in fns:
             fn()
-    sync()
     seconds = [[] for _ in fns]
     for _ in range(iters):
         for fn, times in zip(fns, seconds, strict=True):
-            start = time.perf_counter()
-            fn()
-            sync()
-            times.append(time.perf_counter() - start)
+            timed_call(sync, times, fn)
     return seconds
+
+
+def time_stages(iteration, iters, warmup, sync):
+    """Per-stage seconds of ``iteration(stage)``, called ``warmup`` times untimed, then
+    ``iters`` times: ``{stage name: [seconds of each timed iteration]}``, in the order the
+    stages first ran.
+
+    ``iteration`` runs its stages, each a call whose result the next ones may use, as
+    ``stage(name, fn, *args, **kwargs)``, which returns ``fn(*args, **kwargs)``; each stage runs
+    once per iteration.
+    """
+    seconds = {}
+
+    def untimed(_name, fn, *args, **kwargs):
+        return timed_call(sync, None, fn, *args, **kwargs)
+
+    def timed(name, fn, *args, **kwargs):
+        return timed_call(sync, seconds.setdefault(name, []), fn, *args, **kwargs)
+
+    for _ in range(warmup):
+        iteration(untimed)
+    for _ in range(iters):
+        iteration(timed)
+    return seconds
+
+
+def timed_call(sync, seconds, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` between two ``sync()``; its seconds are appended to the list
+    ``seconds`` (None: not kept)."""
+    sync()
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    sync()
+    if seconds is not None:
+        seconds.append(time.perf_counter() - start)
+    return out
 
 
 @dataclass(frozen=True)
@@ -161,8 +208,7 @@ def profile_call(fn, device, ops=()):
         activities.append(ProfilerActivity.CUDA)
     with profile(activities=activities) as prof:
         fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
     events = prof.events()
     kernels = None
     if device.type == "cuda":
@@ -192,7 +238,7 @@ def reset_memory(device):
     global _rss_peak_reset
     gc.collect()
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
+        synchronize(device)
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
         return

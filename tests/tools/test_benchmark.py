@@ -4,14 +4,12 @@ import statistics
 
 import pytest
 import torch
-import torch.nn as nn
 
 from lib.config import load_cfg
+from lib.engine.benchmark.memory_mode import memory_recipes
 from lib.models import build_model
-from lib.utils.profiling import count_flops
 from tests.helpers import OFFSET_CFG
 from tools import benchmark
-from tools.benchmark import Timing, markdown_table, peak_tflops
 
 SMALL = ["--iters", "2", "--warmup", "1", "TRAIN.BATCH_SIZE_PER_GPU", "2",
          "TRAIN.IMAGE_SIZE", "[64,32]", "TEST.IMAGE_SIZE", "[64,32]", "TEST.BASE_SIZE", "64",
@@ -138,11 +136,6 @@ def test_train_flops_count_the_backward_pass(capsys, tmp_path):
     assert 2.5 < ratio <= 3.0
 
 
-def test_flop_counter_counts_a_convolution_as_two_flops_per_multiply_accumulate():
-    conv = nn.Conv2d(3, 4, 3, padding=1, bias=False)
-    assert count_flops(lambda: conv(torch.zeros(1, 3, 8, 8))) == 2 * (4 * 3 * 3 * 3) * 8 * 8
-
-
 def test_data_mode_reports_the_training_loaders_throughput(capsys, synthetic_root):
     out = run(capsys, "--mode", "data", "--iters", "5", "DATASET.ROOT", synthetic_root,
               "WORKERS", "0", "TRAIN.BASE_SIZE", "128")
@@ -170,28 +163,6 @@ def test_invalid_arguments_are_rejected_with_the_valid_choices(capsys, args, lis
         benchmark.parse_args(["--cfg", OFFSET_CFG, *args])
     assert exit_info.value.code == 2
     assert listed in capsys.readouterr().err
-
-
-def test_peak_table_matches_device_names_and_the_override_wins():
-    assert peak_tflops("NVIDIA H200", "bf16")[0] == 989.4
-    assert peak_tflops("NVIDIA H100 80GB HBM3", "tf32")[0] == 494.7
-    assert peak_tflops("NVIDIA H100 PCIe", "bf16")[0] == 756.0
-    assert peak_tflops("NVIDIA A100-SXM4-80GB", "fp32")[0] == 19.5
-    assert peak_tflops("NVIDIA L40S", "bf16")[0] is None  # "L4" must not match L40S
-    assert peak_tflops("CPU AMD EPYC", "fp32") == (None, "unknown (give --peak-tflops)")
-    assert peak_tflops("NVIDIA H200", "bf16", override=100) == (100.0, "--peak-tflops")
-
-
-def test_timing_gives_mean_median_and_nearest_rank_p90_in_ms():
-    timing = Timing.of([0.010, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.007, 0.008, 0.009])
-    assert timing.mean == pytest.approx(5.5)
-    assert timing.median == pytest.approx(5.5)
-    assert timing.p90 == pytest.approx(9.0)
-
-
-def test_markdown_table_pads_columns_and_right_aligns():
-    assert markdown_table(["a", "bb"], [["1", "2"], ["333", "4"]]).splitlines() == [
-        "|   a | bb |", "|----:|---:|", "|   1 |  2 |", "| 333 |  4 |"]
 
 
 def test_memory_mode_reports_saved_bytes_that_grow_with_the_crop(capsys, tmp_path):
@@ -244,16 +215,10 @@ def test_memory_mode_says_what_to_type_for_the_recipes_effective_batch(capsys, t
     assert "TRAIN.BATCH_SIZE_PER_GPU 12 TRAIN.ACCUMULATE_STEPS 1" in out
 
 
-@pytest.mark.parametrize("effective, largest, expected", [
-    (8, 5, (4, 2)), (12, 5, (4, 3)), (12, 40, (12, 1)), (7, 6, (1, 7)), (8, 0, None)])
-def test_one_gpu_settings_keep_the_effective_batch(effective, largest, expected):
-    assert benchmark.one_gpu_settings(effective, largest) == expected
-
-
 def test_the_520x520_rows_use_the_ade20k_recipes_and_their_150_classes():
     args = benchmark.parse_args(["--mode", "memory", "--crops", "512x1024,520x520,1024x1024"])
     by_crop = {crop: [cfg for _, cfg in configs] for crop, configs in
-               benchmark.memory_recipes(args)}
+               memory_recipes(args.cfg, args.opts, args.crops)}
     assert {c.DATASET.DATASET for c in by_crop[(520, 520)]} == {"ade20k"}
     assert {c.DATASET.NUM_CLASSES for c in by_crop[(520, 520)]} == {150}
     assert len(by_crop[(512, 1024)]) == 4 and len(by_crop[(520, 520)]) == 3
@@ -299,17 +264,6 @@ def test_train_mode_runs_every_variant_without_and_with_checkpointing(capsys, tm
     assert all(r["kernels/step"] == "n/a" for r in rows)  # counted on CUDA only
     assert [r["checkpointing"] for r in json.loads(path.read_text())["rows"]] == \
         [False, True, False, True]
-
-
-def test_compile_with_checkpointing_is_left_out_and_said():
-    settings, notes = benchmark.row_settings(["fp32", "bf16_cl_compile"], [False, True],
-                                             load_cfg(OFFSET_CFG))
-    assert [(v.name, on) for v, on in settings] == [("fp32", False), ("fp32", True),
-                                                    ("bf16_cl_compile", False)]
-    assert notes == ["bf16_cl_compile with checkpointing: not run (TRAIN.COMPILE refuses "
-                     "TRAIN.GRAD_CHECKPOINTING)"]
-    cfg = load_cfg(OFFSET_CFG, ["TRAIN.GRAD_CHECKPOINTING", "True"])  # None: the config's
-    assert [v.name for v, _ in benchmark.row_settings(["bf16_cl_compile"], [None], cfg)[0]] == []
 
 
 def test_memory_mode_alone_needs_no_config():
