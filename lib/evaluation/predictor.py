@@ -13,7 +13,7 @@ the image normalised as the network says (``input_normalization``, as the datase
 file and its pixels give the same labels as ``tools/test.py --save-pred`` does for that file.
 """
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -97,8 +97,7 @@ class Predictor:
         self.class_names, self.palette = tables.class_names, tables.palette
         self.model = build_eval_model(cfg, model_file or cfg.TEST.MODEL_FILE, self.device)
         self.normalization = input_normalization(self.model)
-        self.settings = replace(InferenceSettings.from_config(cfg),
-                                normalization=self.normalization)
+        self.settings = InferenceSettings.from_config(cfg, self.normalization)
 
     def __call__(self, image, return_scores: bool = False,
                  return_maps: bool = True) -> Prediction:

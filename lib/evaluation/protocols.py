@@ -146,12 +146,12 @@ class InferenceSettings:
                              f"{self.batch_size}, {self.window_hw}, {self.base_size}")
 
     @classmethod
-    def from_config(cls, cfg) -> "InferenceSettings":
+    def from_config(cls, cfg, normalization: ImageNormalization = IMAGENET) -> "InferenceSettings":
         """TEST.*, MODEL.ALIGN_CORNERS and the autocast of TRAIN.AMP; TEST.SCALE_LIST alone sets
         the scales, as in the reference (TEST.MULTI_SCALE has no effect).  TEST.PROTOCOL ""
         takes the protocol of the DATASET.DATASET class (``eval_protocol``), whose
         ``flip_pairs`` flip testing swaps; TEST.CROP_PADDING empty or "auto" its
-        ``eval_crop_padding``."""
+        ``eval_crop_padding``.  ``normalization``: the network's (``input_normalization``)."""
         test = cfg.TEST
         protocol = test.PROTOCOL or eval_protocol(cfg.DATASET.DATASET)
         crop_padding = test.CROP_PADDING
@@ -168,7 +168,7 @@ class InferenceSettings:
                    accumulate=test.ACCUMULATE, align_corners=bool(cfg.MODEL.ALIGN_CORNERS),
                    amp_dtype=amp_dtype_of(cfg), crop_padding=bool(crop_padding),
                    first_resize=test.FIRST_RESIZE,
-                   flip_pairs=label_flip_pairs(cfg.DATASET.DATASET))
+                   flip_pairs=label_flip_pairs(cfg.DATASET.DATASET), normalization=normalization)
 
 
 def swap_channels(x: torch.Tensor, pairs, heads: int = 1) -> torch.Tensor:

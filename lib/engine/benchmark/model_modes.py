@@ -14,6 +14,7 @@ import torch
 
 from ...config import amp_dtype_of
 from ...evaluation.protocols import InferenceSettings, forward_logits, predict
+from ...models import input_normalization
 from ...utils.compat import reset_compiled
 from ...utils.precision import autocast
 from ...utils.profiling import (
@@ -63,7 +64,7 @@ def measure_eval(bench, cfg):
     """``predict`` of one random image, then the same network inputs as bare forwards."""
     net, bare = bench.network(cfg)
     image = random_images(1, bench.hw, bench.device, bench.seed)
-    settings = InferenceSettings.from_config(cfg)
+    settings = InferenceSettings.from_config(cfg, input_normalization(bare))
     bench.count_once(lambda: predict(bare, image, settings))
     recorder = ShapeRecorder(net)
     predict(recorder, image, settings)
