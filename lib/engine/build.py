@@ -120,6 +120,26 @@ def _build_phases(cfg, device, normalization):
     return phases, schedule
 
 
+def _build_validator(cfg, device, normalization, amp_dtype, writer, record_dir):
+    """The ``Validator`` of DATASET.TEST_SET (the images normalised with ``normalization``)."""
+    val_set = build_dataset(cfg, "val", normalization=normalization)
+    val_loader = eval_loader(val_set, cfg.TEST.BATCH_SIZE_PER_GPU, cfg.WORKERS,
+                             cfg.PIN_MEMORY and device.type == "cuda")
+    return Validator(val_loader, val_set, device, align_corners=cfg.MODEL.ALIGN_CORNERS,
+                     amp_dtype=amp_dtype, writer=writer, measures=MeasureSettings.from_config(cfg),
+                     oom_message=OutOfMemoryMessage.validation(cfg), record_dir=record_dir)
+
+
+def _log_network(cfg, network, device):
+    """The network's size and forward FLOPs at the training crop, in the log."""
+    crop_hw = (cfg.TRAIN.IMAGE_SIZE[1], cfg.TRAIN.IMAGE_SIZE[0])
+    logger.info("%s: %.2fM parameters, %.1f GFLOPs per %dx%d image (forward)%s",
+                cfg.MODEL.NAME, sum(p.numel() for p in network.parameters()) / 1e6,
+                forward_flops(network, crop_hw, device) / 1e9, *crop_hw,
+                ", activations recomputed in the backward (TRAIN.GRAD_CHECKPOINTING)"
+                if cfg.TRAIN.GRAD_CHECKPOINTING else "")
+
+
 def _log_effective_batch(batch_per_gpu, world_size, accumulate_steps):
     logger.info("effective batch %d = %d per GPU (TRAIN.BATCH_SIZE_PER_GPU) x %d GPU%s x %d "
                 "micro-batch%s per optimiser step (TRAIN.ACCUMULATE_STEPS)",
@@ -155,15 +175,7 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
         parts = build_step_parts(cfg, device, world_size)
         normalization = input_normalization(parts.network)
         phases, schedule = _build_phases(cfg, device, normalization)
-        val_set = build_dataset(cfg, "val", normalization=normalization)
-        val_loader = eval_loader(val_set, cfg.TEST.BATCH_SIZE_PER_GPU, cfg.WORKERS,
-                                 cfg.PIN_MEMORY and device.type == "cuda")
-        crop_hw = (cfg.TRAIN.IMAGE_SIZE[1], cfg.TRAIN.IMAGE_SIZE[0])
-        logger.info("%s: %.2fM parameters, %.1f GFLOPs per %dx%d image (forward)%s",
-                    cfg.MODEL.NAME, sum(p.numel() for p in parts.network.parameters()) / 1e6,
-                    forward_flops(parts.network, crop_hw, device) / 1e9, *crop_hw,
-                    ", activations recomputed in the backward (TRAIN.GRAD_CHECKPOINTING)"
-                    if cfg.TRAIN.GRAD_CHECKPOINTING else "")
+        _log_network(cfg, parts.network, device)
         _log_effective_batch(cfg.TRAIN.BATCH_SIZE_PER_GPU, world_size,
                              cfg.TRAIN.ACCUMULATE_STEPS)
         writer = create_writer(run.tensorboard, rank)
@@ -172,11 +184,8 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
                                     config_text=cfg.dump(), device=device,
                                     batch_split=(cfg.TRAIN.BATCH_SIZE_PER_GPU, world_size,
                                                  cfg.TRAIN.ACCUMULATE_STEPS))
-        validator = Validator(val_loader, val_set, device, align_corners=cfg.MODEL.ALIGN_CORNERS,
-                              amp_dtype=parts.amp_dtype, writer=writer,
-                              measures=MeasureSettings.from_config(cfg),
-                              oom_message=OutOfMemoryMessage.validation(cfg),
-                              record_dir=os.path.join(output_dir, "validation"))
+        validator = _build_validator(cfg, device, normalization, parts.amp_dtype, writer,
+                                     os.path.join(output_dir, "validation"))
     except BaseException:
         for loader, _ in phases:
             stop_persistent_workers(loader)
