@@ -31,9 +31,9 @@ Modes:
          train without and with it, timed in turn in every iteration (the same load of a shared
          machine for both); the ratio with / without.
   analysis  what the evaluation's analysis (SegAccumulator: trimap bands, Boundary IoU, fusion
-         counts of every head) costs beside the forward, single scale, on --batch images of
-         TEST.IMAGE_SIZE: the forward, the final head's resize and argmax, every head's, and
-         the analysis update, in ms per image and % of the forward.
+         counts of every prediction) costs beside the forward, single scale, on --batch images of
+         TEST.IMAGE_SIZE: the forward, the final prediction's resize and argmax, every
+         prediction's, and the analysis update, in ms per image and % of the forward.
   memory what a training step keeps in memory (``lib.engine.memory_use``), for every crop of
          --crops (H x W), precision (--variants: fp32, bf16, ...) and TRAIN.GRAD_CHECKPOINTING
          off / on (--checkpointing): the bytes autograd saves for backward per image (saved-tensor

@@ -3,7 +3,7 @@
     python tools/compare.py RESULTS.json RESULTS.json [...] --out DIR [--labels A B ...]
 
 Writes into DIR: iou.png (per-class IoU of each run), trimap.png (trimap curves of each run's
-final head and their differences from the first run, when the runs have boundary figures) and
+final prediction and their differences from the first run, when the runs have boundary figures) and
 headline.md (the headline figures of every run, in %, with each run's difference from the first
 in points); the table is also printed.
 
@@ -15,7 +15,8 @@ folders share: output/cityscapes/seg_hrnet_tiny_baseline_64x128_sgd_lr2e-2_bs_8_
 --labels HRNetV2 "offset network".
 A file that cannot be read or is not a results.json of tools/test.py is named in the error
 (exit status 2, as for bad arguments); runs that score different classes are compared with a
-warning.  results.json files of earlier releases (the final head's figures on top) are read too.
+warning.  results.json files of earlier releases (the final prediction's figures on top) are read
+too.
 """
 import os
 import sys

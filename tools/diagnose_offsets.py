@@ -1,5 +1,5 @@
 """Look inside an offset network: where its seeds point, how much seed gathering could fix at
-best, and the gradient each loss term sends into the trunk shared with the class head.
+best, and the gradient each loss term sends into the trunk shared with the class prediction.
 
     python tools/diagnose_offsets.py --cfg <yaml> --weights A.pth [B.pth ...] [--init] \\
         [--batches 4] --out DIR [KEY VALUE ...]
@@ -7,7 +7,7 @@ best, and the gradient each loss term sends into the trunk shared with the class
 
 
 --history draws DIR/history.png from the validations a training run recorded
-(RUN_FOLDER/validation/iter<k>.json; TRAIN.EVAL_INTERVAL 1 records every epoch): each head's
+(RUN_FOLDER/validation/iter<k>.json; TRAIN.EVAL_INTERVAL 1 records every epoch): each prediction's
 mIoU, the fusion split and the histograms of offset length and confidence over training.
 --init adds the network as initialised (TRAIN.SEED, no pretrained file).  Writes
 DIR/diagnostics.json and prints a table; the measures are defined in

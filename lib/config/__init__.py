@@ -8,7 +8,7 @@ merges the file and then the command-line overrides in one walk each, so that
   key ("0.5,0.75", "fog,night", "[night]", or one value), a number for a file name;
 - published experiment files load unchanged: the rules of :data:`_PUBLISHED_FILE_RULES`
   translate what they say differently (``NUM_RANCHES``, ``IGNORE_LABEL -1``, with a
-  warning);
+  warning), and so do files and command lines of earlier releases (:data:`RENAMED_KEYS`);
 
 and then checks the values: every key that names a choice against :data:`.choices.CHOICES`
 (declared in this package, below the builders whose tables hold those names, so that the check
@@ -48,7 +48,8 @@ def get_cfg():
 
 
 def load_cfg(path=None, opts=()):
-    """Defaults, then the YAML file at ``path``, then ``opts`` (``[KEY, VALUE, ...]``); checked, frozen."""
+    """Defaults, then the YAML file at ``path``, then ``opts`` (``[KEY, VALUE, ...]``); checked,
+    frozen."""
     cfg = get_cfg()
     sources = [(path, resolve_published(_read(path), path))] if path else []
     sources.append(("command line", _overrides(opts)))
@@ -122,11 +123,34 @@ def _ignore_label_minus_one(raw, source):
         train["IGNORE_LABEL"] = 255
 
 
-# Rules for what published experiment files (HRNet, HRNet-OCR, the thesis) say differently from
-# this tree.  Each rule takes the raw mapping of one source (the file, then the command line) and
-# the source's name, and rewrites the mapping in place before it is merged; a rule may look at
-# several keys of the mapping at once.  Every rule of this kind belongs in this table.
-_PUBLISHED_FILE_RULES = (_rename_num_ranches, _ignore_label_minus_one)
+# Keys of earlier releases of this tree -> their names now; a file or a command line that uses
+# the old name is read with a warning.
+RENAMED_KEYS = {"TEST.SAVE_HEADS": "TEST.SAVE_EVERY_PREDICTION"}
+
+
+def _renamed_keys(raw, source):
+    """The keys of ``RENAMED_KEYS`` read under their new names."""
+    for old, new in RENAMED_KEYS.items():
+        *path, leaf = old.split(".")
+        node = raw
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node:
+            logger.warning("%s: %s is now called %s; read as such", source, old, new)
+            value = node.pop(leaf)
+            *new_path, new_leaf = new.split(".")
+            target = raw
+            for part in new_path:
+                target = target.setdefault(part, {})
+            target.setdefault(new_leaf, value)
+
+
+# Rules for what published experiment files (HRNet, HRNet-OCR, the thesis) and files of earlier
+# releases say differently from this tree.  Each rule takes the raw mapping of one source (the
+# file, then the command line) and the source's name, and rewrites the mapping in place before it
+# is merged; a rule may look at several keys of the mapping at once.  Every rule of this kind
+# belongs in this table.
+_PUBLISHED_FILE_RULES = (_rename_num_ranches, _ignore_label_minus_one, _renamed_keys)
 
 
 def _merge(node, raw, prefix, source):

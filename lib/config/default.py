@@ -12,7 +12,8 @@ _C = CN()
 
 # Root of all runs: a training run writes into a new folder
 # ``<OUTPUT_DIR>/<dataset>/<config name>/<YYYYmmdd-HHMMSS>[_<overrides>]/`` with a ``latest`` link
-# beside it, and each evaluation into ``<run>/eval/<what it evaluated>/`` (lib/engine/run_folders.py).
+# beside it, and each evaluation into ``<run>/eval/<what it evaluated>/``
+# (lib/engine/run_folders.py).
 _C.OUTPUT_DIR = "output"
 # The exact folder of the run ("" = a new folder under OUTPUT_DIR): for scripts, and to resume or
 # evaluate one run by name.  A folder that holds a run is only continued (AUTO_RESUME True).
@@ -113,8 +114,8 @@ _C.MODEL.EXTRA.STAGE2 = _stage(1, 2, "BASIC", [4, 4], [48, 96])
 _C.MODEL.EXTRA.STAGE3 = _stage(4, 3, "BASIC", [4, 4, 4], [48, 96, 192])
 # Stage 4 of the main path: branches at 1/4 to 1/32.
 _C.MODEL.EXTRA.STAGE4 = _stage(3, 4, "BASIC", [4, 4, 4, 4], [48, 96, 192, 384])
-# Offset path: its own copies of the stages from OFFSET_BRANCH on (STAGE<k>_2 for k >= OFFSET_BRANCH).
-# Offset-path copy of stage 2 (used when OFFSET_BRANCH is 2).
+# Offset path: its own copies of the stages from OFFSET_BRANCH on (STAGE<k>_2 for k >=
+# OFFSET_BRANCH). Offset-path copy of stage 2 (used when OFFSET_BRANCH is 2).
 _C.MODEL.EXTRA.STAGE2_2 = _stage(1, 2, "BASIC", [4, 4], [48, 96])
 # Offset-path copy of stage 3 (used when OFFSET_BRANCH is 2 or 3).
 _C.MODEL.EXTRA.STAGE3_2 = _stage(3, 3, "BASIC", [4, 4, 4], [48, 96, 192])
@@ -158,7 +159,8 @@ _C.LOSS.CONFIDENCE_MODE = "reference"
 
 # The data: which dataset, where, and which lists.
 _C.DATASET = CN()
-# Folder that holds one sub-folder per dataset (``<ROOT>/cityscapes``, ``<ROOT>/acdc``) and ``list/``.
+# Folder that holds one sub-folder per dataset (``<ROOT>/cityscapes``, ``<ROOT>/acdc``) and
+# ``list/``.
 _C.DATASET.ROOT = "data/"
 # Dataset name: "cityscapes", "acdc", "ade20k", "pascal_ctx", "cocostuff", "lip", "pascal_voc",
 # or the name of a dataset of your own (folder <ROOT>/<name>/, lists <ROOT>/list/<name>/),
@@ -182,7 +184,8 @@ _C.DATASET.TEST_SET = "list/cityscapes/val.lst"
 # ACDC conditions to use (any of fog, night, rain, snow); empty = all four.
 _C.DATASET.CONDITIONS = []
 # Class names in class-index order; required for a dataset that is not built in (one name per
-# class, NUM_CLASSES of them).  For a built-in dataset it may be given only as that dataset's own table.
+# class, NUM_CLASSES of them).  For a built-in dataset it may be given only as that dataset's own
+# table.
 _C.DATASET.CLASS_NAMES = []
 # Label map of a dataset that is not built in: [raw value, class index] pairs, raw values 0..255 as
 # stored in the label PNGs; unlisted raw values are ignored (TRAIN.IGNORE_LABEL).  Empty = the raw
@@ -337,11 +340,12 @@ _C.TEST.SAVE_PRED = False
 # The exact folder of tools/test.py's results.json, figures, log and predictions ("" =
 # ``<run>/eval/<weights>_<test list>_<protocol>_s<scales>_<flip|noflip>/``).
 _C.TEST.EVAL_DIR = ""
-# Also write the prediction of every head, for a study of where they differ: the dataset label
-# ids of each as <output folder>/predictions/heads/<head>/<image>.png, <head> the output field
+# Also write every prediction of the network, for a study of where they differ: the dataset label
+# ids of each as <output folder>/predictions/<field>/<image>.png, <field> the output field
 # (logits = S_i, seed_logits = S_s, fused_logits = S_f, region_logits, region_seed_logits,
 # region_fused_logits for the OCR networks), each by the whole TEST procedure (scales, flip).
-_C.TEST.SAVE_HEADS = False
+# Called TEST.SAVE_HEADS in earlier releases (still read, with a warning).
+_C.TEST.SAVE_EVERY_PREDICTION = False
 # Trimap band widths in pixels of the label map: the mIoU of the labelled pixels within each
 # Chebyshev distance of a ground-truth boundary pixel (lib.evaluation.boundary); increasing.
 _C.TEST.TRIMAP_BANDS = [1, 2, 4, 8, 16, 32]

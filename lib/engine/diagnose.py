@@ -11,7 +11,6 @@ import torch.nn.functional as F
 
 from ..datasets import build_dataset, dataset_tables
 from ..datasets.loaders import eval_loader
-from ..evaluation.heads import label_size_offsets
 from ..evaluation.offset_diagnostics import (
     fixable_share,
     seed_measures,
@@ -19,6 +18,7 @@ from ..evaluation.offset_diagnostics import (
     shared_trunk_parameters,
     term_gradients,
 )
+from ..evaluation.predictions import label_size_offsets
 from ..evaluation.results import upgrade
 from ..models import build_eval_model, build_model, input_normalization
 from ..models.losses import build_criterion

@@ -34,8 +34,8 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
 
     Rank 0 writes ``results.json`` into the evaluation's own folder (TEST.EVAL_DIR, else
     ``<run>/eval/<what it evaluated>``, see ``run_folders``) and logs the table; with
-    ``save_pred`` (or TEST.SAVE_PRED) label-id and colour PNGs, with TEST.SAVE_HEADS the
-    label-id PNGs of every head, with TEST.VISUALIZATION the maps of every image.  A list
+    ``save_pred`` (or TEST.SAVE_PRED) label-id and colour PNGs, with TEST.SAVE_EVERY_PREDICTION the
+    label-id PNGs of every prediction, with TEST.VISUALIZATION the maps of every image.  A list
     without labels is refused unless something is written.
     Returns the results dict on rank 0 when there are labels, else None.  Out of device
     memory, it raises an ``OutOfMemoryRunError`` that names the network, the image, the
@@ -54,8 +54,8 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
     configure_cudnn(cfg.CUDNN)
     files = PredictionFiles(save_pred or cfg.TEST.SAVE_PRED, cfg.TEST.VISUALIZATION,
                             cfg.TEST.BASE_SIZE, cfg.MODEL.ALIGN_CORNERS, settings.amp_dtype,
-                            save_heads=cfg.TEST.SAVE_HEADS)
-    writes = files.save_pred or files.save_heads or files.visualize
+                            save_every_prediction=cfg.TEST.SAVE_EVERY_PREDICTION)
+    writes = files.save_pred or files.save_every_prediction or files.visualize
     oom_message = OutOfMemoryMessage.testing(cfg)
     with explain_out_of_memory(oom_message, device):
         model = build_eval_model(cfg, model_file, device)
@@ -86,7 +86,8 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
     results = None
     if rank == 0:
         if evaluation.results is None:
-            written = [name for name, on in (("predictions", files.save_pred or files.save_heads),
+            saved = files.save_pred or files.save_every_prediction
+            written = [name for name, on in (("predictions", saved),
                                              ("visualizations", files.visualize)) if on]
             logger.info("%s has no labels: no metrics; %s written under %s",
                         cfg.DATASET.TEST_SET, " and ".join(written), output_dir)

@@ -22,11 +22,11 @@ logger = logging.getLogger(__name__)
 
 
 class Validator:
-    """``validator(model, iteration)`` -> mIoU of the final head, a fraction: every rank predicts
-    its shard of ``dataset`` whole, at one scale, without flipping (collective); rank 0 logs the
-    tables of every head, the boundaries and the fusion (``lib.evaluation.report``, with the
-    trimap bands and the Boundary IoU width of ``measures``), and the mIoU, per-class and
-    per-head IoU (in per cent, as the tables), the figures and the first image's panels go to
+    """``validator(model, iteration)`` -> mIoU of the final prediction, a fraction: every rank
+    predicts its shard of ``dataset`` whole, at one scale, without flipping (collective); rank 0
+    logs the tables of every prediction, the boundaries and the fusion (``lib.evaluation.report``,
+    with the trimap bands and the Boundary IoU width of ``measures``), and the mIoU, per-class and
+    per-prediction IoU (in per cent, as the tables), the figures and the first image's panels go to
     ``writer`` when there is one (undefined values, such as the IoU of a class absent from the
     set, are left out).  Out of device memory, it raises the ``OutOfMemoryRunError`` of
     ``oom_message`` (default: named by the network's class); when the network's outputs hold
@@ -71,8 +71,8 @@ class Validator:
         scalars = {"val/mIoU": 100.0 * final["mIoU"],
                    **{f"val_IoU/{name.replace(' ', '_')}": 100.0 * iou
                       for name, iou in final["IoU"].items()},
-                   **{f"val_heads/mIoU_{head}": 100.0 * metrics["mIoU"]
-                      for head, metrics in results["heads"].items()}}
+                   **{f"val_predictions/mIoU_{field}": 100.0 * metrics["mIoU"]
+                      for field, metrics in results["predictions"].items()}}
         add_finite_scalars(self.writer, scalars, iteration)  # an absent class has no IoU (NaN)
         for name, figure in figures.items():
             self.writer.add_image(f"val_analysis/{name[:-4]}", figure_image(figure), iteration,

@@ -1,13 +1,13 @@
-"""SegAccumulator: the one accumulator of an evaluation; every head's confusion matrices,
+"""SegAccumulator: the one accumulator of an evaluation; every prediction's confusion matrices,
 boundary measures and fusion split, in one pass.
 
-Per batch it takes each head's argmax at the label size, the labels and, for the offset
-networks, the offsets (pixels of the label map) and the confidence (``heads.label_size_inputs``
-makes them from a network output).  Everything is counted on the device in fixed-size int64
-tensors (no host synchronisation), per group (ACDC condition; None = no group); ``reduce``
-sums them over ranks exactly, in one all-reduce, and ``results`` gives the results.json blocks
-"final_head", "heads", "boundary" and "fusion".  The measures are defined in ``metrics``,
-``boundary`` and ``fusion``.
+Per batch it takes each prediction's argmax at the label size, the labels and, for the offset
+networks, the offsets (pixels of the label map) and the confidence
+(``predictions.label_size_inputs`` makes them from a network output).  Everything is counted on the
+device in fixed-size int64 tensors (no host synchronisation), per group (ACDC condition; None = no
+group); ``reduce`` sums them over ranks exactly, in one all-reduce, and ``results`` gives the
+results.json blocks "final_prediction", "predictions", "boundary" and "fusion".  The measures are
+defined in ``metrics``, ``boundary`` and ``fusion``.
 """
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,8 +37,8 @@ from .fusion import (
     fusion_summary,
     histogram_bins,
 )
-from .heads import final_head, fusion_pairs
 from .metrics import segmentation_metrics
+from .predictions import final_prediction, fusion_pairs
 
 __all__ = ["SegAccumulator", "MeasureSettings", "DEFAULT_BANDS"]
 
@@ -74,13 +74,13 @@ class MeasureSettings:
 
 
 class SegAccumulator:
-    """Accumulates, per head, ``boundary.joint_counts`` (from which come its confusion matrix,
-    trimap and Boundary IoU figures); per fused head (``heads.fusion_pairs``),
+    """Accumulates, per prediction, ``boundary.joint_counts`` (from which come its confusion matrix,
+    trimap and Boundary IoU figures); per fused prediction (``predictions.fusion_pairs``),
     ``fusion.fusion_counts`` (outcomes by class, offset length and confidence).
 
     Args:
         num_classes: K.
-        heads: output field names of the predictions ``update`` receives ("logits", ...);
+        predictions: output field names of the predictions ``update`` receives ("logits", ...);
             every rank must pass the same.
         ignore_label: label value left out.
         measures: the trimap bands, the Boundary IoU width and the confidence bins.
@@ -88,16 +88,16 @@ class SegAccumulator:
             CUDA tensors only).  None = CPU.
     """
 
-    def __init__(self, num_classes: int, heads: Sequence[str], *, ignore_label: int = 255,
+    def __init__(self, num_classes: int, predictions: Sequence[str], *, ignore_label: int = 255,
                  measures: MeasureSettings = MeasureSettings(), device=None):
-        if not heads:
-            raise ValueError("SegAccumulator needs at least one head")
+        if not predictions:
+            raise ValueError("SegAccumulator needs at least one prediction")
         self.num_classes = num_classes
-        self.heads = list(heads)
+        self.predictions = list(predictions)
         self.ignore_label = ignore_label
         self.bands = list(measures.bands)
         self.boundary_ratio = measures.boundary_ratio
-        self.pairs = fusion_pairs(self.heads)
+        self.pairs = fusion_pairs(self.predictions)
         self.conf_edges = confidence_edges(measures.confidence_bins)
         self.device = torch.device("cpu") if device is None else torch.device(device)
         self._layout = self._make_layout()
@@ -106,7 +106,8 @@ class SegAccumulator:
 
     def _make_layout(self):
         k = self.num_classes
-        layout = {f"joint/{head}": (k, k, len(self.bands) + 1, 2, 2) for head in self.heads}
+        layout = {f"joint/{field}": (k, k, len(self.bands) + 1, 2, 2)
+                  for field in self.predictions}
         for fused in self.pairs:
             layout[f"fusion/{fused}"] = (k, len(OUTCOMES), len(LENGTH_EDGES), len(self.conf_edges))
         return layout
@@ -121,9 +122,9 @@ class SegAccumulator:
                groups=None):
         """Add one batch.
 
-        preds: {head: N x H x W integer class map} for every head; labels: N x H x W; offsets:
-        N x 2 x H x W (x, y) in pixels of the label map and confidence: N x 1 x H x W (or
-        N x H x W) in [0, 1], both needed when there is a fused head (a pixel where either is
+        preds: {field: N x H x W integer class map} for every prediction; labels: N x H x W;
+        offsets: N x 2 x H x W (x, y) in pixels of the label map and confidence: N x 1 x H x W (or
+        N x H x W) in [0, 1], both needed when there is a fused prediction (a pixel where either is
         NaN is left out of the fusion counts only); groups: None, one group name for the batch,
         or a sequence of N names / None.
         """
@@ -134,7 +135,8 @@ class SegAccumulator:
             if key not in self._counts:
                 self._counts[key] = self._zeros()
             picked = [_pick(x, rows) for x in (labels, offsets, confidence)]
-            self._add(self._counts[key], {head: _pick(preds[head], rows) for head in self.heads},
+            self._add(self._counts[key],
+                      {field: _pick(preds[field], rows) for field in self.predictions},
                       *picked)
 
     def process(self, batch) -> None:
@@ -148,10 +150,10 @@ class SegAccumulator:
         levels = band_levels(trimap_boundary(regions, k), self.bands)
         radius = boundary_radius(labels.shape[-2], labels.shape[-1], self.boundary_ratio)
         base = joint_base(regions, levels, inner_band(regions, radius), bands, k)
-        preds = {head: pred.to(regions.dtype) for head, pred in preds.items()}
-        for head in self.heads:
-            _accumulate(counts, f"joint/{head}",
-                        joint_counts(preds[head], regions, base, radius, bands, k))
+        preds = {field: pred.to(regions.dtype) for field, pred in preds.items()}
+        for field in self.predictions:
+            _accumulate(counts, f"joint/{field}",
+                        joint_counts(preds[field], regions, base, radius, bands, k))
         if not self.pairs:
             return
         length = torch.hypot(offsets[:, 0].float(), offsets[:, 1].float())
@@ -164,23 +166,23 @@ class SegAccumulator:
     def _check(self, preds, labels, offsets, confidence):
         if labels.dim() != 3:
             raise ValueError(f"labels must be N x H x W, got shape {tuple(labels.shape)}")
-        if set(preds) != set(self.heads):
-            raise ValueError(f"predictions of heads {sorted(preds)}, expected {self.heads}")
-        for head, pred in preds.items():
+        if set(preds) != set(self.predictions):
+            raise ValueError(f"predictions {sorted(preds)}, expected {self.predictions}")
+        for field, pred in preds.items():
             if pred.shape != labels.shape or pred.is_floating_point():
-                raise ValueError(f"prediction {head!r} must be an integer map shaped like the "
+                raise ValueError(f"prediction {field!r} must be an integer map shaped like the "
                                  f"labels {tuple(labels.shape)}, got {pred.dtype} "
                                  f"{tuple(pred.shape)}")
         if not self.pairs:
             return
         n, h, w = labels.shape
         if offsets is None or tuple(offsets.shape) != (n, 2, h, w):
-            raise ValueError(f"fused heads {list(self.pairs)} need offsets N x 2 x H x W = "
+            raise ValueError(f"fused predictions {list(self.pairs)} need offsets N x 2 x H x W = "
                              f"{(n, 2, h, w)}, got "
                              f"{None if offsets is None else tuple(offsets.shape)}")
         if confidence is None or confidence.numel() != n * h * w:
-            raise ValueError(f"fused heads {list(self.pairs)} need the confidence N x 1 x H x W "
-                             f"= {(n, 1, h, w)}, got "
+            raise ValueError(f"fused predictions {list(self.pairs)} need the confidence "
+                             f"N x 1 x H x W = {(n, 1, h, w)}, got "
                              f"{None if confidence is None else tuple(confidence.shape)}")
 
     def reduce(self):
@@ -224,37 +226,38 @@ class SegAccumulator:
         return {name: sum(counts[name] for counts in self._counts.values())
                 for name in self._layout}
 
-    def confusion(self, head: str, group: str | None = None) -> torch.Tensor:
-        """K x K int64 confusion matrix of ``head`` (rows = ground truth), overall or of a group."""
-        return joint_confusion(self._group_counts(group)[f"joint/{head}"])
+    def confusion(self, field: str, group: str | None = None) -> torch.Tensor:
+        """K x K int64 confusion matrix of the prediction ``field`` (rows = ground truth), overall
+        or of a group."""
+        return joint_confusion(self._group_counts(group)[f"joint/{field}"])
 
     def results(self, class_names: Sequence[str] | None = None) -> dict:
-        """{"final_head": the evaluated head (``heads.final_head``), "heads": {head: metrics},
-        "boundary": {head: ...}, "fusion": {fused head: ...}}.
+        """{"final_prediction": the evaluated prediction (``predictions.final_prediction``),
+        "predictions": {field: metrics}, "boundary": {field: ...}, "fusion": {fused field: ...}}.
 
-        heads: ``segmentation_metrics``; boundary: ``trimap_metrics`` and
-        ``boundary_iou_metrics``; fusion (empty without a fused head): "against" (the head it
-        fuses) and ``fusion_summary``.  Each entry gains "per_condition" {group: the same}
-        when groups were updated.  Fractions in [0, 1], NaN where undefined.
+        predictions: ``segmentation_metrics``; boundary: ``trimap_metrics`` and
+        ``boundary_iou_metrics``; fusion (empty without a fused prediction): "against" (the
+        prediction it fuses) and ``fusion_summary``.  Each entry gains "per_condition" {group: the
+        same} when groups were updated.  Fractions in [0, 1], NaN where undefined.
         """
         blocks = self._blocks(self._group_counts(None), class_names)
         for group in self.groups:
             for kind, entries in self._blocks(self._counts[group], class_names).items():
                 for name, entry in entries.items():
                     blocks[kind][name].setdefault("per_condition", {})[group] = entry
-        return {"final_head": final_head(self.heads), **blocks}
+        return {"final_prediction": final_prediction(self.predictions), **blocks}
 
     def _blocks(self, counts, class_names):
-        heads, boundary, fusion = {}, {}, {}
-        for head in self.heads:
-            joint = counts[f"joint/{head}"]
-            heads[head] = segmentation_metrics(joint_confusion(joint), class_names)
-            boundary[head] = {**trimap_metrics(joint, self.bands, class_names),
+        predictions, boundary, fusion = {}, {}, {}
+        for field in self.predictions:
+            joint = counts[f"joint/{field}"]
+            predictions[field] = segmentation_metrics(joint_confusion(joint), class_names)
+            boundary[field] = {**trimap_metrics(joint, self.bands, class_names),
                               **boundary_iou_metrics(joint, class_names)}
         for fused, base in self.pairs.items():
             fusion[fused] = {"against": base, **fusion_summary(counts[f"fusion/{fused}"],
                                                                 self.conf_edges, class_names)}
-        return {"heads": heads, "boundary": boundary, "fusion": fusion}
+        return {"predictions": predictions, "boundary": boundary, "fusion": fusion}
 
 
 def _accumulate(counts, name, value):

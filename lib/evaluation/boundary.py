@@ -128,7 +128,7 @@ def inner_band(regions: torch.Tensor, radius: int) -> torch.Tensor:
 
 def joint_base(regions: torch.Tensor, levels: torch.Tensor, target_band: torch.Tensor,
                num_bands: int, num_classes: int) -> torch.Tensor:
-    """int64 N x H x W: the head-independent part of the ``joint_counts`` bin of each pixel.
+    """int64 N x H x W: the prediction-independent part of the ``joint_counts`` bin of each pixel.
 
     regions: ``label_regions``; levels: ``band_levels`` (0..L, L = num_bands = outside every
     band); target_band: ``inner_band(regions, radius)``.
@@ -144,7 +144,7 @@ def joint_counts(pred: torch.Tensor, regions: torch.Tensor, base: torch.Tensor, 
     prediction's).
 
     pred: N x H x W argmax in 0..K-1 (int16 saves a conversion); regions: ``label_regions``;
-    base: ``joint_base`` (one for all heads).  The prediction's masks are restricted to the
+    base: ``joint_base`` (one for all predictions).  The prediction's masks are restricted to the
     labelled pixels here.  Every measure is a sum of this: ``joint_confusion``,
     ``trimap_metrics``, ``boundary_iou_metrics``.
     """

@@ -1,17 +1,17 @@
 """Several evaluations side by side (``tools/compare.py``): headline table and figures.
 
 A run is the content of one results.json in the layout of ``results`` (older files are read
-through ``results.upgrade``): its final head's figures ("mIoU", "pixel_acc", "mean_acc", "IoU"),
-every head's mIoU, and the final head's "boundary" and "fusion" figures when the evaluation made
-them.  Differences are against the first run.  ``read_run`` says which file is not such a run,
-``class_set_mismatch`` when runs score different classes.
+through ``results.upgrade``): its final prediction's figures ("mIoU", "pixel_acc", "mean_acc",
+"IoU"), every prediction's mIoU, and the final prediction's "boundary" and "fusion" figures when the
+evaluation made them.  Differences are against the first run.  ``read_run`` says which file is not
+such a run, ``class_set_mismatch`` when runs score different classes.
 """
 import os
 from collections.abc import Mapping, Sequence
 
 from ..utils.errors import ProjectError
 from .figures import iou_bars_figure, trimap_figure
-from .heads import head_label
+from .predictions import prediction_label
 from .report import percent, points
 from .results import final_metrics, upgrade
 
@@ -23,7 +23,8 @@ __all__ = ["ResultsError", "read_run", "class_set_mismatch", "short_labels", "ru
 # string.
 _FIGURE = "a number or null"
 _NAME = "a string"
-_REQUIRED = {"final_head": _NAME, "heads": {"*": {"IoU": {"*": _FIGURE}, "mIoU": _FIGURE}}}
+_REQUIRED = {"final_prediction": _NAME,
+             "predictions": {"*": {"IoU": {"*": _FIGURE}, "mIoU": _FIGURE}}}
 _OPTIONAL = {"boundary": {"*": {"boundary_mIoU": _FIGURE, "trimap_mIoU": {"*": _FIGURE}}},
              "fusion": {"*": {key: _FIGURE for key in ("differ", "fixed", "broken", "changed")}}}
 
@@ -34,18 +35,19 @@ class ResultsError(ProjectError, ValueError):
 
 def read_run(content, source: str) -> dict:
     """The run of a parsed results.json (``upgrade``d), or a ResultsError naming ``source`` and
-    the first field that the comparison cannot read: "final_head", naming one of "heads" (each
-    with "IoU", {class: IoU} not empty, and "mIoU"), is required, "boundary" and "fusion" are
+    the first field that the comparison cannot read: "final_prediction", naming one of "predictions"
+    (each with "IoU", {class: IoU} not empty, and "mIoU"), is required, "boundary" and "fusion" are
     checked where present."""
     run = upgrade(content)
     spec = dict(_REQUIRED)
     if isinstance(run, dict):
         spec.update((key, value) for key, value in _OPTIONAL.items() if key in run)
     problem = _mismatch(run, spec, "")
-    if problem is None and run["final_head"] not in run["heads"]:
-        problem = f"final_head {run['final_head']!r} is not one of heads {sorted(run['heads'])}"
+    if problem is None and run["final_prediction"] not in run["predictions"]:
+        problem = (f"final_prediction {run['final_prediction']!r} is not one of predictions "
+                   f"{sorted(run['predictions'])}")
     if problem is None and not final_metrics(run)["IoU"]:
-        problem = f"heads.{run['final_head']}.IoU names no class"
+        problem = f"predictions.{run['final_prediction']}.IoU names no class"
     if problem is not None:
         raise ResultsError(f"{source} is not a results.json of tools/test.py: {problem}")
     return run
@@ -138,30 +140,30 @@ def run_labels(paths: Sequence[str]) -> list[str]:
 
 
 def headline(run: Mapping) -> dict:
-    """{measure: fraction} of one run: the final head's mIoU and accuracies, Boundary IoU,
-    trimap mIoU and fusion shares (named without the head, so that runs whose final heads
-    differ line up); each head's mIoU."""
+    """{measure: fraction} of one run: the final prediction's mIoU and accuracies, Boundary IoU,
+    trimap mIoU and fusion shares (named without the prediction, so that runs whose final
+    predictions differ line up); each prediction's mIoU."""
     final = final_metrics(run)
     values = {"mIoU": final.get("mIoU"), "pixel acc": final.get("pixel_acc"),
               "mean acc": final.get("mean_acc")}
-    head = run["final_head"]
-    if head in run.get("boundary", {}):
-        boundary = run["boundary"][head]
+    field = run["final_prediction"]
+    if field in run.get("boundary", {}):
+        boundary = run["boundary"][field]
         values["boundary IoU"] = boundary["boundary_mIoU"]
         for width, value in boundary["trimap_mIoU"].items():
             values[f"trimap {width}px"] = value
-    if head in run.get("fusion", {}):
+    if field in run.get("fusion", {}):
         for key in ("differ", "fixed", "broken", "changed"):
-            values[f"fusion: {key}"] = run["fusion"][head][key]
-    for name, metrics in run["heads"].items():
-        values[f"mIoU {head_label(name)}"] = metrics["mIoU"]
+            values[f"fusion: {key}"] = run["fusion"][field][key]
+    for name, metrics in run["predictions"].items():
+        values[f"mIoU {prediction_label(name)}"] = metrics["mIoU"]
     return values
 
 
 def headline_table(runs: Mapping[str, Mapping]) -> str:
     """Markdown table: one row a measure (in %), one column a run, and after each run but the
     first its difference from the first in points ("-" where a run lacks the measure); a line
-    below names each run's final head."""
+    below names each run's final prediction."""
     figures = {label: headline(run) for label, run in runs.items()}
     labels = list(figures)
     measures = sorted(dict.fromkeys(m for values in figures.values() for m in values),
@@ -180,13 +182,14 @@ def headline_table(runs: Mapping[str, Mapping]) -> str:
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    finals = [f"{label} {head_label(run['final_head'])}" for label, run in runs.items()]
-    lines += ["", "The rows without a head's name are each run's final head: "
+    finals = [f"{label} {prediction_label(run['final_prediction'])}" for label, run in runs.items()]
+    lines += ["", "The rows without a prediction's name are each run's final prediction: "
               + ", ".join(finals) + "."]
     return "\n".join(lines) + "\n"
 
 
-# Rows in the order of ``headline``: the final head's mIoU and accuracies (0), boundary, fusion, heads.
+# Rows in the order of ``headline``: the final prediction's mIoU and accuracies (0), boundary,
+# fusion, predictions.
 _GROUPS = (("boundary IoU", 1), ("trimap", 1), ("fusion:", 2), ("mIoU ", 3))
 
 
@@ -195,18 +198,18 @@ def _measure_group(measure):
 
 
 def comparison_figures(runs: Mapping[str, Mapping]) -> dict:
-    """{"iou.png": per-class IoU of each run's final head, "trimap.png": trimap curves of each
-    run's final head (with its mIoU over all pixels)}; the trimap figure only when a run has
+    """{"iou.png": per-class IoU of each run's final prediction, "trimap.png": trimap curves of each
+    run's final prediction (with its mIoU over all pixels)}; the trimap figure only when a run has
     boundary figures."""
     figures = {"iou.png": iou_bars_figure({label: final_metrics(run)["IoU"]
                                            for label, run in runs.items()},
                                           title="IoU per class")}
     curves, plain = {}, {}
     for label, run in runs.items():
-        head = run["final_head"]
-        if head in run.get("boundary", {}):
-            name = f"{label} ({head_label(head)})"
-            curves[name] = run["boundary"][head]["trimap_mIoU"]
+        field = run["final_prediction"]
+        if field in run.get("boundary", {}):
+            name = f"{label} ({prediction_label(field)})"
+            curves[name] = run["boundary"][field]["trimap_mIoU"]
             plain[name] = final_metrics(run).get("mIoU")
     if curves:
         figures["trimap.png"] = trimap_figure(curves, plain)

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..utils.atomic import write_bytes
-from .heads import fusion_pairs, head_label
+from .predictions import fusion_pairs, prediction_label
 
 __all__ = ["most_confused", "confusion_figure", "iou_classes", "iou_bars_figure",
            "curve_differences", "trimap_figure", "occupied_slots", "fusion_histograms_figure",
@@ -377,47 +377,49 @@ def _shares_of(counts):
 def evaluation_figures(results: Mapping, confusion, class_names: Sequence[str]) -> dict:
     """{file name: Figure} of one evaluation, as tools/test.py writes them next to results.json.
 
-    results: ``SegAccumulator.results``; confusion: K x K counts of the final head.
-    "confusion.png" (final head), "iou.png" (S_i and S_f bars, or S_i alone), "trimap.png"
-    (every head, and their differences from the first, S_i), and "fusion.png" (histograms,
-    one row a fused head: S_f, and the OCR networks' region S_f) when there is a fused head.
+    results: ``SegAccumulator.results``; confusion: K x K counts of the final prediction.
+    "confusion.png" (final prediction), "iou.png" (S_i and S_f bars, or S_i alone), "trimap.png"
+    (every prediction, and their differences from the first, S_i), and "fusion.png" (histograms,
+    one row a fused prediction: S_f, and the OCR networks' region S_f) when there is a fused
+    prediction.
     """
-    heads = list(results["heads"])
-    final = results["final_head"]
-    pairs = fusion_pairs(heads)
+    predictions = list(results["predictions"])
+    final = results["final_prediction"]
+    pairs = fusion_pairs(predictions)
     shown = [pairs[final], final] if final in pairs else [final]
     figures = {
         "confusion.png": confusion_figure(confusion, class_names,
-                                          title=f"confusion matrix of {head_label(final)}"),
-        "iou.png": iou_bars_figure({head_label(h): results["heads"][h]["IoU"] for h in shown}),
+                                          title=f"confusion matrix of {prediction_label(final)}"),
+        "iou.png": iou_bars_figure({prediction_label(h): results["predictions"][h]["IoU"]
+                                    for h in shown}),
         "trimap.png": trimap_figure(
-            {head_label(h): results["boundary"][h]["trimap_mIoU"] for h in heads},
-            {head_label(h): results["heads"][h]["mIoU"] for h in heads}),
+            {prediction_label(h): results["boundary"][h]["trimap_mIoU"] for h in predictions},
+            {prediction_label(h): results["predictions"][h]["mIoU"] for h in predictions}),
     }
     fusion = results.get("fusion", {})
     if fusion:
         figures["fusion.png"] = fusion_histograms_figure(
-            {f"{head_label(fused)} vs {head_label(block['against'])}": block
+            {f"{prediction_label(fused)} vs {prediction_label(block['against'])}": block
              for fused, block in fusion.items()},
             title="what the fusion changed: pixels fixed, broken and changed")
     return figures
 
 
 def training_history_figure(records: Sequence[Mapping]) -> Figure:
-    """How an offset network's validation changed over training: each head's mIoU, the fusion
-    split of the final head, and the histograms of offset length and confidence of all labelled
-    pixels (share of the pixels per bin, one column a validation).
+    """How an offset network's validation changed over training: each prediction's mIoU, the fusion
+    split of the final prediction, and the histograms of offset length and confidence of all
+    labelled pixels (share of the pixels per bin, one column a validation).
 
     records: results of each validation with their "iteration" (``Validator`` records), in
-    order; the network must have a fused head.
+    order; the network must have a fused prediction.
     """
     iterations = [r["iteration"] for r in records]
-    final = records[-1]["final_head"]
+    final = records[-1]["final_prediction"]
     fig = _figure(13.0, 8.0)
     (ax_miou, ax_split), (ax_len, ax_conf) = fig.subplots(2, 2)
-    for head in records[-1]["heads"]:
-        ax_miou.plot(iterations, [100 * _nan(r["heads"][head]["mIoU"]) for r in records],
-                     marker="o", label=head_label(head))
+    for field in records[-1]["predictions"]:
+        ax_miou.plot(iterations, [100 * _nan(r["predictions"][field]["mIoU"]) for r in records],
+                     marker="o", label=prediction_label(field))
     ax_miou.set_ylabel("mIoU (%)")
     ax_miou.legend(fontsize=9)
     blocks = [r["fusion"][final] for r in records]
@@ -425,8 +427,8 @@ def training_history_figure(records: Sequence[Mapping]) -> Figure:
                         ("changed", "tab:orange")):
         ax_split.plot(iterations, [100 * _nan(b[key]) for b in blocks], marker="o",
                       color=colour, label=key)
-    ax_split.set_ylabel(f"% of labelled pixels ({head_label(final)} vs "
-                        f"{head_label(fusion_pairs(records[-1]['heads'])[final])})")
+    ax_split.set_ylabel(f"% of labelled pixels ({prediction_label(final)} vs "
+                        f"{prediction_label(fusion_pairs(records[-1]['predictions'])[final])})")
     ax_split.legend(fontsize=9)
     for ax, key, label in ((ax_len, "offset_length", "offset length bin (pixels)"),
                            (ax_conf, "confidence", "confidence F bin")):

@@ -18,8 +18,8 @@ from ..models import input_normalization
 from ..utils.compat import stop_loader_workers
 from .accumulator import MeasureSettings, SegAccumulator
 from .finite import NonFiniteOutputs
-from .heads import label_size_inputs, label_size_offsets, network_heads
-from .protocols import predict, scale_one_output, split_heads
+from .predictions import label_size_inputs, label_size_offsets, network_predictions
+from .protocols import predict, scale_one_output, split_predictions
 
 __all__ = ["Batch", "PredictionConsumer", "Evaluation", "evaluate", "predict_whole_image",
            "predict_by_protocol"]
@@ -29,11 +29,11 @@ __all__ = ["Batch", "PredictionConsumer", "Evaluation", "evaluate", "predict_who
 class Batch:
     """One predicted batch, as every consumer receives it.
 
-    images: N x 3 x H x W on the device; names: the N file stems; preds: {head: N x H x W train
-    ids} of every head of the network (``heads.final_head`` is the evaluated one); offsets:
-    N x 2 x H x W (x, y) in pixels of the label map and confidence: N x 1 x H x W, both None
-    without offsets; labels: N x H x W on the device and groups: the N group names (None where
-    none), both None for a set without labels.
+    images: N x 3 x H x W on the device; names: the N file stems; preds: {prediction: N x H x W
+    train ids} of every prediction of the network (``predictions.final_prediction`` is the evaluated
+    one); offsets: N x 2 x H x W (x, y) in pixels of the label map and confidence: N x 1 x H x W,
+    both None without offsets; labels: N x H x W on the device and groups: the N group names (None
+    where none), both None for a set without labels.
     """
 
     images: torch.Tensor
@@ -55,9 +55,9 @@ class PredictionConsumer(Protocol):
 class Evaluation:
     """What ``evaluate`` returns, the same on every rank.
 
-    results: ``SegAccumulator.results`` ("final_head", "heads", "boundary", "fusion"), None
-    for a set without labels; confusion: K x K int64 (CPU) counts of the final head, rows =
-    ground truth, None without labels; nonfinite: NaN and infinite values in the network's
+    results: ``SegAccumulator.results`` ("final_prediction", "predictions", "boundary", "fusion"),
+    None for a set without labels; confusion: K x K int64 (CPU) counts of the final prediction, rows
+    = ground truth, None without labels; nonfinite: NaN and infinite values in the network's
     outputs, summed over ranks (a non-zero count makes the metrics meaningless).
     """
 
@@ -68,8 +68,8 @@ class Evaluation:
 
 def predict_whole_image(model, align_corners, amp_dtype=None):
     """Validation's prediction: each whole image of N x 3 x H x W at its own size, one forward,
-    no flip.  Returns ``{"preds": {head: N x H x W}, "offsets", "confidence"}`` for every head
-    of the network (``heads.label_size_inputs``)."""
+    no flip.  Returns ``{"preds": {prediction: N x H x W}, "offsets", "confidence"}`` for every
+    prediction of the network (``predictions.label_size_inputs``)."""
     def predict_fn(images):
         output = scale_one_output(model, images, amp_dtype=amp_dtype)
         return label_size_inputs(output, images.shape[-2:], align_corners)
@@ -78,17 +78,17 @@ def predict_whole_image(model, align_corners, amp_dtype=None):
 
 def predict_by_protocol(model, settings):
     """Testing's prediction: the whole procedure of ``settings`` (its protocol, scales, single
-    scale included, and flip) for every head of the network from the same forwards, one image
+    scale included, and flip) for every prediction of the network from the same forwards, one image
     per call (N = 1), the images normalised as the network says (``input_normalization``).
     The offsets and the confidence of an offset network (for the fusion histograms) are those
     of the image at scale 1, one more forward."""
-    heads = network_heads(model)
-    settings = replace(settings, heads=heads, normalization=input_normalization(model))
+    predictions = network_predictions(model)
+    settings = replace(settings, predictions=predictions, normalization=input_normalization(model))
 
     def predict_fn(images):
-        scores = split_heads(predict(model, images, settings), heads)
+        scores = split_predictions(predict(model, images, settings), predictions)
         maps = {"offsets": None, "confidence": None}
-        if "fused_logits" in heads:
+        if "fused_logits" in predictions:
             output = scale_one_output(model, images, settings.base_size, settings.amp_dtype)
             maps = label_size_offsets(output, images.shape[-2:], settings.align_corners)
         return {"preds": {h: s.max(dim=1).indices for h, s in scores.items()}, **maps}
@@ -100,8 +100,8 @@ def evaluate(model, predict_fn, loader, dataset, device, measures: MeasureSettin
              consumers: Sequence[PredictionConsumer] = (), progress=False) -> Evaluation:
     """Collective: predict every batch of ``loader`` (this rank's shard of ``dataset``) with
     ``predict_fn`` (``predict_whole_image`` or ``predict_by_protocol`` of ``model``), count
-    every head of ``model`` in a ``SegAccumulator`` (when the set has labels; ``measures``: its
-    bands and bins), hand each ``Batch`` to ``consumers`` after it, and sum over the ranks.
+    every prediction of ``model`` in a ``SegAccumulator`` (when the set has labels; ``measures``:
+    its bands and bins), hand each ``Batch`` to ``consumers`` after it, and sum over the ranks.
 
     Every rank must call it.  Nothing is read back from the device inside the image loop: the
     counts and the non-finite outputs of every forward of ``model`` (``NonFiniteOutputs``)
@@ -109,7 +109,7 @@ def evaluate(model, predict_fn, loader, dataset, device, measures: MeasureSettin
     """
     accumulator = None
     if dataset.has_labels:
-        accumulator = SegAccumulator(dataset.num_classes, network_heads(model),
+        accumulator = SegAccumulator(dataset.num_classes, network_predictions(model),
                                      ignore_label=dataset.ignore_label, measures=measures,
                                      device=device)
     with NonFiniteOutputs(model, device) as outputs:
@@ -120,7 +120,7 @@ def evaluate(model, predict_fn, loader, dataset, device, measures: MeasureSettin
         return Evaluation(None, None, outputs.total())
     accumulator.reduce()
     results = accumulator.results(dataset.class_names)
-    confusion = accumulator.confusion(results["final_head"]).cpu()
+    confusion = accumulator.confusion(results["final_prediction"]).cpu()
     return Evaluation(results, confusion, outputs.total())
 
 

@@ -1,7 +1,7 @@
 """What an offset network's seeds do, and what its loss terms do to the trunk it shares with the
 class head: the measures of the method study (``tools/diagnose_offsets.py``, docs/studies).
 
-Definitions (label-map pixels throughout; offsets x then y, as ``heads.label_size_offsets``
+Definitions (label-map pixels throughout; offsets x then y, as ``predictions.label_size_offsets``
 gives them):
 
 - the *seed* of pixel p is p + o(p), rounded to the nearest pixel and clamped to the image (the

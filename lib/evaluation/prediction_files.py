@@ -6,7 +6,7 @@ import torch
 
 from ..models import input_normalization
 from ..utils.visualize import colorize, prediction_panels, save_png
-from .heads import final_head
+from .predictions import final_prediction
 from .protocols import scale_one_output
 
 
@@ -19,9 +19,9 @@ class PredictionFiles:
     base_size: int  # long side of an image at scale 1 (TEST.BASE_SIZE)
     align_corners: bool
     amp_dtype: torch.dtype | None = None  # autocast of the scale-1 forward (TRAIN.AMP)
-    # predictions/heads/<head>/<name>.png: the dataset label ids of every head ("logits",
+    # predictions/<field>/<name>.png: the dataset label ids of every prediction ("logits",
     # "seed_logits", "fused_logits", "region_logits", ...), by the same procedure as the final's
-    save_heads: bool = False
+    save_every_prediction: bool = False
 
 
 class PredictionWriter:
@@ -35,16 +35,17 @@ class PredictionWriter:
         self.count = 0
 
     def process(self, batch) -> None:
-        """The files of every image of a ``loop.Batch``: ``save_pred`` those of the final head
-        (``heads.final_head``), ``save_heads`` every head's."""
+        """The files of every image of a ``loop.Batch``: ``save_pred`` those of the final
+        prediction (``predictions.final_prediction``), ``save_every_prediction`` every
+        prediction's."""
         preds = batch.preds
-        final = final_head(preds)
+        final = final_prediction(preds)
         for i, (image, name) in enumerate(zip(batch.images, batch.names, strict=True)):
             if self.files.save_pred:
                 self._save_prediction(preds[final][i].cpu(), name)
-            if self.files.save_heads:
-                for head, pred in preds.items():
-                    self._save_label_ids(os.path.join("heads", head), pred[i].cpu(), name)
+            if self.files.save_every_prediction:
+                for field, pred in preds.items():
+                    self._save_label_ids(field, pred[i].cpu(), name)
             if self.files.visualize:
                 self._save_panels(image[None], name)
             self.count += 1

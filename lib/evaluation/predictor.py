@@ -23,7 +23,7 @@ from ..datasets import dataset_tables
 from ..datasets.files import read_image
 from ..models import SegOutput, build_eval_model, input_normalization
 from ..utils.device import select_device
-from .heads import label_size_offsets
+from .predictions import label_size_offsets
 from .protocols import InferenceSettings, predict, scale_one_output
 
 __all__ = ["Predictor", "Prediction"]

@@ -64,7 +64,7 @@ __all__ = ["InferenceSettings", "ACCUMULATE_MODES", "FIRST_RESIZE_MODES", "PROTO
            "forward_logits", "resize_and_pad",
            "to_scores", "window_boxes", "padded_window_boxes", "sliding_window",
            "padded_sliding_window", "scaled_size", "rescale", "scale_one_output", "swap_channels",
-           "head_logits", "split_heads",
+           "prediction_logits", "split_predictions",
            "cityscapes_inference", "ade20k_inference", "lip_inference", "predict"]
 
 logger = logging.getLogger(__name__)
@@ -108,9 +108,9 @@ class InferenceSettings:
                    (TEST.FIRST_RESIZE).
     flip_pairs:    (a, b) class pairs whose channels are swapped in the mirrored image's
                    prediction (the dataset's ``flip_pairs``; () for most).
-    heads:         output fields predicted, e.g. ("logits", "seed_logits", "fused_logits"):
+    predictions:   output fields predicted, e.g. ("logits", "seed_logits", "fused_logits"):
                    their K-channel maps go through every step side by side (H * K channels,
-                   head-major), from the same forwards; ("final",) = the network's prediction.
+                   field-major), from the same forwards; ("final",) = the network's prediction.
     """
 
     protocol: str = "cityscapes"
@@ -127,7 +127,7 @@ class InferenceSettings:
     crop_padding: bool = False
     first_resize: str = "opencv"
     flip_pairs: tuple[tuple[int, int], ...] = ()
-    heads: tuple[str, ...] = ("final",)
+    predictions: tuple[str, ...] = ("final",)
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
@@ -139,8 +139,8 @@ class InferenceSettings:
         if self.accumulate not in ACCUMULATE_MODES:
             raise ValueError(f"accumulate (TEST.ACCUMULATE) must be one of "
                              f"{list(ACCUMULATE_MODES)}, got {self.accumulate!r}")
-        if not self.heads:
-            raise ValueError("heads names no output field")
+        if not self.predictions:
+            raise ValueError("predictions name no output field")
         if self.batch_size < 1 or min(self.window_hw) < 1 or self.base_size < 1:
             raise ValueError(f"batch_size, window_hw and base_size must be positive, got "
                              f"{self.batch_size}, {self.window_hw}, {self.base_size}")
@@ -171,35 +171,36 @@ class InferenceSettings:
                    flip_pairs=label_flip_pairs(cfg.DATASET.DATASET), normalization=normalization)
 
 
-def swap_channels(x: torch.Tensor, pairs, heads: int = 1) -> torch.Tensor:
-    """``x`` (N x heads*K x H x W, head-major) with the class channels a and b of each (a, b)
-    in ``pairs`` exchanged in every head."""
+def swap_channels(x: torch.Tensor, pairs, stacked: int = 1) -> torch.Tensor:
+    """``x`` (N x stacked*K x H x W: ``stacked`` predictions side by side) with the class
+    channels a and b of each (a, b) in ``pairs`` exchanged in every prediction."""
     if not pairs:
         return x
-    k = x.shape[1] // heads
+    k = x.shape[1] // stacked
     order = list(range(x.shape[1]))
-    for head in range(heads):
+    for start in range(0, x.shape[1], k):
         for a, b in pairs:
-            order[head * k + a], order[head * k + b] = head * k + b, head * k + a
+            order[start + a], order[start + b] = start + b, start + a
     return x[:, order]
 
 
-def head_logits(output, heads=("final",)) -> torch.Tensor:
-    """The maps of the output fields ``heads`` of a network output side by side:
-    N x len(heads)*K x h x w (head-major)."""
-    maps = [getattr(output, name) for name in heads]
+def prediction_logits(output, predictions=("final",)) -> torch.Tensor:
+    """The logits of the predictions (output fields) ``predictions`` of a network output side by
+    side: N x len(predictions)*K x h x w."""
+    maps = [getattr(output, name) for name in predictions]
     return maps[0] if len(maps) == 1 else torch.cat(maps, dim=1)
 
 
-def split_heads(scores: torch.Tensor, heads) -> dict:
-    """{head: N x K x H x W} of side-by-side maps (``head_logits``, a protocol's scores)."""
-    return dict(zip(heads, scores.chunk(len(heads), dim=1), strict=True))
+def split_predictions(scores: torch.Tensor, predictions) -> dict:
+    """{field: N x K x H x W} of the side-by-side maps of ``predictions`` (``prediction_logits``,
+    a protocol's scores)."""
+    return dict(zip(predictions, scores.chunk(len(predictions), dim=1), strict=True))
 
 
 @torch.inference_mode()
 def forward_logits(model, images: torch.Tensor, *, flip: bool = False,
                    align_corners: bool = False, amp_dtype: torch.dtype | None = None,
-                   flip_pairs=(), heads=("final",)) -> torch.Tensor:
+                   flip_pairs=(), predictions=("final",)) -> torch.Tensor:
     """Logits of ``model(images).final`` resized to the input: N x 3 x H x W -> N x K x H x W fp32.
 
     With ``flip`` the images and their mirrors go through the network as one batch of 2N; the
@@ -210,23 +211,24 @@ def forward_logits(model, images: torch.Tensor, *, flip: bool = False,
     n, _, height, width = images.shape
     batch = torch.cat((images, images.flip(-1))) if flip else images
     with autocast(images.device, amp_dtype):
-        logits = head_logits(model(batch), heads)
+        logits = prediction_logits(model(batch), predictions)
     logits = logits.float()
     if flip:
         # Averaging before the resize is exact (a bilinear resize commutes with mirroring) and
         # resizes half as much.
-        logits = 0.5 * (logits[:n] + swap_channels(logits[n:].flip(-1), flip_pairs, len(heads)))
+        mirrored = swap_channels(logits[n:].flip(-1), flip_pairs, len(predictions))
+        logits = 0.5 * (logits[:n] + mirrored)
     return resize_bilinear(logits, (height, width), align_corners)
 
 
-def to_scores(logits: torch.Tensor, accumulate: str, heads: int = 1) -> torch.Tensor:
-    """N x heads*K x H x W logits -> fp32 scores: exp(logits) ("exp_logits") or the softmax of
-    each head ("softmax")."""
+def to_scores(logits: torch.Tensor, accumulate: str, stacked: int = 1) -> torch.Tensor:
+    """N x stacked*K x H x W logits (``stacked`` predictions side by side) -> fp32 scores:
+    exp(logits) ("exp_logits") or the softmax of each prediction ("softmax")."""
     if accumulate == "exp_logits":
         return logits.float().exp()
     if accumulate == "softmax":
         n, c, h, w = logits.shape
-        return logits.float().view(n, heads, c // heads, h, w).softmax(dim=2).view(n, c, h, w)
+        return logits.float().view(n, stacked, c // stacked, h, w).softmax(dim=2).view(n, c, h, w)
     raise ValueError(f"accumulate must be one of {list(ACCUMULATE_MODES)}, got {accumulate!r}")
 
 
@@ -238,9 +240,9 @@ def _forward_scores(model, images: torch.Tensor, settings: InferenceSettings) ->
     """
     logits = forward_logits(model, images, flip=settings.flip,
                             align_corners=settings.align_corners, amp_dtype=settings.amp_dtype,
-                            flip_pairs=settings.flip_pairs, heads=settings.heads)
+                            flip_pairs=settings.flip_pairs, predictions=settings.predictions)
     return logits.exp_() if settings.accumulate == "exp_logits" else to_scores(
-        logits, settings.accumulate, len(settings.heads))
+        logits, settings.accumulate, len(settings.predictions))
 
 
 def _spans(size: int, window: int, stride: int, inside: bool) -> list[tuple[int, int]]:
@@ -347,9 +349,9 @@ def padded_sliding_window(model, image: torch.Tensor,
     """ADE20K-protocol scores of one image 1 x 3 x H x W: 1 x K x H x W fp32.
 
     Windows of ``padded_window_boxes`` on the image padded at the bottom/right with
-    black (``settings.normalization``), so every window has the full window size; scores averaged over the
-    windows covering each pixel.  An image no larger than the window is one window: the image
-    padded to the window and predicted whole, as in the reference.
+    black (``settings.normalization``), so every window has the full window size; scores averaged
+    over the windows covering each pixel.  An image no larger than the window is one window: the
+    image padded to the window and predicted whole, as in the reference.
     """
     _check_single(image, "padded_sliding_window")
     height, width = image.shape[-2:]

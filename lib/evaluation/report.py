@@ -4,16 +4,16 @@ import math
 from collections.abc import Mapping, Sequence
 
 from .figures import evaluation_figures
-from .heads import fusion_pairs, head_label
+from .predictions import fusion_pairs, prediction_label
 from .results import final_metrics
 
-__all__ = ["report", "final_table", "heads_table", "boundary_table", "fusion_table",
+__all__ = ["report", "final_table", "predictions_table", "boundary_table", "fusion_table",
            "analysis_tables", "text_table", "percent", "points"]
 
 
 def report(evaluation, *, figures: bool = True) -> tuple[str, dict]:
     """(tables, {file name: Figure}) of an ``loop.Evaluation`` of a labelled set: the final
-    head's table (``final_table``) and ``analysis_tables``; with ``figures``, the figures
+    prediction's table (``final_table``) and ``analysis_tables``; with ``figures``, the figures
     (else {}: drawing them takes a while)."""
     results = evaluation.results
     tables = f"{final_table(results)}\n\n{analysis_tables(results)}"
@@ -55,7 +55,7 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[str]],
 
 
 def final_table(results: Mapping) -> str:
-    """The final head's IoU per class, then mIoU, pixel accuracy and mean accuracy; a column
+    """The final prediction's IoU per class, then mIoU, pixel accuracy and mean accuracy; a column
     "all", and one a condition on ACDC."""
     final = final_metrics(results)
     columns = {"all": final, **final.get("per_condition", {})}
@@ -67,18 +67,18 @@ def final_table(results: Mapping) -> str:
     return text_table(["class", *columns], rows, rule_before=len(names))
 
 
-def heads_table(results: Mapping) -> str:
-    """IoU per class of every head, and "S_f - S_i" (points) for every fused head; then mIoU,
-    pixel accuracy and mean accuracy."""
-    heads = results["heads"]
-    pairs = fusion_pairs(list(heads))
-    names = list(next(iter(heads.values()))["IoU"])
-    header = ["class", *(head_label(h) for h in heads),
-              *(f"{head_label(f)} - {head_label(b)}" for f, b in pairs.items())]
+def predictions_table(results: Mapping) -> str:
+    """IoU per class of every prediction, and "S_f - S_i" (points) for every fused prediction; then
+    mIoU, pixel accuracy and mean accuracy."""
+    predictions = results["predictions"]
+    pairs = fusion_pairs(list(predictions))
+    names = list(next(iter(predictions.values()))["IoU"])
+    header = ["class", *(prediction_label(h) for h in predictions),
+              *(f"{prediction_label(f)} - {prediction_label(b)}" for f, b in pairs.items())]
 
     def row(label, get):
-        return [label, *(percent(get(heads[h])) for h in heads),
-                *(points(get(heads[f]), get(heads[b])) for f, b in pairs.items())]
+        return [label, *(percent(get(predictions[h])) for h in predictions),
+                *(points(get(predictions[f]), get(predictions[b])) for f, b in pairs.items())]
 
     rows = [row(name, lambda m, name=name: m["IoU"][name]) for name in names]
     rows += [row(label, lambda m, key=key: m[key])
@@ -88,22 +88,22 @@ def heads_table(results: Mapping) -> str:
 
 
 def boundary_table(results: Mapping) -> str:
-    """Per head: trimap mIoU at each band width and Boundary mIoU."""
+    """Per prediction: trimap mIoU at each band width and Boundary mIoU."""
     boundary = results["boundary"]
     widths = list(next(iter(boundary.values()))["trimap_mIoU"])
-    header = ["head", *(f"trimap {w}px" for w in widths), "boundary IoU"]
-    rows = [[head_label(h), *(percent(b["trimap_mIoU"][w]) for w in widths),
+    header = ["prediction", *(f"trimap {w}px" for w in widths), "boundary IoU"]
+    rows = [[prediction_label(h), *(percent(b["trimap_mIoU"][w]) for w in widths),
              percent(b["boundary_mIoU"])] for h, b in boundary.items()]
     return text_table(header, rows)
 
 
 def fusion_table(results: Mapping) -> str:
-    """Per fused head (and condition): labelled pixels, shares that differ, fixed, broken,
+    """Per fused prediction (and condition): labelled pixels, shares that differ, fixed, broken,
     changed, and fixed - broken (points)."""
     header = ["fusion", "pixels", "differ", "fixed", "broken", "changed", "fixed - broken"]
     rows = []
     for fused, block in results["fusion"].items():
-        name = f"{head_label(fused)} vs {head_label(block['against'])}"
+        name = f"{prediction_label(fused)} vs {prediction_label(block['against'])}"
         for label, entry in [(name, block), *((f"{name} {condition}", entry) for condition, entry
                                               in block.get("per_condition", {}).items())]:
             rows.append([label, f"{entry['pixels']:,}",
@@ -113,8 +113,8 @@ def fusion_table(results: Mapping) -> str:
 
 
 def analysis_tables(results: Mapping) -> str:
-    """The three tables with a title each (the fusion table only with a fused head)."""
-    parts = [("IoU of every head (%)", heads_table(results)),
+    """The three tables with a title each (the fusion table only with a fused prediction)."""
+    parts = [("IoU of every prediction (%)", predictions_table(results)),
              ("boundaries (mIoU, %)", boundary_table(results))]
     if results.get("fusion"):
         parts.append(("what the fusion changed (% of the labelled pixels)",

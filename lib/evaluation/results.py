@@ -1,50 +1,61 @@
 """The layout of an evaluation's results: results.json of ``tools/test.py`` and the validation
 records (``validation/iter<k>.json``).
 
-- "final_head": the output field that ``.final`` evaluates ("fused_logits" for the offset
-  networks, else "logits"): the head of the benchmark figures, the confusion matrix and the
-  prediction files.
-- "heads": {head: {"IoU": {class: IoU}, "mIoU", "pixel_acc", "mean_acc"}} of every head the
-  network predicts classes in (``metrics.segmentation_metrics``), each with "per_condition"
-  {condition: the same} on ACDC; "boundary" and "fusion" (``SegAccumulator.results``).
+- "final_prediction": the output field that ``.final`` evaluates ("fused_logits", S_f, for the
+  offset networks, else "logits", S_i): the prediction of the benchmark figures, the confusion
+  matrix and the prediction files.
+- "predictions": {field: {"IoU": {class: IoU}, "mIoU", "pixel_acc", "mean_acc"}} of every
+  prediction the network makes (S_i, S_s, S_f, ...: ``predictions``; the figures of
+  ``metrics.segmentation_metrics``), each with "per_condition" {condition: the same} on ACDC;
+  "boundary" and "fusion" (``SegAccumulator.results``).
 - results.json adds "model_file", "test_set", "scales", "flip", "num_images" and
-  "confusion_matrix" (K x K counts of the final head, rows = ground truth); a validation record
-  adds "iteration".
+  "confusion_matrix" (K x K counts of the final prediction, rows = ground truth); a validation
+  record adds "iteration".
 
-Fractions in [0, 1], null where undefined.  Files written before "final_head" existed held the
-final head's figures (and "per_condition") on top as well as in "heads", or, older still, on top
-only; ``upgrade`` reads them in this layout.
+Fractions in [0, 1], null where undefined.  ``upgrade`` reads the files of earlier releases in
+this layout: they named the predictions "heads" ("final_head", "heads"); before "final_head"
+existed they held the final prediction's figures (and "per_condition") on top as well as in
+"heads", or, older still, on top only.
 """
 import math
 from collections.abc import Mapping
 
-from .heads import final_head
+from .predictions import final_prediction
 
 __all__ = ["final_metrics", "json_safe", "upgrade"]
 
-# The final head's figures that old files held on top.
+# The final prediction's figures that old files held on top.
 _OLD_TOP = ("IoU", "mIoU", "pixel_acc", "mean_acc", "per_condition")
 
 
 def final_metrics(results: Mapping) -> Mapping:
-    """{"IoU", "mIoU", "pixel_acc", "mean_acc"(, "per_condition")} of the final head."""
-    return results["heads"][results["final_head"]]
+    """{"IoU", "mIoU", "pixel_acc", "mean_acc"(, "per_condition")} of the final prediction."""
+    return results["predictions"][results["final_prediction"]]
 
 
 def upgrade(results):
-    """``results`` in the current layout: a file written before "final_head" existed has its
-    top-level figures moved into "heads" (they were the final head's: ``heads.final_head`` of its
-    heads, or, in a file from before "heads" existed, a head named "final").  Anything else
-    comes back unchanged, to be checked by its reader."""
-    if not isinstance(results, Mapping) or "final_head" in results or "mIoU" not in results:
+    """``results`` in the current layout.  "final_head" and "heads" of earlier releases become
+    "final_prediction" and "predictions"; a file from before "final_head" existed has its
+    top-level figures moved into "predictions" (they were the final prediction's:
+    ``final_prediction`` of its "heads", or, in a file from before "heads" existed, a
+    prediction named "final").  Anything else comes back unchanged, to be checked by its
+    reader."""
+    if not isinstance(results, Mapping) or "final_prediction" in results:
         return results
-    current = {key: value for key, value in results.items() if key not in _OLD_TOP}
+    if "final_head" in results:
+        renamed = {"final_head": "final_prediction", "heads": "predictions"}
+        return {renamed.get(key, key): value for key, value in results.items()}
+    if "mIoU" not in results:
+        return results
+    current = {key: value for key, value in results.items() if key not in _OLD_TOP + ("heads",)}
     heads = results.get("heads")
     if isinstance(heads, Mapping) and heads:
-        current["final_head"] = final_head(heads)
+        current["final_prediction"] = final_prediction(heads)
+        current["predictions"] = dict(heads)
     else:
-        current["final_head"] = "final"
-        current["heads"] = {"final": {key: results[key] for key in _OLD_TOP if key in results}}
+        current["final_prediction"] = "final"
+        current["predictions"] = {"final": {key: results[key] for key in _OLD_TOP
+                                            if key in results}}
     return current
 
 

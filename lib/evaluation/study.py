@@ -23,7 +23,7 @@ import numpy as np
 from scipy import stats
 
 from .comparison import headline
-from .heads import head_label
+from .predictions import prediction_label
 from .report import percent
 from .results import final_metrics
 
@@ -69,28 +69,29 @@ def significant(difference: Mapping) -> bool:
 
 def variant_summary(results: Sequence[Mapping]) -> dict:
     """Summary of one variant's results.json contents (one per seed, in the layout of
-    ``results``), in that layout: {"final_head": the first run's, "heads": {head: {"IoU": {class:
-    ...}, "mIoU", "pixel_acc", "mean_acc"}}, "boundary": {head: {"boundary_mIoU": ...,
-    "trimap_mIoU": {width: ...}}}, "fusion": {fused head: {"differ", "fixed", "broken",
-    "changed": ...}}}, each leaf a ``describe``."""
+    ``results``), in that layout: {"final_prediction": the first run's, "predictions": {prediction:
+    {"IoU": {class: ...}, "mIoU", "pixel_acc", "mean_acc"}}, "boundary": {prediction:
+    {"boundary_mIoU": ..., "trimap_mIoU": {width: ...}}}, "fusion": {fused prediction: {"differ",
+    "fixed", "broken", "changed": ...}}}, each leaf a ``describe``."""
 
     def over(*path):
         return describe([_get(r, path) for r in results])
 
-    summary = {"final_head": results[0]["final_head"] if results else None}
-    summary["heads"] = {
-        head: {"IoU": {name: over("heads", head, "IoU", name)
-                       for name in _keys(results, ("heads", head, "IoU"))},
-               **{key: over("heads", head, key) for key in ("mIoU", "pixel_acc", "mean_acc")}}
-        for head in _keys(results, ("heads",))}
+    summary = {"final_prediction": results[0]["final_prediction"] if results else None}
+    summary["predictions"] = {
+        field: {"IoU": {name: over("predictions", field, "IoU", name)
+                        for name in _keys(results, ("predictions", field, "IoU"))},
+                **{key: over("predictions", field, key)
+                   for key in ("mIoU", "pixel_acc", "mean_acc")}}
+        for field in _keys(results, ("predictions",))}
     summary["boundary"] = {
-        head: {"boundary_mIoU": over("boundary", head, "boundary_mIoU"),
-               "trimap_mIoU": {w: over("boundary", head, "trimap_mIoU", w)
-                               for w in _keys(results, ("boundary", head, "trimap_mIoU"))}}
-        for head in _keys(results, ("boundary",))}
-    summary["fusion"] = {head: {key: over("fusion", head, key)
-                                for key in ("differ", "fixed", "broken", "changed")}
-                         for head in _keys(results, ("fusion",))}
+        field: {"boundary_mIoU": over("boundary", field, "boundary_mIoU"),
+                "trimap_mIoU": {w: over("boundary", field, "trimap_mIoU", w)
+                                for w in _keys(results, ("boundary", field, "trimap_mIoU"))}}
+        for field in _keys(results, ("boundary",))}
+    summary["fusion"] = {field: {key: over("fusion", field, key)
+                                 for key in ("differ", "fixed", "broken", "changed")}
+                         for field in _keys(results, ("fusion",))}
     return summary
 
 
@@ -112,8 +113,8 @@ def _keys(results, path):
 
 def measures_by_seed(runs: Mapping[int, Mapping]) -> dict[str, dict[int, float]]:
     """{measure: {seed: value}} of the headline figures (``comparison.headline``: mIoU, each
-    head's mIoU, the final head's Boundary IoU, trimap and fusion shares) of one variant's
-    runs, ``runs`` being {seed: results}."""
+    prediction's mIoU, the final prediction's Boundary IoU, trimap and fusion shares) of one
+    variant's runs, ``runs`` being {seed: results}."""
     table: dict[str, dict[int, float]] = {}
     for seed, results in runs.items():
         for measure, value in headline(results).items():
@@ -152,7 +153,7 @@ def _pairs(variants, references):
 
 def class_differences(variants: Mapping[str, Mapping[int, Mapping]],
                       references: Sequence[str] = ()) -> list[dict]:
-    """Per-class paired differences of the final head's IoU against each of ``references``
+    """Per-class paired differences of the final prediction's IoU against each of ``references``
     (default: the first variant), only those whose 95 % interval excludes 0:
     [{"a", "b", "class", "mean", "ci95", "n"}]."""
 
@@ -205,7 +206,7 @@ def _mean_std(stat: Mapping | None) -> str:
 
 
 # Measures of the markdown's difference tables (study.json has every headline measure, the
-# trimap bands too): the final mIoU, each head's, Boundary IoU and the fusion shares.
+# trimap bands too): the final mIoU, each prediction's, Boundary IoU and the fusion shares.
 _SHOWN_PREFIXES = ("mIoU", "boundary IoU", "fusion: fixed", "fusion: broken")
 
 
@@ -223,16 +224,16 @@ def study_markdown(summary: Mapping[str, Mapping], differences: Sequence[Mapping
     """study.md: one table of every variant (mean ± std over seeds, in %), the paired
     differences against the first variant (points, with their 95 % interval), the per-class
     differences whose interval excludes 0, the runs that failed, and links to ``figures``."""
-    heads = list(dict.fromkeys(h for s in summary.values() for h in s.get("heads", {})))
-    header = ["variant", "n", "mIoU (final)", *(f"mIoU {head_label(h)}" for h in heads),
+    predictions = list(dict.fromkeys(h for s in summary.values() for h in s.get("predictions", {})))
+    header = ["variant", "n", "mIoU (final)", *(f"mIoU {prediction_label(h)}" for h in predictions),
               "Boundary IoU (final)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] *
                                                               (len(header) - 1)) + "|"]
     for name, s in summary.items():
-        final = s["heads"].get(s["final_head"], {}).get("mIoU", describe([]))
-        boundary = s.get("boundary", {}).get(s["final_head"], {})
+        final = s["predictions"].get(s["final_prediction"], {}).get("mIoU", describe([]))
+        boundary = s.get("boundary", {}).get(s["final_prediction"], {})
         row = [name, str(final["n"]), _mean_std(final),
-               *(_mean_std(s["heads"].get(h, {}).get("mIoU")) for h in heads),
+               *(_mean_std(s["predictions"].get(h, {}).get("mIoU")) for h in predictions),
                _mean_std(boundary.get("boundary_mIoU"))]
         lines.append("| " + " | ".join(row) + " |")
     text = ["## Variants (mean ± sample std over seeds, %)", "", *lines, ""]

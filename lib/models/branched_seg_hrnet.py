@@ -25,7 +25,7 @@ class BranchedSegHRNet(OffsetPath, SegHRNet):
         offset: how the offset path is built and used.
     """
 
-    HEADS = ("logits", "seed_logits", "fused_logits")
+    PREDICTIONS = ("logits", "seed_logits", "fused_logits")
 
     def __init__(self, stages: Sequence[StageSpec], offset_stages: dict[int, StageSpec],
                  num_classes: int, final_conv_kernel: int = 1, align_corners: bool = False,

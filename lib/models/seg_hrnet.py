@@ -16,7 +16,7 @@ class SegHRNet(HRNetTrunk):
 
     # State-dict prefixes of the modules whose output channels equal num_classes.
     CLASSIFIERS = ("last_layer.3",)
-    HEADS = ("logits",)  # the SegOutput fields that hold class maps
+    PREDICTIONS = ("logits",)  # the SegOutput fields that hold class maps
 
     def __init__(self, stages: Sequence[StageSpec], num_classes: int, final_conv_kernel: int = 1,
                  align_corners: bool = False):

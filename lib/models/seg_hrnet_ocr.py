@@ -26,7 +26,7 @@ class SegHRNetOCR(HRNetTrunk):
     """
 
     CLASSIFIERS = ("cls_head", "aux_head.3")
-    HEADS = ("logits", "region_logits")  # the OCROutput fields that hold class maps
+    PREDICTIONS = ("logits", "region_logits")  # the OCROutput fields that hold class maps
 
     def __init__(self, stages: Sequence[StageSpec], num_classes: int, align_corners: bool = False,
                  ocr: OCRSettings = DEFAULT_OCR):
@@ -76,7 +76,7 @@ class BranchedSegHRNetOCR(OffsetPath, SegHRNetOCR):
     """
 
     OFFSET_HEAD = "aux_head_offset"
-    HEADS = ("logits", "seed_logits", "fused_logits", "region_logits", "region_seed_logits",
+    PREDICTIONS = ("logits", "seed_logits", "fused_logits", "region_logits", "region_seed_logits",
              "region_fused_logits")
 
     def __init__(self, stages: Sequence[StageSpec], offset_stages: dict[int, StageSpec],

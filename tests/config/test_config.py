@@ -145,6 +145,20 @@ def test_original_typo_num_ranches_is_accepted_with_a_warning(tmp_path, caplog):
     assert "NUM_RANCHES" in caplog.text
 
 
+def test_a_key_of_an_earlier_release_is_read_under_its_new_name(tmp_path, caplog):
+    path = _write(tmp_path, "TEST:\n  SAVE_HEADS: true\n")
+    with caplog.at_level(logging.WARNING):
+        from_file = load_cfg(path)
+        from_command_line = load_cfg(None, ["TEST.SAVE_HEADS", "True"])
+    assert from_file.TEST.SAVE_EVERY_PREDICTION is True
+    assert from_command_line.TEST.SAVE_EVERY_PREDICTION is True
+    assert caplog.text.count("TEST.SAVE_HEADS is now called TEST.SAVE_EVERY_PREDICTION") == 2
+    assert load_cfg(path, ["TEST.SAVE_HEADS", "False"]).TEST.SAVE_EVERY_PREDICTION is False
+    # The new name wins over the old one in the same source.
+    both = load_cfg(None, ["TEST.SAVE_EVERY_PREDICTION", "True", "TEST.SAVE_HEADS", "False"])
+    assert both.TEST.SAVE_EVERY_PREDICTION is True
+
+
 @pytest.mark.parametrize("text, key, hint", [
     ("MODEL:\n  EXTRA:\n    OFFSET_TRESHOLD: 0.3\n", "MODEL.EXTRA.OFFSET_TRESHOLD", "OFFSET_THRESHOLD"),
     ("TRAIN:\n  BATCH_SIZE_PER_GP: 2\n", "TRAIN.BATCH_SIZE_PER_GP", "BATCH_SIZE_PER_GPU"),

@@ -1,5 +1,5 @@
 """The reference evaluation on the device: six scales and flip of a full-size image with every
-head and the analysis, without host synchronisation inside the image loop; and the device's
+prediction and the analysis, without host synchronisation inside the image loop; and the device's
 predictions and counts against the CPU's on a small image."""
 import copy
 import time
@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from lib.evaluation.accumulator import MeasureSettings, SegAccumulator
-from lib.evaluation.heads import network_heads
 from lib.evaluation.loop import evaluate, predict_by_protocol
-from lib.evaluation.protocols import InferenceSettings, predict, split_heads
+from lib.evaluation.predictions import network_predictions
+from lib.evaluation.protocols import InferenceSettings, predict, split_predictions
 from lib.evaluation.results import json_safe
 from lib.models import build_model
 from tests.cuda.conftest import classes_differ_at_near_ties, host_reads
@@ -74,7 +74,7 @@ def test_six_scales_and_flip_with_every_head_read_nothing_back_per_image(
         assert evaluation.nonfinite == 0
         labels = torch.stack([y for _, y in images[:count]])
         assert int(evaluation.confusion.sum()) == int((labels != cfg.TRAIN.IGNORE_LABEL).sum())
-        assert set(evaluation.results["heads"]) == set(network_heads(model))
+        assert set(evaluation.results["predictions"]) == set(network_predictions(model))
     record_property("seconds for 1 and 2 images", [round(s, 2) for s in seconds])
     record_property("host synchronisations for 1 and 2 images", [len(r) for r in reads])
     assert len(reads[1]) == len(reads[0]), reads[1]
@@ -82,7 +82,7 @@ def test_six_scales_and_flip_with_every_head_read_nothing_back_per_image(
 
 def moved(predicted, device):
     """A prediction of ``predict_by_protocol`` on ``device``."""
-    return {"preds": {head: p.to(device) for head, p in predicted["preds"].items()},
+    return {"preds": {field: p.to(device) for field, p in predicted["preds"].items()},
             **{k: None if predicted[k] is None else predicted[k].to(device)
                for k in ("offsets", "confidence")}}
 
@@ -94,25 +94,25 @@ def test_the_device_predicts_and_counts_what_the_cpu_does(target, network, full_
     cpu = torch.device("cpu")
     cpu_model = network_on(cfg, cpu)
     model = copy.deepcopy(cpu_model).to(target.device)
-    heads = network_heads(model)
-    settings = replace(InferenceSettings.from_config(cfg), heads=heads)
+    predictions = network_predictions(model)
+    settings = replace(InferenceSettings.from_config(cfg), predictions=predictions)
     image, labels = target.batch(cfg, n=1, hw=target.sizes.small)
-    expected = split_heads(predict(cpu_model, image.to(cpu), settings), heads)
-    got = {h: s.cpu() for h, s in split_heads(predict(model, image, settings), heads).items()}
-    flipped = sum(classes_differ_at_near_ties(got[head], expected[head]) for head in heads)
-    record_property("pixels whose class differs (near ties), all heads", flipped)
+    expected = split_predictions(predict(cpu_model, image.to(cpu), settings), predictions)
+    got = {h: s.cpu() for h, s in split_predictions(predict(model, image, settings), predictions).items()}
+    flipped = sum(classes_differ_at_near_ties(got[field], expected[field]) for field in predictions)
+    record_property("pixels whose class differs (near ties), all predictions", flipped)
     # The counts of the same predictions, on the device and on the CPU.
     predicted = predict_by_protocol(cpu_model, settings)(image.to(cpu))
     counts, results = [], []
     for device in (cpu, target.device):
         on = moved(predicted, device)
-        accumulator = SegAccumulator(cfg.DATASET.NUM_CLASSES, heads,
+        accumulator = SegAccumulator(cfg.DATASET.NUM_CLASSES, predictions,
                                      ignore_label=cfg.TRAIN.IGNORE_LABEL,
                                      measures=MeasureSettings.from_config(cfg), device=device)
         accumulator.update(on["preds"], labels.to(device), offsets=on["offsets"],
                            confidence=on["confidence"])
         accumulator.reduce()
-        counts.append([accumulator.confusion(h).cpu() for h in heads])
+        counts.append([accumulator.confusion(h).cpu() for h in predictions])
         results.append(json_safe(accumulator.results()))
     assert all(torch.equal(a, b) for a, b in zip(*counts, strict=True))
     assert results[0] == results[1]

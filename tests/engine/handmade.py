@@ -15,7 +15,7 @@ class PixelOffsetNet(nn.Module):
     S_s = S_f = S_i, and the confidence 0.5 except at ``nan_pixels`` (row, column) of every image,
     where it is NaN, as a diverged network's is."""
 
-    HEADS = ("logits", "seed_logits", "fused_logits")
+    PREDICTIONS = ("logits", "seed_logits", "fused_logits")
     normalization = IMAGENET
 
     def __init__(self, nan_pixels=()):

@@ -1,4 +1,5 @@
-"""SegAccumulator: every head counted, groups, exact sums over two gloo ranks, inputs checked."""
+"""SegAccumulator: every prediction counted, groups, exact sums over two gloo ranks, inputs
+checked."""
 import datetime
 
 import numpy as np
@@ -6,27 +7,27 @@ import pytest
 import torch
 
 from lib.evaluation.accumulator import MeasureSettings, SegAccumulator
-from lib.evaluation.heads import fusion_pairs, label_size_inputs, output_heads
 from lib.evaluation.loop import Batch
+from lib.evaluation.predictions import fusion_pairs, label_size_inputs, output_predictions
 from lib.evaluation.results import json_safe
 from lib.models.output import OCROutput, SegOutput
 from tests.evaluation import references as ref
 from tests.helpers import free_port
 
 K = 5
-HEADS = ["logits", "seed_logits", "fused_logits"]
+PREDICTIONS = ["logits", "seed_logits", "fused_logits"]
 
 
 def batch(seed, n=2, h=12, w=20):
-    """Labels with ignored pixels, three noisy heads, offsets in pixels, confidence."""
+    """Labels with ignored pixels, three noisy predictions, offsets in pixels, confidence."""
     g = torch.Generator().manual_seed(seed)
     coarse = torch.randint(0, K, (n, 3, 4), generator=g)
     labels = coarse.repeat_interleave(4, 1).repeat_interleave(5, 2)
     labels[torch.rand(labels.shape, generator=g) < 0.1] = 255
     preds = {}
-    for head in HEADS:
+    for field in PREDICTIONS:
         noise = torch.randint(0, K, labels.shape, generator=g)
-        preds[head] = torch.where(torch.rand(labels.shape, generator=g) < 0.3, noise,
+        preds[field] = torch.where(torch.rand(labels.shape, generator=g) < 0.3, noise,
                                   labels.clamp(max=K - 1))
     offsets = 20 * torch.randn(n, 2, h, w, generator=g)
     confidence = torch.rand(n, 1, h, w, generator=g)
@@ -34,43 +35,43 @@ def batch(seed, n=2, h=12, w=20):
 
 
 def analysis_of(batches, groups):
-    analysis = SegAccumulator(K, HEADS, measures=MeasureSettings(bands=(1, 3)))
+    analysis = SegAccumulator(K, PREDICTIONS, measures=MeasureSettings(bands=(1, 3)))
     for (preds, labels, offsets, confidence), group in zip(batches, groups, strict=True):
         analysis.update(preds, labels, offsets=offsets, confidence=confidence, groups=group)
     return analysis.reduce()
 
 
-def test_every_head_gets_its_own_confusion_matrix_and_iou():
+def test_every_prediction_gets_its_own_confusion_matrix_and_iou():
     batches = [batch(0), batch(1)]
     analysis = analysis_of(batches, [None, None])
     results = analysis.results()
-    for head in HEADS:
-        preds = [p for b in batches for p in b[0][head].numpy()]
+    for field in PREDICTIONS:
+        preds = [p for b in batches for p in b[0][field].numpy()]
         labels = [t for b in batches for t in b[1].numpy()]
         iou = ref.plain_iou(preds, labels, K)
-        got = np.array(list(results["heads"][head]["IoU"].values()))
+        got = np.array(list(results["predictions"][field]["IoU"].values()))
         np.testing.assert_allclose(got, iou)
-        confusion = analysis.confusion(head).numpy()
+        confusion = analysis.confusion(field).numpy()
         assert confusion.sum() == sum((t != 255).sum() for t in labels)
         assert confusion[1, 2] == sum(((t == 1) & (p == 2)).sum()
                                       for p, t in zip(preds, labels, strict=True))
-    assert "per_condition" not in results["heads"]["logits"]
-    assert results["final_head"] == "fused_logits"
+    assert "per_condition" not in results["predictions"]["logits"]
+    assert results["final_prediction"] == "fused_logits"
 
 
-def test_the_final_head_is_the_fused_one_or_else_the_only_one():
+def test_the_final_prediction_is_the_fused_one_or_else_the_only_one():
     preds, labels, _, _ = batch(10)
-    for heads, final in ((["logits"], "logits"), (["logits", "region_logits"], "logits")):
-        accumulator = SegAccumulator(K, heads)
-        accumulator.update({h: preds["logits"] for h in heads}, labels)
-        assert accumulator.reduce().results()["final_head"] == final
+    for predictions, final in ((["logits"], "logits"), (["logits", "region_logits"], "logits")):
+        accumulator = SegAccumulator(K, predictions)
+        accumulator.update({h: preds["logits"] for h in predictions}, labels)
+        assert accumulator.reduce().results()["final_prediction"] == final
 
 
 def test_a_batch_is_processed_as_its_update():
     preds, labels, offsets, confidence = batch(11)
     groups = ["fog", None]
     updated = analysis_of([(preds, labels, offsets, confidence)], [groups])
-    processed = SegAccumulator(K, HEADS, measures=MeasureSettings(bands=(1, 3)))
+    processed = SegAccumulator(K, PREDICTIONS, measures=MeasureSettings(bands=(1, 3)))
     processed.process(Batch(torch.zeros(2, 3, 12, 20), ["a", "b"], preds, offsets, confidence,
                             labels, groups))
     assert json_safe(processed.reduce().results()) == json_safe(updated.results())
@@ -81,7 +82,7 @@ def test_a_group_is_counted_alone_and_in_the_overall():
     grouped = analysis_of(batches, [["fog", "night"], "fog"]).results()
     alone_fog = analysis_of([_rows(batches[0], [0]), batches[1]], [None, None]).results()
     overall = analysis_of(batches, [None, None]).results()
-    for kind in ("heads", "boundary", "fusion"):
+    for kind in ("predictions", "boundary", "fusion"):
         for name, entry in grouped[kind].items():
             entry = dict(entry)
             per_condition = entry.pop("per_condition")
@@ -130,9 +131,9 @@ def test_update_after_reduce_and_a_second_reduce_raise():
         analysis.reduce()
 
 
-def test_wrong_inputs_name_the_head_and_the_shapes():
+def test_wrong_inputs_name_the_prediction_and_the_shapes():
     preds, labels, offsets, confidence = batch(9)
-    analysis = SegAccumulator(K, HEADS)
+    analysis = SegAccumulator(K, PREDICTIONS)
     with pytest.raises(ValueError, match="expected"):
         analysis.update({"logits": preds["logits"]}, labels, offsets=offsets,
                         confidence=confidence)
@@ -146,17 +147,17 @@ def test_wrong_inputs_name_the_head_and_the_shapes():
 
 def test_band_widths_must_increase():
     with pytest.raises(ValueError, match="increasing"):
-        SegAccumulator(K, HEADS, measures=MeasureSettings(bands=(4, 2)))
+        SegAccumulator(K, PREDICTIONS, measures=MeasureSettings(bands=(4, 2)))
 
 
-def test_heads_and_fusion_pairs_of_the_output_types():
+def test_predictions_and_fusion_pairs_of_the_output_types():
     x = torch.zeros(1, K, 2, 2)
-    assert output_heads(SegOutput(x)) == ["logits"]
+    assert output_predictions(SegOutput(x)) == ["logits"]
     offset_net = SegOutput(x, torch.zeros(1, 2, 2, 2), x, x, torch.zeros(1, 1, 2, 2))
-    assert output_heads(offset_net) == HEADS
-    assert fusion_pairs(HEADS) == {"fused_logits": "logits"}
+    assert output_predictions(offset_net) == PREDICTIONS
+    assert fusion_pairs(PREDICTIONS) == {"fused_logits": "logits"}
     ocr = OCROutput(x, torch.zeros(1, 2, 2, 2), x, x, torch.zeros(1, 1, 2, 2), x, x, x)
-    assert fusion_pairs(output_heads(ocr)) == {"fused_logits": "logits",
+    assert fusion_pairs(output_predictions(ocr)) == {"fused_logits": "logits",
                                                "region_fused_logits": "region_logits"}
     assert fusion_pairs(["fused_logits"]) == {}
 
@@ -170,7 +171,7 @@ def test_label_size_inputs_resize_every_map_and_give_offsets_in_label_pixels():
     offsets[0, 1] = -1.0
     output = SegOutput(logits, offsets, logits, logits.flip(-1), torch.full((1, 1, 4, 8), 0.25))
     inputs = label_size_inputs(output, (16, 32), align_corners=False)
-    assert sorted(inputs["preds"]) == sorted(HEADS)
+    assert sorted(inputs["preds"]) == sorted(PREDICTIONS)
     assert inputs["preds"]["logits"].shape == (1, 16, 32)
     assert inputs["preds"]["logits"][0, :, 16:].eq(3).all()
     assert inputs["preds"]["logits"][0, :, :16].eq(1).all()

@@ -150,7 +150,7 @@ def test_a_perfect_prediction_scores_one_everywhere():
     assert set(boundary["trimap_mIoU"].values()) == {1.0}
     assert boundary["boundary_mIoU"] == 1.0
     assert set(values(boundary["boundary_IoU"])) == {1.0}
-    assert results["heads"]["logits"]["mIoU"] == 1.0
+    assert results["predictions"]["logits"]["mIoU"] == 1.0
 
 
 def test_a_band_wider_than_the_image_gives_the_plain_miou():
@@ -161,8 +161,8 @@ def test_a_band_wider_than_the_image_gives_the_plain_miou():
     trimap = results["boundary"]["logits"]
     for width in ("31", "40"):  # 31 covers the 20 x 31 image from any boundary pixel
         np.testing.assert_allclose(values(trimap["trimap_IoU"][width]), plain)
-        assert trimap["trimap_mIoU"][width] == pytest.approx(results["heads"]["logits"]["mIoU"])
-    assert results["heads"]["logits"]["mIoU"] == pytest.approx(ref.mean_defined(plain))
+        assert trimap["trimap_mIoU"][width] == pytest.approx(results["predictions"]["logits"]["mIoU"])
+    assert results["predictions"]["logits"]["mIoU"] == pytest.approx(ref.mean_defined(plain))
 
 
 def _rect_band(rows, cols, d):

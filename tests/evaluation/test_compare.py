@@ -30,7 +30,7 @@ def _row(table, measure):
 
 
 def test_compare_writes_figures_and_a_table_of_headline_differences(tmp_path):
-    baseline = results_json(CLASS_NAMES, heads=("logits",), seed=1)
+    baseline = results_json(CLASS_NAMES, predictions=("logits",), seed=1)
     offset = results_json(CLASS_NAMES, seed=2)
     paths = [_write(tmp_path / "hrnet", baseline), _write(tmp_path / "offset", offset)]
     out = tmp_path / "compare"
@@ -42,16 +42,16 @@ def test_compare_writes_figures_and_a_table_of_headline_differences(tmp_path):
     assert table in proc.stdout
     assert table.splitlines()[0] == "| measure (%) | hrnet | offset | offset - hrnet |"
     mine, theirs, diff = _row(table, "mIoU")
-    miou = [run["heads"][head]["mIoU"]
-            for run, head in ((baseline, "logits"), (offset, "fused_logits"))]
+    miou = [run["predictions"][field]["mIoU"]
+            for run, field in ((baseline, "logits"), (offset, "fused_logits"))]
     assert mine == f"{100 * miou[0]:.2f}" and theirs == f"{100 * miou[1]:.2f}"
     assert math.isclose(float(diff), 100 * (miou[1] - miou[0]), abs_tol=0.005)
-    # Boundary rows line up the final heads: the baseline's S_i and the offset network's S_f.
-    trimap = [run["boundary"][head]["trimap_mIoU"]["8"]
-              for run, head in ((baseline, "logits"), (offset, "fused_logits"))]
+    # Boundary rows line up the final predictions: the baseline's S_i and the offset network's S_f.
+    trimap = [run["boundary"][field]["trimap_mIoU"]["8"]
+              for run, field in ((baseline, "logits"), (offset, "fused_logits"))]
     assert _row(table, "trimap 8px") == [f"{100 * trimap[0]:.2f}", f"{100 * trimap[1]:.2f}",
                                          f"{100 * (trimap[1] - trimap[0]):+.2f}"]
-    assert "final head: hrnet S_i, offset S_f." in table
+    assert "final prediction: hrnet S_i, offset S_f." in table
     assert _row(table, "fusion: fixed")[0] == "-"
     assert _row(table, "mIoU S_s")[0] == "-"
 
@@ -70,7 +70,7 @@ def test_compare_labels_runs_by_their_configurations_less_the_shared_words(tmp_p
 
 
 def test_compare_needs_two_runs_and_names_an_unreadable_file(tmp_path):
-    path = _write(tmp_path / "a", results_json(CLASS_NAMES, heads=("logits",)))
+    path = _write(tmp_path / "a", results_json(CLASS_NAMES, predictions=("logits",)))
     proc = run_tool(["tools/compare.py", path, "--out", str(tmp_path / "o")], check=False)
     assert proc.returncode == 2 and "two or more" in proc.stderr
     missing = str(tmp_path / "nowhere" / "results.json")
@@ -79,13 +79,13 @@ def test_compare_needs_two_runs_and_names_an_unreadable_file(tmp_path):
     assert proc.returncode != 0 and f"cannot read {missing}" in proc.stderr
 
 
-def _one_head(**metrics):
-    return {"final_head": "logits", "heads": {"logits": metrics}}
+def _one_prediction(**metrics):
+    return {"final_prediction": "logits", "predictions": {"logits": metrics}}
 
 
 def test_headline_differences_are_against_the_first_run():
-    runs = {"a": _one_head(mIoU=0.5, pixel_acc=0.9, mean_acc=0.6, IoU={}),
-            "b": _one_head(mIoU=0.55, pixel_acc=0.85, mean_acc=None, IoU={})}
+    runs = {"a": _one_prediction(mIoU=0.5, pixel_acc=0.9, mean_acc=0.6, IoU={}),
+            "b": _one_prediction(mIoU=0.55, pixel_acc=0.85, mean_acc=None, IoU={})}
     table = headline_table(runs)
     assert _row(table, "mIoU") == ["50.00", "55.00", "+5.00"]
     assert _row(table, "pixel acc") == ["90.00", "85.00", "-5.00"]
@@ -93,19 +93,25 @@ def test_headline_differences_are_against_the_first_run():
     assert list(headline(runs["a"])) == ["mIoU", "pixel acc", "mean acc", "mIoU S_i"]
 
 
-def _earlier_layout(results, heads=True):
-    """``results`` as results.json files were written before "final_head": the final head's
-    figures on top as well as in "heads" or, before "heads" existed, on top only."""
-    final = results["heads"][results["final_head"]]
-    old = {key: value for key, value in results.items() if key != "final_head"}
-    if not heads:
+def _earlier_layout(results, release):
+    """``results`` as results.json files of earlier releases held them: "named_heads" (the
+    predictions were called heads: "final_head", "heads"), "top_and_heads" (before "final_head":
+    the final prediction's figures on top as well as in "heads"), "top" (before "heads": on top
+    only)."""
+    final = results["predictions"][results["final_prediction"]]
+    renamed = {"final_prediction": "final_head", "predictions": "heads"}
+    old = {renamed.get(key, key): value for key, value in results.items()}
+    if release == "named_heads":
+        return old
+    old.pop("final_head")
+    if release == "top":
         old = {key: value for key, value in old.items()
                if key not in ("heads", "boundary", "fusion")}
     return {**final, **old}
 
 
 def test_results_files_of_earlier_layouts_are_compared_as_they_were(tmp_path):
-    baseline = results_json(CLASS_NAMES, heads=("logits",), seed=1)
+    baseline = results_json(CLASS_NAMES, predictions=("logits",), seed=1)
     offset = results_json(CLASS_NAMES, seed=2)
 
     def table_of(name, runs):
@@ -115,9 +121,13 @@ def test_results_files_of_earlier_layouts_are_compared_as_they_were(tmp_path):
                                for label, path in zip(("hrnet", "offset"), paths, strict=True)})
 
     now = table_of("now", (baseline, offset))
-    assert table_of("with_heads", [_earlier_layout(r) for r in (baseline, offset)]) == now
-    # Before "heads": the top-level figures are those of a head named "final".
-    oldest = table_of("oldest", [_earlier_layout(r, heads=False) for r in (baseline, offset)])
+    assert "mIoU S_s" in now and "trimap 8px" in now
+    for release in ("named_heads", "top_and_heads"):
+        runs = [_earlier_layout(r, release) for r in (baseline, offset)]
+        assert "final_prediction" not in runs[1] and "predictions" not in runs[1]
+        assert table_of(release, runs) == now
+    # Before "heads": the top-level figures are those of a prediction named "final".
+    oldest = table_of("oldest", [_earlier_layout(r, "top") for r in (baseline, offset)])
     assert _row(oldest, "mIoU") == _row(now, "mIoU")
     assert _row(oldest, "mIoU final") == _row(now, "mIoU")
     assert "trimap 8px" not in oldest

@@ -21,7 +21,7 @@ def _write(folder, content):
 
 @pytest.fixture
 def good(tmp_path):
-    return _write(tmp_path / "good", results_json(CLASS_NAMES, heads=("logits",), seed=1))
+    return _write(tmp_path / "good", results_json(CLASS_NAMES, predictions=("logits",), seed=1))
 
 
 def _refused(capsys, paths, out):
@@ -36,34 +36,34 @@ def test_a_json_file_that_is_not_a_results_file_is_named_with_status_2(tmp_path,
     other = _write(tmp_path / "cfg", {"MODEL": {"NAME": "seg_hrnet"}, "TRAIN": {"LR": 0.01}})
     proc = run_tool(["tools/compare.py", good, other, "--out", str(tmp_path / "o")], check=False)
     assert proc.returncode == 2
-    assert (f"{other} is not a results.json of tools/test.py: the file has no 'final_head'"
+    assert (f"{other} is not a results.json of tools/test.py: the file has no 'final_prediction'"
             in proc.stderr)
     assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()
 
 
-def _run(final="logits", **heads):
-    return {"final_head": final, "heads": heads}
+def _run(final="logits", **predictions):
+    return {"final_prediction": final, "predictions": predictions}
 
 
 @pytest.mark.parametrize("content, problem", [
     ("", "is not a JSON file"),  # what a write cut short leaves
     ("[0.5, 0.6]", "the file holds list, not an object"),
     (_run(logits={"IoU": {"road": "0.9"}, "mIoU": 0.9}),
-     "heads.logits.IoU.road is '0.9', not a number or null"),
-    (_run(logits={"IoU": {"road": 0.9}}), "heads.logits has no 'mIoU'"),
-    (_run(logits={"IoU": {}, "mIoU": None}), "heads.logits.IoU names no class"),
+     "predictions.logits.IoU.road is '0.9', not a number or null"),
+    (_run(logits={"IoU": {"road": 0.9}}), "predictions.logits has no 'mIoU'"),
+    (_run(logits={"IoU": {}, "mIoU": None}), "predictions.logits.IoU names no class"),
     (_run("fused_logits", logits={"IoU": {"road": 0.9}, "mIoU": 0.9}),
-     "final_head 'fused_logits' is not one of heads ['logits']"),
-    (_run(3, logits={"IoU": {"road": 0.9}, "mIoU": 0.9}), "final_head is 3, not a string"),
+     "final_prediction 'fused_logits' is not one of predictions ['logits']"),
+    (_run(3, logits={"IoU": {"road": 0.9}, "mIoU": 0.9}), "final_prediction is 3, not a string"),
     ({**_run(logits={"IoU": {"road": 0.9}, "mIoU": 0.9}),
       "boundary": {"logits": {"boundary_mIoU": 0.5, "trimap_mIoU": [0.1]}}},
      "boundary.logits.trimap_mIoU holds list, not an object"),
     (_run(logits={"IoU": {"road": 0.9}, "mIoU": True}),
-     "heads.logits.mIoU is True, not a number or null"),
-    # Files of earlier layouts (the final head's figures on top) are checked once read anew.
-    ({"IoU": {"road": "0.9"}, "mIoU": 0.9}, "heads.final.IoU.road is '0.9', not a number or null"),
+     "predictions.logits.mIoU is True, not a number or null"),
+    # Files of earlier layouts (the final prediction's figures on top) are checked once read anew.
+    ({"IoU": {"road": "0.9"}, "mIoU": 0.9}, "predictions.final.IoU.road is '0.9', not a number or null"),
     ({"IoU": {"road": 0.9}, "mIoU": 0.9, "heads": {"logits": {"IoU": {}}}},
-     "heads.logits has no 'mIoU'"),
+     "predictions.logits has no 'mIoU'"),
 ])
 def test_what_is_wrong_with_a_file_is_named(tmp_path, capsys, good, content, problem):
     bad = _write(tmp_path / "bad", content)
@@ -80,14 +80,15 @@ def test_an_unreadable_file_is_named_with_status_2(tmp_path, capsys, good):
 def test_runs_of_different_classes_are_compared_with_a_warning(tmp_path, capsys, good):
     # Three classes, one of them (sky) a Cityscapes class.
     mine = _write(tmp_path / "streets3", results_json(["flat", "construction", "sky"],
-                                                      heads=("logits",), seed=2))
+                                                      predictions=("logits",), seed=2))
     main([good, mine, "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert "warning: the runs have different classes (good 19, streets3 3; 1 in all of them)" in err
     assert "iou.png shows the classes of good" in err
     assert (tmp_path / "o" / "headline.md").is_file()
     # The same classes in another order are the same classes: no warning.
-    shuffled = results_json(CLASS_NAMES, heads=("logits",), seed=3)
-    shuffled["heads"]["logits"]["IoU"] = dict(reversed(shuffled["heads"]["logits"]["IoU"].items()))
+    shuffled = results_json(CLASS_NAMES, predictions=("logits",), seed=3)
+    logits = shuffled["predictions"]["logits"]
+    logits["IoU"] = dict(reversed(logits["IoU"].items()))
     main([good, _write(tmp_path / "reversed", shuffled), "--out", str(tmp_path / "o2")])
     assert "warning" not in capsys.readouterr().err

@@ -22,9 +22,9 @@ from lib.evaluation.figures import (
     save_figure,
     trimap_figure,
 )
-from lib.evaluation.heads import final_head, fusion_pairs
+from lib.evaluation.predictions import final_prediction, fusion_pairs
 from lib.models.seg_hrnet_ocr import BranchedSegHRNetOCR
-from tests.evaluation.synthetic import OFFSET_HEADS, analysed
+from tests.evaluation.synthetic import OFFSET_PREDICTIONS, analysed
 
 
 def assert_nothing_clipped(fig):
@@ -49,14 +49,14 @@ def assert_tick_labels_readable(ax, axis="y"):
 
 
 @pytest.mark.parametrize("names", [CITYSCAPES_NAMES, ADE20K_NAMES], ids=["19", "150"])
-@pytest.mark.parametrize("heads", [OFFSET_HEADS, ("logits",), BranchedSegHRNetOCR.HEADS],
+@pytest.mark.parametrize("predictions", [OFFSET_PREDICTIONS, ("logits",), BranchedSegHRNetOCR.PREDICTIONS],
                          ids=["offset", "baseline", "offset_ocr"])
-def test_the_evaluation_figures_are_pngs_with_every_label_inside(tmp_path, names, heads):
-    analysis = analysed(names, heads)
+def test_the_evaluation_figures_are_pngs_with_every_label_inside(tmp_path, names, predictions):
+    analysis = analysed(names, predictions)
     figures = evaluation_figures(analysis.results(names),
-                                 analysis.confusion(final_head(heads)), names)
+                                 analysis.confusion(final_prediction(predictions)), names)
     expected = {"confusion.png", "iou.png", "trimap.png"} | (
-        {"fusion.png"} if len(heads) > 1 else set())
+        {"fusion.png"} if len(predictions) > 1 else set())
     assert set(figures) == expected
     for name, fig in figures.items():
         assert_nothing_clipped(fig)
@@ -65,7 +65,7 @@ def test_the_evaluation_figures_are_pngs_with_every_label_inside(tmp_path, names
         assert png.shape[:2][::-1] == fig.canvas.get_width_height()
         assert png.std() > 10  # something is drawn
     if "fusion.png" in figures:  # one row of two panels a fused pair: S_f, and region S_f
-        assert len(figures["fusion.png"].axes) == 2 * len(fusion_pairs(heads))
+        assert len(figures["fusion.png"].axes) == 2 * len(fusion_pairs(predictions))
     confusion_axes = figures["confusion.png"].axes[0]
     assert_tick_labels_readable(confusion_axes, "y")
     assert_tick_labels_readable(confusion_axes, "x")

@@ -16,7 +16,7 @@ from lib.evaluation.fusion import (
     length_bin,
 )
 
-HEADS = ["logits", "seed_logits", "fused_logits"]
+PREDICTIONS = ["logits", "seed_logits", "fused_logits"]
 # One image of 2 x 4 pixels, classes 0..2; column by column:
 #   labels  0 0 1 1 | 2 2 255 1
 #   S_i     0 1 1 2 | 0 2 0   0
@@ -72,7 +72,7 @@ def test_pixels_with_a_nan_offset_or_confidence_are_left_out_of_the_fusion_count
     confidence, dx = CONF.clone(), DX.clone()
     confidence[0, 0, 0, 1] = confidence[0, 0, 1, 0] = nan
     dx[0, 0, 2] = nan
-    analysis = SegAccumulator(3, HEADS, measures=MeasureSettings(bands=(1,), confidence_bins=4))
+    analysis = SegAccumulator(3, PREDICTIONS, measures=MeasureSettings(bands=(1,), confidence_bins=4))
     analysis.update({"logits": BASE, "seed_logits": FUSED, "fused_logits": FUSED}, LABELS,
                     offsets=torch.cat((dx, DY))[None], confidence=confidence)
     analysis.reduce()
@@ -85,7 +85,7 @@ def test_pixels_with_a_nan_offset_or_confidence_are_left_out_of_the_fusion_count
 
 
 def _analysis_of(groups=None, batch=1, confidence_bins=4):
-    analysis = SegAccumulator(3, HEADS, measures=MeasureSettings(bands=(1,),
+    analysis = SegAccumulator(3, PREDICTIONS, measures=MeasureSettings(bands=(1,),
                                                                  confidence_bins=confidence_bins))
     preds = {"logits": BASE, "seed_logits": FUSED, "fused_logits": FUSED}
     offsets = torch.cat((DX, DY))[None]
@@ -139,8 +139,8 @@ def test_every_fusion_count_is_per_condition_too():
 
 def test_a_class_without_labelled_pixels_has_no_share():
     labels = torch.full((1, 2, 4), 255)
-    analysis = SegAccumulator(3, HEADS, measures=MeasureSettings(bands=(1,)))
-    preds = {h: BASE for h in HEADS}
+    analysis = SegAccumulator(3, PREDICTIONS, measures=MeasureSettings(bands=(1,)))
+    preds = {h: BASE for h in PREDICTIONS}
     analysis.update(preds, labels, offsets=torch.zeros(1, 2, 2, 4), confidence=CONF)
     block = analysis.reduce().results()["fusion"]["fused_logits"]
     assert block["pixels"] == 0 and math.isnan(block["differ"])
@@ -152,13 +152,13 @@ def test_confidence_edges_split_the_unit_interval_evenly():
     assert len(confidence_edges()) == 20
 
 
-def test_no_fused_head_no_fusion_block_and_no_offsets_needed():
+def test_no_fused_prediction_no_fusion_block_and_no_offsets_needed():
     analysis = SegAccumulator(3, ["logits"], measures=MeasureSettings(bands=(1,)))
     analysis.update({"logits": BASE}, LABELS)
     assert analysis.reduce().results()["fusion"] == {}
 
 
-def test_a_fused_head_without_offsets_names_what_is_missing():
-    analysis = SegAccumulator(3, HEADS, measures=MeasureSettings(bands=(1,)))
+def test_a_fused_prediction_without_offsets_names_what_is_missing():
+    analysis = SegAccumulator(3, PREDICTIONS, measures=MeasureSettings(bands=(1,)))
     with pytest.raises(ValueError, match="need offsets N x 2 x H x W"):
-        analysis.update({h: BASE for h in HEADS}, LABELS, confidence=CONF)
+        analysis.update({h: BASE for h in PREDICTIONS}, LABELS, confidence=CONF)

@@ -1,4 +1,4 @@
-"""PredictionWriter: the files of each image, from the predictions of every head."""
+"""PredictionWriter: the files of each image, from the predictions of every prediction."""
 import os
 from types import SimpleNamespace
 
@@ -26,26 +26,27 @@ def _batch(preds, names):
     return Batch(torch.zeros(n, 3, h, w), names, preds, None, None, None, None)
 
 
-def test_save_heads_writes_the_label_ids_of_every_head_in_its_own_folder(tmp_path):
+def test_save_every_prediction_writes_the_label_ids_of_every_prediction_in_its_own_folder(tmp_path):
     generator = torch.Generator().manual_seed(0)
-    heads = ("logits", "seed_logits", "fused_logits", "region_logits")
-    preds = {head: torch.randint(0, 3, (2, 4, 6), generator=generator) for head in heads}
+    predictions = ("logits", "seed_logits", "fused_logits", "region_logits")
+    preds = {field: torch.randint(0, 3, (2, 4, 6), generator=generator) for field in predictions}
     files = PredictionFiles(save_pred=True, visualize=False, base_size=6, align_corners=False,
-                            save_heads=True)
+                            save_every_prediction=True)
     writer = PredictionWriter(str(tmp_path), DATASET, None, files)
     writer.process(_batch(preds, ["a", "b"]))
     for i, name in enumerate(("a", "b")):
-        for head in heads:
-            written = _read(tmp_path / "predictions" / "heads" / head / f"{name}.png")
-            np.testing.assert_array_equal(written, LABEL_IDS[preds[head][i].numpy()],
-                                          err_msg=f"{head} {name}")
-        # The submission files stay those of the final head, S_f.
+        for field in predictions:
+            written = _read(tmp_path / "predictions" / field / f"{name}.png")
+            np.testing.assert_array_equal(written, LABEL_IDS[preds[field][i].numpy()],
+                                          err_msg=f"{field} {name}")
+        # The submission files stay those of the final prediction, S_f.
         np.testing.assert_array_equal(_read(tmp_path / "predictions" / "labelIds" / f"{name}.png"),
                                       LABEL_IDS[preds["fused_logits"][i].numpy()])
-    assert sorted(os.listdir(tmp_path / "predictions" / "heads")) == sorted(heads)
+    assert sorted(os.listdir(tmp_path / "predictions")) == sorted(
+        ["color", "labelIds", *predictions])
 
 
-def test_without_save_heads_only_the_final_head_is_written(tmp_path):
+def test_without_save_every_prediction_only_the_final_prediction_is_written(tmp_path):
     preds = {"logits": torch.zeros(1, 4, 6, dtype=torch.long),
              "fused_logits": torch.ones(1, 4, 6, dtype=torch.long)}
     files = PredictionFiles(save_pred=True, visualize=False, base_size=6, align_corners=False)

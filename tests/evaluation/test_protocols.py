@@ -16,7 +16,7 @@ from lib.evaluation.protocols import (
     predict,
     scaled_size,
     sliding_window,
-    split_heads,
+    split_predictions,
     to_scores,
     window_boxes,
 )
@@ -355,32 +355,34 @@ def test_results_stay_on_the_input_device():
         model.cuda()
 
 
-class _OneHead(nn.Module):
-    """``model`` whose ``final`` is its output field ``head``: the protocol run for one head."""
+class _OnePrediction(nn.Module):
+    """``model`` whose ``final`` is its output field ``prediction``: the protocol run for one
+    prediction."""
 
-    def __init__(self, model, head):
+    def __init__(self, model, field):
         super().__init__()
-        self.model, self.head = model, head
+        self.model, self.field = model, field
 
     def forward(self, x):
         output = self.model(x)
-        return SegOutput(logits=getattr(output, self.head))
+        return SegOutput(logits=getattr(output, self.field))
 
 
-HEADS = ("logits", "seed_logits", "fused_logits")
+PREDICTIONS = ("logits", "seed_logits", "fused_logits")
 
 
 @pytest.mark.parametrize("protocol, accumulate, flip_pairs", [
     ("cityscapes", "exp_logits", ()), ("ade20k", "softmax", ()), ("lip", "softmax", ((0, 2),))])
-def test_every_head_from_one_pass_equals_the_protocol_run_for_that_head_alone(
+def test_every_prediction_from_one_pass_equals_the_protocol_run_for_it_alone(
         tiny_branched, protocol, accumulate, flip_pairs):
     x = image(40, 56, seed=4)
     settings = InferenceSettings(protocol=protocol, scales=(0.75, 1.5), base_size=56,
                                  window_hw=(32, 32), flip=True, accumulate=accumulate,
                                  batch_size=2, flip_pairs=flip_pairs)
-    together = split_heads(predict(tiny_branched, x, replace(settings, heads=HEADS)), HEADS)
-    for head in HEADS:
-        alone = predict(_OneHead(tiny_branched, head), x, settings)
-        torch.testing.assert_close(together[head], alone, rtol=1e-5, atol=1e-6)
+    together = split_predictions(
+        predict(tiny_branched, x, replace(settings, predictions=PREDICTIONS)), PREDICTIONS)
+    for field in PREDICTIONS:
+        alone = predict(_OnePrediction(tiny_branched, field), x, settings)
+        torch.testing.assert_close(together[field], alone, rtol=1e-5, atol=1e-6)
     final = predict(tiny_branched, x, settings)
     torch.testing.assert_close(together["fused_logits"], final, rtol=1e-5, atol=1e-6)

@@ -10,7 +10,7 @@ from lib.evaluation.report import (
     boundary_table,
     final_table,
     fusion_table,
-    heads_table,
+    predictions_table,
     report,
 )
 from tests.evaluation.synthetic import analysed
@@ -22,8 +22,8 @@ def _metrics(road, sky):
 
 
 RESULTS = {
-    "final_head": "fused_logits",
-    "heads": {"logits": _metrics(0.5, 0.25), "fused_logits": _metrics(0.625, None)},
+    "final_prediction": "fused_logits",
+    "predictions": {"logits": _metrics(0.5, 0.25), "fused_logits": _metrics(0.625, None)},
     "boundary": {"logits": {"trimap_mIoU": {"1": 0.125, "4": 0.25}, "boundary_mIoU": 0.1},
                  "fused_logits": {"trimap_mIoU": {"1": 0.5, "4": None}, "boundary_mIoU": 0.2}},
     "fusion": {"fused_logits": {
@@ -39,8 +39,8 @@ def _cells(table, first):
     return next(line.split() for line in lines if line.startswith(first))
 
 
-def test_the_heads_table_has_a_column_a_head_and_the_fusion_difference():
-    table = heads_table(RESULTS)
+def test_the_predictions_table_has_a_column_a_prediction_and_the_fusion_difference():
+    table = predictions_table(RESULTS)
     assert table.splitlines()[0].split() == ["class", "S_i", "S_f", "S_f", "-", "S_i"]
     assert _cells(table, "road") == ["road", "50.00", "62.50", "+12.50"]
     assert _cells(table, "sky") == ["sky", "25.00", "-", "-"]
@@ -48,9 +48,9 @@ def test_the_heads_table_has_a_column_a_head_and_the_fusion_difference():
     assert _cells(table, "mean acc") == ["mean", "acc", "-", "-", "-"]
 
 
-def test_the_boundary_table_has_a_row_a_head():
+def test_the_boundary_table_has_a_row_a_prediction():
     table = boundary_table(RESULTS)
-    assert table.splitlines()[0].split() == ["head", "trimap", "1px", "trimap", "4px",
+    assert table.splitlines()[0].split() == ["prediction", "trimap", "1px", "trimap", "4px",
                                              "boundary", "IoU"]
     assert _cells(table, "S_i") == ["S_i", "12.50", "25.00", "10.00"]
     assert _cells(table, "S_f") == ["S_f", "50.00", "-", "20.00"]
@@ -69,8 +69,8 @@ def test_the_fusion_table_has_the_overall_split_and_one_row_a_condition():
 def test_the_final_table_lists_classes_summary_and_conditions_in_percent():
     conf = np.array([[5, 1, 0, 0], [2, 3, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0]])
     metrics = segmentation_metrics(conf, ["road", "car", "sky", "bus"])
-    results = {"final_head": "logits",
-               "heads": {"logits": {**metrics, "per_condition": {"fog": metrics}}}}
+    results = {"final_prediction": "logits",
+               "predictions": {"logits": {**metrics, "per_condition": {"fog": metrics}}}}
     lines = final_table(results).splitlines()
     assert lines[0].split() == ["class", "all", "fog"]
     assert _cells(lines, "car") == ["car", "42.86", "42.86"]
@@ -80,7 +80,7 @@ def test_the_final_table_lists_classes_summary_and_conditions_in_percent():
     assert _cells(lines, "mean acc")[2:] == [f"{100 * (5 / 6 + 3 / 6) / 2:.2f}"] * 2
 
 
-def test_the_final_table_is_the_final_heads():
+def test_the_final_table_is_the_final_predictions():
     lines = final_table(RESULTS).splitlines()
     assert lines[0].split() == ["class", "all"]
     assert _cells(lines, "road") == ["road", "62.50"]

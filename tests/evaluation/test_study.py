@@ -51,8 +51,8 @@ def test_paired_difference_uses_only_seeds_both_variants_have():
 
 
 def _results(miou, si, sf, road):
-    return {"final_head": "fused_logits",
-            "heads": {"logits": {"mIoU": si},
+    return {"final_prediction": "fused_logits",
+            "predictions": {"logits": {"mIoU": si},
                       "fused_logits": {"IoU": {"road": road, "sky": None}, "mIoU": sf,
                                        "pixel_acc": 0.9, "mean_acc": 0.8}},
             "boundary": {"fused_logits": {"boundary_mIoU": miou / 2,
@@ -64,12 +64,12 @@ def _results(miou, si, sf, road):
 def test_variant_summary_describes_every_block():
     runs = [_results(0.6, 0.5, 0.6, 0.9), _results(0.8, 0.7, 0.8, 0.95)]
     s = variant_summary(runs)
-    final = s["heads"][s["final_head"]]
-    assert s["final_head"] == "fused_logits"
+    final = s["predictions"][s["final_prediction"]]
+    assert s["final_prediction"] == "fused_logits"
     assert final["mIoU"]["mean"] == pytest.approx(0.7)
     assert final["mIoU"]["std"] == pytest.approx(math.sqrt(0.02))
-    assert s["heads"]["logits"]["mIoU"]["mean"] == pytest.approx(0.6)
-    assert s["heads"]["logits"]["pixel_acc"]["n"] == 0
+    assert s["predictions"]["logits"]["mIoU"]["mean"] == pytest.approx(0.6)
+    assert s["predictions"]["logits"]["pixel_acc"]["n"] == 0
     assert final["IoU"]["road"]["mean"] == pytest.approx(0.925) and final["IoU"]["sky"]["n"] == 0
     assert final["pixel_acc"]["mean"] == pytest.approx(0.9)
     assert s["boundary"]["fused_logits"]["trimap_mIoU"]["1"]["mean"] == pytest.approx(0.175)
@@ -114,8 +114,8 @@ def test_class_differences_leave_out_intervals_that_contain_zero():
 
 def test_mean_results_averages_numbers_and_keeps_the_shape():
     m = mean_results([_results(0.6, 0.5, 0.6, 0.9), _results(0.8, 0.7, 0.8, 0.7)])
-    assert m["final_head"] == "fused_logits"
-    final = m["heads"]["fused_logits"]
+    assert m["final_prediction"] == "fused_logits"
+    final = m["predictions"]["fused_logits"]
     assert final["mIoU"] == pytest.approx(0.7) and final["IoU"]["road"] == pytest.approx(0.8)
     assert m["boundary"]["fused_logits"]["trimap_mIoU"]["1"] == pytest.approx(0.175)
 

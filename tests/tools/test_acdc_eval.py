@@ -25,7 +25,7 @@ def test_acdc_evaluation_reports_a_table_and_metrics_per_condition(tmp_path):
     assert header.split() == ["class", "all", "fog", "night", "rain", "snow"]
     evaluation = only_evaluation(experiment_folder(str(tmp_path), dataset="acdc"))
     results = json.load(open(os.path.join(evaluation, "results.json")))
-    final = results["heads"][results["final_head"]]
+    final = results["predictions"][results["final_prediction"]]
     assert sorted(final["per_condition"]) == ["fog", "night", "rain", "snow"]
     for metrics in final["per_condition"].values():
         assert 0.0 <= metrics["pixel_acc"] <= 1.0 and set(metrics["IoU"]) == set(final["IoU"])

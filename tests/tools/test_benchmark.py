@@ -295,12 +295,12 @@ def test_analysis_mode_prints_each_stage_beside_the_forward(capsys, tmp_path):
     path = tmp_path / "analysis.json"
     out = run(capsys, "--mode", "analysis", "--batch", "2", "--json", str(path))
     figures = json.loads(path.read_text())
-    assert figures["heads"] == ["logits", "seed_logits", "fused_logits"]
+    assert figures["predictions"] == ["logits", "seed_logits", "fused_logits"]
     ms = figures["ms_per_image"]
     rows = {r["stage"]: r for r in table(out)}
-    assert list(rows) == ["forward", "final head resize + argmax", "every head (inputs) - final",
+    assert list(rows) == ["forward", "final prediction resize + argmax", "every prediction (inputs) - final",
                           "analysis update", "added: inputs - final + update"]
     assert rows["forward"]["% of the forward"] == "100.0"
-    added = ms["heads"] - ms["final"] + ms["analysis"]
+    added = ms["predictions"] - ms["final"] + ms["analysis"]
     assert rows["added: inputs - final + update"]["ms/image"] == f"{added:.1f}"
     assert header_value(out, "batch").startswith("2 images per forward, 32x64")

@@ -77,7 +77,7 @@ def test_the_tiny_recipe_trains_an_epoch_and_is_evaluated(benchmark_root, tmp_pa
     # Scored at the label files' size: every pixel of a class counts once.
     assert int(evaluation.confusion.sum()) == labelled_pixels(benchmark_root, dataset)
     results = evaluation.results
-    assert 0 <= results["heads"][results["final_head"]]["mIoU"] <= 1
+    assert 0 <= results["predictions"][results["final_prediction"]]["mIoU"] <= 1
 
 
 @pytest.mark.slow

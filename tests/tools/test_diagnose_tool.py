@@ -13,7 +13,7 @@ def test_training_records_each_validation_and_history_draws_them(trained_run, tm
     with open(os.path.join(folder, "validation", records[-1])) as f:
         record = json.load(f)
     assert record["iteration"] == int(records[-1][4:11])
-    assert set(record["heads"]) == {"logits", "seed_logits", "fused_logits"}
+    assert set(record["predictions"]) == {"logits", "seed_logits", "fused_logits"}
     assert "offset_length" in record["fusion"]["fused_logits"]
     run_tool(["tools/diagnose_offsets.py", "--history", folder, "--out", str(tmp_path)])
     assert os.path.getsize(tmp_path / "history.png") > 10_000

@@ -89,7 +89,7 @@ def test_evaluation_reports_the_class_names_and_counts_the_mapped_labels(trained
     evaluation = only_evaluation(folder)
     with open(os.path.join(evaluation, "results.json")) as f:
         results = json.load(f)
-    assert list(results["heads"][results["final_head"]]["IoU"]) == CLASSES
+    assert list(results["predictions"][results["final_prediction"]]["IoU"]) == CLASSES
     assert all(name in proc.stdout + proc.stderr for name in CLASSES)
     # The confusion matrix, recounted from the saved label PNGs and the raw masks.
     conf = np.zeros((3, 3), dtype=np.int64)

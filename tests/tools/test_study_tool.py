@@ -47,8 +47,8 @@ def test_study_trains_every_variant_and_seed_into_its_own_folder(finished_study)
 
 
 def _miou(results):
-    """The final head's mIoU of a results.json (or of a study's summary of them)."""
-    return results["heads"][results["final_head"]]["mIoU"]
+    """The final prediction's mIoU of a results.json (or of a study's summary of them)."""
+    return results["predictions"][results["final_prediction"]]["mIoU"]
 
 
 def test_study_summary_matches_its_runs(finished_study):
@@ -60,7 +60,7 @@ def test_study_summary_matches_its_runs(finished_study):
     summary = _miou(study["summary"]["offset"])
     assert summary["n"] == 2 and summary["mean"] == pytest.approx(sum(values) / 2)
     assert summary["std"] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
-    assert set(study["summary"]["offset"]["heads"]) == {"logits", "seed_logits", "fused_logits"}
+    assert set(study["summary"]["offset"]["predictions"]) == {"logits", "seed_logits", "fused_logits"}
     diff = next(d for d in study["differences"] if d["b"] == "offset" and d["metric"] == "mIoU")
     expected = sum(_miou(by[("offset", s)]) - _miou(by[("baseline", s)]) for s in (0, 1)) / 2
     assert diff["a"] == "baseline" and diff["n"] == 2 and diff["mean"] == pytest.approx(expected)

@@ -84,10 +84,11 @@ def spread_weights(synthetic_root, trained_run, tmp_path_factory):
 @pytest.fixture(scope="module")
 def evaluation(synthetic_root, spread_weights, tmp_path_factory):
     """One multi-scale, flipped evaluation of the validation list with --save-pred,
-    TEST.SAVE_HEADS and TEST.VISUALIZATION: the process, its output folder and its overrides."""
+    TEST.SAVE_EVERY_PREDICTION and TEST.VISUALIZATION: the process, its output folder and its
+    overrides."""
     out = str(tmp_path_factory.mktemp("evaluation"))
     opts = small_opts(synthetic_root, out) + MULTI_SCALE + [
-        "TEST.MODEL_FILE", spread_weights, "TEST.VISUALIZATION", "True", "TEST.SAVE_HEADS", "True"]
+        "TEST.MODEL_FILE", spread_weights, "TEST.VISUALIZATION", "True", "TEST.SAVE_EVERY_PREDICTION", "True"]
     proc = run_tool(["tools/test.py", "--cfg", OFFSET_CFG, "--save-pred", *opts])
     return SimpleNamespace(proc=proc, out=out, opts=opts,
                            folder=only_evaluation(experiment_folder(out)))
@@ -134,11 +135,11 @@ def _same_to_printed_precision(printed, value):
 
 def test_multi_scale_flip_results_json_matches_the_printed_table(evaluation):
     results = _read_results(evaluation.folder)
-    assert results["final_head"] == "fused_logits"
-    assert set(results["heads"]) == {"logits", "seed_logits", "fused_logits"}
-    final = results["heads"]["fused_logits"]
+    assert results["final_prediction"] == "fused_logits"
+    assert set(results["predictions"]) == {"logits", "seed_logits", "fused_logits"}
+    final = results["predictions"]["fused_logits"]
     assert {"mIoU", "pixel_acc", "mean_acc", "IoU"} <= set(final)
-    assert not {"mIoU", "pixel_acc", "mean_acc", "IoU"} & set(results)  # said once, per head
+    assert not {"mIoU", "pixel_acc", "mean_acc", "IoU"} & set(results)  # said once, per prediction
     assert list(final["IoU"]) == list(CLASS_NAMES)
     assert results["scales"] == [0.5, 0.75, 1.0, 1.25, 1.5, 1.75] and results["flip"] is True
     assert results["num_images"] == 4
@@ -179,7 +180,7 @@ def test_results_json_agrees_with_a_numpy_count_of_the_saved_predictions(evaluat
         pairs.append((pred, cv2.imread(label, cv2.IMREAD_UNCHANGED)))
     expected = _numpy_metrics(pairs)
     results = _read_results(evaluation.folder)
-    final = results["heads"][results["final_head"]]
+    final = results["predictions"][results["final_prediction"]]
     for name, value in zip(CLASS_NAMES, expected["IoU"], strict=True):
         assert final["IoU"][name] == (None if value is None else pytest.approx(value)), name
     for key in ("mIoU", "pixel_acc", "mean_acc"):
@@ -218,26 +219,27 @@ def test_save_pred_writes_label_ids_and_colours_of_the_predicted_train_ids(evalu
     assert len(classes_seen) >= 3, f"the test needs several predicted classes: {classes_seen}"
 
 
-def test_save_heads_writes_the_label_ids_of_every_head_of_the_test_procedure(evaluation):
+def test_save_every_prediction_writes_the_label_ids_of_every_prediction_of_the_procedure(evaluation):
     cfg = load_cfg(OFFSET_CFG, evaluation.opts)
     model = build_eval_model(cfg, cfg.TEST.MODEL_FILE, torch.device("cpu"))
     dataset = build_dataset(cfg, "test")
-    heads = ("logits", "seed_logits", "fused_logits")
-    settings = replace(InferenceSettings.from_config(cfg), heads=heads)
-    folder = os.path.join(evaluation.folder, "predictions", "heads")
-    assert sorted(os.listdir(folder)) == sorted(heads)
+    predictions = ("logits", "seed_logits", "fused_logits")
+    settings = replace(InferenceSettings.from_config(cfg), predictions=predictions)
+    folder = os.path.join(evaluation.folder, "predictions")
+    assert sorted(os.listdir(folder)) == sorted(["color", "labelIds", *predictions])
     differ = 0
     for index in range(len(dataset)):
         image, _, _, stem = dataset[index]
-        scores = predict(model, image[None], settings).chunk(len(heads), dim=1)
-        expected = {head: s.argmax(dim=1)[0].numpy() for head, s in zip(heads, scores, strict=True)}
-        for head in heads:
-            ids = cv2.imread(os.path.join(folder, head, f"{stem}.png"), cv2.IMREAD_UNCHANGED)
-            assert ids is not None and ids.dtype == np.uint8, f"{head}/{stem}.png"
-            np.testing.assert_array_equal(dataset.label_to_train_id[ids], expected[head],
-                                          err_msg=f"{head}/{stem}.png")
+        scores = predict(model, image[None], settings).chunk(len(predictions), dim=1)
+        expected = {field: s.argmax(dim=1)[0].numpy()
+                    for field, s in zip(predictions, scores, strict=True)}
+        for field in predictions:
+            ids = cv2.imread(os.path.join(folder, field, f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+            assert ids is not None and ids.dtype == np.uint8, f"{field}/{stem}.png"
+            np.testing.assert_array_equal(dataset.label_to_train_id[ids], expected[field],
+                                          err_msg=f"{field}/{stem}.png")
         differ += int((expected["logits"] != expected["fused_logits"]).sum())
-    assert differ > 0, "the test needs heads that differ somewhere"
+    assert differ > 0, "the test needs predictions that differ somewhere"
 
 
 def test_visualization_writes_every_panel_of_every_image(evaluation, synthetic_root):
@@ -300,7 +302,7 @@ def test_two_process_gloo_evaluation_gives_the_one_process_metrics_and_predictio
              env={"OMP_NUM_THREADS": "1"}, timeout=300)
     folder = only_evaluation(experiment_folder(str(tmp_path)))
     one, two = _read_results(evaluation.folder), _read_results(folder)
-    for key in ("final_head", "heads", "num_images", "confusion_matrix"):
+    for key in ("final_prediction", "predictions", "num_images", "confusion_matrix"):
         assert two[key] == one[key], key
     # Each image counted once: the matrix holds every labelled pixel of the set exactly once.
     labelled = sum(int(np.isin(cv2.imread(label, cv2.IMREAD_UNCHANGED), LABEL_IDS).sum())

@@ -1,4 +1,5 @@
-"""tools/train.py end to end on the synthetic data: one process, two processes, resume, NaN guard."""
+"""tools/train.py end to end on the synthetic data: one process, two processes, resume, NaN
+guard."""
 import glob
 import json
 import os
@@ -65,7 +66,7 @@ def test_people_read_the_miou_in_per_cent_and_files_keep_a_fraction(trained_run)
     for path in glob.glob(os.path.join(folder, "validation", "iter*.json")):
         with open(path) as f:
             record = json.load(f)
-        records.append(record["heads"][record["final_head"]]["mIoU"])
+        records.append(record["predictions"][record["final_prediction"]]["mIoU"])
     assert 0 < best <= 1 and best == max(records)
     log = open(glob.glob(os.path.join(folder, "train_*.log"))[0]).read()
     assert f"done: best mIoU {100 * best:.2f} %; weights in " in log
