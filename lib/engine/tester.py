@@ -43,34 +43,21 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
     ``NonFiniteOutputError`` that names the weight file, and no results.json is written.
     """
     settings = InferenceSettings.from_config(cfg)
-    model_file, run_dir = run_to_evaluate(cfg, cfg_path)
-    output_dir = cfg.TEST.EVAL_DIR or evaluation_dir(
-        run_dir, evaluation_name(model_file, cfg.DATASET.TEST_SET, settings.protocol,
-                                 settings.scales, settings.flip), model_file)
-    if rank == 0:
-        make_writable_dir(output_dir, "TEST.EVAL_DIR" if cfg.TEST.EVAL_DIR else "OUTPUT_DIR")
-    setup_logging(output_dir, rank, "test")
-    logger.info("evaluation folder: %s", os.path.abspath(output_dir))
+    model_file, output_dir = _evaluation_folder(cfg, cfg_path, settings, rank)
     configure_cudnn(cfg.CUDNN)
-    files = PredictionFiles(save_pred or cfg.TEST.SAVE_PRED, cfg.TEST.VISUALIZATION,
-                            cfg.TEST.BASE_SIZE, cfg.MODEL.ALIGN_CORNERS, settings.amp_dtype,
-                            save_every_prediction=cfg.TEST.SAVE_EVERY_PREDICTION)
-    writes = files.save_pred or files.save_every_prediction or files.visualize
+    files = PredictionFiles.from_config(cfg, save_pred)
     oom_message = OutOfMemoryMessage.testing(cfg)
     with explain_out_of_memory(oom_message, device):
         model = build_eval_model(cfg, model_file, device)
-    dataset = build_dataset(cfg, "test", normalization=input_normalization(model))
-    if not dataset.has_labels and not writes:
-        raise RunError(f"{cfg.DATASET.TEST_SET} has no labels, so there is nothing to measure "
-                       f"and nothing would be written: pass --save-pred (or TEST.SAVE_PRED "
-                       f"True) to write the predictions")
+    dataset = _test_set(cfg, model, files)
     logger.info("evaluating %s on %d images of %s: scales %s, flip %s, accumulate %s",
                 model_file, len(dataset), cfg.DATASET.TEST_SET, list(settings.scales),
                 settings.flip, settings.accumulate)
     writer = create_writer(os.path.join(output_dir, "tensorboard"), rank) \
         if files.visualize else None
     try:
-        consumers = [PredictionWriter(output_dir, dataset, model, files, writer)] if writes else []
+        consumers = [PredictionWriter(output_dir, dataset, model, files, writer)] \
+            if files.writes_any else []
         loader = eval_loader(dataset, 1, cfg.WORKERS, pin_memory=False)
         watch = InputWatch(predict_by_protocol(model, settings))
         with explain_out_of_memory(oom_message, device, watch):
@@ -86,15 +73,37 @@ def run_test(cfg, cfg_path, device, rank, save_pred=False):
     results = None
     if rank == 0:
         if evaluation.results is None:
-            saved = files.save_pred or files.save_every_prediction
-            written = [name for name, on in (("predictions", saved),
-                                             ("visualizations", files.visualize)) if on]
             logger.info("%s has no labels: no metrics; %s written under %s",
-                        cfg.DATASET.TEST_SET, " and ".join(written), output_dir)
+                        cfg.DATASET.TEST_SET, files.describe(), output_dir)
         else:
             results = _write_results(evaluation, dataset, cfg, model_file, settings, output_dir)
         logger.info("evaluation folder: %s", os.path.abspath(output_dir))
     return results
+
+
+def _evaluation_folder(cfg, cfg_path, settings, rank):
+    """``(weights to evaluate, the evaluation's folder)`` (``run_folders``); the folder made on
+    rank 0 and the log set up in it."""
+    model_file, run_dir = run_to_evaluate(cfg, cfg_path)
+    output_dir = cfg.TEST.EVAL_DIR or evaluation_dir(
+        run_dir, evaluation_name(model_file, cfg.DATASET.TEST_SET, settings.protocol,
+                                 settings.scales, settings.flip), model_file)
+    if rank == 0:
+        make_writable_dir(output_dir, "TEST.EVAL_DIR" if cfg.TEST.EVAL_DIR else "OUTPUT_DIR")
+    setup_logging(output_dir, rank, "test")
+    logger.info("evaluation folder: %s", os.path.abspath(output_dir))
+    return model_file, output_dir
+
+
+def _test_set(cfg, model, files):
+    """DATASET.TEST_SET normalised for ``model``; a list without labels is refused when
+    ``files`` writes nothing."""
+    dataset = build_dataset(cfg, "test", normalization=input_normalization(model))
+    if not dataset.has_labels and not files.writes_any:
+        raise RunError(f"{cfg.DATASET.TEST_SET} has no labels, so there is nothing to measure "
+                       f"and nothing would be written: pass --save-pred (or TEST.SAVE_PRED "
+                       f"True) to write the predictions")
+    return dataset
 
 
 def _nonfinite_error(count, model_file, test_set, amp_dtype):

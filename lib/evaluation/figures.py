@@ -49,6 +49,22 @@ def most_confused(conf: np.ndarray, count: int) -> list[int]:
     return sorted(order[off[order] > 0].tolist())
 
 
+def _row_shares(conf, shown):
+    """``(shares, empty)`` of the rows ``shown`` of the K x K counts ``conf``: the share of each
+    row's pixels given to each class of ``shown``, and, when ``shown`` leaves classes out, a
+    last column with the share given to those ("other"), NaN for a row without pixels
+    (``empty``, a bool per row)."""
+    rows = conf[shown]
+    totals = rows.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(totals[:, None] > 0, rows / totals[:, None], np.nan)
+    matrix = share[:, shown]
+    if len(shown) < conf.shape[0]:
+        matrix = np.concatenate([matrix, 1.0 - np.nansum(matrix, axis=1, keepdims=True)], axis=1)
+        matrix[totals == 0, -1] = np.nan
+    return matrix, totals == 0
+
+
 def confusion_figure(conf, class_names: Sequence[str], *, max_classes: int = 30,
                      title: str = "confusion matrix") -> Figure:
     """Row-normalised confusion matrix (rows = ground truth): each row is the share of that
@@ -70,22 +86,14 @@ def confusion_figure(conf, class_names: Sequence[str], *, max_classes: int = 30,
                  f"{title}: the {len(shown)} of {len(names)} classes with confused pixels")
         if not shown:
             return _message_figure(f"{title}: no pixel is predicted as another class")
-    rows = conf[shown]
-    totals = rows.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(totals > 0, rows / totals, np.nan)
-    columns = [names[c] for c in shown]
-    matrix = share[:, shown]
-    if len(shown) < len(names):
-        matrix = np.concatenate([matrix, 1.0 - np.nansum(matrix, axis=1, keepdims=True)], axis=1)
-        matrix[totals[:, 0] == 0, -1] = np.nan
-        columns.append("other")
+    matrix, empty = _row_shares(conf, shown)
+    columns = [names[c] for c in shown] + (["other"] if len(shown) < len(names) else [])
     n = len(shown)
     cell = 0.42
     fig = _figure(len(columns) * cell + 3.6, n * cell + 2.6)
     ax = fig.add_subplot()
     image = ax.imshow(100 * matrix, cmap="Blues", vmin=0, vmax=100, aspect="equal")
-    for i in np.flatnonzero(totals[:, 0] == 0):
+    for i in np.flatnonzero(empty):
         ax.add_patch(Rectangle((-0.5, i - 0.5), len(columns), 1, facecolor="0.88",
                                edgecolor="0.55", hatch="///", linewidth=0))
     ax.set_xticks(range(len(columns)), columns, rotation=90, fontsize=9)

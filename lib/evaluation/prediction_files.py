@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..config import amp_dtype_of
 from ..models import input_normalization
 from ..utils.visualize import colorize, prediction_panels, save_png
 from .predictions import final_prediction
@@ -22,6 +23,26 @@ class PredictionFiles:
     # predictions/<field>/<name>.png: the dataset label ids of every prediction ("logits",
     # "seed_logits", "fused_logits", "region_logits", ...), by the same procedure as the final's
     save_every_prediction: bool = False
+
+    @classmethod
+    def from_config(cls, cfg, save_pred: bool = False) -> "PredictionFiles":
+        """TEST.SAVE_PRED (or ``save_pred``, tools/test.py --save-pred), TEST.VISUALIZATION,
+        TEST.SAVE_EVERY_PREDICTION, TEST.BASE_SIZE, MODEL.ALIGN_CORNERS and the autocast of
+        TRAIN.AMP."""
+        return cls(save_pred=bool(save_pred or cfg.TEST.SAVE_PRED),
+                   visualize=bool(cfg.TEST.VISUALIZATION), base_size=int(cfg.TEST.BASE_SIZE),
+                   align_corners=bool(cfg.MODEL.ALIGN_CORNERS), amp_dtype=amp_dtype_of(cfg),
+                   save_every_prediction=bool(cfg.TEST.SAVE_EVERY_PREDICTION))
+
+    @property
+    def writes_any(self) -> bool:
+        return self.save_pred or self.save_every_prediction or self.visualize
+
+    def describe(self) -> str:
+        """What is written, e.g. "predictions and visualizations"."""
+        return " and ".join(name for name, on in (
+            ("predictions", self.save_pred or self.save_every_prediction),
+            ("visualizations", self.visualize)) if on)
 
 
 class PredictionWriter:
