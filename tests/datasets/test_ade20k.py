@@ -9,10 +9,10 @@ import pytest
 
 from lib.datasets import DatasetError, build_dataset, dataset_class
 from lib.datasets.ade20k import ShortSideFirst
+from lib.datasets.lists import make_lists
 from lib.datasets.synthetic import ade20k as ade20k_scenes
 from lib.datasets.transforms import TrainTransform
 from tools import make_synthetic_dataset as synthetic
-from tools.make_lists import make_lists
 
 from .conftest import dataset_cfg, unnormalize, write_png
 
@@ -125,7 +125,7 @@ def touch(root, *relative):
         open(path, "wb").close()
 
 
-def test_make_lists_pairs_the_official_folders_sorted(tmp_path, capsys):
+def test_make_lists_pairs_the_official_folders_sorted(tmp_path, caplog):
     touch(tmp_path / "ade20k",
           "images/training/ADE_train_00000002.jpg", "images/training/ADE_train_00000001.jpg",
           "annotations/training/ADE_train_00000001.png",
@@ -137,7 +137,7 @@ def test_make_lists_pairs_the_official_folders_sorted(tmp_path, capsys):
         assert f.read().splitlines() == [f"images/training/ADE_train_0000000{i}.jpg\t"
                                          f"annotations/training/ADE_train_0000000{i}.png"
                                          for i in (1, 2)]
-    assert "2 images; the official release has 20210" in capsys.readouterr().out
+    assert "2 images; the official release has 20210" in caplog.text
 
 
 def test_make_lists_reports_an_image_without_its_annotation(tmp_path):

@@ -6,9 +6,9 @@ import os
 import numpy as np
 
 from lib.datasets import build_dataset
+from lib.datasets.lists import make_lists
 from tools.cli import run
 from tools.convert_lip import main
-from tools.make_lists import make_lists
 
 from .conftest import dataset_cfg, write_png
 

@@ -10,10 +10,10 @@ import pytest
 
 from lib.datasets import build_dataset
 from lib.datasets.conversions.pascal_context import CONTEXT_59_IDS
+from lib.datasets.lists import make_lists
 from lib.datasets.pascal_ctx import CLASS_NAMES_59
 from tools.cli import run
 from tools.convert_pascal_context import main
-from tools.make_lists import make_lists
 
 from .conftest import dataset_cfg, write_png
 from .test_conversions_rle import encode_counts, mask_runs

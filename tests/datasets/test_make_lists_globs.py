@@ -5,9 +5,10 @@ import re
 import pytest
 
 from lib.datasets import DatasetError
+from lib.datasets.lists import make_glob_lists
 from tests.datasets.test_make_lists import read, touch
 from tools.cli import run
-from tools.make_lists import main, make_glob_lists
+from tools.make_lists import main
 
 IMAGES = "images/{split}/*.jpg"
 LABELS = "masks/{split}/*_mask.png"
