@@ -12,9 +12,10 @@ from lib.datasets.ade20k import ShortSideFirst
 from lib.datasets.lists import make_lists
 from lib.datasets.synthetic import ade20k as ade20k_scenes
 from lib.datasets.transforms import TrainTransform
+from tests.helpers import write_png
 from tools import make_synthetic_dataset as synthetic
 
-from .conftest import dataset_cfg, unnormalize, write_png
+from .helpers import dataset_cfg, touch, unnormalize
 
 STEM = "ADE_train_00000001"
 
@@ -116,13 +117,6 @@ def test_short_side_first_leaves_the_draws_to_the_wrapped_transform():
     want = inner(image, label, np.random.default_rng(7))  # short side already 32
     for a, b in zip(got, want, strict=True):
         np.testing.assert_array_equal(a, b)
-
-
-def touch(root, *relative):
-    for rel in relative:
-        path = os.path.join(root, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        open(path, "wb").close()
 
 
 def test_make_lists_pairs_the_official_folders_sorted(tmp_path, caplog):

@@ -11,18 +11,11 @@ from lib.datasets.lists import make_lists
 from lib.datasets.synthetic import write_synthetic_dataset
 from tools.make_synthetic_dataset import make_synthetic_dataset
 
-from .conftest import dataset_cfg
+from .helpers import dataset_cfg, touch
 
 NEW = ("pascal_ctx", "cocostuff", "lip", "pascal_voc")
 CLASSES = {"pascal_ctx": 59, "cocostuff": 171, "lip": 20, "pascal_voc": 21}
 LISTS = {"lip": ("trainList.txt", "valList.txt")}
-
-
-def touch(root, *relative):
-    for rel in relative:
-        path = os.path.join(root, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        open(path, "wb").close()
 
 
 def lines(root, dataset, name):

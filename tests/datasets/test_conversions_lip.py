@@ -7,10 +7,11 @@ import numpy as np
 
 from lib.datasets import build_dataset
 from lib.datasets.lists import make_lists
+from tests.helpers import write_png
 from tools.cli import run
 from tools.convert_lip import main
 
-from .conftest import dataset_cfg, write_png
+from .helpers import dataset_cfg
 
 IDS = {"train": ["77_471474", "100_1"], "val": ["36_454991"]}
 
