@@ -1,12 +1,20 @@
 """What tests in every folder share: the repository root, the quick-start experiments, running the
-tools with small overrides and finding their runs, a free port, and a tiny network's config."""
+tools with small overrides and finding their runs, a free port, tiny networks' configs, the
+Cityscapes class tables written out, Cityscapes-named files, and weights that predict several
+classes."""
 import glob
 import os
 import socket
 import subprocess
 import sys
 
+import cv2
+import numpy as np
+import torch
+
 from lib.config import get_cfg
+from lib.datasets import build_dataset
+from lib.models import build_eval_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OFFSET_CFG = os.path.join(ROOT, "experiments", "synthetic",
@@ -14,6 +22,23 @@ OFFSET_CFG = os.path.join(ROOT, "experiments", "synthetic",
 BASELINE_CFG = OFFSET_CFG.replace("tiny_offset", "tiny_baseline")
 OCR_ADE20K_CFG = os.path.join(ROOT, "experiments", "synthetic",
                               "seg_offset_hrnet_ocr_tiny_ade20k_64x64_ohem_sgd_lr2e-2_bs_8_epoch40.yaml")
+
+# Written out here (DESIGN.md section 6) rather than imported, so that the tests do not check
+# lib.datasets against itself: the 19 evaluated Cityscapes classes in trainId order, their label
+# ids and colours (RGB); TO_TRAIN_ID[label id] is the trainId, 255 for the ids not evaluated.
+CITYSCAPES_CLASS_NAMES = (
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
+    "motorcycle", "bicycle")
+CITYSCAPES_LABEL_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
+CITYSCAPES_TRAIN_IDS = {label_id: k for k, label_id in enumerate(CITYSCAPES_LABEL_IDS)}
+CITYSCAPES_PALETTE = np.array([
+    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
+    (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
+    (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
+    (0, 80, 100), (0, 0, 230), (119, 11, 32)], dtype=np.uint8)
+TO_TRAIN_ID = np.full(256, 255, dtype=np.int64)
+TO_TRAIN_ID[list(CITYSCAPES_LABEL_IDS)] = np.arange(len(CITYSCAPES_LABEL_IDS))
 
 
 def run_tool(args, env=None, timeout=600, check=True):
@@ -81,3 +106,64 @@ def tiny_cfg(name="branched_seg_hrnet", offset_branch=4, stage4_modules=1, num_c
             stage.NUM_CHANNELS = widths[:k]
     extra.STAGE4.NUM_MODULES = stage4_modules
     return cfg
+
+
+def tiny_ocr_cfg(name="branched_seg_hrnet_ocr", **kwargs):
+    """:func:`tiny_cfg` of an OCR network, with a small OCR head (16 mid, 8 key channels)."""
+    cfg = tiny_cfg(name=name, **kwargs)
+    cfg.MODEL.OCR.MID_CHANNELS, cfg.MODEL.OCR.KEY_CHANNELS = 16, 8
+    return cfg
+
+
+def write_png(path, array):
+    os.makedirs(os.path.dirname(str(path)), exist_ok=True)
+    assert cv2.imwrite(str(path), array)
+
+
+def make_cityscapes_tree(root, samples, list_name="train.lst", split="train"):
+    """Write Cityscapes-named (image BGR, label ids) pairs and their list; returns the list path.
+
+    ``samples`` is a list of (stem, image, label); a label of None writes an image-only line.
+    """
+    lines = []
+    for stem, image, label in samples:
+        image_rel = f"leftImg8bit/{split}/city/{stem}_leftImg8bit.png"
+        write_png(os.path.join(root, "cityscapes", image_rel), image)
+        if label is None:
+            lines.append(image_rel)
+        else:
+            label_rel = f"gtFine/{split}/city/{stem}_gtFine_labelIds.png"
+            write_png(os.path.join(root, "cityscapes", label_rel), label)
+            lines.append(f"{image_rel}\t{label_rel}")
+    list_path = os.path.join(root, "list", "cityscapes", list_name)
+    os.makedirs(os.path.dirname(list_path), exist_ok=True)
+    with open(list_path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return list_path
+
+
+def spread_last_layer(cfg, model_file, out_file, seed=0):
+    """Write ``model_file`` with a new last 1x1 conv that sends the standardised features of the
+    DATASET.TEST_SET images along random class directions; returns ``out_file``.
+
+    The one-epoch network predicts one class everywhere, which cannot show a label-id or colour
+    table that is wrong for the other classes; these weights predict several classes per image.
+    """
+    model = build_eval_model(cfg, model_file, torch.device("cpu"))
+    dataset = build_dataset(cfg, "test")
+    features = []
+    hook = model.last_layer[3].register_forward_hook(
+        lambda module, inputs, output: features.append(inputs[0]))
+    with torch.no_grad():
+        for i in range(len(dataset)):
+            model(dataset[i][0][None])
+    hook.remove()
+    pixels = torch.cat([f.transpose(0, 1).flatten(1) for f in features], dim=1)  # C x pixels
+    mean, std = pixels.mean(dim=1), pixels.std(dim=1).clamp_min(1e-6)
+    generator = torch.Generator().manual_seed(seed)
+    weight = torch.randn(cfg.DATASET.NUM_CLASSES, len(mean), generator=generator) * 0.3 / std
+    state = model.state_dict()
+    state["last_layer.3.weight"] = weight[:, :, None, None]
+    state["last_layer.3.bias"] = -(weight @ mean)
+    torch.save(state, out_file)
+    return str(out_file)

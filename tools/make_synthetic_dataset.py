@@ -20,9 +20,10 @@ The same seed gives byte-identical files.
 import argparse
 import time
 
+from lib.datasets.lists import make_lists
 from lib.datasets.synthetic import LAYOUTS, write_synthetic_dataset
+from lib.utils.logger import log_messages_to_stdout
 from tools.cli import run
-from tools.make_lists import make_lists
 
 
 def make_synthetic_dataset(root, dataset, counts, size, seed):
@@ -46,6 +47,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.test is None:
         args.test = 10 if "test" in LAYOUTS[args.dataset].splits else 0
+    log_messages_to_stdout()
     start = time.perf_counter()
     counts = {"train": args.train, "val": args.val, "test": args.test}
     make_synthetic_dataset(args.root, args.dataset, {k: v for k, v in counts.items() if v > 0},

@@ -8,6 +8,17 @@ import time
 _installed = []
 
 
+def _replace_installed():
+    """The root logger, less the handlers an earlier set-up installed (a second set-up in one
+    process, as in tests and notebooks, replaces the first one's)."""
+    root = logging.getLogger()
+    for handler in _installed:
+        root.removeHandler(handler)
+        handler.close()
+    _installed.clear()
+    return root
+
+
 def setup_logging(output_dir, rank, phase):
     """Log to the console and to ``<output_dir>/<phase>_<time>.log`` on rank 0; warnings elsewhere.
     The file is created with its first line (a start that fails before logging leaves none).
@@ -15,11 +26,7 @@ def setup_logging(output_dir, rank, phase):
 
     Returns the log file path (None on other ranks).
     """
-    root = logging.getLogger()
-    for handler in _installed:  # a second call (tests, notebooks) replaces the first one's
-        root.removeHandler(handler)
-        handler.close()
-    _installed.clear()
+    root = _replace_installed()
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(fmt)
@@ -35,6 +42,30 @@ def setup_logging(output_dir, rank, phase):
     root.addHandler(file_handler)
     _installed.append(file_handler)
     return path
+
+
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to ``sys.stdout`` as it is when a message is logged (a redirection or a test's
+    capture made after the handler), not to the stream of the handler's creation."""
+
+    def __init__(self):
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+
+def log_messages_to_stdout():
+    """Log INFO and above to ``sys.stdout`` as bare messages (no time, no level): a tool whose
+    output is the library's messages, as ``tools/make_lists.py``.  Replaces the handlers of an
+    earlier call or of ``setup_logging``."""
+    root = _replace_installed()
+    console = _StdoutHandler()
+    console.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(console)
+    _installed.append(console)
+    root.setLevel(logging.INFO)
 
 
 def log_ending_error(error: BaseException):

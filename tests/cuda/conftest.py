@@ -1,10 +1,8 @@
 """What the CUDA tests run on: the W48 recipes at their real sizes on a CUDA device, or, with
 --cuda-dry-run (``tools/gpu_check.py --dry-run``), the same recipes with tiny widths and images
 on the CPU, so that a machine without a GPU runs every line of these tests."""
-import contextlib
 import json
 import os
-import warnings
 from dataclasses import dataclass
 
 import pytest
@@ -13,7 +11,6 @@ import torch
 from lib.config import load_cfg
 from lib.engine.build import build_step_parts
 from tests.helpers import ROOT
-from tests.host_reads import count_host_reads
 from tools.gpu_check import NETWORKS, REAL, RESULTS_ENV, TINY, TINY_OPTS
 
 
@@ -95,48 +92,6 @@ def free_device_memory(target):
     target.reset_peak()
 
 
-def relative_difference(got, expected):
-    """The largest over the tensors of ``||got - expected|| / ||expected||``, where a tensor
-    whose norm is below 1e-3 of the largest counts that largest norm /1000 instead (the
-    gradient of a bias before a batch norm is zero up to rounding)."""
-    norms = [e.double().norm() for e in expected]
-    floor = 1e-3 * max(norms)
-    return max(float((g.double() - e.double()).norm() / max(n, floor))
-               for g, e, n in zip(got, expected, norms, strict=True))
-
-
-def gradients(network):
-    return [p.grad for p in network.parameters() if p.grad is not None]
-
-
-def batch_norm_statistics(network):
-    return [b for n, b in network.named_buffers() if n.endswith(("running_mean", "running_var"))]
-
-
-@contextlib.contextmanager
-def host_reads(target, monkeypatch):
-    """``with host_reads(target, monkeypatch) as reads:`` ``reads`` lists every host
-    synchronisation inside: on CUDA, each synchronising call torch.cuda.set_sync_debug_mode
-    warns of; on the CPU, each Tensor method that hands a value to Python."""
-    reads = []
-    if target.device.type == "cuda":
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            torch.cuda.set_sync_debug_mode("warn")
-            try:
-                yield reads
-            finally:
-                torch.cuda.set_sync_debug_mode("default")
-        reads += [str(w.message) for w in caught if "synchroniz" in str(w.message)]
-        return
-    calls = count_host_reads(monkeypatch)
-    try:
-        yield reads
-    finally:
-        monkeypatch.undo()
-        reads += [name for name, _ in calls]
-
-
 @pytest.fixture
 def full_fp32():
     """fp32 arithmetic on the device: TF32 would round the products' inputs to 10 bits."""
@@ -146,18 +101,6 @@ def full_fp32():
     yield
     torch.backends.cudnn.allow_tf32 = convolutions
     torch.set_float32_matmul_precision(products)
-
-
-def classes_differ_at_near_ties(got, expected):
-    """Check that the class maps of the scores ``got`` and ``expected`` (N x K x H x W, on the
-    CPU) differ only at pixels whose two best classes are closer in ``expected`` than twice
-    the largest difference of their scores there; returns how many pixels differ."""
-    top2 = expected.topk(2, dim=1).values
-    gap = top2[:, 0] - top2[:, 1]
-    error = (got - expected).abs().amax(dim=1)
-    differ = got.argmax(dim=1) != expected.argmax(dim=1)
-    assert not (differ & (gap > 2 * error)).any(), "a class changed where the scores are far apart"
-    return int(differ.sum())
 
 
 def _record(line):

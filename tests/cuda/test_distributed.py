@@ -6,7 +6,7 @@ import torch.distributed as dist
 
 from lib.engine.checkpointer import Checkpointer
 from lib.engine.step import train_step
-from tests.cuda.conftest import relative_difference
+from tests.cuda.helpers import relative_difference
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.cuda

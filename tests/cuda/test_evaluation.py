@@ -14,7 +14,7 @@ from lib.evaluation.predictions import network_predictions
 from lib.evaluation.protocols import InferenceSettings, predict, split_predictions
 from lib.evaluation.results import json_safe
 from lib.models import build_model
-from tests.cuda.conftest import classes_differ_at_near_ties, host_reads
+from tests.cuda.helpers import classes_differ_at_near_ties, host_reads
 from tools.gpu_check import NETWORKS
 
 pytestmark = pytest.mark.cuda

@@ -8,7 +8,7 @@ import torch
 
 from lib.engine import step
 from lib.utils.compat import compile_counters
-from tests.cuda.conftest import batch_norm_statistics, gradients, relative_difference
+from tests.cuda.helpers import batch_norm_statistics, gradients, relative_difference
 from tools.gpu_check import NETWORKS
 
 pytestmark = pytest.mark.cuda

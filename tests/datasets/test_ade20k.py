@@ -9,12 +9,13 @@ import pytest
 
 from lib.datasets import DatasetError, build_dataset, dataset_class
 from lib.datasets.ade20k import ShortSideFirst
+from lib.datasets.lists import make_lists
 from lib.datasets.synthetic import ade20k as ade20k_scenes
 from lib.datasets.transforms import TrainTransform
+from tests.helpers import write_png
 from tools import make_synthetic_dataset as synthetic
-from tools.make_lists import make_lists
 
-from .conftest import dataset_cfg, unnormalize, write_png
+from .helpers import dataset_cfg, touch, unnormalize
 
 STEM = "ADE_train_00000001"
 
@@ -118,14 +119,7 @@ def test_short_side_first_leaves_the_draws_to_the_wrapped_transform():
         np.testing.assert_array_equal(a, b)
 
 
-def touch(root, *relative):
-    for rel in relative:
-        path = os.path.join(root, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        open(path, "wb").close()
-
-
-def test_make_lists_pairs_the_official_folders_sorted(tmp_path, capsys):
+def test_make_lists_pairs_the_official_folders_sorted(tmp_path, caplog):
     touch(tmp_path / "ade20k",
           "images/training/ADE_train_00000002.jpg", "images/training/ADE_train_00000001.jpg",
           "annotations/training/ADE_train_00000001.png",
@@ -137,7 +131,7 @@ def test_make_lists_pairs_the_official_folders_sorted(tmp_path, capsys):
         assert f.read().splitlines() == [f"images/training/ADE_train_0000000{i}.jpg\t"
                                          f"annotations/training/ADE_train_0000000{i}.png"
                                          for i in (1, 2)]
-    assert "2 images; the official release has 20210" in capsys.readouterr().out
+    assert "2 images; the official release has 20210" in caplog.text
 
 
 def test_make_lists_reports_an_image_without_its_annotation(tmp_path):

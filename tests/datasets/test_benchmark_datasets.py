@@ -14,20 +14,10 @@ from lib.datasets import DatasetError, build_dataset, dataset_class
 from lib.datasets.ade20k import ShortSideFirst
 from lib.datasets.lip import CropSizeFirst
 from lib.datasets.transforms import TrainTransform
+from tests.helpers import write_png
 
-from .conftest import dataset_cfg, write_png
+from .helpers import REFERENCE_COCOSTUFF_MAPPING, dataset_cfg
 
-# The HRNet-OCR COCO-Stuff loader's table (lib/datasets/cocostuff.py there), written out: stored
-# value mapping[i] is encoded as i, and then i - 1 is the class (value 0 -> ignored).
-REFERENCE_COCOSTUFF_MAPPING = [
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27,
-    28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54,
-    55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82,
-    84, 85, 86, 87, 88, 89, 90, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106,
-    107, 108, 109, 110, 111, 112, 113, 114, 115, 116, 117, 118, 119, 120, 121, 122, 123, 124, 125,
-    126, 127, 128, 129, 130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 140, 141, 142, 143, 144,
-    145, 146, 147, 148, 149, 150, 151, 152, 153, 154, 155, 156, 157, 158, 159, 160, 161, 162, 163,
-    164, 165, 166, 167, 168, 169, 170, 171, 172, 173, 174, 175, 176, 177, 178, 179, 180, 181, 182]
 # LIP's left/right classes of the reference loader's flip (left_idx, right_idx there).
 LIP_LEFT, LIP_RIGHT = (14, 16, 18), (15, 17, 19)
 

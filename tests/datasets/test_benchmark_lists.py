@@ -7,22 +7,15 @@ import numpy as np
 import pytest
 
 from lib.datasets import DatasetError, build_dataset, dataset_class
+from lib.datasets.lists import make_lists
 from lib.datasets.synthetic import write_synthetic_dataset
-from tools.make_lists import make_lists
 from tools.make_synthetic_dataset import make_synthetic_dataset
 
-from .conftest import dataset_cfg
+from .helpers import dataset_cfg, touch
 
 NEW = ("pascal_ctx", "cocostuff", "lip", "pascal_voc")
 CLASSES = {"pascal_ctx": 59, "cocostuff": 171, "lip": 20, "pascal_voc": 21}
 LISTS = {"lip": ("trainList.txt", "valList.txt")}
-
-
-def touch(root, *relative):
-    for rel in relative:
-        path = os.path.join(root, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        open(path, "wb").close()
 
 
 def lines(root, dataset, name):
@@ -32,19 +25,19 @@ def lines(root, dataset, name):
 
 @pytest.mark.parametrize("dataset, official", [("pascal_ctx", (4998, 5105)),
                                                ("cocostuff", (9000, 1000))])
-def test_split_folders_pair_images_and_labels_by_stem(tmp_path, capsys, dataset, official):
+def test_split_folders_pair_images_and_labels_by_stem(tmp_path, caplog, dataset, official):
     touch(tmp_path / dataset, "train/image/b.jpg", "train/image/a.jpg", "train/label/a.png",
           "train/label/b.png", "val/image/c.jpg", "val/label/c.png")
     assert make_lists(str(tmp_path), dataset) == {"train": 2, "val": 1, "trainval": 3}
     assert lines(tmp_path, dataset, "train.lst") == ["train/image/a.jpg\ttrain/label/a.png",
                                                      "train/image/b.jpg\ttrain/label/b.png"]
-    out = capsys.readouterr().out
+    out = caplog.text
     assert f"{dataset} train: 2 images; the official release has {official[0]}" in out
     assert f"{dataset} val: 1 images; the official release has {official[1]}" in out
 
 
 def test_lip_lists_are_relative_to_the_two_release_folders_and_named_as_the_reference(tmp_path,
-                                                                                        capsys):
+                                                                                        caplog):
     touch(tmp_path / "lip", "TrainVal_images/train_images/1_2.jpg",
           "TrainVal_parsing_annotations/train_segmentations/1_2.png",
           "TrainVal_parsing_annotations/train_segmentations_reversed/1_2.png",
@@ -54,13 +47,13 @@ def test_lip_lists_are_relative_to_the_two_release_folders_and_named_as_the_refe
     assert lines(tmp_path, "lip", "trainList.txt") == ["train_images/1_2.jpg\t"
                                                        "train_segmentations/1_2.png"]
     assert lines(tmp_path, "lip", "valList.txt") == ["val_images/3_4.jpg\tval_segmentations/3_4.png"]
-    assert "lip train: 1 images; the official release has 30462" in capsys.readouterr().out
+    assert "lip train: 1 images; the official release has 30462" in caplog.text
 
 
 VOC = "pascal_voc/VOCdevkit/VOC2012/"
 
 
-def test_voc_trains_on_the_augmented_labels_outside_val(tmp_path, capsys):
+def test_voc_trains_on_the_augmented_labels_outside_val(tmp_path, caplog):
     touch(tmp_path, *(f"{VOC}JPEGImages/{i}.jpg" for i in ("a", "b", "c")),
           *(f"{VOC}SegmentationClassAug/{i}.png" for i in ("a", "b", "c")),
           f"{VOC}SegmentationClass/c.png", f"{VOC}ImageSets/Segmentation/val.txt")
@@ -72,7 +65,7 @@ def test_voc_trains_on_the_augmented_labels_outside_val(tmp_path, capsys):
         f"{root}JPEGImages/c.jpg\t{root}SegmentationClassAug/c.png"]
     assert [line.split("\t")[0] for line in lines(tmp_path, "pascal_voc", "train.lst")] == [
         f"{root}JPEGImages/a.jpg", f"{root}JPEGImages/b.jpg"]
-    out = capsys.readouterr().out
+    out = caplog.text
     assert "pascal_voc train: 2 images; the official release has 10582" in out
     assert "pascal_voc val: 1 images; the official release has 1449" in out
 

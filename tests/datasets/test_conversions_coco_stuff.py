@@ -8,12 +8,12 @@ from PIL import Image
 from scipy.io import savemat
 
 from lib.datasets import build_dataset
+from lib.datasets.lists import make_lists
+from tests.helpers import write_png
 from tools.cli import run
 from tools.convert_coco_stuff import main
-from tools.make_lists import make_lists
 
-from .conftest import dataset_cfg, write_png
-from .test_benchmark_datasets import REFERENCE_COCOSTUFF_MAPPING
+from .helpers import REFERENCE_COCOSTUFF_MAPPING, dataset_cfg
 
 
 def expected_classes(stored):

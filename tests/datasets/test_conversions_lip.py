@@ -6,11 +6,12 @@ import os
 import numpy as np
 
 from lib.datasets import build_dataset
+from lib.datasets.lists import make_lists
+from tests.helpers import write_png
 from tools.cli import run
 from tools.convert_lip import main
-from tools.make_lists import make_lists
 
-from .conftest import dataset_cfg, write_png
+from .helpers import dataset_cfg
 
 IDS = {"train": ["77_471474", "100_1"], "val": ["36_454991"]}
 

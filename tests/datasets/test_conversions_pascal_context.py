@@ -10,13 +10,13 @@ import pytest
 
 from lib.datasets import build_dataset
 from lib.datasets.conversions.pascal_context import CONTEXT_59_IDS
+from lib.datasets.lists import make_lists
 from lib.datasets.pascal_ctx import CLASS_NAMES_59
+from tests.helpers import write_png
 from tools.cli import run
 from tools.convert_pascal_context import main
-from tools.make_lists import make_lists
 
-from .conftest import dataset_cfg, write_png
-from .test_conversions_rle import encode_counts, mask_runs
+from .helpers import dataset_cfg, encode_counts, mask_runs
 
 # The reference loaders' table (HRNet master lib/datasets/pascal_ctx.py, PyTorch-Encoding),
 # unsorted as written there: 0 and the Detail category ids of the 59 classes.

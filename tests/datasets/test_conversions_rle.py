@@ -1,39 +1,12 @@
 """COCO RLE decoding (lib/datasets/conversions/rle.py) against hand-worked strings and masks
-encoded here from the format's definition (pycocotools' rleToString, written out)."""
+encoded from the format's definition (``tests/datasets/helpers.py``: pycocotools' rleToString,
+written out)."""
 import numpy as np
 import pytest
 
 from lib.datasets.conversions.rle import RLEError, decode_counts, decode_mask
 
-
-def mask_runs(mask):
-    """Run lengths of a mask read down the columns, the first run being 0s (maybe empty)."""
-    runs, current, length = [], 0, 0
-    for value in mask.T.ravel():
-        if value == current:
-            length += 1
-        else:
-            runs.append(length)
-            current, length = value, 1
-    runs.append(length)
-    return runs
-
-
-def encode_counts(counts):
-    """The compressed string: from the fourth count on, the difference to the count two before;
-    5-bit groups, lowest first, as chr(48 + group), + 32 while more groups follow; a number ends
-    when the rest is 0 (or -1 with the group's sign bit set)."""
-    text = []
-    for i, count in enumerate(counts):
-        x = count - counts[i - 2] if i > 2 else count
-        while True:
-            group = x & 0x1F
-            x >>= 5
-            more = x != -1 if group & 0x10 else x != 0
-            text.append(chr(48 + group + (0x20 if more else 0)))
-            if not more:
-                break
-    return "".join(text)
+from .helpers import encode_counts, mask_runs
 
 
 def test_hand_worked_strings():

@@ -9,11 +9,12 @@ from scipy.sparse import csc_matrix
 
 from lib.datasets import build_dataset
 from lib.datasets.conversions.voc_sbd import train_aug_ids
+from lib.datasets.lists import make_lists
+from tests.helpers import write_png
 from tools.cli import run
 from tools.convert_voc_sbd import main
-from tools.make_lists import make_lists
 
-from .conftest import dataset_cfg, write_png
+from .helpers import dataset_cfg
 
 SHAPE = (5, 6)
 

@@ -9,8 +9,9 @@ import torch
 
 from lib.datasets import CustomDataset, DatasetError, build_dataset, dataset_tables
 from lib.datasets.custom import class_tables, distinct_palette
+from tests.helpers import write_png
 
-from .conftest import dataset_cfg, write_png
+from .helpers import dataset_cfg
 
 NAMES = ["background", "leaf", "fruit"]
 # Raw values as an annotation tool might store them: several raw values per class, the rest void.

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from lib.datasets import DatasetError, build_dataset
+from tests.helpers import make_cityscapes_tree, write_png
 
-from .conftest import dataset_cfg, make_cityscapes_tree, write_png
+from .helpers import dataset_cfg
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"

@@ -2,13 +2,10 @@ import numpy as np
 import torch
 
 from lib.datasets import ACDC, Cityscapes, build_dataset
+from tests.helpers import CITYSCAPES_PALETTE, CITYSCAPES_TRAIN_IDS, make_cityscapes_tree
 
-from .conftest import DESIGN_TRAIN_IDS, dataset_cfg, make_cityscapes_tree
+from .helpers import dataset_cfg
 
-DESIGN_PALETTE = [(128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
-                  (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
-                  (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
-                  (0, 80, 100), (0, 0, 230), (119, 11, 32)]
 DESIGN_WEIGHTS = [0.8373, 0.918, 0.866, 1.0345, 1.0166, 0.9969, 0.9754, 1.0489, 0.8786, 1.0023,
                   0.9539, 0.9843, 1.1116, 0.9037, 1.0865, 1.0955, 1.0865, 1.1529, 1.0507]
 
@@ -20,7 +17,7 @@ def test_every_label_id_0_to_255_is_mapped_to_its_design_train_id_by_the_loader(
     make_cityscapes_tree(tmp_path, [("all_ids", image, label)], "val.lst", "val")
     cfg = dataset_cfg(tmp_path, **{"DATASET.OUT_OF_RANGE_LABELS": "ignore"})
     _, mapped, size, name = build_dataset(cfg, "val")[0]
-    expected = np.array([DESIGN_TRAIN_IDS.get(i, 255) for i in range(256)]).reshape(16, 16)
+    expected = np.array([CITYSCAPES_TRAIN_IDS.get(i, 255) for i in range(256)]).reshape(16, 16)
     assert mapped.dtype == torch.int64
     np.testing.assert_array_equal(mapped.numpy(), expected)
     assert size.tolist() == [16, 16] and name == "all_ids"
@@ -29,7 +26,7 @@ def test_every_label_id_0_to_255_is_mapped_to_its_design_train_id_by_the_loader(
 def test_train_id_to_label_inverts_the_mapping_for_the_19_classes():
     inverse = Cityscapes.train_id_to_label
     assert inverse.dtype == np.uint8 and inverse.shape == (19,)
-    assert {int(label): train_id for train_id, label in enumerate(inverse)} == DESIGN_TRAIN_IDS
+    assert {int(label): train_id for train_id, label in enumerate(inverse)} == CITYSCAPES_TRAIN_IDS
     lut = Cityscapes.label_to_train_id
     assert lut.shape == (256,) and lut.dtype == np.uint8
     np.testing.assert_array_equal(lut[inverse], np.arange(19))
@@ -40,7 +37,7 @@ def test_palette_names_and_weights_match_the_design_tables(tmp_path):
                                      np.full((8, 8), 7, np.uint8))])
     dataset = build_dataset(dataset_cfg(tmp_path), "train")
     assert dataset.palette.dtype == np.uint8
-    np.testing.assert_array_equal(dataset.palette, np.array(DESIGN_PALETTE))
+    np.testing.assert_array_equal(dataset.palette, CITYSCAPES_PALETTE)
     weights = dataset.class_weights
     assert weights.dtype == torch.float32 and weights.shape == (19,)
     np.testing.assert_allclose(weights.numpy(), DESIGN_WEIGHTS, rtol=1e-6)

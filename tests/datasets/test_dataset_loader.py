@@ -10,7 +10,7 @@ from lib.datasets import ACDC, Cityscapes, DatasetError, build_dataset, dataset_
 from lib.datasets.base_dataset import PLAIN_INDEX_EPOCH
 from tests.helpers import ROOT
 
-from .conftest import dataset_cfg
+from .helpers import dataset_cfg
 
 
 def train_cfg(root, **overrides):

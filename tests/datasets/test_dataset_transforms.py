@@ -5,10 +5,10 @@ import torch
 
 from lib.datasets import Cityscapes, DatasetError, TrainTransform, build_dataset
 from lib.datasets.transforms import random_scaled_crop
+from tests.helpers import CITYSCAPES_LABEL_IDS, CITYSCAPES_TRAIN_IDS, make_cityscapes_tree
 
-from .conftest import DESIGN_TRAIN_IDS, dataset_cfg, make_cityscapes_tree, unnormalize
+from .helpers import dataset_cfg, unnormalize
 
-LABEL_IDS = sorted(DESIGN_TRAIN_IDS)  # label id of trainId k is LABEL_IDS[k]
 COLOURS = np.array([((37 * k) % 256, (91 * k + 40) % 256, (53 * k + 200) % 256)
                     for k in range(19)], np.float64)  # RGB colour of each trainId
 
@@ -17,7 +17,7 @@ def blocks_sample(h=64, w=128, block=16):
     """(BGR image, label ids, trainIds): blocks of trainIds, each painted its colour."""
     rows, cols = np.indices((h, w))
     train_ids = ((rows // block) * 5 + (cols // block) * 3) % 19
-    label = np.array(LABEL_IDS, np.uint8)[train_ids]
+    label = np.array(CITYSCAPES_LABEL_IDS, np.uint8)[train_ids]
     rgb = COLOURS[train_ids].astype(np.uint8)
     return np.ascontiguousarray(rgb[:, :, ::-1]), label, train_ids
 
@@ -131,7 +131,7 @@ def test_evaluation_item_is_the_full_image_normalised_with_imagenet_statistics(t
     assert item.dtype == torch.float32
     np.testing.assert_allclose(item.numpy(), expected, atol=1e-5)
     np.testing.assert_array_equal(mapped.numpy(), np.vectorize(
-        lambda v: DESIGN_TRAIN_IDS.get(int(v), 255))(label))
+        lambda v: CITYSCAPES_TRAIN_IDS.get(int(v), 255))(label))
     assert size.tolist() == [40, 72]
 
 

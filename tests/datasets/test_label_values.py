@@ -10,8 +10,9 @@ from lib.config import ConfigError, load_cfg
 from lib.datasets import DatasetError, build_dataset
 from lib.datasets.loaders import train_loader
 from lib.utils.compat import stop_persistent_workers
+from tests.helpers import write_png
 
-from .conftest import dataset_cfg, write_png
+from .helpers import dataset_cfg
 
 # The first stored value out of range (up to 254; 255 is void everywhere), written out from each
 # dataset's documentation: Cityscapes and ACDC label ids end at 33, ADE20K's values at 150 (0 is

@@ -5,15 +5,11 @@ import sys
 import pytest
 
 from lib.datasets import DatasetError
+from lib.datasets.lists import make_lists
 from tests.helpers import ROOT
-from tools.make_lists import main, make_lists
+from tools.make_lists import main
 
-
-def touch(root, *relative):
-    for rel in relative:
-        path = os.path.join(root, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        open(path, "wb").close()
+from .helpers import read_lines, touch
 
 
 def cityscapes_tree(root):
@@ -31,25 +27,21 @@ def cityscapes_tree(root):
           "gtFine/test/d/d_000000_000019_gtFine_labelIds.png")
 
 
-def read(path):
-    with open(path) as f:
-        return f.read().splitlines()
-
-
 def test_cityscapes_lists_are_sorted_relative_tab_separated_and_test_is_image_only(tmp_path):
     cityscapes_tree(tmp_path)
     counts = make_lists(str(tmp_path), "cityscapes")
     assert counts == {"train": 3, "val": 1, "test": 1, "trainval": 4}
     out = tmp_path / "list" / "cityscapes"
-    assert read(out / "train.lst") == [
+    assert read_lines(out / "train.lst") == [
         "leftImg8bit/train/a/a_000000_000019_leftImg8bit.png\t"
         "gtFine/train/a/a_000000_000019_gtFine_labelIds.png",
         "leftImg8bit/train/a/a_000001_000019_leftImg8bit.png\t"
         "gtFine/train/a/a_000001_000019_gtFine_labelIds.png",
         "leftImg8bit/train/b/b_000000_000019_leftImg8bit.png\t"
         "gtFine/train/b/b_000000_000019_gtFine_labelIds.png"]
-    assert read(out / "test.lst") == ["leftImg8bit/test/d/d_000000_000019_leftImg8bit.png"]
-    assert read(out / "trainval.lst") == sorted(read(out / "train.lst") + read(out / "val.lst"))
+    assert read_lines(out / "test.lst") == ["leftImg8bit/test/d/d_000000_000019_leftImg8bit.png"]
+    assert read_lines(out / "trainval.lst") == sorted(read_lines(out / "train.lst")
+                                                      + read_lines(out / "val.lst"))
 
 
 def test_label_without_image_is_reported_by_name(tmp_path):
@@ -67,12 +59,11 @@ def test_train_image_without_label_is_reported_by_name(tmp_path):
 
 
 def test_split_without_folder_is_skipped_with_a_note_and_empty_dataset_is_an_error(
-        tmp_path, capsys):
+        tmp_path, caplog):
     touch(tmp_path / "cityscapes", "leftImg8bit/val/c/c_000000_000019_leftImg8bit.png",
           "gtFine/val/c/c_000000_000019_gtFine_labelIds.png")
     assert make_lists(str(tmp_path), "cityscapes", out=str(tmp_path / "lists")) == {"val": 1}
-    output = capsys.readouterr().out
-    assert "train" in output and "skipped" in output
+    assert "note: cityscapes train: no folder" in caplog.text and "skipped" in caplog.text
     assert sorted(os.listdir(tmp_path / "lists" / "cityscapes")) == ["val.lst"]
     os.makedirs(tmp_path / "empty" / "cityscapes" / "leftImg8bit" / "train")
     with pytest.raises(DatasetError, match="no images"):
@@ -94,12 +85,12 @@ def acdc_tree(root):
 def test_acdc_lists_ignore_reference_folders_and_select_conditions(tmp_path):
     acdc_tree(tmp_path)
     assert make_lists(str(tmp_path), "acdc") == {"train": 2, "val": 1, "test": 1, "trainval": 3}
-    train = read(tmp_path / "list/acdc/train.lst")
+    train = read_lines(tmp_path / "list/acdc/train.lst")
     assert not any("_ref" in line for line in train)
-    assert read(tmp_path / "list/acdc/test.lst") == [
+    assert read_lines(tmp_path / "list/acdc/test.lst") == [
         "rgb_anon/snow/test/GOPR0122/GOPR0122_frame_000003_rgb_anon.png"]
     assert make_lists(str(tmp_path), "acdc", conditions=["fog"]) == {"train": 1}
-    assert read(tmp_path / "list/acdc/train.lst") == [
+    assert read_lines(tmp_path / "list/acdc/train.lst") == [
         "rgb_anon/fog/train/GOPR0475/GOPR0475_frame_000041_rgb_anon.png\t"
         "gt/fog/train/GOPR0475/GOPR0475_frame_000041_gt_labelIds.png"]
 

@@ -5,9 +5,11 @@ import re
 import pytest
 
 from lib.datasets import DatasetError
-from tests.datasets.test_make_lists import read, touch
+from lib.datasets.lists import make_glob_lists
 from tools.cli import run
-from tools.make_lists import main, make_glob_lists
+from tools.make_lists import main
+
+from .helpers import read_lines, touch
 
 IMAGES = "images/{split}/*.jpg"
 LABELS = "masks/{split}/*_mask.png"
@@ -26,10 +28,11 @@ def test_images_and_labels_pair_by_the_part_the_star_stands_for(tmp_path):
     counts = make_glob_lists(str(tmp_path), "orchard", IMAGES, LABELS, image_only=["test"])
     assert counts == {"train": 2, "val": 1, "test": 2, "trainval": 3}
     out = tmp_path / "list" / "orchard"
-    assert read(out / "train.lst") == ["images/train/a.jpg\tmasks/train/a_mask.png",
+    assert read_lines(out / "train.lst") == ["images/train/a.jpg\tmasks/train/a_mask.png",
                                        "images/train/b.jpg\tmasks/train/b_mask.png"]
-    assert read(out / "test.lst") == ["images/test/d.jpg", "images/test/e.jpg"]
-    assert read(out / "trainval.lst") == sorted(read(out / "train.lst") + read(out / "val.lst"))
+    assert read_lines(out / "test.lst") == ["images/test/d.jpg", "images/test/e.jpg"]
+    assert read_lines(out / "trainval.lst") == sorted(read_lines(out / "train.lst")
+                                                      + read_lines(out / "val.lst"))
 
 
 def test_every_unpaired_file_is_named(tmp_path):
@@ -56,7 +59,7 @@ def test_stems_and_recursive_patterns(tmp_path):
     counts = make_glob_lists(str(tmp_path), "orchard", "rgb/{split}/**/*.png", "gt/{split}/*.png",
                              splits=["train"])
     assert counts == {"train": 2}
-    assert read(tmp_path / "list/orchard/train.lst") == ["rgb/train/row1/x.png\tgt/train/x.png",
+    assert read_lines(tmp_path / "list/orchard/train.lst") == ["rgb/train/row1/x.png\tgt/train/x.png",
                                                          "rgb/train/row2/y.png\tgt/train/y.png"]
 
 

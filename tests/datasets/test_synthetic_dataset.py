@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from lib.datasets import build_dataset
+from tests.helpers import CITYSCAPES_TRAIN_IDS
 from tools.make_synthetic_dataset import make_synthetic_dataset
 
-from .conftest import DESIGN_TRAIN_IDS, SYNTHETIC_COUNTS, SYNTHETIC_SIZE, dataset_cfg, unnormalize
+from .helpers import SYNTHETIC_COUNTS, SYNTHETIC_SIZE, dataset_cfg, unnormalize
 
 SKY_LABEL_ID, VEGETATION_LABEL_ID = 23, 21
 IMAGE_SUFFIX = {"cityscapes": "_leftImg8bit.png", "acdc": "_rgb_anon.png"}
@@ -40,9 +41,9 @@ def test_labels_are_label_id_pngs_covering_all_19_classes_and_void_ids(synthetic
         label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
         assert label.dtype == np.uint8 and label.shape == SYNTHETIC_SIZE
         present = set(np.unique(label).tolist())
-        assert len(present & set(DESIGN_TRAIN_IDS)) >= 14  # most classes in every image
+        assert len(present & set(CITYSCAPES_TRAIN_IDS)) >= 14  # most classes in every image
         ids |= present
-    assert set(DESIGN_TRAIN_IDS) <= ids
+    assert set(CITYSCAPES_TRAIN_IDS) <= ids
     assert {1, 4, 5} <= ids  # ego vehicle, static, dynamic: void ids mapped to 255
 
 
@@ -90,8 +91,8 @@ def test_loader_sees_the_intended_rgb_colours_sky_blue_and_vegetation_green(synt
     for index in range(len(data)):
         image, label, _, _ = data[index]
         rgb, label = unnormalize(image), label.numpy()
-        sky = rgb[label == DESIGN_TRAIN_IDS[SKY_LABEL_ID]].mean(0)
-        green = rgb[label == DESIGN_TRAIN_IDS[VEGETATION_LABEL_ID]].mean(0)
+        sky = rgb[label == CITYSCAPES_TRAIN_IDS[SKY_LABEL_ID]].mean(0)
+        green = rgb[label == CITYSCAPES_TRAIN_IDS[VEGETATION_LABEL_ID]].mean(0)
         assert sky[2] > sky[0] + 40
         assert green[1] > green[0] + 20 and green[1] > green[2] + 20
 

@@ -7,8 +7,7 @@ import torch
 from lib.config import load_cfg
 from lib.datasets import DatasetError
 from lib.engine.build import build_trainer
-from tests.datasets.conftest import make_cityscapes_tree
-from tests.helpers import BASELINE_CFG, small_opts
+from tests.helpers import BASELINE_CFG, make_cityscapes_tree, small_opts
 
 # Cityscapes label ids 0 (unlabeled) and 4 (static) are void; 7 is road.
 VOID, ROAD = 0, 7

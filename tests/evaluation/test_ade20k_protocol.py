@@ -19,7 +19,7 @@ from lib.evaluation.protocols import (
 )
 from tools.make_synthetic_dataset import make_synthetic_dataset
 
-from .test_protocols import (
+from .toy_networks import (
     ColumnRamp,
     Pointwise,
     QuarterWindowMean,

@@ -19,7 +19,7 @@ from lib.evaluation.protocols import (
 )
 from lib.models import SegOutput
 
-from .test_protocols import Recorder
+from .toy_networks import Recorder
 
 K = 20
 # The reference LIP flip (lib/datasets/lip.py of HRNet-OCR): channel 14 of the mirrored

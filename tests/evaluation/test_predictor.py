@@ -13,13 +13,15 @@ from lib.evaluation import Predictor
 from lib.models import build_model
 from tests.helpers import (
     BASELINE_CFG,
+    CITYSCAPES_LABEL_IDS,
     OFFSET_CFG,
+    TO_TRAIN_ID,
     experiment_folder,
     only_evaluation,
     run_tool,
     small_opts,
+    spread_last_layer,
 )
-from tests.tools.test_test_tool import LABEL_IDS, TO_TRAIN_ID, spread_last_layer
 
 # Two whole-image scales and one of sliding windows, flipped: every branch of the procedure.
 SETTINGS = ["TEST.SCALE_LIST", "0.75,1.0,1.5", "TEST.FLIP_TEST", "True"]
@@ -70,7 +72,7 @@ def test_path_rgb_array_and_pil_image_give_the_labels_of_tools_test(predictor, s
             np.testing.assert_array_equal(result.labels, TO_TRAIN_ID[saved_ids])
         classes |= set(np.unique(results[0].labels))
     assert len(classes) >= 3, "the weights should predict several classes"
-    assert {LABEL_IDS[c] for c in classes} == set(
+    assert {CITYSCAPES_LABEL_IDS[c] for c in classes} == set(
         np.unique(np.concatenate([ids.ravel() for ids in saved_predictions.values()])))
 
 

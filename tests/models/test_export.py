@@ -1,12 +1,25 @@
 """lib.models.export: ONNX files run by onnxruntime and TorchScript files agree with the PyTorch network
-at several input sizes from one file; names, shapes and errors."""
+at several input sizes from one file; the default check passes them and fails wrong exports;
+names, shapes and errors."""
+import copy
+
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lib.models import build_model
-from lib.models.export import OUTPUT_NAMES, TensorOutputs, check_sizes, export, max_differences
+from lib.models.export import (
+    ATOL,
+    OUTPUT_NAMES,
+    OutputDifference,
+    TensorOutputs,
+    check,
+    check_sizes,
+    export,
+    max_differences,
+)
 from tests.helpers import tiny_cfg
 
 TOLERANCE = 1e-3
@@ -113,14 +126,76 @@ def test_wrapper_returns_final_logits_offsets_and_confidence(offset_network):
         assert torch.equal(have, want)
 
 
-def test_max_differences_reports_a_changed_output(offset_network):
+def test_max_differences_reports_a_changed_output_and_each_outputs_magnitude(offset_network):
     def perturbed(batch):
         outputs = [t.numpy() for t in _pytorch(offset_network, torch.from_numpy(batch))]
         outputs[2] = outputs[2] + 0.25
         return outputs
     differences = max_differences(offset_network, perturbed, (32, 48))
-    assert differences["logits"] == differences["offsets"] == 0.0
-    assert differences["confidence"] == pytest.approx(0.25, abs=1e-6)
+    assert differences["logits"].largest == differences["offsets"].largest == 0.0
+    assert differences["confidence"].largest == pytest.approx(0.25, abs=1e-6)
+    image = torch.randn(1, 3, 32, 48, generator=torch.Generator().manual_seed(0))
+    for name, output in zip(OUTPUT_NAMES, _pytorch(offset_network, image), strict=True):
+        assert differences[name].magnitude == pytest.approx(float(output.abs().max()))
+    assert not differences["confidence"].passes() and differences["logits"].passes()
+
+
+def test_the_accepted_difference_is_atol_plus_rtol_times_the_magnitude():
+    difference = OutputDifference(largest=0.021, magnitude=2.0)
+    assert difference.allowed(rtol=0.01, atol=0.001) == pytest.approx(0.021)
+    assert difference.passes(rtol=0.01, atol=0.001)
+    assert not difference.passes(rtol=0.01, atol=0.0009)
+    assert OutputDifference(largest=ATOL, magnitude=0.0).passes()  # an output that is all zero
+
+
+def _check_passes(model, path, fmt, size):
+    """Whether every output at ``size`` and half of it passes the default check."""
+    return all(d.passes() for _, found in check(model, path, fmt, check_sizes(size))
+               for d in found.values())
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_a_real_export_of_a_tiny_network_passes_the_default_check(offset_network, tmp_path, fmt):
+    if fmt == "onnx":
+        _onnx_packages()
+    path = str(tmp_path / f"net.{fmt}")
+    export(offset_network, path, fmt, SIZES[0])
+    assert _check_passes(offset_network, path, fmt, SIZES[0])
+
+
+def _nearest_resizing(model, monkeypatch):
+    """F.interpolate resizes to the nearest pixel whatever the network asks (the fusion's and
+    the head's bilinear upsampling)."""
+    interpolate = F.interpolate
+
+    def nearest(x, size=None, scale_factor=None, mode="nearest", align_corners=None, **kwargs):
+        return interpolate(x, size=size, scale_factor=scale_factor, mode="nearest")
+    monkeypatch.setattr(F, "interpolate", nearest)
+
+
+def _bgr_input(model, monkeypatch):
+    """The first convolution reads the channels in BGR order."""
+    with torch.no_grad():
+        model.conv1.weight.copy_(model.conv1.weight.flip(1))
+
+
+def _one_batch_norm_unset(model, monkeypatch):
+    """One batch norm of the last stage exported with its initial statistics (mean 0, variance 1)."""
+    norms = [m for name, m in model.named_modules()
+             if name.startswith("stage4") and isinstance(m, nn.BatchNorm2d)]
+    norms[len(norms) // 2].reset_running_stats()
+
+
+@pytest.mark.parametrize("mistake", [_nearest_resizing, _bgr_input, _one_batch_norm_unset],
+                         ids=["nearest resizing", "BGR input", "one batch norm unset"])
+def test_a_wrong_export_fails_the_default_check(offset_network, tmp_path, monkeypatch, mistake):
+    _onnx_packages()
+    wrong = copy.deepcopy(offset_network)
+    mistake(wrong, monkeypatch)
+    path = str(tmp_path / "wrong.onnx")
+    export(wrong, path, "onnx", SIZES[0])
+    monkeypatch.undo()
+    assert not _check_passes(offset_network, path, "onnx", SIZES[0])
 
 
 def test_check_sizes_are_the_trace_size_and_half_of_it_rounded_up():

@@ -9,15 +9,14 @@ import torch.nn as nn
 from lib.models import build_model, checkpointing
 from lib.models.losses import build_criterion
 from lib.utils.memory import saved_tensor_bytes
-from tests.helpers import free_port
-from tests.models.test_ocr_networks import tiny_ocr_cfg
+from tests.helpers import free_port, tiny_ocr_cfg
 
 NETWORKS = ["seg_hrnet", "branched_seg_hrnet", "seg_hrnet_ocr", "branched_seg_hrnet_ocr"]
 SIZE = (32, 64)
 
 
 def _cfg(make_tiny_cfg, name, **keys):
-    cfg = tiny_ocr_cfg(make_tiny_cfg, name=name) if "ocr" in name else make_tiny_cfg(name=name)
+    cfg = tiny_ocr_cfg(name=name) if "ocr" in name else make_tiny_cfg(name=name)
     for key, value in keys.items():
         node, leaf = key.rsplit(".", 1)
         setattr(_node(cfg, node), leaf, value)

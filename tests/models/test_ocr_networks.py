@@ -8,6 +8,7 @@ from lib.config import get_cfg
 from lib.models import OCROutput, build_model
 from lib.models.losses import build_criterion
 from lib.models.ocr import ObjectAttention, SpatialGather
+from tests.helpers import tiny_ocr_cfg
 
 # Key -> shape of the head tensors of the official HRNet-OCR-W48 (19 classes), written out from
 # its model file: 3x3 conv with bias, attention convs without bias, BN inside (BN, ReLU) pairs.
@@ -61,12 +62,6 @@ def w48_ocr():
 @pytest.fixture(scope="module")
 def w48_offset_ocr():
     return _w48("branched_seg_hrnet_ocr")
-
-
-def tiny_ocr_cfg(make_tiny_cfg, name="branched_seg_hrnet_ocr", **kwargs):
-    cfg = make_tiny_cfg(name=name, **kwargs)
-    cfg.MODEL.OCR.MID_CHANNELS, cfg.MODEL.OCR.KEY_CHANNELS = 16, 8
-    return cfg
 
 
 def test_hrnet_ocr_w48_has_the_official_keys_shapes_and_parameter_count(w48_ocr):
@@ -156,8 +151,8 @@ def test_object_attention_matches_a_numpy_derivation():
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_zero_offset_head_gives_seeds_and_fused_maps_equal_to_both_heads(make_tiny_cfg):
-    model = build_model(tiny_ocr_cfg(make_tiny_cfg)).eval()
+def test_zero_offset_head_gives_seeds_and_fused_maps_equal_to_both_heads():
+    model = build_model(tiny_ocr_cfg()).eval()
     with torch.no_grad():
         model.aux_head_offset[3].weight.zero_()
         model.aux_head_offset[3].bias.zero_()
@@ -170,9 +165,9 @@ def test_zero_offset_head_gives_seeds_and_fused_maps_equal_to_both_heads(make_ti
         torch.testing.assert_close(fused, logits, atol=1e-6, rtol=0)
 
 
-def test_both_heads_use_one_offset_field_and_one_confidence(make_tiny_cfg):
+def test_both_heads_use_one_offset_field_and_one_confidence():
     # A constant offset of one pixel to the right: every seed map is its logits shifted left.
-    model = build_model(tiny_ocr_cfg(make_tiny_cfg)).eval()
+    model = build_model(tiny_ocr_cfg()).eval()
     w = 16
     with torch.no_grad():
         model.aux_head_offset[3].weight.zero_()
@@ -187,8 +182,8 @@ def test_both_heads_use_one_offset_field_and_one_confidence(make_tiny_cfg):
     torch.testing.assert_close(out.fused_logits, fused)
 
 
-def test_probability_mode_returns_log_probabilities_for_both_heads(make_tiny_cfg):
-    cfg = tiny_ocr_cfg(make_tiny_cfg)
+def test_probability_mode_returns_log_probabilities_for_both_heads():
+    cfg = tiny_ocr_cfg()
     cfg.MODEL.EXTRA.LOGITS = False
     with torch.no_grad():
         out = build_model(cfg).eval()(torch.randn(1, 3, 32, 64))
@@ -198,8 +193,8 @@ def test_probability_mode_returns_log_probabilities_for_both_heads(make_tiny_cfg
                                    rtol=0)
 
 
-def test_total_loss_reaches_every_trainable_parameter_of_the_offset_ocr_network(make_tiny_cfg):
-    cfg = tiny_ocr_cfg(make_tiny_cfg)
+def test_total_loss_reaches_every_trainable_parameter_of_the_offset_ocr_network():
+    cfg = tiny_ocr_cfg()
     cfg.LOSS.CLASS_BALANCE = False
     model = build_model(cfg).train()
     torch.manual_seed(0)
@@ -214,8 +209,8 @@ def test_total_loss_reaches_every_trainable_parameter_of_the_offset_ocr_network(
     assert not missing
 
 
-def test_freezed_par_trains_only_the_offset_path_of_the_ocr_network(make_tiny_cfg):
-    cfg = tiny_ocr_cfg(make_tiny_cfg)
+def test_freezed_par_trains_only_the_offset_path_of_the_ocr_network():
+    cfg = tiny_ocr_cfg()
     cfg.MODEL.FREEZED_PAR = True
     model = build_model(cfg).train()
     trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
@@ -226,19 +221,19 @@ def test_freezed_par_trains_only_the_offset_path_of_the_ocr_network(make_tiny_cf
 
 @pytest.mark.parametrize("name", ["seg_hrnet", "branched_seg_hrnet", "seg_hrnet_ocr",
                                   "branched_seg_hrnet_ocr"])
-def test_classifiers_are_exactly_the_convs_with_num_classes_outputs(make_tiny_cfg, name):
-    cfg = tiny_ocr_cfg(make_tiny_cfg, name=name, num_classes=7)
+def test_classifiers_are_exactly_the_convs_with_num_classes_outputs(name):
+    cfg = tiny_ocr_cfg(name=name, num_classes=7)
     model = build_model(cfg)
     convs = {n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)
              and m.out_channels == 7}
     assert set(type(model).CLASSIFIERS) == convs
 
 
-def test_bn_momentum_key_sets_every_batch_norm(make_tiny_cfg):
-    cfg = tiny_ocr_cfg(make_tiny_cfg)
+def test_bn_momentum_key_sets_every_batch_norm():
+    cfg = tiny_ocr_cfg()
     cfg.MODEL.BN_MOMENTUM = 0.1
     momenta = {m.momentum for m in build_model(cfg).modules() if isinstance(m, nn.BatchNorm2d)}
     assert momenta == {0.1}
-    default = {m.momentum for m in build_model(tiny_ocr_cfg(make_tiny_cfg)).modules()
+    default = {m.momentum for m in build_model(tiny_ocr_cfg()).modules()
                if isinstance(m, nn.BatchNorm2d)}
     assert default == {0.01}

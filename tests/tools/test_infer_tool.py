@@ -10,10 +10,12 @@ import torch
 from lib.config import load_cfg
 from lib.evaluation.protocols import InferenceSettings, predict
 from lib.models import build_eval_model, input_normalization
-from tests.helpers import OFFSET_CFG, run_tool, small_opts
-from tests.tools.test_test_tool import (
-    LABEL_IDS,
-    PALETTE,
+from tests.helpers import (
+    CITYSCAPES_LABEL_IDS,
+    CITYSCAPES_PALETTE,
+    OFFSET_CFG,
+    run_tool,
+    small_opts,
     spread_last_layer,
 )
 
@@ -78,12 +80,12 @@ def test_image_of_another_size_gives_four_pictures_at_its_size(opts, inputs, tmp
     assert pictures["confidence"].shape[0] == 70 and pictures["confidence"].shape[1] > 150
     expected = _expected_prediction(opts, path)
     assert len(np.unique(expected)) >= 2, "the test needs several predicted classes"
-    np.testing.assert_array_equal(pictures["color"], PALETTE[expected])
-    blend = (rgb.astype(np.float64) + PALETTE[expected]) / 2
+    np.testing.assert_array_equal(pictures["color"], CITYSCAPES_PALETTE[expected])
+    blend = (rgb.astype(np.float64) + CITYSCAPES_PALETTE[expected]) / 2
     assert np.abs(pictures["overlay"] - blend).max() <= 1.0
     label_ids = cv2.imread(str(tmp_path / "wide_labelIds.png"), cv2.IMREAD_UNCHANGED)
     assert label_ids.dtype == np.uint8 and label_ids.shape == (70, 150)
-    np.testing.assert_array_equal(label_ids, np.array(LABEL_IDS)[expected])
+    np.testing.assert_array_equal(label_ids, np.array(CITYSCAPES_LABEL_IDS)[expected])
 
 
 def test_folder_gives_pictures_of_every_image_in_it(opts, inputs, tmp_path):
@@ -140,12 +142,12 @@ def test_video_gives_an_overlay_video_of_every_frame(opts, inputs, tmp_path):
     for frame, out in zip(decoded, written, strict=True):
         assert out.shape == frame.shape
         labels = _predict_array(opts, frame)
-        expected = (frame.astype(np.float64) + PALETTE[labels][..., ::-1]) / 2
+        expected = (frame.astype(np.float64) + CITYSCAPES_PALETTE[labels][..., ::-1]) / 2
         error = np.abs(out - expected).mean()  # about 7 grey levels from mp4v
         assert error < 12
         # Far from the frame itself, and from the overlay of labels moved by 8 pixels.
         assert np.abs(out - frame.astype(np.float64)).mean() > 3 * error
-        moved = (frame.astype(np.float64) + PALETTE[np.roll(labels, 8, axis=1)][..., ::-1]) / 2
+        moved = (frame.astype(np.float64) + CITYSCAPES_PALETTE[np.roll(labels, 8, axis=1)][..., ::-1]) / 2
         assert np.abs(out - moved).mean() > 3 * error
 
 

@@ -11,8 +11,15 @@ import sys
 import cv2
 import pytest
 
-from tests.helpers import OFFSET_CFG, ROOT, free_port, latest_run, only_evaluation, small_opts
-from tests.tools.test_test_tool import TO_TRAIN_ID
+from tests.helpers import (
+    OFFSET_CFG,
+    ROOT,
+    TO_TRAIN_ID,
+    free_port,
+    latest_run,
+    only_evaluation,
+    small_opts,
+)
 
 LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK",
                  "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")

@@ -18,60 +18,23 @@ from lib.evaluation.protocols import InferenceSettings, predict
 from lib.models import build_eval_model, build_model
 from tests.helpers import (
     BASELINE_CFG,
+    CITYSCAPES_CLASS_NAMES,
+    CITYSCAPES_LABEL_IDS,
+    CITYSCAPES_PALETTE,
     OFFSET_CFG,
     ROOT,
+    TO_TRAIN_ID,
     experiment_folder,
     free_port,
     only_evaluation,
     run_tool,
     small_opts,
+    spread_last_layer,
 )
 
 MULTI_SCALE = ["TEST.SCALE_LIST", "0.5,0.75,1.0,1.25,1.5,1.75", "TEST.FLIP_TEST", "True"]
 IMAGE_SUFFIX = "_leftImg8bit.png"
 PANELS = ("logits", "seed", "fused", "confidence", "offsets", "overlay")
-
-# Written out here rather than imported, so that the tests do not check lib.datasets against
-# itself: the 19 evaluated Cityscapes classes in trainId order, their label ids and colours (RGB).
-CLASS_NAMES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light",
-               "traffic sign", "vegetation", "terrain", "sky", "person", "rider", "car", "truck",
-               "bus", "train", "motorcycle", "bicycle")
-LABEL_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
-PALETTE = np.array([
-    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
-    (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
-    (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
-    (0, 80, 100), (0, 0, 230), (119, 11, 32)], dtype=np.uint8)
-TO_TRAIN_ID = np.full(256, 255, dtype=np.int64)
-TO_TRAIN_ID[list(LABEL_IDS)] = np.arange(len(LABEL_IDS))
-
-
-def spread_last_layer(cfg, model_file, out_file, seed=0):
-    """Write ``model_file`` with a new last 1x1 conv that sends the standardised features of the
-    DATASET.TEST_SET images along random class directions; returns ``out_file``.
-
-    The one-epoch network predicts one class everywhere, which cannot show a label-id or colour
-    table that is wrong for the other classes; these weights predict several classes per image.
-    """
-    model = build_eval_model(cfg, model_file, torch.device("cpu"))
-    dataset = build_dataset(cfg, "test")
-    features = []
-    hook = model.last_layer[3].register_forward_hook(
-        lambda module, inputs, output: features.append(inputs[0]))
-    with torch.no_grad():
-        for i in range(len(dataset)):
-            model(dataset[i][0][None])
-    hook.remove()
-    pixels = torch.cat([f.transpose(0, 1).flatten(1) for f in features], dim=1)  # C x pixels
-    mean, std = pixels.mean(dim=1), pixels.std(dim=1).clamp_min(1e-6)
-    generator = torch.Generator().manual_seed(seed)
-    weight = torch.randn(cfg.DATASET.NUM_CLASSES, len(mean), generator=generator) * 0.3 / std
-    state = model.state_dict()
-    state["last_layer.3.weight"] = weight[:, :, None, None]
-    state["last_layer.3.bias"] = -(weight @ mean)
-    torch.save(state, out_file)
-    return str(out_file)
-
 
 @pytest.fixture(scope="module")
 def spread_weights(synthetic_root, trained_run, tmp_path_factory):
@@ -140,14 +103,14 @@ def test_multi_scale_flip_results_json_matches_the_printed_table(evaluation):
     final = results["predictions"]["fused_logits"]
     assert {"mIoU", "pixel_acc", "mean_acc", "IoU"} <= set(final)
     assert not {"mIoU", "pixel_acc", "mean_acc", "IoU"} & set(results)  # said once, per prediction
-    assert list(final["IoU"]) == list(CLASS_NAMES)
+    assert list(final["IoU"]) == list(CITYSCAPES_CLASS_NAMES)
     assert results["scales"] == [0.5, 0.75, 1.0, 1.25, 1.5, 1.75] and results["flip"] is True
     assert results["num_images"] == 4
     defined = [v for v in final["IoU"].values() if v is not None]
     assert final["mIoU"] == pytest.approx(sum(defined) / len(defined), abs=1e-12)
     printed = _printed_table(evaluation.proc.stdout)
-    assert set(printed) == set(CLASS_NAMES) | {"mIoU", "pixel acc", "mean acc"}
-    for name in CLASS_NAMES:
+    assert set(printed) == set(CITYSCAPES_CLASS_NAMES) | {"mIoU", "pixel acc", "mean acc"}
+    for name in CITYSCAPES_CLASS_NAMES:
         assert _same_to_printed_precision(printed[name], final["IoU"][name]), name
     for row, key in (("mIoU", "mIoU"), ("pixel acc", "pixel_acc"), ("mean acc", "mean_acc")):
         assert _same_to_printed_precision(printed[row], final[key]), row
@@ -157,7 +120,7 @@ def test_multi_scale_flip_results_json_matches_the_printed_table(evaluation):
 def _numpy_metrics(pairs):
     """IoU list (None where the union is empty), mIoU, pixel and mean accuracy of
     (predicted label ids, ground-truth label ids) pairs, counted with NumPy."""
-    conf = np.zeros((len(LABEL_IDS), len(LABEL_IDS)), dtype=np.int64)
+    conf = np.zeros((len(CITYSCAPES_LABEL_IDS), len(CITYSCAPES_LABEL_IDS)), dtype=np.int64)
     for pred_ids, gt_ids in pairs:
         pred, gt = TO_TRAIN_ID[pred_ids].ravel(), TO_TRAIN_ID[gt_ids].ravel()
         keep = gt != 255
@@ -176,12 +139,12 @@ def test_results_json_agrees_with_a_numpy_count_of_the_saved_predictions(evaluat
     for stem, _, label in _list_items(synthetic_root, "val.lst"):
         pred = cv2.imread(os.path.join(evaluation.folder, "predictions", "labelIds",
                                        f"{stem}.png"), cv2.IMREAD_UNCHANGED)
-        assert set(np.unique(pred).tolist()) <= set(LABEL_IDS), stem
+        assert set(np.unique(pred).tolist()) <= set(CITYSCAPES_LABEL_IDS), stem
         pairs.append((pred, cv2.imread(label, cv2.IMREAD_UNCHANGED)))
     expected = _numpy_metrics(pairs)
     results = _read_results(evaluation.folder)
     final = results["predictions"][results["final_prediction"]]
-    for name, value in zip(CLASS_NAMES, expected["IoU"], strict=True):
+    for name, value in zip(CITYSCAPES_CLASS_NAMES, expected["IoU"], strict=True):
         assert final["IoU"][name] == (None if value is None else pytest.approx(value)), name
     for key in ("mIoU", "pixel_acc", "mean_acc"):
         assert final[key] == pytest.approx(expected[key], abs=1e-12), key
@@ -212,10 +175,10 @@ def test_save_pred_writes_label_ids_and_colours_of_the_predicted_train_ids(evalu
         ids = cv2.imread(os.path.join(predictions, "labelIds", f"{stem}.png"),
                          cv2.IMREAD_UNCHANGED)
         assert ids.dtype == np.uint8 and ids.shape == expected.shape, stem
-        assert set(np.unique(ids).tolist()) <= set(LABEL_IDS), stem
+        assert set(np.unique(ids).tolist()) <= set(CITYSCAPES_LABEL_IDS), stem
         np.testing.assert_array_equal(dataset.label_to_train_id[ids], expected, err_msg=stem)
         color = cv2.imread(os.path.join(predictions, "color", f"{stem}.png"), cv2.IMREAD_COLOR)
-        np.testing.assert_array_equal(color[..., ::-1], PALETTE[expected], err_msg=stem)
+        np.testing.assert_array_equal(color[..., ::-1], CITYSCAPES_PALETTE[expected], err_msg=stem)
     assert len(classes_seen) >= 3, f"the test needs several predicted classes: {classes_seen}"
 
 
@@ -272,7 +235,7 @@ def test_unlabelled_test_set_writes_predictions_and_no_metrics(synthetic_root, t
         ids = cv2.imread(os.path.join(folder, "predictions", "labelIds", f"{stem}.png"),
                          cv2.IMREAD_UNCHANGED)
         assert ids.shape == cv2.imread(image_path).shape[:2]
-        assert set(np.unique(ids).tolist()) <= set(LABEL_IDS)
+        assert set(np.unique(ids).tolist()) <= set(CITYSCAPES_LABEL_IDS)
         assert os.path.isfile(os.path.join(folder, "predictions", "color", f"{stem}.png"))
     assert not os.path.exists(os.path.join(folder, "results.json"))
     assert "no metrics" in proc.stdout and "mIoU" not in proc.stdout
@@ -305,7 +268,7 @@ def test_two_process_gloo_evaluation_gives_the_one_process_metrics_and_predictio
     for key in ("final_prediction", "predictions", "num_images", "confusion_matrix"):
         assert two[key] == one[key], key
     # Each image counted once: the matrix holds every labelled pixel of the set exactly once.
-    labelled = sum(int(np.isin(cv2.imread(label, cv2.IMREAD_UNCHANGED), LABEL_IDS).sum())
+    labelled = sum(int(np.isin(cv2.imread(label, cv2.IMREAD_UNCHANGED), CITYSCAPES_LABEL_IDS).sum())
                    for _, _, label in _list_items(synthetic_root, "val.lst"))
     assert np.sum(one["confusion_matrix"]) == labelled
     # Each rank wrote its own shard: together they hold every image, predicted as one process does.

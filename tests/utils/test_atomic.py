@@ -11,6 +11,7 @@ import torch
 from matplotlib.figure import Figure
 
 from lib.config import load_cfg
+from lib.datasets.lists import write_list
 from lib.engine.tester import run_test
 from lib.evaluation.figures import save_figure
 from lib.models import build_model
@@ -19,7 +20,6 @@ from lib.utils import atomic
 from lib.utils.atomic import FileWriteError, write_bytes
 from lib.utils.visualize import save_png
 from tests.helpers import small_opts, tiny_cfg
-from tools.make_lists import write_list
 
 PREVIOUS = b"the previous file\n"
 
