@@ -6,7 +6,8 @@
 The file goes next to the weights (the run folder for a run's best.pth or final_state.pth), named
 after them: ``final_state.onnx`` or ``final_state.pt``; ``--output`` names another file.
 
-The file takes a normalised N x 3 x H x W RGB batch and returns the final class logits at 1/4
+The file takes a normalised N x 3 x H x W RGB batch (the mean and std it needs are recorded in it:
+``lib.models.export.exported_normalization``) and returns the final class logits at 1/4
 resolution, then for the offset network the offsets and the confidence (``lib.models.export``).  It is
 traced at --size (default TEST.IMAGE_SIZE); the ONNX file accepts any N, H and W.  The tool then
 runs the file (onnxruntime, or torch.jit.load) and the network in PyTorch on a random image at
@@ -27,7 +28,7 @@ import logging
 import torch
 
 from lib.config import load_cfg
-from lib.models import build_eval_model
+from lib.models import build_eval_model, input_normalization
 from lib.models.export import ATOL, FORMATS, OPSET, RTOL, check, check_sizes, export
 from tools.cli import run
 
@@ -56,6 +57,9 @@ def parse_args(argv=None):
     parser.add_argument("--atol", type=float, default=ATOL,
                         help="added to the accepted difference of every output, for outputs "
                              "near zero (default %(default)g)")
+    parser.add_argument("--tolerance", type=float, default=None,
+                        help="the absolute tolerance of earlier releases: the same as "
+                             "--atol TOLERANCE --rtol 0")
     parser.add_argument("opts", nargs="*", help="KEY VALUE overrides of the config")
     return parser.parse_intermixed_args(argv)
 
@@ -72,6 +76,10 @@ def default_output(model_file, fmt):
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.tolerance is not None:
+        logger.warning("--tolerance %g is --atol %g --rtol 0; the default check (--atol, --rtol) "
+                       "scales with each output's magnitude", args.tolerance, args.tolerance)
+        args.atol, args.rtol = args.tolerance, 0.0
     # The graph is traced from the plain network: a torch.compile wrapper cannot be exported.
     cfg = load_cfg(args.cfg, [*args.opts, "TRAIN.COMPILE", "False"])
     width, height = cfg.TEST.IMAGE_SIZE
@@ -80,8 +88,10 @@ def main(argv=None):
     output = args.output or default_output(cfg.TEST.MODEL_FILE, args.format)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     names = export(model, output, args.format, size, args.opset)
-    logger.info("wrote %s (%s, traced at 1x3x%dx%d; outputs %s)", output, args.format, *size,
-                ", ".join(names))
+    normalization = input_normalization(model)
+    logger.info("wrote %s (%s, traced at 1x3x%dx%d; outputs %s; input RGB (x / 255 - mean) / std "
+                "with mean %s and std %s, recorded in the file)", output, args.format, *size,
+                ", ".join(names), list(normalization.mean), list(normalization.std))
     failed = []
     for (h, w), differences in check(model, output, args.format, check_sizes(size)):
         logger.info("%s vs PyTorch at 1x3x%dx%d: largest difference %.3g (%s)", args.format, h,

@@ -13,6 +13,11 @@ the ONNX file:
 (H/4 is rounded as the stride-2 convolutions round it.)  Resizing to the image, flipping and
 multi-scale testing stay outside the graph (``lib.evaluation.protocols`` does them in PyTorch).
 
+The file carries the normalisation its input needs (:func:`exported_normalization` reads it
+back): the ONNX model's metadata ``mean`` and ``std`` (JSON lists of RGB values in [0, 1],
+``onnxruntime``'s ``get_modelmeta().custom_metadata_map``), the TorchScript archive's extra file
+``normalization.json`` ({"mean": [...], "std": [...]}).
+
 Both formats are traced from the network in eval mode: the seed grid of the offset network is
 computed from the traced map size, so one file serves every input size.  ONNX uses the
 TorchScript-based exporter (``dynamo=False``), which needs no package beyond onnx; grid_sample
@@ -32,6 +37,7 @@ of the output and fails the check.
 import importlib.util
 import inspect
 import io
+import json
 import warnings
 from dataclasses import dataclass
 
@@ -41,13 +47,18 @@ from torch import nn
 
 from ..utils.atomic import write_bytes
 from ..utils.compat import unwrap_model
+from ..utils.normalization import ImageNormalization
+from . import input_normalization
 
 __all__ = ["FORMATS", "OPSET", "OUTPUT_NAMES", "RTOL", "ATOL", "OutputDifference", "TensorOutputs",
-           "export", "load_exported", "max_differences", "check_sizes", "check"]
+           "export", "exported_normalization", "load_exported", "max_differences", "check_sizes",
+           "check"]
 
 FORMATS = ("onnx", "torchscript")
 OPSET = 17
 OUTPUT_NAMES = ("logits", "offsets", "confidence")
+# Where a TorchScript archive keeps the input normalisation (ONNX: metadata "mean" and "std").
+NORMALIZATION_FILE = "normalization.json"
 # The check's tolerance: an output may differ from PyTorch by ATOL + RTOL * its largest magnitude.
 # Measured on the CPU (docs/deployment.md: onnxruntime against PyTorch, both fp32, weights with
 # logits of a trained network's scale), the difference relative to the magnitude ranges from 4e-6
@@ -82,6 +93,7 @@ class TensorOutputs(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = unwrap_model(model)
+        self.normalization = input_normalization(model)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         output = self.model(image)
@@ -114,17 +126,55 @@ def export(model: nn.Module, path: str, fmt: str, size_hw: tuple[int, int],
     if fmt == "onnx" and opset < 16:
         raise ValueError(f"ONNX opset {opset} has no grid_sample: use 16 or later")
     wrapper = TensorOutputs(model).eval()
+    normalization = {"mean": list(wrapper.normalization.mean),
+                     "std": list(wrapper.normalization.std)}
     example = torch.zeros(1, 3, *size_hw, device=_device_of(wrapper))
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         _ignore_tracing_warnings()
         names = list(OUTPUT_NAMES[:len(wrapper(example))])
         if fmt == "torchscript":
-            torch.jit.save(torch.jit.trace(wrapper, example, check_trace=False), buffer)
+            torch.jit.save(torch.jit.trace(wrapper, example, check_trace=False), buffer,
+                           _extra_files={NORMALIZATION_FILE: json.dumps(normalization)})
         else:
             _export_onnx(wrapper, example, buffer, names, opset)
+            buffer = io.BytesIO(_with_metadata(buffer.getvalue(), normalization))
     write_bytes(path, buffer.getbuffer())
     return names
+
+
+def _with_metadata(onnx_bytes, metadata):
+    """The serialised ONNX model ``onnx_bytes`` with ``metadata`` (values as JSON) added to its
+    metadata_props."""
+    import onnx
+
+    proto = onnx.load_from_string(onnx_bytes)
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=json.dumps(value))
+    return proto.SerializeToString()
+
+
+def exported_normalization(path: str, fmt: str) -> ImageNormalization:
+    """The input normalisation that an exported file says its input needs (see the module's
+    docstring); a file without it (written by an earlier release) raises ValueError."""
+    if fmt == "onnx":
+        import onnx
+
+        found = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
+    elif fmt == "torchscript":
+        extra = {NORMALIZATION_FILE: ""}
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated")
+            torch.jit.load(path, map_location="cpu", _extra_files=extra)
+        found = json.loads(extra[NORMALIZATION_FILE]) if extra[NORMALIZATION_FILE] else {}
+        found = {key: json.dumps(value) for key, value in found.items()}
+    else:
+        raise ValueError(f"format must be one of {list(FORMATS)}, got {fmt!r}")
+    if "mean" not in found or "std" not in found:
+        raise ValueError(f"{path} does not say how its input is normalised (no mean and std): "
+                         f"export it again with tools/export.py")
+    return ImageNormalization(mean=tuple(json.loads(found["mean"])),
+                              std=tuple(json.loads(found["std"])))
 
 
 def _device_of(module):

@@ -2,6 +2,8 @@
 at several input sizes from one file; the default check passes them and fails wrong exports;
 names, shapes and errors."""
 import copy
+import json
+import warnings
 
 import numpy as np
 import pytest
@@ -18,8 +20,10 @@ from lib.models.export import (
     check,
     check_sizes,
     export,
+    exported_normalization,
     max_differences,
 )
+from lib.utils.normalization import IMAGENET, ImageNormalization
 from tests.helpers import tiny_cfg
 
 TOLERANCE = 1e-3
@@ -208,3 +212,38 @@ def test_opset_without_grid_sample_and_unknown_format_are_errors(offset_network,
         export(offset_network, str(tmp_path / "x.onnx"), "onnx", (32, 32), opset=15)
     with pytest.raises(ValueError, match="'tflite'"):
         export(offset_network, str(tmp_path / "x"), "tflite", (32, 32))
+
+
+OTHER = ImageNormalization(mean=(0.5, 0.25, 0.0), std=(0.5, 2.0, 1.0))
+
+
+def test_an_onnx_file_says_how_its_input_is_normalised(tmp_path):
+    onnx, onnxruntime = _onnx_packages()
+    model = build_model(tiny_cfg("seg_hrnet"), load_pretrained=False).eval()
+    model.normalization = OTHER  # a network that takes other statistics says so
+    path = str(tmp_path / "net.onnx")
+    export(model, path, "onnx", (32, 32))
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    metadata = session.get_modelmeta().custom_metadata_map
+    assert json.loads(metadata["mean"]) == [0.5, 0.25, 0.0]
+    assert json.loads(metadata["std"]) == [0.5, 2.0, 1.0]
+    assert exported_normalization(path, "onnx") == OTHER
+    # A file without them (an earlier release's) is named.
+    proto = onnx.load(path)
+    del proto.metadata_props[:]
+    onnx.save(proto, path)
+    with pytest.raises(ValueError, match="net.onnx does not say how its input is normalised"):
+        exported_normalization(path, "onnx")
+
+
+def test_a_torchscript_file_says_how_its_input_is_normalised(tmp_path):
+    model = build_model(tiny_cfg("seg_hrnet"), load_pretrained=False).eval()
+    path = str(tmp_path / "net.pt")
+    export(model, path, "torchscript", (32, 32))
+    extra = {"normalization.json": ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.load(path, _extra_files=extra)
+    assert json.loads(extra["normalization.json"]) == {"mean": [0.485, 0.456, 0.406],
+                                                        "std": [0.229, 0.224, 0.225]}
+    assert exported_normalization(path, "torchscript") == IMAGENET

@@ -58,6 +58,10 @@ def test_a_file_that_disagrees_with_pytorch_fails_the_tool(opts, tmp_path, monke
     with pytest.raises(SystemExit, match=r"logits at 1x3x64x128 by 0.06 \(accepted: 0.04\)"):
         export_tool.main(args)
     export_tool.main(args + ["--rtol", "2e-2"])  # accepted when asked to
+    # Earlier releases' absolute --tolerance: 0.06 passes 0.07 and fails 0.05 whatever the size.
+    export_tool.main(args + ["--tolerance", "0.07"])
+    with pytest.raises(SystemExit, match=r"by 0.06 \(accepted: 0.05\)"):
+        export_tool.main(args + ["--tolerance", "0.05", "--rtol", "1"])
 
 
 def test_missing_weights_are_named(synthetic_root, tmp_path):
