@@ -2,9 +2,9 @@
 
 A run is the content of one results.json in the layout of ``results`` (older files are read
 through ``results.upgrade``): its final prediction's figures ("mIoU", "pixel_acc", "mean_acc",
-"IoU"), every prediction's mIoU, and the final prediction's "boundary" and "fusion" figures when the
-evaluation made them.  Differences are against the first run.  ``read_run`` says which file is not
-such a run, ``class_set_mismatch`` when runs score different classes.
+"IoU"), every prediction's mIoU, and the final prediction's "boundary" and "fusion" figures
+when the evaluation made them.  Differences are against the first run.  ``read_run`` says which
+file is not such a run, ``class_set_mismatch`` when runs score different classes.
 """
 import os
 from collections.abc import Mapping, Sequence

@@ -29,7 +29,7 @@ __all__ = ["Batch", "PredictionConsumer", "Evaluation", "evaluate", "predict_who
 class Batch:
     """One predicted batch, as every consumer receives it.
 
-    images: N x 3 x H x W on the device; names: the N file stems; preds: {prediction: N x H x W
+    images: N x 3 x H x W on the device; names: the N file stems; preds: {field: N x H x W
     train ids} of every prediction of the network (``predictions.final_prediction`` is the evaluated
     one); offsets: N x 2 x H x W (x, y) in pixels of the label map and confidence: N x 1 x H x W,
     both None without offsets; labels: N x H x W on the device and groups: the N group names (None
@@ -68,7 +68,7 @@ class Evaluation:
 
 def predict_whole_image(model, align_corners, amp_dtype=None):
     """Validation's prediction: each whole image of N x 3 x H x W at its own size, one forward,
-    no flip.  Returns ``{"preds": {prediction: N x H x W}, "offsets", "confidence"}`` for every
+    no flip.  Returns ``{"preds": {field: N x H x W}, "offsets", "confidence"}`` for every
     prediction of the network (``predictions.label_size_inputs``)."""
     def predict_fn(images):
         output = scale_one_output(model, images, amp_dtype=amp_dtype)

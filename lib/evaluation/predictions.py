@@ -58,13 +58,12 @@ def label_size_inputs(output, size, align_corners: bool) -> dict:
     """What ``SegAccumulator.update`` takes, from one network output, at the label size (H, W).
 
     output: ``SegOutput`` / ``OCROutput``, maps at any resolution (the networks give H/4 x W/4).
-    Every class map is resized bilinearly with ``align_corners`` (MODEL.ALIGN_CORNERS) and
-    reduced to its argmax, one at a time; the final prediction's is the evaluated prediction.
-    Returns {"preds": {prediction: N x H x W int64}, "offsets": N x 2 x H x W (x, y) in pixels of
+    Every prediction's logits are resized bilinearly with ``align_corners``
+    (MODEL.ALIGN_CORNERS) and reduced to their argmax, one prediction at a time.
+    Returns {"preds": {field: N x H x W int64}, "offsets": N x 2 x H x W (x, y) in pixels of
     the label map, or None, "confidence": N x 1 x H x W in [0, 1], or None}.  Offsets are in
-    normalised align_corners=True units,
-    which do not depend on the map's size: they are resized, then scaled by (W - 1) / 2 and
-    (H - 1) / 2 (``offsets_to_pixels``).
+    normalised align_corners=True units, which do not depend on the map's size: they are resized,
+    then scaled by (W - 1) / 2 and (H - 1) / 2 (``offsets_to_pixels``).
     """
     # max().indices is argmax (the first of equal maxima; NaN counts as the maximum), several
     # times faster on the CPU for this channel reduction.
