@@ -15,8 +15,8 @@ folders share: output/cityscapes/seg_hrnet_tiny_baseline_64x128_sgd_lr2e-2_bs_8_
 --labels HRNetV2 "offset network".
 A file that cannot be read or is not a results.json of tools/test.py is named in the error
 (exit status 2, as for bad arguments); runs that score different classes are compared with a
-warning.  results.json files of earlier releases (the final prediction's figures on top) are read
-too.
+warning.  results.json files of earlier releases (which called the predictions heads, or held the
+final figures on top) are read too.
 """
 import os
 import sys

@@ -1,5 +1,5 @@
 """Look inside an offset network: where its seeds point, how much seed gathering could fix at
-best, and the gradient each loss term sends into the trunk shared with the class prediction.
+best, and the gradient each loss term sends into the trunk shared with the class head.
 
     python tools/diagnose_offsets.py --cfg <yaml> --weights A.pth [B.pth ...] [--init] \\
         [--batches 4] --out DIR [KEY VALUE ...]

@@ -136,13 +136,17 @@ def _renamed_keys(raw, source):
         for part in path:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict) and leaf in node:
-            logger.warning("%s: %s is now called %s; read as such", source, old, new)
             value = node.pop(leaf)
             *new_path, new_leaf = new.split(".")
             target = raw
             for part in new_path:
                 target = target.setdefault(part, {})
-            target.setdefault(new_leaf, value)
+            if new_leaf in target:
+                logger.warning("%s: %s (the name of earlier releases) is ignored: %s is given "
+                               "too", source, old, new)
+            else:
+                logger.warning("%s: %s is now called %s; read as such", source, old, new)
+                target[new_leaf] = value
 
 
 # Rules for what published experiment files (HRNet, HRNet-OCR, the thesis) and files of earlier

@@ -1,4 +1,5 @@
-"""Datasets: ``build_dataset(cfg, split, list_path=None)`` and ``init_worker`` for DataLoaders.
+"""Datasets: ``build_dataset(cfg, split, list_path=None, normalization=IMAGENET)`` and
+``init_worker`` for DataLoaders.
 
 The config is read here only; the dataset classes take typed arguments.
 """

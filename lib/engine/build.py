@@ -120,9 +120,8 @@ def _build_phases(cfg, device, normalization):
     return phases, schedule
 
 
-def _build_validator(cfg, device, normalization, amp_dtype, writer, record_dir):
-    """The ``Validator`` of DATASET.TEST_SET (the images normalised with ``normalization``)."""
-    val_set = build_dataset(cfg, "val", normalization=normalization)
+def _build_validator(cfg, device, val_set, amp_dtype, writer, record_dir):
+    """The ``Validator`` of ``val_set`` (DATASET.TEST_SET)."""
     val_loader = eval_loader(val_set, cfg.TEST.BATCH_SIZE_PER_GPU, cfg.WORKERS,
                              cfg.PIN_MEMORY and device.type == "cuda")
     return Validator(val_loader, val_set, device, align_corners=cfg.MODEL.ALIGN_CORNERS,
@@ -157,8 +156,8 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
     chooses (a new one, RUN_DIR, or the run it resumes).
 
     Collective.  Takes the run folder's lock (a second run into the same folder stops at
-    once), sets up logging, seeds and cuDNN, builds the data, the step parts, the checkpointer,
-    the validator and the TensorBoard writer, and writes ``config.yaml`` once all of it has
+    once), sets up logging, seeds and cuDNN, builds the step parts, the data (normalised as the
+    network says), the checkpointer, the validator and the TensorBoard writer, and writes ``config.yaml`` once all of it has
     been built (a run that fails to start leaves the folder as it was); only then does the
     experiment's ``latest`` link name the run.  The Trainer releases the lock when it is closed.
     """
@@ -175,6 +174,7 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
         parts = build_step_parts(cfg, device, world_size)
         normalization = input_normalization(parts.network)
         phases, schedule = _build_phases(cfg, device, normalization)
+        val_set = build_dataset(cfg, "val", normalization=normalization)
         _log_network(cfg, parts.network, device)
         _log_effective_batch(cfg.TRAIN.BATCH_SIZE_PER_GPU, world_size,
                              cfg.TRAIN.ACCUMULATE_STEPS)
@@ -184,7 +184,7 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
                                     config_text=cfg.dump(), device=device,
                                     batch_split=(cfg.TRAIN.BATCH_SIZE_PER_GPU, world_size,
                                                  cfg.TRAIN.ACCUMULATE_STEPS))
-        validator = _build_validator(cfg, device, normalization, parts.amp_dtype, writer,
+        validator = _build_validator(cfg, device, val_set, parts.amp_dtype, writer,
                                      os.path.join(output_dir, "validation"))
     except BaseException:
         for loader, _ in phases:

@@ -253,7 +253,7 @@ class SegAccumulator:
             joint = counts[f"joint/{field}"]
             predictions[field] = segmentation_metrics(joint_confusion(joint), class_names)
             boundary[field] = {**trimap_metrics(joint, self.bands, class_names),
-                              **boundary_iou_metrics(joint, class_names)}
+                               **boundary_iou_metrics(joint, class_names)}
         for fused, base in self.pairs.items():
             fusion[fused] = {"against": base, **fusion_summary(counts[f"fusion/{fused}"],
                                                                 self.conf_edges, class_names)}

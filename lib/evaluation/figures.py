@@ -398,11 +398,11 @@ def evaluation_figures(results: Mapping, confusion, class_names: Sequence[str]) 
     figures = {
         "confusion.png": confusion_figure(confusion, class_names,
                                           title=f"confusion matrix of {prediction_label(final)}"),
-        "iou.png": iou_bars_figure({prediction_label(h): results["predictions"][h]["IoU"]
-                                    for h in shown}),
+        "iou.png": iou_bars_figure({prediction_label(p): results["predictions"][p]["IoU"]
+                                    for p in shown}),
         "trimap.png": trimap_figure(
-            {prediction_label(h): results["boundary"][h]["trimap_mIoU"] for h in predictions},
-            {prediction_label(h): results["predictions"][h]["mIoU"] for h in predictions}),
+            {prediction_label(p): results["boundary"][p]["trimap_mIoU"] for p in predictions},
+            {prediction_label(p): results["predictions"][p]["mIoU"] for p in predictions}),
     }
     fusion = results.get("fusion", {})
     if fusion:

@@ -79,9 +79,10 @@ def predict_whole_image(model, align_corners, amp_dtype=None):
 def predict_by_protocol(model, settings):
     """Testing's prediction: the whole procedure of ``settings`` (its protocol, scales, single
     scale included, and flip) for every prediction of the network from the same forwards, one image
-    per call (N = 1), the images normalised as the network says (``input_normalization``).
-    The offsets and the confidence of an offset network (for the fusion histograms) are those
-    of the image at scale 1, one more forward."""
+    per call (N = 1).  The images come normalised as the network says; the padding and the first
+    resize use the network's normalisation (``input_normalization``), whatever
+    ``settings.normalization`` holds.  The offsets and the confidence of an offset network (for
+    the fusion histograms) are those of the image at scale 1, one more forward."""
     predictions = network_predictions(model)
     settings = replace(settings, predictions=predictions, normalization=input_normalization(model))
 
@@ -91,7 +92,7 @@ def predict_by_protocol(model, settings):
         if "fused_logits" in predictions:
             output = scale_one_output(model, images, settings.base_size, settings.amp_dtype)
             maps = label_size_offsets(output, images.shape[-2:], settings.align_corners)
-        return {"preds": {h: s.max(dim=1).indices for h, s in scores.items()}, **maps}
+        return {"preds": {p: s.max(dim=1).indices for p, s in scores.items()}, **maps}
     return predict_fn
 
 

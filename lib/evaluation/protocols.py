@@ -109,8 +109,9 @@ class InferenceSettings:
     flip_pairs:    (a, b) class pairs whose channels are swapped in the mirrored image's
                    prediction (the dataset's ``flip_pairs``; () for most).
     predictions:   output fields predicted, e.g. ("logits", "seed_logits", "fused_logits"):
-                   their K-channel maps go through every step side by side (H * K channels,
-                   field-major), from the same forwards; ("final",) = the network's prediction.
+                   their K-channel maps go through every step side by side
+                   (len(predictions) * K channels, one prediction after another), from the same
+                   forwards; ("final",) = the network's prediction.
     """
 
     protocol: str = "cityscapes"

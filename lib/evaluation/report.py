@@ -73,11 +73,11 @@ def predictions_table(results: Mapping) -> str:
     predictions = results["predictions"]
     pairs = fusion_pairs(list(predictions))
     names = list(next(iter(predictions.values()))["IoU"])
-    header = ["class", *(prediction_label(h) for h in predictions),
+    header = ["class", *(prediction_label(p) for p in predictions),
               *(f"{prediction_label(f)} - {prediction_label(b)}" for f, b in pairs.items())]
 
     def row(label, get):
-        return [label, *(percent(get(predictions[h])) for h in predictions),
+        return [label, *(percent(get(predictions[p])) for p in predictions),
                 *(points(get(predictions[f]), get(predictions[b])) for f, b in pairs.items())]
 
     rows = [row(name, lambda m, name=name: m["IoU"][name]) for name in names]
@@ -92,8 +92,8 @@ def boundary_table(results: Mapping) -> str:
     boundary = results["boundary"]
     widths = list(next(iter(boundary.values()))["trimap_mIoU"])
     header = ["prediction", *(f"trimap {w}px" for w in widths), "boundary IoU"]
-    rows = [[prediction_label(h), *(percent(b["trimap_mIoU"][w]) for w in widths),
-             percent(b["boundary_mIoU"])] for h, b in boundary.items()]
+    rows = [[prediction_label(p), *(percent(b["trimap_mIoU"][w]) for w in widths),
+             percent(b["boundary_mIoU"])] for p, b in boundary.items()]
     return text_table(header, rows)
 
 

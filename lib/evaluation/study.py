@@ -69,9 +69,9 @@ def significant(difference: Mapping) -> bool:
 
 def variant_summary(results: Sequence[Mapping]) -> dict:
     """Summary of one variant's results.json contents (one per seed, in the layout of
-    ``results``), in that layout: {"final_prediction": the first run's, "predictions": {prediction:
-    {"IoU": {class: ...}, "mIoU", "pixel_acc", "mean_acc"}}, "boundary": {prediction:
-    {"boundary_mIoU": ..., "trimap_mIoU": {width: ...}}}, "fusion": {fused prediction: {"differ",
+    ``results``), in that layout: {"final_prediction": the first run's, "predictions": {field:
+    {"IoU": {class: ...}, "mIoU", "pixel_acc", "mean_acc"}}, "boundary": {field:
+    {"boundary_mIoU": ..., "trimap_mIoU": {width: ...}}}, "fusion": {fused field: {"differ",
     "fixed", "broken", "changed": ...}}}, each leaf a ``describe``."""
 
     def over(*path):
@@ -224,8 +224,8 @@ def study_markdown(summary: Mapping[str, Mapping], differences: Sequence[Mapping
     """study.md: one table of every variant (mean ± std over seeds, in %), the paired
     differences against the first variant (points, with their 95 % interval), the per-class
     differences whose interval excludes 0, the runs that failed, and links to ``figures``."""
-    predictions = list(dict.fromkeys(h for s in summary.values() for h in s.get("predictions", {})))
-    header = ["variant", "n", "mIoU (final)", *(f"mIoU {prediction_label(h)}" for h in predictions),
+    predictions = list(dict.fromkeys(p for s in summary.values() for p in s.get("predictions", {})))
+    header = ["variant", "n", "mIoU (final)", *(f"mIoU {prediction_label(p)}" for p in predictions),
               "Boundary IoU (final)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] *
                                                               (len(header) - 1)) + "|"]
@@ -233,7 +233,7 @@ def study_markdown(summary: Mapping[str, Mapping], differences: Sequence[Mapping
         final = s["predictions"].get(s["final_prediction"], {}).get("mIoU", describe([]))
         boundary = s.get("boundary", {}).get(s["final_prediction"], {})
         row = [name, str(final["n"]), _mean_std(final),
-               *(_mean_std(s["predictions"].get(h, {}).get("mIoU")) for h in predictions),
+               *(_mean_std(s["predictions"].get(p, {}).get("mIoU")) for p in predictions),
                _mean_std(boundary.get("boundary_mIoU"))]
         lines.append("| " + " | ".join(row) + " |")
     text = ["## Variants (mean ± sample std over seeds, %)", "", *lines, ""]

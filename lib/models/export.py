@@ -50,9 +50,9 @@ from ..utils.compat import unwrap_model
 from ..utils.normalization import ImageNormalization
 from . import input_normalization
 
-__all__ = ["FORMATS", "OPSET", "OUTPUT_NAMES", "RTOL", "ATOL", "OutputDifference", "TensorOutputs",
-           "export", "exported_normalization", "load_exported", "max_differences", "check_sizes",
-           "check"]
+__all__ = ["FORMATS", "OPSET", "OUTPUT_NAMES", "NORMALIZATION_FILE", "RTOL", "ATOL",
+           "OutputDifference", "TensorOutputs", "export", "exported_normalization", "load_exported",
+           "max_differences", "check_sizes", "check"]
 
 FORMATS = ("onnx", "torchscript")
 OPSET = 17
@@ -166,8 +166,8 @@ def exported_normalization(path: str, fmt: str) -> ImageNormalization:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated")
             torch.jit.load(path, map_location="cpu", _extra_files=extra)
-        found = json.loads(extra[NORMALIZATION_FILE]) if extra[NORMALIZATION_FILE] else {}
-        found = {key: json.dumps(value) for key, value in found.items()}
+        found = {key: json.dumps(value)
+                 for key, value in json.loads(extra[NORMALIZATION_FILE] or "{}").items()}
     else:
         raise ValueError(f"format must be one of {list(FORMATS)}, got {fmt!r}")
     if "mean" not in found or "std" not in found:

@@ -77,7 +77,7 @@ class BranchedSegHRNetOCR(OffsetPath, SegHRNetOCR):
 
     OFFSET_HEAD = "aux_head_offset"
     PREDICTIONS = ("logits", "seed_logits", "fused_logits", "region_logits", "region_seed_logits",
-             "region_fused_logits")
+                   "region_fused_logits")
 
     def __init__(self, stages: Sequence[StageSpec], offset_stages: dict[int, StageSpec],
                  num_classes: int, align_corners: bool = False, ocr: OCRSettings = DEFAULT_OCR,

@@ -53,7 +53,7 @@ def network_on(cfg, device):
 
 
 @pytest.mark.parametrize("network", list(NETWORKS))
-def test_six_scales_and_flip_with_every_head_read_nothing_back_per_image(
+def test_six_scales_and_flip_with_every_prediction_read_nothing_back_per_image(
         target, network, monkeypatch, record_property):
     cfg = protocol_cfg(target, network, target.sizes.image)
     model = network_on(cfg, target.device)

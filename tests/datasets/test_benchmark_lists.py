@@ -37,7 +37,7 @@ def test_split_folders_pair_images_and_labels_by_stem(tmp_path, caplog, dataset,
 
 
 def test_lip_lists_are_relative_to_the_two_release_folders_and_named_as_the_reference(tmp_path,
-                                                                                        caplog):
+                                                                                      caplog):
     touch(tmp_path / "lip", "TrainVal_images/train_images/1_2.jpg",
           "TrainVal_parsing_annotations/train_segmentations/1_2.png",
           "TrainVal_parsing_annotations/train_segmentations_reversed/1_2.png",

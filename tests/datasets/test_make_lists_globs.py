@@ -29,7 +29,7 @@ def test_images_and_labels_pair_by_the_part_the_star_stands_for(tmp_path):
     assert counts == {"train": 2, "val": 1, "test": 2, "trainval": 3}
     out = tmp_path / "list" / "orchard"
     assert read_lines(out / "train.lst") == ["images/train/a.jpg\tmasks/train/a_mask.png",
-                                       "images/train/b.jpg\tmasks/train/b_mask.png"]
+                                             "images/train/b.jpg\tmasks/train/b_mask.png"]
     assert read_lines(out / "test.lst") == ["images/test/d.jpg", "images/test/e.jpg"]
     assert read_lines(out / "trainval.lst") == sorted(read_lines(out / "train.lst")
                                                       + read_lines(out / "val.lst"))
@@ -60,7 +60,7 @@ def test_stems_and_recursive_patterns(tmp_path):
                              splits=["train"])
     assert counts == {"train": 2}
     assert read_lines(tmp_path / "list/orchard/train.lst") == ["rgb/train/row1/x.png\tgt/train/x.png",
-                                                         "rgb/train/row2/y.png\tgt/train/y.png"]
+                                                               "rgb/train/row2/y.png\tgt/train/y.png"]
 
 
 def test_two_images_with_one_stem_cannot_be_paired(tmp_path):

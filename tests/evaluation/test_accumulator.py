@@ -28,7 +28,7 @@ def batch(seed, n=2, h=12, w=20):
     for field in PREDICTIONS:
         noise = torch.randint(0, K, labels.shape, generator=g)
         preds[field] = torch.where(torch.rand(labels.shape, generator=g) < 0.3, noise,
-                                  labels.clamp(max=K - 1))
+                                   labels.clamp(max=K - 1))
     offsets = 20 * torch.randn(n, 2, h, w, generator=g)
     confidence = torch.rand(n, 1, h, w, generator=g)
     return preds, labels, offsets, confidence
@@ -158,7 +158,7 @@ def test_predictions_and_fusion_pairs_of_the_output_types():
     assert fusion_pairs(PREDICTIONS) == {"fused_logits": "logits"}
     ocr = OCROutput(x, torch.zeros(1, 2, 2, 2), x, x, torch.zeros(1, 1, 2, 2), x, x, x)
     assert fusion_pairs(output_predictions(ocr)) == {"fused_logits": "logits",
-                                               "region_fused_logits": "region_logits"}
+                                                     "region_fused_logits": "region_logits"}
     assert fusion_pairs(["fused_logits"]) == {}
 
 

@@ -86,7 +86,7 @@ def test_pixels_with_a_nan_offset_or_confidence_are_left_out_of_the_fusion_count
 
 def _analysis_of(groups=None, batch=1, confidence_bins=4):
     analysis = SegAccumulator(3, PREDICTIONS, measures=MeasureSettings(bands=(1,),
-                                                                 confidence_bins=confidence_bins))
+                                                                       confidence_bins=confidence_bins))
     preds = {"logits": BASE, "seed_logits": FUSED, "fused_logits": FUSED}
     offsets = torch.cat((DX, DY))[None]
     analysis.update({h: p.repeat(batch, 1, 1) for h, p in preds.items()},

@@ -105,9 +105,9 @@ def assert_padded_with_black(window, image, normalization):
     black = (-torch.tensor(normalization.mean) / torch.tensor(normalization.std)).view(3, 1, 1)
     torch.testing.assert_close(window[:, :, :h, :w], image)
     torch.testing.assert_close(window[0, :, h:, :], black.expand(3, window.shape[2] - h,
-                                                                  window.shape[3]))
+                                                                 window.shape[3]))
     torch.testing.assert_close(window[0, :, :, w:], black.expand(3, window.shape[2],
-                                                                  window.shape[3] - w))
+                                                                 window.shape[3] - w))
 
 
 def test_the_predictor_feeds_the_network_images_normalised_with_its_statistics(

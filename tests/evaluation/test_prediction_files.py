@@ -1,4 +1,5 @@
-"""PredictionWriter: the files of each image, from the predictions of every prediction."""
+"""PredictionWriter: the files of each image: the label ids of the final prediction and of every
+prediction."""
 import os
 from types import SimpleNamespace
 

@@ -53,8 +53,8 @@ def test_paired_difference_uses_only_seeds_both_variants_have():
 def _results(miou, si, sf, road):
     return {"final_prediction": "fused_logits",
             "predictions": {"logits": {"mIoU": si},
-                      "fused_logits": {"IoU": {"road": road, "sky": None}, "mIoU": sf,
-                                       "pixel_acc": 0.9, "mean_acc": 0.8}},
+                            "fused_logits": {"IoU": {"road": road, "sky": None}, "mIoU": sf,
+                                             "pixel_acc": 0.9, "mean_acc": 0.8}},
             "boundary": {"fused_logits": {"boundary_mIoU": miou / 2,
                                           "trimap_mIoU": {"1": miou / 4}}},
             "fusion": {"fused_logits": {"differ": 0.1, "fixed": 0.02, "broken": 0.03,

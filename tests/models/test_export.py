@@ -245,5 +245,5 @@ def test_a_torchscript_file_says_how_its_input_is_normalised(tmp_path):
         warnings.simplefilter("ignore")
         torch.jit.load(path, _extra_files=extra)
     assert json.loads(extra["normalization.json"]) == {"mean": [0.485, 0.456, 0.406],
-                                                        "std": [0.229, 0.224, 0.225]}
+                                                       "std": [0.229, 0.224, 0.225]}
     assert exported_normalization(path, "torchscript") == IMAGENET

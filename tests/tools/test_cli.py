@@ -104,3 +104,17 @@ def test_a_wrong_dataset_root_ends_train_with_one_line_and_reaches_the_log(tmp_p
     files = [p for p in glob.glob(os.path.join(str(tmp_path), "**"), recursive=True)
              if os.path.isfile(p)]
     assert files and [p for p in files if os.path.getsize(p) == 0] == []
+
+
+def test_a_missing_validation_list_stops_the_start_before_anything_is_written(synthetic_root,
+                                                                               tmp_path):
+    opts = small_opts(synthetic_root, str(tmp_path), epochs=1,
+                      **{"DATASET.TEST_SET": "list/cityscapes/missing.lst"})
+    proc = run_tool(["tools/train.py", "--cfg", OFFSET_CFG, *opts], check=False)
+    assert proc.returncode == 2 and "missing.lst" in proc.stderr, proc.stderr
+    # The data is built before the TensorBoard writer, the checkpoints and the config: the run
+    # folder holds only its log, and no run is the latest.
+    assert not glob.glob(os.path.join(str(tmp_path), "log", "**", "events.*"), recursive=True)
+    written = [os.path.basename(p) for p in glob.glob(os.path.join(str(tmp_path), "output", "**"),
+                                                      recursive=True) if os.path.isfile(p)]
+    assert [name for name in written if not name.startswith("train_")] == []

@@ -18,7 +18,7 @@ from .variants import VARIANTS, variant_cfg
 __all__ = ["run_analysis_mode"]
 
 
-def final_prediction(output, size, align_corners):
+def final_labels(output, size, align_corners):
     """What an evaluation without the analysis does: ``.final`` resized to the label size, then
     its argmax."""
     return F.interpolate(output.final.float(), size=size, mode="bilinear",
@@ -40,7 +40,7 @@ def run_analysis_mode(cfg, settings, device):
     def iteration(stage):
         with autocast(device, dtype):
             output = stage("forward", model, images)
-        stage("final", final_prediction, output, bench.hw, align)
+        stage("final", final_labels, output, bench.hw, align)
         inputs = stage("predictions", label_size_inputs, output, bench.hw, align)
         stage("analysis", analysis.update, inputs["preds"], labels, offsets=inputs["offsets"],
               confidence=inputs["confidence"])
