@@ -157,9 +157,10 @@ def build_trainer(cfg, cfg_path, device, rank, world_size) -> Trainer:
 
     Collective.  Takes the run folder's lock (a second run into the same folder stops at
     once), sets up logging, seeds and cuDNN, builds the step parts, the data (normalised as the
-    network says), the checkpointer, the validator and the TensorBoard writer, and writes ``config.yaml`` once all of it has
-    been built (a run that fails to start leaves the folder as it was); only then does the
-    experiment's ``latest`` link name the run.  The Trainer releases the lock when it is closed.
+    network says), the checkpointer, the validator and the TensorBoard writer, and writes
+    ``config.yaml`` once all of it has been built (a run that fails to start leaves the folder
+    as it was); only then does the experiment's ``latest`` link name the run.  The Trainer
+    releases the lock when it is closed.
     """
     run, lock = _start_run(cfg, cfg_path, device)
     output_dir = run.folder
