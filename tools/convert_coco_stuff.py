@@ -17,19 +17,17 @@ import argparse
 
 from lib.datasets.conversions.coco_stuff import RELEASES, convert_coco_stuff
 from tools.cli import run
+from tools.convert_args import add_output_arguments, output_of
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--release", required=True, choices=RELEASES)
     parser.add_argument("--src", required=True, help="the folder the release was unpacked in")
-    parser.add_argument("--root", default="data", help="writes <root>/cocostuff/ (DATASET.ROOT)")
-    parser.add_argument("--copy", action="store_true",
-                        help="copy the images instead of linking them")
+    add_output_arguments(parser, "cocostuff")
     args = parser.parse_args(argv)
-    out = os.path.join(args.root, "cocostuff")
-    counts = convert_coco_stuff(args.release, args.src, out, "copy" if args.copy else "link",
-                                sys.stderr.isatty())
+    out, mode = output_of(args, "cocostuff")
+    counts = convert_coco_stuff(args.release, args.src, out, mode, sys.stderr.isatty())
     for split, n in counts.items():
         print(f"{out}/{split}: {n} images written")
 

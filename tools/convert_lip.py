@@ -16,18 +16,17 @@ import argparse
 
 from lib.datasets.conversions.lip import convert_lip
 from tools.cli import run
+from tools.convert_args import add_output_arguments, output_of
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--src", required=True, nargs="+",
                         help="the folder(s) the two archives were unpacked in")
-    parser.add_argument("--root", default="data", help="writes <root>/lip/ (DATASET.ROOT)")
-    parser.add_argument("--copy", action="store_true",
-                        help="copy the files instead of linking them")
+    add_output_arguments(parser, "lip", what="files")
     args = parser.parse_args(argv)
-    out = os.path.join(args.root, "lip")
-    counts = convert_lip(args.src, out, "copy" if args.copy else "link", sys.stderr.isatty())
+    out, mode = output_of(args, "lip")
+    counts = convert_lip(args.src, out, mode, sys.stderr.isatty())
     for split, n in counts.items():
         print(f"{out}: {split}: {n} images and annotations")
 

@@ -16,6 +16,7 @@ import argparse
 
 from lib.datasets.conversions.pascal_context import SPLITS, convert_pascal_context
 from tools.cli import run
+from tools.convert_args import add_output_arguments, output_of
 
 
 def main(argv=None):
@@ -23,13 +24,10 @@ def main(argv=None):
     parser.add_argument("--json", required=True, help="the Detail annotation file "
                         "trainval_merged.json")
     parser.add_argument("--images", required=True, help="the VOC 2010 JPEGImages folder")
-    parser.add_argument("--root", default="data", help="writes <root>/pascal_ctx/ (DATASET.ROOT)")
-    parser.add_argument("--copy", action="store_true",
-                        help="copy the images instead of linking them")
+    add_output_arguments(parser, "pascal_ctx")
     args = parser.parse_args(argv)
-    out = os.path.join(args.root, "pascal_ctx")
-    counts = convert_pascal_context(args.json, args.images, out,
-                                    "copy" if args.copy else "link", sys.stderr.isatty())
+    out, mode = output_of(args, "pascal_ctx")
+    counts = convert_pascal_context(args.json, args.images, out, mode, sys.stderr.isatty())
     for phase, n in counts.items():
         done = "written" if phase in SPLITS else "not written (no labels)"
         print(f"{out}/{phase}: {n} images {done}")

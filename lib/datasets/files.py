@@ -99,10 +99,15 @@ def check_listed_files(entries, data_dir, list_file, label_dir=None):
                 missing.append(f"{list_file}:{entry.line}: {what} not found: "
                                f"{os.path.join(folder, rel)}")
     if missing:
-        more = len(missing) - _MAX_LISTED
-        listed = "\n".join(missing[:_MAX_LISTED])
-        listed += f"\n... and {more} more" if more > 0 else ""
-        raise DatasetError(f"{len(missing)} file(s) of {list_file} not found:\n{listed}")
+        raise DatasetError(f"{len(missing)} file(s) of {list_file} not found:\n"
+                           f"{listed_lines(missing)}")
+
+
+def listed_lines(items, most=_MAX_LISTED):
+    """The first ``most`` of ``items``, one a line, then "... and N more" for the rest: what an
+    error that names many files shows."""
+    more = len(items) - most
+    return "\n".join(items[:most]) + (f"\n... and {more} more" if more > 0 else "")
 
 
 def _check_file(path, what, where):

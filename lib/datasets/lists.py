@@ -32,7 +32,7 @@ from ..utils.atomic import write_text
 from . import LIST_NAMES
 from .acdc import CONDITIONS
 from .base_dataset import SPLITS
-from .files import DatasetError
+from .files import DatasetError, listed_lines
 
 __all__ = ["DATASETS", "scan_cityscapes", "scan_acdc", "scan_paired", "scan_pascal_voc",
            "scan_globs", "write_list", "make_lists", "make_glob_lists"]
@@ -319,10 +319,8 @@ def make_lists(root, dataset, conditions=None, out=None):
 def _write_lists(data_dir, found, problems, dataset, root, out):
     """Raise for the problems, else write {split: pairs} (and trainval) as list files."""
     if problems:
-        listed = "\n".join(problems[:_MAX_LISTED])
-        more = len(problems) - _MAX_LISTED
-        raise DatasetError(f"{data_dir}: {len(problems)} unmatched file(s):\n{listed}"
-                           + (f"\n... and {more} more" if more > 0 else ""))
+        raise DatasetError(f"{data_dir}: {len(problems)} unmatched file(s):\n"
+                           f"{listed_lines(problems, _MAX_LISTED)}")
     if not any(found.values()):
         raise DatasetError(f"no images found under {data_dir}")
     if "train" in found and "val" in found:

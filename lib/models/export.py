@@ -39,6 +39,7 @@ import inspect
 import io
 import json
 import warnings
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -160,21 +161,19 @@ def exported_normalization(path: str, fmt: str) -> ImageNormalization:
     if fmt == "onnx":
         import onnx
 
-        found = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
-    elif fmt == "torchscript":
-        extra = {NORMALIZATION_FILE: ""}
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated")
-            torch.jit.load(path, map_location="cpu", _extra_files=extra)
-        found = {key: json.dumps(value)
-                 for key, value in json.loads(extra[NORMALIZATION_FILE] or "{}").items()}
+        found = {p.key: json.loads(p.value)
+                 for p in onnx.load(path, load_external_data=False).metadata_props
+                 if p.key in ("mean", "std")}
+    elif fmt == "torchscript":  # a zip archive: <name>/extra/normalization.json
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith(f"/extra/{NORMALIZATION_FILE}")]
+            found = json.loads(archive.read(names[0])) if names else {}
     else:
         raise ValueError(f"format must be one of {list(FORMATS)}, got {fmt!r}")
     if "mean" not in found or "std" not in found:
         raise ValueError(f"{path} does not say how its input is normalised (no mean and std): "
                          f"export it again with tools/export.py")
-    return ImageNormalization(mean=tuple(json.loads(found["mean"])),
-                              std=tuple(json.loads(found["std"])))
+    return ImageNormalization(mean=tuple(found["mean"]), std=tuple(found["std"]))
 
 
 def _device_of(module):

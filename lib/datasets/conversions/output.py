@@ -14,14 +14,13 @@ from tqdm import tqdm
 
 from ...utils.atomic import atomic_path
 from ...utils.visualize import save_png
-from ..files import DatasetError
+from ..files import DatasetError, listed_lines
 
 __all__ = ["IMAGE_MODES", "Sample", "read_ids", "check_sources", "place_file", "write_samples"]
 
 # How images (and release label files kept as they are) reach our layout: a symbolic link to the
 # release's file (no space used; the release must stay where it is) or a copy.
 IMAGE_MODES = ("link", "copy")
-_MAX_LISTED = 10
 
 
 @dataclass(frozen=True)
@@ -64,10 +63,8 @@ def check_sources(samples):
                for path in (sample.image_source, sample.label_source, *sample.reads)
                if path is not None and not os.path.isfile(path)]
     if missing:
-        listed = "\n".join(missing[:_MAX_LISTED])
-        more = len(missing) - _MAX_LISTED
-        raise DatasetError(f"{len(missing)} file(s) of the release not found:\n{listed}"
-                           + (f"\n... and {more} more" if more > 0 else ""))
+        raise DatasetError(f"{len(missing)} file(s) of the release not found:\n"
+                           f"{listed_lines(missing)}")
 
 
 def place_file(source, destination, mode):
